@@ -1,0 +1,52 @@
+# Driftline: `make up` runs the platform locally, `make test` passes the tests. Both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+.PHONY: help install up test lint format bench lock postgres clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install the locked dependency set (idempotent)
+
+$(STAMP): requirements/lock.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/lock.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+lock: ## re-resolve requirements/lock.txt from requirements/*.in
+	$(BIN)/uv pip compile requirements/base.in requirements/dev.in -p 3.11 --no-header \
+	  --annotation-style line -o requirements/lock.txt
+
+up: install ## train if no model exists, serve, watch drift, stream predictions, print the URLs
+	$(BIN)/driftline up
+
+postgres: ## start the local PostgreSQL 15 and create the test role
+	scripts/postgres.sh >/dev/null
+
+lint: install ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install postgres lint ## lint, then the whole test suite against a real PostgreSQL
+	DRIFTLINE_TEST_DATABASE_URL="$$(scripts/postgres.sh)" $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install ## run the benchmarks side by side; figures go to benchmarks/results/
+	$(BIN)/python -m benchmarks
+
+clean: ## remove local state (models, databases, Ray logs); keeps .venv
+	rm -rf .driftline .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,95 @@
+"""One settings object for every Driftline component, read from ``DRIFTLINE_*`` variables."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Driftline's configuration; every component takes it as an argument.
+
+    Values come from ``DRIFTLINE_<FIELD>`` environment variables, then an optional
+    ``.env``-style file named by ``DRIFTLINE_ENV_FILE``; defaults need no setup.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTLINE_",
+        env_file=os.environ.get("DRIFTLINE_ENV_FILE"),
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- core -----------------------------------------------------------------------------
+    home: Path = Field(
+        default=Path(".driftline"),
+        description="Directory for local state: SQLite store, MLflow store, Ray logs, caches.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the store; defaults to SQLite under `home`.",
+    )
+    db_pool_size: int = Field(default=5, ge=1, description="PostgreSQL connection pool size.")
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        # MLflow's own variable wins so that stock MLflow tooling and Driftline agree.
+        validation_alias="MLFLOW_TRACKING_URI",
+        description="MLflow tracking and registry URI; defaults to SQLite under `home`.",
+    )
+    model_name: str = Field(default="market-ensemble", description="Registered model name.")
+    symbol: str = Field(default="SPX", description="Symbol the default data set describes.")
+    data_path: Path | None = Field(
+        default=None,
+        description="OHLCV CSV or Parquet file; unset means the S&P 500 data `arch` ships.",
+    )
+    log_level: str = Field(default="INFO", description="Root log level.")
+    log_json: bool = Field(default=True, description="Emit JSON log lines.")
+
+    # --- modelling ------------------------------------------------------------------------
+    horizon: int = Field(default=1, ge=1, le=20, description="Target horizon in bars.")
+    holdout_fraction: float = Field(
+        default=0.2, gt=0.0, lt=0.5, description="Final share of rows that tuning never sees."
+    )
+    cv_splits: int = Field(default=4, ge=2, le=20, description="Walk-forward folds.")
+    max_gap_days: int = Field(
+        default=14, ge=1, description="Largest calendar gap between bars before data is refused."
+    )
+
+    # --- ray --------------------------------------------------------------------------------
+    ray_address: str | None = Field(
+        default=None,
+        validation_alias="RAY_ADDRESS",
+        description="Existing Ray cluster; unset starts a local head node.",
+    )
+    ray_num_cpus: float = Field(default=2, gt=0, description="CPUs a local head node offers.")
+    ray_dashboard_port: int = Field(default=8265, description="Local head's dashboard/Jobs port.")
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        # Ray jobs and Serve replicas run in other working directories; paths must not move.
+        return value.expanduser().resolve()
+
+    @cached_property
+    def store_url(self) -> str:
+        """The store's SQLAlchemy URL, defaulting to SQLite under `home`."""
+        return self.database_url or f"sqlite:///{self.home / 'driftline.db'}"
+
+    @cached_property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI, defaulting to SQLite under `home`."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @cached_property
+    def artifact_root(self) -> Path:
+        """Where a local MLflow store keeps artifacts."""
+        return self.home / "mlartifacts"
+
+    def ensure_home(self) -> Path:
+        """Create `home` if needed and return it."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home

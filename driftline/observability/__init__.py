@@ -1,0 +1,1 @@
+"""Logs with correlation ids, the catalogue of Prometheus metrics, and tracing helpers."""

@@ -1,0 +1,178 @@
+"""A local Ray head node bound to loopback, started and stopped as one process we own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from driftline.config import Settings
+
+# Ray swaps 127.0.0.1 for the machine's routable address unless told this is a single-node
+# cluster; this switch (named for Windows and macOS) keeps every Ray socket on loopback.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+class RayClusterError(RuntimeError):
+    """The local Ray head did not come up."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LocalRayCluster:
+    """`ray start --head --block` on loopback with its own ports and temp dir.
+
+    `ray stop` would kill every Ray process on the machine; owning the blocking head process
+    instead means stopping it stops exactly this cluster.
+    """
+
+    num_cpus: float = 2
+    dashboard_port: int | None = None
+    object_store_mb: int = 512
+    env: Mapping[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+    startup_timeout_s: float = 90.0
+    gcs_port: int = field(default_factory=free_port)
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _temp_dir: str | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> LocalRayCluster:
+        """A cluster sized and placed as the settings say."""
+        settings.ensure_home()
+        options: dict[str, object] = {
+            "num_cpus": settings.ray_num_cpus,
+            "dashboard_port": settings.ray_dashboard_port,
+            "log_path": settings.home / "ray-head.log",
+            **overrides,
+        }
+        return cls(**options)  # type: ignore[arg-type]
+
+    @property
+    def address(self) -> str:
+        """The GCS address clients pass to `ray.init` and `RAY_ADDRESS`."""
+        return f"127.0.0.1:{self.gcs_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard, Jobs API and Serve REST API."""
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def start(self) -> LocalRayCluster:
+        """Start the head and wait until its dashboard answers."""
+        if self.dashboard_port is None or not _port_is_free(self.dashboard_port):
+            self.dashboard_port = free_port()
+        # Drivers in this process (ray.init, Serve, Jobs clients) must agree on loopback too.
+        os.environ.update(LOOPBACK_ENV)
+        # Unix socket paths are limited to 107 bytes: keep the temp dir short.
+        self._temp_dir = tempfile.mkdtemp(prefix="dl-ray-", dir="/tmp")
+        argv = [
+            str(Path(sys.executable).with_name("ray")),
+            "start",
+            "--head",
+            "--block",
+            "--disable-usage-stats",
+            # Every Ray process binds loopback: nothing of ours listens on other interfaces.
+            "--node-ip-address=127.0.0.1",
+            f"--port={self.gcs_port}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={self.dashboard_port}",
+            f"--ray-client-server-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            f"--num-cpus={self.num_cpus}",
+            f"--object-store-memory={self.object_store_mb * 1024 * 1024}",
+            f"--temp-dir={self._temp_dir}",
+            "--include-dashboard=true",
+        ]
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._process = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self._process_env(),
+            start_new_session=True,
+        )
+        self._wait_until_ready()
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the head and every worker it started."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if self._temp_dir:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+
+    def _process_env(self) -> dict[str, str]:
+        # Job entrypoints say `python`: make it this interpreter, with our packages installed.
+        bin_dir = str(Path(sys.executable).parent)
+        path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+        return {**os.environ, "PATH": path, **LOOPBACK_ENV, **self.env}
+
+    def client_env(self) -> dict[str, str]:
+        """Environment variables that point Ray clients at this cluster."""
+        return {
+            "RAY_ADDRESS": self.address,
+            "RAY_DASHBOARD_ADDRESS": self.dashboard_url,
+            **LOOPBACK_ENV,
+        }
+
+    def __enter__(self) -> LocalRayCluster:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RayClusterError(
+                    f"ray start exited with code {self._process.returncode}; see {self.log_path}"
+                )
+            try:
+                if httpx.get(f"{self.dashboard_url}/api/version", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RayClusterError(f"Ray head not ready after {self.startup_timeout_s:.0f}s")
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True

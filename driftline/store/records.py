@@ -1,0 +1,61 @@
+"""Typed records the store reads and writes; callers never see rows or SQL."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A client-generated identifier that makes writes idempotent."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """One answered request (or its shadow scoring) with everything needed to audit it later."""
+
+    request_id: str
+    model_name: str
+    model_version: str
+    endpoint: str
+    prediction: list[float]
+    member_outputs: dict[str, list[float]]
+    latency_ms: float
+    features: npt.NDArray[np.float64] | None = None
+    colour: str | None = None
+    slot: str = "live"
+    symbol: str | None = None
+    as_of: datetime | None = None
+    created_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def n_rows(self) -> int:
+        """How many rows the request scored."""
+        return len(self.prediction)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One decision or action, with its inputs and reason, for the audit trail."""
+
+    model_name: str
+    kind: str
+    reason: str
+    actor: str = "controller"
+    details: dict[str, Any] = field(default_factory=dict)
+    rollout_id: str | None = None
+    state_from: str | None = None
+    state_to: str | None = None
+    event_id: str = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utcnow)

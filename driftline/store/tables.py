@@ -1,0 +1,80 @@
+"""The store's tables as SQLAlchemy Core metadata; migrations create them, this describes them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite would hand back naive ones)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps UTC-aware timestamps")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite.
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+Timestamp = UTCDateTime
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    # One row per answered request and slot; `slot` is "live" or "shadow".
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("slot", sa.String(8), primary_key=True, server_default="live"),
+    sa.Column("created_at", Timestamp, nullable=False, index=True),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("colour", sa.String(8), nullable=True),
+    sa.Column("endpoint", sa.String(64), nullable=False),
+    sa.Column("symbol", sa.String(32), nullable=True),
+    sa.Column("as_of", Timestamp, nullable=True),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    # Feature rows as little-endian float64 bytes (n_rows x n_features): exact, compact.
+    sa.Column("features", sa.LargeBinary, nullable=True),
+    sa.Column("prediction", JSONType, nullable=False),
+    sa.Column("member_outputs", JSONType, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Index("ix_predictions_symbol_as_of", "symbol", "as_of"),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("created_at", Timestamp, nullable=False, index=True),
+    sa.Column("model_name", sa.String(128), nullable=False, index=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("rollout_id", sa.String(64), nullable=True, index=True),
+    sa.Column("state_from", sa.String(32), nullable=True),
+    sa.Column("state_to", sa.String(32), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("details", JSONType, nullable=False),
+)

@@ -1,0 +1,115 @@
+"""The store on PostgreSQL and SQLite: migrations, idempotency, round trips."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from driftline.store import AuditEvent, PredictionRecord, Store, migrate, utcnow
+from driftline.store.tables import metadata
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store on each backend, downgraded to nothing afterwards."""
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    store.upgrade()
+    yield store
+    migrate.downgrade(url, "base")
+    store.close()
+
+
+def _prediction(request_id: str = "req-1", rows: int = 2) -> PredictionRecord:
+    return PredictionRecord(
+        request_id=request_id,
+        model_name="market-ensemble",
+        model_version="3",
+        colour="blue",
+        endpoint="v2.infer",
+        symbol="SPX",
+        as_of=utcnow(),
+        features=np.arange(rows * 4, dtype=float).reshape(rows, 4) / 7,
+        prediction=[0.001 * i for i in range(rows)],
+        member_outputs={"rf": [0.0] * rows, "xgb": [0.002] * rows},
+        latency_ms=1.25,
+    )
+
+
+def test_migrated_schema_matches_table_metadata(store: Store) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_upgrade_reaches_head_and_downgrade_reaches_base(store: Store) -> None:
+    assert migrate.current_revision(store.engine) == migrate.head_revision()
+    migrate.downgrade(store.url, "base")
+    assert migrate.current_revision(store.engine) is None
+    assert "predictions" not in sa.inspect(store.engine).get_table_names()
+    store.upgrade()
+    assert {"predictions", "audit_events"} <= set(sa.inspect(store.engine).get_table_names())
+
+
+def test_prediction_round_trip_is_exact(store: Store) -> None:
+    record = _prediction()
+    assert store.record_predictions([record]) == 1
+    (stored,) = store.predictions()
+    assert stored.features is not None
+    assert record.features is not None
+    assert np.array_equal(stored.features, record.features)
+    assert stored.prediction == record.prediction
+    assert stored.member_outputs == record.member_outputs
+    assert stored.created_at == record.created_at
+    assert stored.as_of == record.as_of
+    assert stored.n_rows == 2
+
+
+def test_prediction_writes_are_idempotent_on_request_id(store: Store) -> None:
+    first = _prediction("req-a")
+    assert store.record_predictions([first, _prediction("req-b")]) == 2
+    assert store.record_predictions([first, _prediction("req-c")]) == 1
+    assert store.count_predictions() == 3
+    shadow = PredictionRecord(**{**_as_kwargs(first), "slot": "shadow"})
+    assert store.record_predictions([shadow]) == 1
+    assert store.count_predictions(["req-a"]) == 2
+
+
+def test_audit_events_are_idempotent_and_filtered(store: Store) -> None:
+    early = AuditEvent(model_name="m", kind="decision", reason="drift high", rollout_id="r1")
+    late = AuditEvent(
+        model_name="m",
+        kind="gate",
+        reason="passed",
+        details={"dm_pvalue": 0.01},
+        created_at=early.created_at + timedelta(seconds=5),
+    )
+    assert store.record_audit(early, late, early) == 2
+    assert [e.kind for e in store.audit_events(model_name="m")] == ["decision", "gate"]
+    assert [e.kind for e in store.audit_events(since=late.created_at)] == ["gate"]
+    assert store.audit_events(rollout_id="r1") == [early]
+    assert store.audit_events(model_name="other") == []
+
+
+def test_naive_timestamps_are_refused(store: Store) -> None:
+    naive = PredictionRecord(
+        **{**_as_kwargs(_prediction()), "created_at": utcnow().replace(tzinfo=None)}
+    )
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+        store.record_predictions([naive])
+    assert store.count_predictions() == 0
+
+
+def _as_kwargs(record: PredictionRecord) -> dict[str, object]:
+    return {name: getattr(record, name) for name in record.__slots__}
