@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help install up test lint format bench lock postgres clean
+.PHONY: help install tools up test lint format bench lock postgres clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,9 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements/lock.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
+
+tools: install ## helm, kubectl, promtool and checkov into .tools/bin (idempotent; fast when present)
+	UV=$(CURDIR)/$(BIN)/uv scripts/install-tools.sh
 
 lock: ## re-resolve requirements/lock.txt from requirements/*.in
 	$(BIN)/uv pip compile requirements/base.in requirements/dev.in -p 3.11 --no-header \
@@ -42,7 +45,7 @@ format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install postgres lint ## lint, then the whole test suite against a real PostgreSQL
+test: install tools postgres lint ## lint, then the whole test suite against a real PostgreSQL
 	DRIFTLINE_TEST_DATABASE_URL="$$(scripts/postgres.sh)" $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install ## run the benchmarks side by side; figures go to benchmarks/results/

@@ -1,0 +1,156 @@
+{{/* Names and labels follow Helm's scaffold (`helm create`). */}}
+
+{{/* Chart name, truncated to the 63 characters a DNS label allows. */}}
+{{- define "driftline.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified app name; the release name alone when it already contains the chart name. */}}
+{{- define "driftline.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Chart name and version for the helm.sh/chart label. */}}
+{{- define "driftline.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: stable for the release's lifetime, so never the chart version. */}}
+{{- define "driftline.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "driftline.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Common labels on every object. */}}
+{{- define "driftline.labels" -}}
+helm.sh/chart: {{ include "driftline.chart" . }}
+{{ include "driftline.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: driftline
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels of one component: pass (dict "root" $ "component" "controller"). */}}
+{{- define "driftline.componentSelectorLabels" -}}
+{{ include "driftline.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Labels of one component's objects. */}}
+{{- define "driftline.componentLabels" -}}
+{{ include "driftline.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Selector labels of one serving colour: pass (dict "root" $ "colour" "blue"). */}}
+{{- define "driftline.colourSelectorLabels" -}}
+{{ include "driftline.componentSelectorLabels" (dict "root" .root "component" "serving") }}
+driftline.io/colour: {{ .colour }}
+{{- end }}
+
+{{/* Image reference of one component: pass (dict "root" $ "name" "driftline-serving"). */}}
+{{- define "driftline.image" -}}
+{{- printf "%s/%s:%s" .root.Values.image.registry .name (default .root.Chart.AppVersion .root.Values.image.tag) }}
+{{- end }}
+
+{{- define "driftline.controller.fullname" -}}
+{{- printf "%s-controller" (include "driftline.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "driftline.controller.serviceAccountName" -}}
+{{- if .Values.controller.serviceAccount.create }}
+{{- default (include "driftline.controller.fullname" .) .Values.controller.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.controller.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "driftline.workload.serviceAccountName" -}}
+{{- if .Values.serving.serviceAccount.create }}
+{{- default (printf "%s-workload" (include "driftline.fullname" .)) .Values.serving.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serving.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Name of one colour's RayService or InferenceService. */}}
+{{- define "driftline.serving.colourName" -}}
+{{- printf "%s-%s" (include "driftline.fullname" .root) .colour | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "driftline.serving.activeServiceName" -}}
+{{- printf "%s-active" (include "driftline.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "driftline.serving.previewServiceName" -}}
+{{- printf "%s-preview" (include "driftline.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The colour the active Service selects. The controller patches the live selector; reading it back
+with `lookup` keeps `helm upgrade` from flipping traffic. `helm template` (no cluster) and first
+installs fall back to serving.activeColour.
+*/}}
+{{- define "driftline.serving.activeColour" -}}
+{{- $live := lookup "v1" "Service" .Release.Namespace (include "driftline.serving.activeServiceName" .) }}
+{{- $colour := .Values.serving.activeColour }}
+{{- if and $live $live.spec $live.spec.selector }}
+{{- $colour = default $colour (get $live.spec.selector "driftline.io/colour") }}
+{{- end }}
+{{- $colour }}
+{{- end }}
+
+{{- define "driftline.serving.previewColour" -}}
+{{- if eq (include "driftline.serving.activeColour" .) "blue" }}green{{ else }}blue{{ end }}
+{{- end }}
+
+{{/* Model reference one colour serves: a version number or an alias. */}}
+{{- define "driftline.serving.modelRef" -}}
+{{- if eq .colour (include "driftline.serving.activeColour" .root) }}
+{{- default "champion" .root.Values.model.version }}
+{{- else }}
+{{- default "challenger" .root.Values.serving.previewVersion }}
+{{- end }}
+{{- end }}
+
+{{/* Environment every Driftline container reads (docs/architecture.md, "Containers"). */}}
+{{- define "driftline.commonEnv" -}}
+- name: DRIFTLINE_MODEL_NAME
+  value: {{ .Values.model.name | quote }}
+- name: MLFLOW_TRACKING_URI
+  value: {{ .Values.mlflow.trackingUri | quote }}
+- name: DRIFTLINE_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.database.existingSecret }}
+      key: {{ .Values.database.urlKey }}
+- name: DRIFTLINE_HOME
+  value: /tmp/driftline
+- name: DRIFTLINE_LOG_JSON
+  value: "true"
+- name: HOME
+  value: /tmp
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Pod-level scheduling and pull settings shared by every pod. */}}
+{{- define "driftline.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}

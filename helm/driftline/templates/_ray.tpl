@@ -1,0 +1,180 @@
+{{/*
+Ray pod templates shared by the serving RayServices and the training RayJob, restricted Pod
+Security included: Ray writes only to /tmp (session, logs, spill) and /dev/shm (object store).
+Pass (dict "root" $ "labels" <yaml string> "group" "head"|"worker" "image" <ref>
+"resources" <map> "extraEnv" <list>).
+*/}}
+{{- define "driftline.ray.podTemplate" -}}
+{{- $root := .root -}}
+metadata:
+  labels:
+    {{- .labels | nindent 4 }}
+    driftline.io/ray: "true"
+    {{- if and (eq .group "head") (eq .kind "serving") $root.Values.serving.ray.enableInTreeAutoscaling }}
+    driftline.io/kube-api: "true"
+    {{- end }}
+spec:
+  {{- if and (eq .group "head") (eq .kind "serving") $root.Values.serving.ray.enableInTreeAutoscaling }}
+  # KubeRay gives each autoscaling head its own ServiceAccount and Role (scale this RayCluster
+  # only); the autoscaler sidecar needs that token.
+  automountServiceAccountToken: true
+  {{- else }}
+  serviceAccountName: {{ include "driftline.workload.serviceAccountName" $root }}
+  # Ray workers and training pods never call the Kubernetes API.
+  automountServiceAccountToken: false
+  {{- end }}
+  {{- with (include "driftline.imagePullSecrets" $root) }}{{ . | nindent 2 }}{{ end }}
+  securityContext:
+    {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
+  containers:
+    - name: {{ printf "ray-%s" .group }}
+      image: {{ .image }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      env:
+        {{- include "driftline.commonEnv" $root | nindent 8 }}
+        {{- with .extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      ports:
+        {{- if eq .group "head" }}
+        - name: gcs
+          containerPort: 6379
+        - name: dashboard
+          containerPort: 8265
+        - name: client
+          containerPort: 10001
+        {{- end }}
+        {{- if eq .kind "serving" }}
+        - name: serve
+          containerPort: {{ $root.Values.serving.port }}
+        {{- end }}
+        - name: metrics
+          containerPort: 8080
+      {{- if eq .group "head" }}
+      startupProbe:
+        httpGet:
+          path: /api/gcs_healthz
+          port: dashboard
+        periodSeconds: 5
+        failureThreshold: 60
+      readinessProbe:
+        httpGet:
+          path: /api/gcs_healthz
+          port: dashboard
+        periodSeconds: 5
+        timeoutSeconds: 2
+        failureThreshold: 10
+      livenessProbe:
+        httpGet:
+          path: /api/gcs_healthz
+          port: dashboard
+        periodSeconds: 10
+        timeoutSeconds: 2
+        failureThreshold: 120
+      {{- else }}
+      startupProbe:
+        httpGet:
+          path: /api/local_raylet_healthz
+          port: 52365
+        periodSeconds: 5
+        failureThreshold: 60
+      readinessProbe:
+        httpGet:
+          path: {{ ternary "/-/healthz" "/api/local_raylet_healthz" (eq .kind "serving") }}
+          port: {{ ternary $root.Values.serving.port 52365 (eq .kind "serving") }}
+        periodSeconds: 5
+        timeoutSeconds: 2
+        failureThreshold: 10
+      livenessProbe:
+        httpGet:
+          path: /api/local_raylet_healthz
+          port: 52365
+        periodSeconds: 10
+        timeoutSeconds: 2
+        failureThreshold: 120
+      {{- end }}
+      resources:
+        {{- toYaml .resources | nindent 8 }}
+      securityContext:
+        {{- toYaml $root.Values.containerSecurityContext | nindent 8 }}
+      volumeMounts:
+        - name: tmp
+          mountPath: /tmp
+        - name: shm
+          mountPath: /dev/shm
+  volumes:
+    - name: tmp
+      emptyDir:
+        sizeLimit: {{ $root.Values.serving.ray.tmpSize }}
+    - name: shm
+      emptyDir:
+        medium: Memory
+        sizeLimit: {{ $root.Values.serving.ray.shmSize }}
+  {{- if eq .kind "serving" }}
+  {{- with $root.Values.serving.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $root.Values.serving.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $root.Values.serving.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- end }}
+{{- end }}
+
+{{/* rayStartParams every Ray node gets: metrics for Prometheus, dashboard reachable in-cluster. */}}
+{{- define "driftline.ray.startParams" -}}
+metrics-export-port: "8080"
+{{- if eq .group "head" }}
+dashboard-host: 0.0.0.0
+{{- /* The head runs GCS and the proxy; Serve replicas go to workers. */}}
+num-cpus: "0"
+{{- end }}
+{{- end }}
+
+{{/* KubeRay's in-tree autoscaler sidecar, restricted like every other container. */}}
+{{- define "driftline.ray.autoscalerOptions" -}}
+upscalingMode: Default
+idleTimeoutSeconds: {{ .Values.serving.ray.idleTimeoutSeconds }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+resources:
+  requests:
+    cpu: 100m
+    memory: 256Mi
+  limits:
+    cpu: 500m
+    memory: 512Mi
+securityContext:
+  {{- toYaml .Values.containerSecurityContext | nindent 2 }}
+volumeMounts:
+  - name: tmp
+    mountPath: /tmp
+env:
+  - name: HOME
+    value: /tmp
+{{- end }}
+
+{{/* The training job's Ray cluster: used by the RayJob below and the ModelDeployment's template. */}}
+{{- define "driftline.training.rayClusterSpec" -}}
+{{- $labels := include "driftline.componentLabels" (dict "root" . "component" "training") }}
+{{- $image := include "driftline.image" (dict "root" . "name" .Values.training.imageName) }}
+rayVersion: {{ .Values.serving.ray.version | quote }}
+headGroupSpec:
+  rayStartParams:
+    {{- include "driftline.ray.startParams" (dict "group" "head") | nindent 4 }}
+  template:
+    {{- include "driftline.ray.podTemplate" (dict "root" . "labels" $labels "group" "head" "kind" "training" "image" $image "resources" .Values.training.resources "extraEnv" list) | nindent 4 }}
+workerGroupSpecs:
+  - groupName: trials
+    replicas: {{ .Values.training.workers.replicas }}
+    minReplicas: {{ .Values.training.workers.replicas }}
+    maxReplicas: {{ .Values.training.workers.replicas }}
+    rayStartParams:
+      {{- include "driftline.ray.startParams" (dict "group" "worker") | nindent 6 }}
+    template:
+      {{- include "driftline.ray.podTemplate" (dict "root" . "labels" $labels "group" "worker" "kind" "training" "image" $image "resources" .Values.training.workers.resources "extraEnv" list) | nindent 6 }}
+{{- end }}
