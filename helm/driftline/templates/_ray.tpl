@@ -161,7 +161,7 @@ env:
 {{/* The training job's Ray cluster: used by the RayJob below and the ModelDeployment's template. */}}
 {{- define "driftline.training.rayClusterSpec" -}}
 {{- $labels := include "driftline.componentLabels" (dict "root" . "component" "training") }}
-{{- $image := include "driftline.image" (dict "root" . "name" .Values.training.imageName) }}
+{{- $image := include "driftline.image" (dict "root" . "name" .Values.training.imageName "digest" .Values.training.imageDigest) }}
 rayVersion: {{ .Values.serving.ray.version | quote }}
 headGroupSpec:
   rayStartParams:
