@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import re
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from driftline.config import Settings
 from driftline.raycluster import LocalRayCluster
@@ -97,3 +103,106 @@ def shared_crds() -> Path:
     if not SHARED_CRDS.is_dir():
         pytest.skip(f"{SHARED_CRDS} is absent: third-party CRD schemas are not available here")
     return SHARED_CRDS
+
+
+# --- cluster packaging (issue 6): tools in .tools/bin, the rendered chart, CRD schemas ----------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHART_DIR = REPO_ROOT / "helm" / "driftline"
+TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
+
+
+@pytest.fixture(scope="session")
+def tool() -> Callable[[str], str]:
+    """Path of a validation tool `make tools` installs (helm, promtool, checkov)."""
+
+    def find(name: str) -> str:
+        path = TOOLS_BIN / name
+        if path.exists():
+            return str(path)
+        if IN_CI:
+            pytest.fail(f"{path} is missing: `make test` runs `make tools` first")
+        pytest.skip(f"{name} is not installed: run `make tools`")
+        raise AssertionError  # unreachable: skip raises
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def render_chart(tool: Callable[[str], str]) -> Callable[..., list[dict[str, Any]]]:
+    """Render helm/driftline with `helm template` (cached per arguments) into a list of objects."""
+    helm = tool("helm")
+    cache: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+
+    def render(*args: str, kube_version: str = "1.30.0") -> list[dict[str, Any]]:
+        key = (*args, kube_version)
+        if key not in cache:
+            argv = [helm, "template", "driftline", str(CHART_DIR), "--namespace", "driftline"]
+            argv += ["--kube-version", kube_version, *args]
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                # Drop helm's log lines (symlinked files/monitoring) and its --debug hint.
+                lines = done.stderr.strip().splitlines()
+                errors = [x for x in lines if x.strip() and not x.startswith(("level=", "Use --"))]
+                raise ChartRenderError("\n".join(errors))
+            cache[key] = [doc for doc in yaml.load_all(done.stdout, _Yaml12Loader) if doc]
+        return copy.deepcopy(cache[key])
+
+    return render
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML reads `1e-05` as a string (YAML 1.1); Kubernetes, like YAML 1.2, reads a number."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$"
+    ),
+    list("-+0123456789."),
+)
+
+
+class ChartRenderError(RuntimeError):
+    """`helm template` refused the values; the message is helm's error."""
+
+
+def _forbid_unknown_fields(schema: Any) -> Any:
+    """A CRD schema in which undeclared fields fail, as the API server would prune them silently."""
+    if isinstance(schema, list):
+        return [_forbid_unknown_fields(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    strict = {key: _forbid_unknown_fields(value) for key, value in schema.items()}
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        strict["additionalProperties"] = False
+    return strict
+
+
+@pytest.fixture(scope="session")
+def crd_validator() -> Callable[[dict[str, Any], Path], list[str]]:
+    """Validate a custom resource against its CRD's openAPIV3Schema; returns the errors."""
+    schemas: dict[tuple[Path, str], Any] = {}
+
+    def validate(obj: dict[str, Any], crd_file: Path) -> list[str]:
+        version = obj["apiVersion"].split("/")[-1]
+        if (crd_file, version) not in schemas:
+            crd = yaml.safe_load(crd_file.read_text())
+            assert crd["spec"]["names"]["kind"] == obj["kind"], f"{crd_file} is not {obj['kind']}"
+            (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+            schema = _forbid_unknown_fields(served["schema"]["openAPIV3Schema"])
+            # ObjectMeta is validated by the API server itself, not by the CRD.
+            schema["properties"]["metadata"] = {"type": "object"}
+            schemas[(crd_file, version)] = jsonschema.Draft7Validator(schema)
+        validator = schemas[(crd_file, version)]
+        return [
+            f"{'.'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
+            for error in validator.iter_errors(obj)
+        ]
+
+    return validate

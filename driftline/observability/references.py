@@ -1,4 +1,4 @@
-"""Metric names that alert rules and dashboards reference, checked against the catalogue or a scrape.
+"""Metric names that alert rules and dashboards reference, checked against the catalogue or scrapes.
 
 PromQL is parsed with promql-parser (the Rust parser Prometheus-compatible databases use), so a
 name inside a string, a label value or a function name is never mistaken for a metric.
@@ -17,7 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from driftline.observability.catalog import CATALOG, MetricSpec
 
 # Grafana expands these before a query reaches Prometheus; any duration parses the same way.
-_GRAFANA_RANGES = re.compile(r"\$(__rate_interval|__interval|__range)\b|\$\{(__rate_interval|__interval|__range)\}")
+_GRAFANA_RANGES = re.compile(
+    r"\$(__rate_interval|__interval|__range)\b|\$\{(__rate_interval|__interval|__range)\}"
+)
 _GRAFANA_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
 _LABEL_VALUES = re.compile(r"label_values\((.+),\s*\w+\s*\)")
 
@@ -38,7 +40,11 @@ def expression_references(expr: str) -> set[Reference]:
         if isinstance(node, promql_parser.VectorSelector):
             matchers = list(node.matchers.matchers)
             name = node.name or next(
-                (m.value for m in matchers if m.name == "__name__" and m.op == promql_parser.MatchOp.Equal),
+                (
+                    m.value
+                    for m in matchers
+                    if m.name == "__name__" and m.op == promql_parser.MatchOp.Equal
+                ),
                 None,
             )
             if name is None:

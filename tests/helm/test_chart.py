@@ -1,0 +1,472 @@
+"""helm/driftline: lint, every render mode, Kubernetes and CRD schemas, security and behaviour."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART = REPO_ROOT / "helm" / "driftline"
+OWN_CRD = CHART / "crds" / "driftline.io_modeldeployments.yaml"
+STAGING_VALUES = REPO_ROOT / "gitops" / "environments" / "staging" / "values.yaml"
+BUILTIN_GROUPS = {
+    "v1",
+    "apps",
+    "policy",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "autoscaling",
+    "batch",
+}
+# Custom resources the chart renders, by (group, kind), and the CRD file in ../shared/crds.
+SHARED_CRD_FILES = {
+    ("ray.io", "RayService"): "ray.io_rayservices.yaml",
+    ("ray.io", "RayJob"): "ray.io_rayjobs.yaml",
+    ("serving.kserve.io", "InferenceService"): "serving.kserve.io_inferenceservices.yaml",
+    ("monitoring.coreos.com", "ServiceMonitor"): "monitoring.coreos.com_servicemonitors.yaml",
+    ("monitoring.coreos.com", "PrometheusRule"): "monitoring.coreos.com_prometheusrules.yaml",
+}
+Obj = dict[str, Any]
+Render = Callable[..., list[Obj]]
+
+
+def group_of(obj: Obj) -> str:
+    """The API group of an object ("v1" for the core group)."""
+    api_version: str = obj["apiVersion"]
+    return api_version.split("/", maxsplit=1)[0] if "/" in api_version else "v1"
+
+
+def find(objs: list[Obj], kind: str, name: str | None = None) -> list[Obj]:
+    """Objects of a kind, optionally with a name suffix."""
+    return [
+        o
+        for o in objs
+        if o["kind"] == kind and (name is None or o["metadata"]["name"].endswith(name))
+    ]
+
+
+def pod_specs(obj: Obj) -> Iterator[tuple[str, Obj, bool]]:
+    """(where, pod spec, long-running) of every pod an object creates, custom resources too."""
+    kind, spec, name = obj["kind"], obj.get("spec", {}), obj["metadata"]["name"]
+
+    def ray_cluster(where: str, cluster: Obj) -> Iterator[tuple[str, Obj, bool]]:
+        yield f"{where}.head", cluster["headGroupSpec"]["template"]["spec"], True
+        for group in cluster.get("workerGroupSpecs", []):
+            yield f"{where}.{group['groupName']}", group["template"]["spec"], True
+
+    if kind == "Deployment":
+        yield f"{kind}/{name}", spec["template"]["spec"], True
+    elif kind == "Pod":
+        yield f"{kind}/{name}", spec, False
+    elif kind == "RayService":
+        yield from ray_cluster(f"{kind}/{name}", spec["rayClusterConfig"])
+    elif kind == "RayJob":
+        yield from ray_cluster(f"{kind}/{name}", spec["rayClusterSpec"])
+        yield f"{kind}/{name}.submitter", spec["submitterPodTemplate"]["spec"], False
+    elif kind == "InferenceService":
+        yield f"{kind}/{name}.predictor", spec["predictor"], True
+    elif kind == "ModelDeployment":
+        yield from ray_cluster(f"{kind}/{name}.retraining", spec["retraining"]["rayClusterSpec"])
+
+
+# --- 1. helm lint and helm template ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [(), ("--set", "serving.runtime=InferenceService")])
+def test_helm_lint_strict_passes(tool: Callable[[str], str], values: tuple[str, ...]) -> None:
+    done = subprocess.run(
+        [tool("helm"), "lint", "--strict", str(CHART), *values],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 chart(s) failed" in done.stdout
+    assert "[WARNING]" not in done.stdout
+    assert "[ERROR]" not in done.stdout
+
+
+def test_every_mode_renders_its_parts(mode: str, rendered: list[Obj]) -> None:
+    kinds = {o["kind"] for o in rendered}
+    assert {"Deployment", "ModelDeployment", "Service", "Role", "RoleBinding"} <= kinds
+    serving_kind = "InferenceService" if mode == "inferenceservice" else "RayService"
+    colours = sorted(
+        o["metadata"]["labels"]["driftline.io/colour"] for o in find(rendered, serving_kind)
+    )
+    assert colours == ["blue", "green"]
+    assert ("HorizontalPodAutoscaler" in kinds) == (mode == "inferenceservice")
+    assert ("RayJob" in kinds) == (mode == "rayservice")
+    monitoring_on = mode in {"rayservice", "inferenceservice", "gitops"}
+    assert ("PrometheusRule" in kinds) == monitoring_on
+    assert ("ServiceMonitor" in kinds) == monitoring_on
+
+
+def test_bad_values_fail_with_one_clear_line(render_chart: Render) -> None:
+    with pytest.raises(RuntimeError, match=r"serving/runtime.*RayService"):
+        render_chart("--set", "serving.runtime=Seldon")
+    with pytest.raises(RuntimeError, match=r"serving\.hpa\.enabled applies to serving\.runtime"):
+        render_chart("--set", "serving.hpa.enabled=true")
+    with pytest.raises(RuntimeError, match=r"gitops\.repoUrl is required"):
+        render_chart("--set", "gitops.enabled=true")
+
+
+# --- 2. Kubernetes schemas and CRD schemas ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kube_version", ["1.30.0", kubernetes_validate.latest_version()])
+def test_builtin_objects_are_valid_kubernetes(
+    mode_args: tuple[str, ...], kube_version: str, render_chart: Render
+) -> None:
+    objs = render_chart(*mode_args, kube_version=kube_version)
+    builtin = [o for o in objs if group_of(o) in BUILTIN_GROUPS]
+    assert builtin
+    for obj in builtin:
+        kubernetes_validate.validate(obj, kube_version, strict=True)
+
+
+def test_every_kind_is_validated_somewhere(rendered: list[Obj]) -> None:
+    for obj in rendered:
+        key = (group_of(obj), obj["kind"])
+        assert key[0] in BUILTIN_GROUPS or key in SHARED_CRD_FILES or key[0] == "driftline.io", key
+
+
+def test_custom_resources_match_their_crds(
+    rendered: list[Obj],
+    shared_crds: Path,
+    crd_validator: Callable[[Obj, Path], list[str]],
+) -> None:
+    custom = [o for o in rendered if (group_of(o), o["kind"]) in SHARED_CRD_FILES]
+    assert custom
+    for obj in custom:
+        crd = shared_crds / SHARED_CRD_FILES[(group_of(obj), obj["kind"])]
+        errors = crd_validator(obj, crd)
+        assert not errors, f"{obj['kind']}/{obj['metadata']['name']}: {errors}"
+
+
+def test_model_deployment_matches_our_crd(
+    rendered: list[Obj], crd_validator: Callable[[Obj, Path], list[str]]
+) -> None:
+    (md,) = find(rendered, "ModelDeployment")
+    assert crd_validator(md, OWN_CRD) == []
+
+
+def test_crd_validation_rejects_unknown_and_mistyped_fields(
+    rendered: list[Obj], crd_validator: Callable[[Obj, Path], list[str]]
+) -> None:
+    (md,) = find(rendered, "ModelDeployment")
+    md["spec"]["servng"] = {}
+    md["spec"]["driftPolicy"]["sustainedReports"] = "two"
+    errors = " ".join(crd_validator(md, OWN_CRD))
+    assert "servng" in errors
+    assert "sustainedReports" in errors
+
+
+# --- security ----------------------------------------------------------------------------------
+
+
+def test_every_pod_meets_the_restricted_profile(rendered: list[Obj]) -> None:
+    checked = 0
+    for obj in rendered:
+        for where, spec, _ in pod_specs(obj):
+            checked += 1
+            pod_sc = spec["securityContext"]
+            assert pod_sc["runAsNonRoot"] is True, where
+            assert pod_sc["seccompProfile"]["type"] == "RuntimeDefault", where
+            assert "automountServiceAccountToken" in spec, where
+            assert not spec.get("hostNetwork"), where
+            assert not spec.get("hostPID"), where
+            for container in spec["containers"] + spec.get("initContainers", []):
+                sc = container["securityContext"]
+                at = f"{where}/{container['name']}"
+                assert sc["allowPrivilegeEscalation"] is False, at
+                assert sc["readOnlyRootFilesystem"] is True, at
+                assert sc["runAsNonRoot"] is True, at
+                assert sc["capabilities"]["drop"] == ["ALL"], at
+                assert not sc.get("capabilities", {}).get("add"), at
+                assert sc["seccompProfile"]["type"] == "RuntimeDefault", at
+    assert checked >= 5
+
+
+def test_ray_autoscaler_sidecar_is_restricted_too(rendered: list[Obj]) -> None:
+    for rs in find(rendered, "RayService"):
+        options = rs["spec"]["rayClusterConfig"]["autoscalerOptions"]
+        assert options["securityContext"]["readOnlyRootFilesystem"] is True
+        assert options["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert options["resources"]["limits"]
+
+
+def test_every_container_has_requests_limits_and_probes(rendered: list[Obj]) -> None:
+    for obj in rendered:
+        for where, spec, long_running in pod_specs(obj):
+            for container in spec["containers"]:
+                at = f"{where}/{container['name']}"
+                for bound in ("requests", "limits"):
+                    assert {"cpu", "memory"} <= set(container["resources"][bound]), at
+                if long_running:
+                    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                        assert probe in container, f"{at} has no {probe}"
+
+
+def test_only_the_controller_and_autoscaling_ray_heads_mount_a_token(rendered: list[Obj]) -> None:
+    for obj in rendered:
+        for where, spec, _ in pod_specs(obj):
+            if spec["automountServiceAccountToken"]:
+                assert where.startswith(("Deployment/driftline-controller", "RayService/")), where
+                if where.startswith("RayService/"):
+                    assert where.endswith(".head"), where
+    for sa in find(rendered, "ServiceAccount"):
+        assert sa["automountServiceAccountToken"] is False
+
+
+def test_controller_rbac_is_least_privilege(rendered: list[Obj]) -> None:
+    (role,) = find(rendered, "Role")
+    rules = {
+        (group, resource, tuple(rule.get("resourceNames", ()))): set(rule["verbs"])
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    for (group, resource, _), verbs in rules.items():
+        assert "*" not in verbs
+        assert group != "*"
+        assert resource != "*"
+        assert resource not in {"secrets", "pods/exec", "clusterroles", "rolebindings"}
+    assert rules[("driftline.io", "modeldeployments/status", ())] == {"get", "patch", "update"}
+    assert rules[("driftline.io", "modeldeployments/finalizers", ())] == {"update"}
+    assert rules[("ray.io", "rayjobs", ())] >= {"create", "delete", "watch"}
+    assert "create" not in rules[("ray.io", "rayservices", ())]
+    assert rules[("serving.kserve.io", "inferenceservices", ())] >= {"get", "patch"}
+    services = {k: v for k, v in rules.items() if k[1] == "services"}
+    assert list(services.values()) == [{"get", "patch"}]
+    assert next(iter(services))[2] == ("driftline-active", "driftline-preview")
+    assert rules[("", "events", ())] == {"create", "patch"}
+    assert rules[("coordination.k8s.io", "leases", ())] == {"create"}
+    assert rules[("coordination.k8s.io", "leases", ("driftline-controller",))] == {
+        "get",
+        "update",
+        "patch",
+    }
+    assert not find(rendered, "ClusterRole")
+    (binding,) = find(rendered, "RoleBinding")
+    assert binding["subjects"][0]["name"] == "driftline-controller"
+
+
+def test_network_policies_deny_by_default_and_cover_every_pod(rendered: list[Obj]) -> None:
+    policies = find(rendered, "NetworkPolicy")
+    (deny,) = [p for p in policies if p["metadata"]["name"].endswith("default-deny")]
+    assert deny["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in deny["spec"]
+    assert "egress" not in deny["spec"]
+    selector = deny["spec"]["podSelector"]["matchLabels"]
+    for obj in rendered:
+        for where, spec, _ in pod_specs(obj):
+            labels = _pod_labels(obj, where)
+            assert selector.items() <= labels.items(), where
+            del spec
+    allowed_ingress_ports = {
+        port["port"]
+        for p in policies
+        for rule in p["spec"].get("ingress", [])
+        for port in rule.get("ports", [])
+    }
+    assert {8000, 8081, 8265} <= allowed_ingress_ports
+
+
+def _pod_labels(obj: Obj, where: str) -> dict[str, str]:
+    spec = obj["spec"]
+    if obj["kind"] == "Deployment":
+        return dict(spec["template"]["metadata"]["labels"])
+    if obj["kind"] == "Pod":
+        return dict(obj["metadata"]["labels"])
+    if obj["kind"] == "InferenceService":
+        return dict(spec["predictor"]["labels"])
+    if where.endswith(".submitter"):
+        return dict(spec["submitterPodTemplate"]["metadata"]["labels"])
+    cluster = (
+        spec.get("rayClusterConfig")
+        or spec.get("rayClusterSpec")
+        or spec["retraining"]["rayClusterSpec"]
+    )
+    if where.endswith(".head"):
+        return dict(cluster["headGroupSpec"]["template"]["metadata"]["labels"])
+    group = where.rsplit(".", 1)[1]
+    (worker,) = [g for g in cluster["workerGroupSpecs"] if g["groupName"] == group]
+    return dict(worker["template"]["metadata"]["labels"])
+
+
+# --- labels, blue/green, autoscaling -----------------------------------------------------------
+
+
+def test_labels_follow_the_helm_scaffold(rendered: list[Obj]) -> None:
+    for obj in rendered:
+        labels = obj["metadata"]["labels"]
+        for key in ("helm.sh/chart", "app.kubernetes.io/name", "app.kubernetes.io/instance"):
+            assert key in labels, f"{obj['kind']}/{obj['metadata']['name']} lacks {key}"
+        selectors = [
+            obj["spec"].get("selector", {}).get("matchLabels")
+            if obj["kind"] in {"Deployment", "PodDisruptionBudget"}
+            else None,
+            obj["spec"].get("selector") if obj["kind"] == "Service" else None,
+            obj["spec"]["podSelector"].get("matchLabels")
+            if obj["kind"] == "NetworkPolicy"
+            else None,
+        ]
+        for selector in filter(None, selectors):
+            assert "helm.sh/chart" not in selector
+            assert "app.kubernetes.io/version" not in selector
+
+
+def test_active_and_preview_services_select_opposite_colours(render_chart: Render) -> None:
+    for active in ("blue", "green"):
+        objs = render_chart("--set", f"serving.activeColour={active}")
+        (svc_active,) = find(objs, "Service", "-active")
+        (svc_preview,) = find(objs, "Service", "-preview")
+        assert svc_active["spec"]["selector"]["driftline.io/colour"] == active
+        preview = svc_preview["spec"]["selector"]["driftline.io/colour"]
+        assert {active, preview} == {"blue", "green"}
+        # RayService pods receive traffic only while KubeRay marks their Serve proxy healthy.
+        assert svc_active["spec"]["selector"]["ray.io/serve"] == "true"
+        for rs in find(objs, "RayService"):
+            pods = rs["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["metadata"]
+            colour = rs["metadata"]["labels"]["driftline.io/colour"]
+            assert pods["labels"]["driftline.io/colour"] == colour
+
+
+def test_model_version_reaches_the_active_colour_only(render_chart: Render) -> None:
+    objs = render_chart("--set-string", "model.version=7,serving.previewVersion=8")
+    args = {
+        rs["metadata"]["labels"]["driftline.io/colour"]: yaml.safe_load(
+            rs["spec"]["serveConfigV2"]
+        )["applications"][0]["args"]
+        for rs in find(objs, "RayService")
+    }
+    assert args["blue"]["model_version"] == "7"
+    assert args["green"]["model_version"] == "8"
+    assert {a["colour"] for a in args.values()} == {"blue", "green"}
+    assert all(a["model_name"] == "market-ensemble" for a in args.values())
+    defaults = render_chart()
+    versions = {
+        yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"][0]["args"]["model_version"]
+        for rs in find(defaults, "RayService")
+    }
+    assert versions == {"champion", "challenger"}
+
+
+def test_serve_config_carries_import_path_and_serve_autoscaling(render_chart: Render) -> None:
+    objs = render_chart("--set", "serving.serveApp.importPath=serving.graph:app")
+    config = yaml.safe_load(find(objs, "RayService")[0]["spec"]["serveConfigV2"])
+    (app,) = config["applications"]
+    assert app["import_path"] == "serving.graph:app"
+    assert (
+        app["args"]["autoscaling_config"]["max_replicas"]
+        >= app["args"]["autoscaling_config"]["min_replicas"]
+    )
+    assert config["http_options"] == {"host": "0.0.0.0", "port": 8000}
+    cluster = find(objs, "RayService")[0]["spec"]["rayClusterConfig"]
+    assert cluster["enableInTreeAutoscaling"] is True
+    assert (
+        cluster["workerGroupSpecs"][0]["maxReplicas"]
+        >= cluster["workerGroupSpecs"][0]["minReplicas"]
+    )
+
+
+def test_hpa_scales_inference_services_on_cpu_and_requests_per_second(
+    render_chart: Render,
+) -> None:
+    on = render_chart(
+        "--set",
+        "serving.runtime=InferenceService,serving.hpa.enabled=true,"
+        "serving.hpa.requestsPerSecond.enabled=true",
+    )
+    hpas = find(on, "HorizontalPodAutoscaler")
+    assert len(hpas) == 2
+    for hpa in hpas:
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        metrics = {m["type"]: m for m in hpa["spec"]["metrics"]}
+        assert metrics["Resource"]["resource"]["name"] == "cpu"
+        assert metrics["Pods"]["pods"]["metric"]["name"] == "driftline_requests_per_second"
+        colour = hpa["metadata"]["labels"]["driftline.io/colour"]
+        assert hpa["spec"]["scaleTargetRef"]["name"] == f"driftline-{colour}-predictor"
+    for isvc in find(on, "InferenceService"):
+        annotations = isvc["metadata"]["annotations"]
+        assert annotations["serving.kserve.io/autoscalerClass"] == "external"
+        assert annotations["serving.kserve.io/deploymentMode"] == "RawDeployment"
+        # The HPA owns the replica count, so the predictor does not pin one.
+        assert "minReplicas" not in isvc["spec"]["predictor"]
+    off = render_chart("--set", "serving.runtime=InferenceService")
+    assert not find(off, "HorizontalPodAutoscaler")
+    assert all("minReplicas" in i["spec"]["predictor"] for i in find(off, "InferenceService"))
+
+
+def test_pod_disruption_budgets_cover_controller_and_both_colours(rendered: list[Obj]) -> None:
+    pdbs = {p["metadata"]["name"]: p["spec"] for p in find(rendered, "PodDisruptionBudget")}
+    assert pdbs["driftline-controller"]["minAvailable"] == 1
+    for colour in ("blue", "green"):
+        assert (
+            pdbs[f"driftline-{colour}"]["selector"]["matchLabels"]["driftline.io/colour"] == colour
+        )
+
+
+def test_gitops_mode_configures_the_controller_and_model_deployment(
+    render_chart: Render,
+) -> None:
+    objs = render_chart("-f", str(STAGING_VALUES))
+    (deployment,) = find(objs, "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["controller", "run", "--runtime", "gitops"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DRIFTLINE_CONTROLLER_GITOPS_VALUES"] == "gitops/environments/staging/values.yaml"
+    assert env["DRIFTLINE_CONTROLLER_GITOPS_BRANCH"] == "main"
+    (md,) = find(objs, "ModelDeployment")
+    assert md["spec"]["gitops"]["enabled"] is True
+    assert md["spec"]["gitops"]["valuesPath"] == env["DRIFTLINE_CONTROLLER_GITOPS_VALUES"]
+
+
+def test_training_rayjob_runs_the_training_entrypoint(render_chart: Render) -> None:
+    objs = render_chart("--set", "training.enabled=true,training.args=--trials 5")
+    (job,) = find(objs, "RayJob")
+    assert job["spec"]["entrypoint"] == "python -m training.job --trials 5"
+    assert job["spec"]["shutdownAfterJobFinishes"] is True
+    (md,) = find(objs, "ModelDeployment")
+    assert md["spec"]["retraining"]["rayClusterSpec"] == job["spec"]["rayClusterSpec"]
+
+
+def test_smoke_test_hook_posts_to_the_active_service(rendered: list[Obj], mode: str) -> None:
+    pods = find(rendered, "Pod")
+    if mode == "monitoring-off":
+        assert not pods
+        return
+    (pod,) = pods
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert env["SMOKE_URL"].startswith("http://driftline-active.driftline.svc:80/v2/models/")
+    request = json.loads(env["SMOKE_REQUEST"])
+    assert request["inputs"][0]["shape"] == [1, len(request["inputs"][0]["data"])]
+
+
+def test_dashboards_are_sidecar_discoverable_json(render_chart: Render) -> None:
+    objs = render_chart("--set", "monitoring.dashboards.enabled=true")
+    maps = [c for c in find(objs, "ConfigMap") if "dashboard" in c["metadata"]["name"]]
+    assert len(maps) == len(list((REPO_ROOT / "monitoring" / "dashboards").glob("*.json"))) >= 2
+    for cm in maps:
+        assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+        (text,) = cm["data"].values()
+        assert json.loads(text)["uid"].startswith("driftline-")
+
+
+def test_notes_render(tool: Callable[[str], str]) -> None:
+    done = subprocess.run(
+        [tool("helm"), "install", "driftline", str(CHART), "--dry-run=client", "-n", "driftline"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "helm test driftline" in done.stdout
+    assert "-> Service driftline-active" in done.stdout
