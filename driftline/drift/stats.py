@@ -1,0 +1,84 @@
+"""Pure drift statistics: two-sample KS, PSI and Jensen-Shannon over bins frozen from a reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+Array = npt.NDArray[np.float64]
+
+# Proportions are floored at this value before logs are taken: an empty bin on one side would
+# otherwise make PSI infinite. 1e-4 is the customary choice and keeps single-bin PSI below ~1.
+PROPORTION_FLOOR = 1e-4
+
+
+def ks_statistic(a: Array, b: Array) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic sup|F_a - F_b| (equals scipy's `statistic`)."""
+    a = np.sort(a)
+    b = np.sort(b)
+    grid = np.concatenate([a, b])
+    cdf_a = np.searchsorted(a, grid, side="right") / len(a)
+    cdf_b = np.searchsorted(b, grid, side="right") / len(b)
+    return float(np.max(np.abs(cdf_a - cdf_b)))
+
+
+def kolmogorov_pvalue(statistic: Array, effective_n: Array) -> Array:
+    """Asymptotic KS p-values for statistics `statistic` at effective sample sizes `effective_n`."""
+    return np.asarray(stats.kstwobign.sf(np.sqrt(effective_n) * statistic), dtype=np.float64)
+
+
+def ks_effective_n(null_quantile: Array, level: float) -> Array:
+    """Effective sample size at which the Kolmogorov law puts its `level` quantile at `null_quantile`.
+
+    For independent samples of sizes m and n this recovers m*n/(m+n); autocorrelation widens the
+    null distribution of the statistic and so shrinks the effective size.
+    """
+    critical = float(stats.kstwobign.isf(1.0 - level))
+    safe = np.maximum(null_quantile, 1e-12)
+    return np.asarray((critical / safe) ** 2, dtype=np.float64)
+
+
+def nominal_n(m: int, n: int) -> float:
+    """The sample size the KS asymptotics use for independent samples of sizes m and n."""
+    return m * n / (m + n)
+
+
+def bin_edges(reference: Array, bins: int) -> Array:
+    """Inner bin edges at the reference's quantiles; repeated values collapse into fewer bins."""
+    quantiles = np.quantile(reference, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    return np.unique(quantiles)
+
+
+def proportions(values: Array, edges: Array) -> Array:
+    """Share of `values` in each bin (-inf, e1], (e1, e2], ..., (ek, inf)."""
+    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
+    return counts / max(len(values), 1)
+
+
+def psi(expected: Array, actual: Array) -> float:
+    """Population stability index sum((a - e) * ln(a / e)) over floored bin proportions."""
+    e = np.maximum(expected, PROPORTION_FLOOR)
+    a = np.maximum(actual, PROPORTION_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def js_divergence(expected: Array, actual: Array) -> float:
+    """Jensen-Shannon divergence in bits (0 identical, 1 disjoint) between bin proportions."""
+    p = expected / expected.sum()
+    q = actual / actual.sum()
+    mid = 0.5 * (p + q)
+    return float(0.5 * _kl_bits(p, mid) + 0.5 * _kl_bits(q, mid))
+
+
+def _kl_bits(p: Array, q: Array) -> float:
+    mask = p > 0
+    return float(np.sum(p[mask] * np.log2(p[mask] / q[mask])))
+
+
+def benjamini_hochberg(pvalues: Array, alpha: float) -> npt.NDArray[np.bool_]:
+    """Which hypotheses the Benjamini-Hochberg procedure rejects at false discovery rate `alpha`."""
+    if len(pvalues) == 0:
+        return np.zeros(0, dtype=bool)
+    adjusted = stats.false_discovery_control(np.clip(pvalues, 0.0, 1.0), method="bh")
+    return np.asarray(adjusted <= alpha, dtype=bool)
