@@ -75,9 +75,7 @@ class NullModel:
         if int(data.get("format", 0)) != FORMAT:
             raise CalibrationError(f"null model format {data.get('format')} is not {FORMAT}")
         columns = tuple(
-            FeatureNull(
-                **{**c, "edges": tuple(c["edges"]), "expected": tuple(c["expected"])}
-            )
+            FeatureNull(**{**c, "edges": tuple(c["edges"]), "expected": tuple(c["expected"])})
             for c in data["columns"]
         )
         return cls(

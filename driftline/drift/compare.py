@@ -101,4 +101,6 @@ def compare(
 
 def _utc(value: object) -> datetime:
     stamp = pd.Timestamp(value)  # type: ignore[arg-type]
-    return (stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)).to_pydatetime()
+    return (
+        stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+    ).to_pydatetime()

@@ -160,9 +160,7 @@ def _check_columns(given: list[str], known: list[str]) -> list[str]:
 
 def _check_rows(rows: int, calibrated: int, min_rows: int) -> None:
     if rows < min_rows:
-        raise DriftInputError(
-            f"window has {rows} rows; the detectors need at least {min_rows}"
-        )
+        raise DriftInputError(f"window has {rows} rows; the detectors need at least {min_rows}")
     if rows != calibrated:
         raise DriftInputError(
             f"window has {rows} rows but the null model was calibrated for {calibrated}"
@@ -196,9 +194,8 @@ def _pipeline_suspects(names: list[str], reference: Array, current: Array) -> li
     for j, name in enumerate(names):
         ref_constant = np.ptp(reference[:, j]) == 0
         cur_constant = np.ptp(current[:, j]) == 0
-        if ref_constant != cur_constant:
-            suspects.append(name)
-        elif abs(_mode_share(reference[:, j]) - _mode_share(current[:, j])) > MODE_SHARE_JUMP:
+        jump = abs(_mode_share(reference[:, j]) - _mode_share(current[:, j]))
+        if ref_constant != cur_constant or jump > MODE_SHARE_JUMP:
             suspects.append(name)
     return suspects
 

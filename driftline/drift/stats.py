@@ -1,4 +1,4 @@
-"""Pure drift statistics: two-sample KS, PSI and Jensen-Shannon over bins frozen from a reference."""
+"""Pure drift statistics: two-sample KS, and PSI and Jensen-Shannon over frozen bins."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def kolmogorov_pvalue(statistic: Array, effective_n: Array) -> Array:
 
 
 def ks_effective_n(null_quantile: Array, level: float) -> Array:
-    """Effective sample size at which the Kolmogorov law puts its `level` quantile at `null_quantile`.
+    """The sample size at which the Kolmogorov law's `level` quantile equals `null_quantile`.
 
     For independent samples of sizes m and n this recovers m*n/(m+n); autocorrelation widens the
     null distribution of the statistic and so shrinks the effective size.
@@ -47,7 +47,7 @@ def nominal_n(m: int, n: int) -> float:
 def bin_edges(reference: Array, bins: int) -> Array:
     """Inner bin edges at the reference's quantiles; repeated values collapse into fewer bins."""
     quantiles = np.quantile(reference, np.linspace(0.0, 1.0, bins + 1)[1:-1])
-    return np.unique(quantiles)
+    return np.unique(np.asarray(quantiles, dtype=np.float64))
 
 
 def proportions(values: Array, edges: Array) -> Array:
