@@ -35,7 +35,10 @@ MODE_SHARE_JUMP = 0.5
 class Detector(Protocol):
     """Compares one window with a model version's baseline."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The detector's name in reports (`feature`, `prediction`, ...)."""
+        ...
 
     def detect(self, window: Window, baseline: Baseline) -> DetectorResult:
         """This detector's verdict on `window`; DriftInputError for input it cannot use."""

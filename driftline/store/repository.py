@@ -392,6 +392,17 @@ class Store:
         found = self.drift_reports(model_name=model_name, limit=1)
         return found[0] if found else None
 
+    def drift_report(self, report_id: str) -> StoredReport | None:
+        """One stored drift report by id, or None."""
+        query = sa.select(drift_reports).where(drift_reports.c.report_id == report_id)
+
+        def run() -> StoredReport | None:
+            with self.engine.connect() as conn:
+                row = conn.execute(query).one_or_none()
+            return None if row is None else StoredReport(**dict(row._mapping))
+
+        return self._retrying(run, "read a drift report")
+
     def drift_reports(
         self,
         *,
