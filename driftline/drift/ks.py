@@ -76,7 +76,8 @@ def _alibi(detector_class: Any, reference: Array, current: Array, alpha: float) 
 
 
 def _scipy(reference: Array, current: Array, alpha: float) -> KSResult:
-    result = scipy_stats.ks_2samp(reference, current, axis=0, method="auto")
+    # Asymptotic p-values, as alibi-detect computes them, so both paths decide alike.
+    result = scipy_stats.ks_2samp(reference, current, axis=0, method="asymp")
     pvalue = np.atleast_1d(np.asarray(result.pvalue, dtype=np.float64))
     return KSResult(
         statistic=np.atleast_1d(np.asarray(result.statistic, dtype=np.float64)),
