@@ -6,9 +6,9 @@ feature, the effective sample size of a window: (1) it slides a block of the mon
 length through the reference and scores each block against the rest exactly as live windows
 are scored, turning the KS statistic's null quantile into the sample size at which the
 Kolmogorov law puts that quantile; (2) it estimates the integrated autocorrelation time of the
-feature's ranks. The smaller effective size wins. PSI/JS null quantiles are kept beside it. It is pure and cheap
-(well under a second for 45 features x 1,000 rows), so training can store it with a model version
-and the monitor can compute and cache it for versions that lack it.
+feature's ranks. The smaller effective size wins. PSI/JS null quantiles are kept beside it.
+It is pure and takes a few seconds for 45 features x 1,000 rows, so training can store it with
+a model version and the monitor can compute and cache it for versions that lack it.
 """
 
 from __future__ import annotations
