@@ -1,4 +1,8 @@
-"""Concept drift: ADWIN (river) on the absolute-error stream, alarming when errors grow."""
+"""Concept drift: ADWIN (river) on the absolute-error stream, alarming when errors grow.
+
+ADWIN's bound assumes values in [0, 1]; errors are divided by ten times the version's mean
+absolute error and clipped, so a typical error sits near 0.1 and a change of level is visible.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from driftline.drift.performance import baseline_metrics
 from driftline.drift.report import DetectorResult, Score
 from driftline.drift.window import PREDICTION, TARGET, Baseline, Window
 
@@ -31,10 +36,12 @@ class ConceptDrift:
             outcomes[TARGET].to_numpy(dtype=np.float64)
             - outcomes[PREDICTION].to_numpy(dtype=np.float64)
         )
+        scale = 10.0 * baseline_metrics(baseline)[0]["mae"]
+        scaled = np.clip(errors / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(errors)
         adwin = ADWIN(delta=self.delta)  # type: ignore[no-untyped-call]
         increases: list[int] = []
         decreases: list[int] = []
-        for i, value in enumerate(errors):
+        for i, value in enumerate(scaled):
             before = adwin.estimation
             adwin.update(float(value))  # type: ignore[no-untyped-call]
             if adwin.drift_detected:

@@ -100,7 +100,7 @@ class PerformanceDrift:
         prediction = outcomes[PREDICTION].to_numpy(dtype=np.float64)
         target = outcomes[TARGET].to_numpy(dtype=np.float64)
         live = metrics(prediction, target)
-        base, samples, source = _baseline(baseline)
+        base, samples, source = baseline_metrics(baseline)
         error = target - prediction
         hits = (np.sign(prediction) == np.sign(target)).astype(np.float64)
         tests = {
@@ -135,7 +135,8 @@ class PerformanceDrift:
         )
 
 
-def _baseline(baseline: Baseline) -> tuple[dict[str, float], dict[str, Any], str]:
+def baseline_metrics(baseline: Baseline) -> tuple[dict[str, float], dict[str, Any], str]:
+    """The version's metrics, per-row reference samples when they exist, and their source."""
     reported = _reported_metrics(baseline.evaluation)
     if reported is not None:
         return reported, {}, "evaluation"
