@@ -60,6 +60,13 @@ def compare(
     null_windows: int = 200,
 ) -> DriftReport:
     """Feature drift of `current` against `reference`, calibrated on the reference itself."""
+    for label, rng in (("reference", reference), ("current", current)):
+        # Refuse empty or short ranges before computing seconds of indicators.
+        if len(rng.select(bars)) < detector.min_rows:
+            raise DriftInputError(
+                f"{label} range {rng} has {len(rng.select(bars))} bars; at least "
+                f"{detector.min_rows} are needed"
+            )
     start = min(reference.start, current.start)
     end = max(reference.end, current.end)
     # Indicators need `spec.window` bars of history before the first row they describe.

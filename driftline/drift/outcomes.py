@@ -12,6 +12,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 
@@ -23,6 +24,9 @@ from driftline.store import Store
 from driftline.store.drift_records import Outcome, OutcomeIngest, StoreUnavailableError
 
 log = logging.getLogger(__name__)
+
+# Calls an outcome from the replay may wait for its prediction to be written.
+PENDING_CALLS = 10
 
 
 def utc(value: object) -> datetime:
@@ -53,6 +57,7 @@ class OutcomeRecorder:
         self.store = store
         self.settings = settings
         self.counts: Counter[str] = Counter()
+        self._pending: list[tuple[Outcome, int]] = []
         self._lock = threading.Lock()
 
     def ingest(self, outcomes: Sequence[Outcome]) -> OutcomeIngest:
@@ -68,15 +73,40 @@ class OutcomeRecorder:
         return result
 
     def record_bars(self, symbol: str, bars: pd.DataFrame) -> OutcomeIngest:
-        """Settle the prediction the newest bar realises; unknown ones are counted, not stored."""
-        settled = realised(
-            symbol, bars.iloc[-self.settings.horizon - 1 :], self.settings.horizon, source="replay"
-        )
+        """Settle the prediction the newest bar realises.
+
+        Serving writes predictions in batches, so the prediction a bar settles may not be
+        stored yet: an outcome without one waits for up to `PENDING_CALLS` later calls before
+        it is counted unknown and dropped.
+        """
+        horizon = self.settings.horizon
+        settled = realised(symbol, bars.iloc[-horizon - 1 :], horizon, source="replay")
+        with self._lock:
+            waiting = list(self._pending)
+        waiting_keys = {(w.symbol, w.as_of) for w, _ in waiting}
+        fresh = [o for o in settled if (o.symbol, o.as_of) not in waiting_keys]
+        batch = [o for o, _ in waiting] + fresh
         result = self.store.record_outcomes(
-            settled, late_after_s=self.settings.drift_outcome_late_s, allow_unknown=True
+            batch, late_after_s=self.settings.drift_outcome_late_s, allow_unknown=True
         )
-        self._count(result.as_dict())
-        return result
+        missing = set(result.unknown_keys)
+        tries = {(o.symbol, o.as_of): n for o, n in waiting}
+        pending = []
+        expired = 0
+        for outcome in batch:
+            key = (outcome.symbol, outcome.as_of)
+            if key not in missing:
+                continue
+            calls = tries.get(key, 0) + 1
+            if calls < PENDING_CALLS:
+                pending.append((outcome, calls))
+            else:
+                expired += 1
+        with self._lock:
+            self._pending = pending
+        counted = replace(result, unknown=expired, unknown_keys=())
+        self._count(counted.as_dict())
+        return counted
 
     def _count(self, counts: dict[str, int]) -> None:
         with self._lock:

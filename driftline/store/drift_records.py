@@ -45,6 +45,7 @@ class OutcomeIngest:
     duplicate: int = 0
     conflicting: int = 0
     unknown: int = 0
+    unknown_keys: tuple[tuple[str, datetime], ...] = ()
 
     def as_dict(self) -> dict[str, int]:
         """Counts by kind."""

@@ -244,6 +244,7 @@ class Store:
             duplicate=duplicate,
             conflicting=conflicting,
             unknown=len(unknown),
+            unknown_keys=tuple(unknown),
         )
 
     def count_outcomes(self, *, late: bool | None = None) -> int:
