@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,7 +86,7 @@ class Settings(BaseSettings):
     drift_min_outcomes: int = Field(
         default=30, ge=10, description="Outcomes needed before performance drift is judged."
     )
-    drift_alert_min_severity: str = Field(
+    drift_alert_min_severity: Literal["none", "low", "medium", "high", "critical"] = Field(
         default="medium", description="Lowest severity that raises an alert (none..critical)."
     )
     drift_alert_cooldown_s: float = Field(
