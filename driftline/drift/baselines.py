@@ -31,6 +31,8 @@ class VersionData:
     reference: pd.DataFrame
     evaluation: Mapping[str, Any] = field(default_factory=dict)
     null: Mapping[str, Any] | None = None
+    # Columns to calibrate (the spec's features and `prediction`); None means every numeric one.
+    columns: tuple[str, ...] | None = None
 
 
 VersionSource = Callable[[str, str], VersionData]
@@ -40,14 +42,13 @@ def registry_source(settings: Settings) -> VersionSource:
     """Versions from `driftline.registry` (imported on first use: MLflow is slow to import)."""
 
     def load(model_name: str, version: str) -> VersionData:
-        registry = importlib.import_module("driftline.registry").Registry(settings)
+        registry = importlib.import_module("driftline.registry").Registry(settings, name=model_name)
         bundle = registry.load_bundle(version)
-        if bundle.name != model_name:
-            raise LookupError(f"registry model {bundle.name!r} is not {model_name!r}")
         return VersionData(
             reference=bundle.reference,
             evaluation=dict(bundle.evaluation or {}),
             null=getattr(bundle, "drift_null", None),
+            columns=(*bundle.spec.names, "prediction"),
         )
 
     return load
@@ -84,6 +85,7 @@ class Baselines:
                     window,
                     bins=self.settings.drift_bins,
                     max_windows=self.settings.drift_null_windows,
+                    columns=data.columns,
                 )
             except CalibrationError as error:
                 raise CalibrationError(f"{model_name} v{version}: {error}") from None

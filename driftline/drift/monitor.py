@@ -209,13 +209,11 @@ def _rows(
 ) -> tuple[
     np.ndarray[tuple[int, int], np.dtype[np.float64]], np.ndarray[tuple[int], np.dtype[np.float64]]
 ]:
-    blocks = [r.features for r in records if r.features is not None and r.features.size]
-    if not blocks:
+    usable = [r for r in records if r.features is not None and r.features.size]
+    if not usable:
         return np.empty((0, 0)), np.empty(0)
-    features = np.concatenate(blocks)[-limit:]
-    outputs = np.concatenate(
-        [np.asarray(r.prediction, dtype=np.float64) for r in records if r.features is not None]
-    )[-limit:]
+    features = np.concatenate([r.features for r in usable if r.features is not None])[-limit:]
+    outputs = np.concatenate([np.asarray(r.prediction, dtype=np.float64) for r in usable])[-limit:]
     return features, outputs
 
 

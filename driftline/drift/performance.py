@@ -4,7 +4,8 @@ Daily errors cluster (volatile weeks give large errors for every model), so the 
 Newey-West (HAC) standard errors: a one-sided test that the live mean squared error exceeds the
 baseline's, the same for absolute error, and that live directional accuracy is below the
 baseline's; Holm's correction keeps the three at one level. The baseline is the version's
-evaluation report where it carries hold-out metrics, else its reference block's predictions.
+reference block (out-of-fold predictions and realised targets, so its own sampling error enters
+the test), else the hold-out metrics of its evaluation report; the report carries both.
 """
 
 from __future__ import annotations
@@ -131,33 +132,41 @@ class PerformanceDrift:
                 "live": live.as_dict(),
                 "baseline": base,
                 "baseline_source": source,
+                "evaluation": reported_metrics(baseline.evaluation),
             },
         )
 
 
 def baseline_metrics(baseline: Baseline) -> tuple[dict[str, float], dict[str, Any], str]:
-    """The version's metrics, per-row reference samples when they exist, and their source."""
-    reported = _reported_metrics(baseline.evaluation)
-    if reported is not None:
-        return reported, {}, "evaluation"
+    """The version's metrics, per-row samples to test against when they exist, and their source.
+
+    The reference block's out-of-fold predictions come first: their per-row errors let the
+    tests carry the baseline's own sampling uncertainty. A version without them is tested
+    against its evaluation report's hold-out point values.
+    """
     reference = baseline.reference
-    if PREDICTION not in reference or TARGET not in reference:
-        raise ValueError("the baseline has neither evaluation metrics nor reference outcomes")
-    frame = reference[[PREDICTION, TARGET]].dropna()
-    prediction = frame[PREDICTION].to_numpy(dtype=np.float64)
-    target = frame[TARGET].to_numpy(dtype=np.float64)
-    error = target - prediction
-    samples = {
-        "se": error**2,
-        "ae": np.abs(error),
-        "hit": (np.sign(prediction) == np.sign(target)).astype(np.float64),
-    }
-    return metrics(prediction, target).as_dict(), samples, "reference"
+    if PREDICTION in reference and TARGET in reference:
+        frame = reference[[PREDICTION, TARGET]].dropna()
+        prediction = frame[PREDICTION].to_numpy(dtype=np.float64)
+        target = frame[TARGET].to_numpy(dtype=np.float64)
+        error = target - prediction
+        samples = {
+            "se": error**2,
+            "ae": np.abs(error),
+            "hit": (np.sign(prediction) == np.sign(target)).astype(np.float64),
+        }
+        return metrics(prediction, target).as_dict(), samples, "reference"
+    reported = reported_metrics(baseline.evaluation)
+    if reported is None:
+        raise ValueError("the baseline has neither reference outcomes nor evaluation metrics")
+    return reported, {}, "evaluation"
 
 
-def _reported_metrics(evaluation: Mapping[str, Any]) -> dict[str, float] | None:
-    # The training report keeps hold-out metrics under "holdout" (or at the top level).
-    for candidate in (evaluation.get("holdout"), evaluation.get("ensemble"), evaluation):
+def reported_metrics(evaluation: Mapping[str, Any]) -> dict[str, float] | None:
+    """Hold-out metrics from a training report (`model.statistical`), if it has all of them."""
+    model = evaluation.get("model")
+    candidates = [model.get("statistical") if isinstance(model, Mapping) else None, evaluation]
+    for candidate in candidates:
         if isinstance(candidate, Mapping) and all(
             isinstance(candidate.get(k), int | float) for k in METRICS
         ):

@@ -69,13 +69,16 @@ def test_performance_drift_needs_a_significant_fall() -> None:
     assert rmse.pvalue < 0.05
 
 
-def test_performance_uses_the_evaluation_metrics_when_the_report_has_them() -> None:
+def test_without_reference_outcomes_the_evaluation_report_is_the_baseline() -> None:
     rng = np.random.default_rng(5)
     base = _baseline(rng)
-    evaluation = {"holdout": {"rmse": 0.001, "mae": 0.0008, "r2": 0.0, "directional_accuracy": 0.6}}
-    baseline = Baseline(reference=base.reference, null=base.null, evaluation=evaluation)
+    statistical = {"rmse": 0.001, "mae": 0.0008, "r2": 0.0, "directional_accuracy": 0.6}
+    evaluation = {"model": {"statistical": {**statistical, "information_coefficient": 0.1}}}
+    reference = base.reference.drop(columns=["target"])
+    baseline = Baseline(reference=reference, null=base.null, evaluation=evaluation)
     result = PerformanceDrift().detect(_window(rng, 250, 0.01), baseline)
     assert result.summary["baseline_source"] == "evaluation"
+    assert result.summary["evaluation"] == statistical
     assert result.drifted
 
 
