@@ -78,22 +78,33 @@ def proportions(values: Array, edges: Array) -> Array:
 
 def psi(expected: Array, actual: Array) -> float:
     """Population stability index sum((a - e) * ln(a / e)) over floored bin proportions."""
+    return float(psi_rows(expected[None, :], actual[None, :])[0])
+
+
+def psi_rows(expected: Array, actual: Array) -> Array:
+    """`psi` of each row pair of two (windows x bins) arrays."""
     e = np.maximum(expected, PROPORTION_FLOOR)
     a = np.maximum(actual, PROPORTION_FLOOR)
-    return float(np.sum((a - e) * np.log(a / e)))
+    return np.asarray(np.sum((a - e) * np.log(a / e), axis=1), dtype=np.float64)
 
 
 def js_divergence(expected: Array, actual: Array) -> float:
     """Jensen-Shannon divergence in bits (0 identical, 1 disjoint) between bin proportions."""
-    p = expected / expected.sum()
-    q = actual / actual.sum()
+    return float(js_divergence_rows(expected[None, :], actual[None, :])[0])
+
+
+def js_divergence_rows(expected: Array, actual: Array) -> Array:
+    """`js_divergence` of each row pair of two (windows x bins) arrays."""
+    p = expected / expected.sum(axis=1, keepdims=True)
+    q = actual / actual.sum(axis=1, keepdims=True)
     mid = 0.5 * (p + q)
-    return float(0.5 * _kl_bits(p, mid) + 0.5 * _kl_bits(q, mid))
+    return 0.5 * _kl_bits(p, mid) + 0.5 * _kl_bits(q, mid)
 
 
-def _kl_bits(p: Array, q: Array) -> float:
-    mask = p > 0
-    return float(np.sum(p[mask] * np.log2(p[mask] / q[mask])))
+def _kl_bits(p: Array, q: Array) -> Array:
+    # 0 * log(0 / q) is 0 by convention; `where` keeps log2 away from the zeros.
+    ratio = np.divide(p, q, out=np.ones_like(p), where=p > 0)
+    return np.asarray(np.sum(p * np.log2(ratio), axis=1), dtype=np.float64)
 
 
 def benjamini_hochberg(pvalues: Array, alpha: float) -> npt.NDArray[np.bool_]:

@@ -53,3 +53,21 @@ def test_non_finite_reference_values_are_refused() -> None:
 def test_other_formats_are_refused(null: NullModel) -> None:
     with pytest.raises(CalibrationError, match="format"):
         NullModel.from_dict({**null.to_dict(), "format": 99})
+
+
+def test_the_vectorised_null_equals_block_by_block_ks() -> None:
+    from driftline.drift.calibration import _null_ks  # noqa: PLC0415  (private, tested directly)
+
+    rng = np.random.default_rng(9)
+    values = np.column_stack([rng.normal(size=300), rng.integers(0, 4, size=300).astype(float)])
+    starts = np.array([0, 17, 150, 200])
+    expected = [
+        [
+            stats.ks_statistic(
+                values[s : s + 100, j], np.concatenate([values[:s, j], values[s + 100 :, j]])
+            )
+            for j in range(2)
+        ]
+        for s in starts
+    ]
+    assert _null_ks(values, 100, starts) == pytest.approx(np.array(expected))
