@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +58,56 @@ class Settings(BaseSettings):
     cv_splits: int = Field(default=4, ge=2, le=20, description="Walk-forward folds.")
     max_gap_days: int = Field(
         default=14, ge=1, description="Largest calendar gap between bars before data is refused."
+    )
+
+    # --- drift (owner: drift) -------------------------------------------------------------
+    drift_window: int = Field(
+        default=250, ge=30, description="Live feature rows per drift window (the null's length)."
+    )
+    drift_min_rows: int = Field(
+        default=30, ge=10, description="Fewest rows any detector accepts in a window."
+    )
+    drift_interval_s: float = Field(
+        default=300.0, gt=0, description="Seconds between drift monitor runs."
+    )
+    drift_alpha: float = Field(
+        default=0.05, gt=0, lt=0.5, description="False discovery rate / test level of detectors."
+    )
+    drift_bins: int = Field(default=10, ge=2, le=100, description="Frozen PSI/JS bins per feature.")
+    drift_null_windows: int = Field(
+        default=200, ge=20, description="Most reference blocks the empirical null slides through."
+    )
+    drift_prefer_alibi: bool = Field(
+        default=True, description="Use alibi-detect's KS detector when installed (BSL 1.1)."
+    )
+    drift_performance_window: int = Field(
+        default=250, ge=30, description="Most recent outcomes the performance detectors use."
+    )
+    drift_min_outcomes: int = Field(
+        default=30, ge=10, description="Outcomes needed before performance drift is judged."
+    )
+    drift_alert_min_severity: Literal["none", "low", "medium", "high", "critical"] = Field(
+        default="medium", description="Lowest severity that raises an alert (none..critical)."
+    )
+    drift_alert_cooldown_s: float = Field(
+        default=3600.0, ge=0, description="An alert of the same severity is not repeated sooner."
+    )
+    drift_outcome_late_s: float = Field(
+        default=3 * 86400.0,
+        gt=0,
+        description="An outcome stored this long after its prediction is counted as late.",
+    )
+    drift_metrics_host: str = Field(
+        default="127.0.0.1", description="Address `driftline drift monitor` serves /metrics on."
+    )
+    drift_metrics_port: int = Field(
+        default=9108, ge=0, le=65535, description="Port of the monitor's /metrics (0: none)."
+    )
+    drift_store_retries: int = Field(
+        default=5, ge=0, description="Retries of a store call after a lost connection."
+    )
+    drift_store_backoff_s: float = Field(
+        default=0.5, ge=0, description="First retry delay; doubles on each further retry."
     )
 
     # --- ray --------------------------------------------------------------------------------

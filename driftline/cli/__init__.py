@@ -10,6 +10,8 @@ import click
 # MLflow and alibi-detect take seconds to import.
 COMMANDS: dict[str, str] = {
     "db": "driftline.cli.db:db",
+    "drift": "driftline.cli.drift:drift",
+    "outcomes": "driftline.cli.drift:outcomes",
 }
 
 

@@ -115,28 +115,42 @@ CATALOG: tuple[MetricSpec, ...] = (
         "driftline_drift_score",
         "gauge",
         ("model", "feature", "method"),
-        "Latest drift score per feature and method.",
+        (
+            "Latest drift score per feature and method: ks = two-sample KS statistic (0..1), "
+            "psi = population stability index and js = Jensen-Shannon divergence in bits (0..1), "
+            "both over bins frozen from the version's reference; feature=prediction is the "
+            "ensemble output."
+        ),
         "drift",
     ),
     MetricSpec(
         "driftline_drift_severity",
         "gauge",
         ("model",),
-        "Latest drift severity: 0 none, 1 low, 2 medium, 3 high, 4 critical.",
+        (
+            "Severity of the newest drift report of the version serving: 0 none, 1 low, "
+            "2 medium, 3 high, 4 critical."
+        ),
         "drift",
     ),
     MetricSpec(
         "driftline_drift_alerts",
         "counter",
         ("model", "severity"),
-        "Drift alerts raised, by severity.",
+        (
+            "Drift alerts raised, by severity; repeats of the same or a lower severity within "
+            "the cooldown are not raised."
+        ),
         "drift",
     ),
     MetricSpec(
         "driftline_live_performance",
         "gauge",
         ("model", "version", "metric"),
-        "Rolling live performance from outcomes (rmse, mae, r2, directional_accuracy).",
+        (
+            "Live performance over the newest realised outcomes (DRIFTLINE_DRIFT_PERFORMANCE_"
+            "WINDOW): rmse, mae, r2 and directional_accuracy (share of correct signs, 0..1)."
+        ),
         "drift",
     ),
     # --- controller -----------------------------------------------------------------------

@@ -78,3 +78,92 @@ audit_events = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("details", JSONType, nullable=False),
 )
+
+
+# --- drift (owner: drift; migration 0002) ---------------------------------------------------
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    # One realised value per symbol and as-of time; predictions join on the same pair.
+    sa.Column("symbol", sa.String(32), primary_key=True),
+    sa.Column("as_of", Timestamp, primary_key=True),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("received_at", Timestamp, nullable=False, index=True),
+    sa.Column("source", sa.String(32), nullable=False),
+    # Stored later than `drift_outcome_late_s` after its prediction; still used, and counted.
+    sa.Column("late", sa.Boolean, nullable=False),
+)
+
+drift_reports = sa.Table(
+    "drift_reports",
+    metadata,
+    sa.Column("report_id", sa.String(64), primary_key=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("severity_level", sa.Integer, nullable=False),
+    sa.Column("recommendation", sa.String(32), nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("window_start", Timestamp, nullable=True),
+    sa.Column("window_end", Timestamp, nullable=True),
+    sa.Column("payload", JSONType, nullable=False),
+    sa.Index("ix_drift_reports_model_name_created_at", "model_name", "created_at"),
+)
+
+drift_scores = sa.Table(
+    "drift_scores",
+    metadata,
+    # One row per report, detector, feature and method, so history filters run in SQL.
+    sa.Column(
+        "report_id",
+        sa.String(64),
+        sa.ForeignKey("drift_reports.report_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("detector", sa.String(32), primary_key=True),
+    sa.Column("feature", sa.String(128), primary_key=True),
+    sa.Column("method", sa.String(32), primary_key=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("pvalue", sa.Float, nullable=True),
+    sa.Column("threshold", sa.Float, nullable=True),
+    sa.Column("drifted", sa.Boolean, nullable=False),
+    sa.Index(
+        "ix_drift_scores_model_name_feature_created_at", "model_name", "feature", "created_at"
+    ),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", sa.String(64), primary_key=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("severity_level", sa.Integer, nullable=False),
+    sa.Column("recommendation", sa.String(32), nullable=False),
+    sa.Column(
+        "report_id",
+        sa.String(64),
+        sa.ForeignKey("drift_reports.report_id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("acknowledged_at", Timestamp, nullable=True),
+    sa.Column("acknowledged_by", sa.String(128), nullable=True),
+    sa.Index("ix_alerts_model_name_created_at", "model_name", "created_at"),
+)
+
+drift_baselines = sa.Table(
+    "drift_baselines",
+    metadata,
+    # A version's null model for one window length, computed once and shared by processes.
+    sa.Column("model_name", sa.String(128), primary_key=True),
+    sa.Column("model_version", sa.String(32), primary_key=True),
+    sa.Column("window", sa.Integer, primary_key=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("payload", JSONType, nullable=False),
+)

@@ -1,0 +1,175 @@
+"""The monitor on a real PostgreSQL store: reports, alerts with a cooldown, metrics on /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pytest
+from prometheus_client import CollectorRegistry
+
+from driftline.config import Settings
+from driftline.drift.baselines import VersionData
+from driftline.drift.service import build_monitor
+from driftline.observability.catalog import CATALOG
+from driftline.raycluster import free_port
+from driftline.store import PredictionRecord, Store, migrate, utcnow
+from driftline.store.drift_records import Outcome
+
+from .conftest import NAMES, REFERENCE_ROWS
+
+WINDOW = 100
+DAY0 = datetime(2010, 1, 4, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(postgres_url: str) -> Iterator[Store]:
+    store = Store(postgres_url, retries=1, backoff_s=0.01)
+    store.upgrade()
+    yield store
+    migrate.downgrade(postgres_url, "base")
+    store.close()
+
+
+@pytest.fixture
+def monitor_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "drift_window": WINDOW,
+            "drift_null_windows": 60,
+            "drift_prefer_alibi": False,
+            "drift_alert_cooldown_s": 3600.0,
+            "model_name": "m",
+        }
+    )
+
+
+def _reference(series: npt.NDArray[np.float64]) -> pd.DataFrame:
+    frame = pd.DataFrame(series[:REFERENCE_ROWS], columns=NAMES)
+    rng = np.random.default_rng(0)
+    frame["prediction"] = 0.001 * frame["f00"]
+    frame["target"] = frame["prediction"] + rng.normal(0, 0.01, len(frame))
+    return frame
+
+
+def _serve(store: Store, rows: npt.NDArray[np.float64], start: int = 0) -> None:
+    """Write live predictions the way the serving ingress does: one row, symbol and as-of each."""
+    now = utcnow()
+    store.record_predictions(
+        [
+            PredictionRecord(
+                request_id=f"req-{start + i}",
+                model_name="m",
+                model_version="1",
+                endpoint="stream",
+                prediction=[0.001 * float(row[0])],
+                member_outputs={"rf": [0.0], "xgb": [0.0]},
+                latency_ms=1.0,
+                features=row[None, :],
+                colour="blue",
+                symbol="SPX",
+                as_of=DAY0 + timedelta(days=start + i),
+                created_at=now - timedelta(seconds=len(rows) - i),
+            )
+            for i, row in enumerate(rows)
+        ]
+    )
+
+
+@pytest.mark.postgres
+def test_monitor_writes_reports_and_alerts_and_exports_metrics(
+    store: Store, monitor_settings: Settings, series: npt.NDArray[np.float64]
+) -> None:
+    calls: list[tuple[str, str]] = []
+
+    def source(model: str, version: str) -> VersionData:
+        calls.append((model, version))
+        return VersionData(reference=_reference(series))
+
+    clock = [utcnow()]
+    registry = CollectorRegistry()
+    monitor = build_monitor(monitor_settings, store=store, source=source, registry=registry)
+    monitor.clock = lambda: clock[0]
+
+    assert monitor.run_once().skipped == "no live predictions yet"
+    _serve(store, series[REFERENCE_ROWS : REFERENCE_ROWS + 40])
+    assert monitor.run_once().skipped == "40 of 100 live rows of v1 so far"
+
+    # A calm window: the same process as the reference.
+    _serve(store, series[REFERENCE_ROWS + 40 : REFERENCE_ROWS + WINDOW], start=40)
+    calm = monitor.run_once()
+    assert calm.report is not None
+    assert calm.report.severity.label in {"none", "low"}
+    assert calm.alert is None
+
+    # Every feature moves: the next window is critical and raises one alert.
+    shifted = series[REFERENCE_ROWS + WINDOW : REFERENCE_ROWS + 2 * WINDOW] + 3.0
+    _serve(store, shifted, start=WINDOW)
+    clock[0] += timedelta(minutes=5)
+    drifted = monitor.run_once()
+    assert drifted.report is not None
+    assert drifted.report.severity.label == "critical"
+    assert drifted.alert is not None
+    # Inside the cooldown the same severity is not raised again; after it, it is.
+    clock[0] += timedelta(minutes=5)
+    assert monitor.run_once().alert is None
+    clock[0] += timedelta(hours=2)
+    assert monitor.run_once().alert is not None
+
+    assert calls == [("m", "1")], "the baseline is loaded once per version"
+    assert store.load_null_model("m", "1", WINDOW) is not None
+    latest = store.latest_report("m")
+    assert latest is not None
+    assert latest.severity == "critical"
+    assert latest.recommendation == "retrain"
+    assert len(store.drift_reports(model_name="m")) == 4
+    assert len(store.alerts(model_name="m")) == 2
+    assert store.drift_scores(model_name="m", feature="f05", method="psi")
+
+    port = monitor.metrics.serve("127.0.0.1", free_port())
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    for spec in CATALOG:
+        if spec.component == "drift" and spec.name != "driftline_live_performance":
+            assert all(name in text for name in spec.series_names()), spec.name
+    assert 'driftline_drift_severity{model="m"} 4.0' in text
+    assert 'driftline_drift_alerts_total{model="m",severity="critical"} 2.0' in text
+    assert 'driftline_drift_score{feature="f05",method="ks",model="m"}' in text
+
+
+@pytest.mark.postgres
+def test_monitor_judges_performance_from_outcomes(
+    store: Store, monitor_settings: Settings, series: npt.NDArray[np.float64]
+) -> None:
+    reference = _reference(series)
+    monitor = build_monitor(
+        monitor_settings,
+        store=store,
+        source=lambda _m, _v: VersionData(reference=reference),
+        registry=CollectorRegistry(),
+    )
+    rows = series[REFERENCE_ROWS : REFERENCE_ROWS + WINDOW]
+    _serve(store, rows)
+    rng = np.random.default_rng(1)
+    # Realised values far noisier than the reference's errors: performance fell.
+    outcomes = [
+        Outcome("SPX", DAY0 + timedelta(days=i), 0.001 * float(rows[i, 0]) + rng.normal(0, 0.05))
+        for i in range(WINDOW)
+    ]
+    assert store.record_outcomes(outcomes, late_after_s=86400).stored == WINDOW
+    run = monitor.run_once()
+    assert run.report is not None
+    performance = run.report.result("performance")
+    assert performance is not None
+    assert performance.skipped is None
+    assert performance.drifted
+    assert performance.summary["n_outcomes"] == WINDOW
+    assert run.report.severity.label in {"high", "critical"}
+    text = monitor.metrics.registry.get_sample_value(
+        "driftline_live_performance", {"model": "m", "version": "1", "metric": "rmse"}
+    )
+    assert text is not None
+    assert text > 0.03

@@ -1,0 +1,253 @@
+"""The drift tables on PostgreSQL and SQLite: migration 0002, outcomes, reports, alerts, retries."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from driftline.store import PredictionRecord, Store, migrate, utcnow
+from driftline.store.drift_records import (
+    Alert,
+    Outcome,
+    ScoreRow,
+    StoredReport,
+    StoreUnavailableError,
+    UnknownOutcomeError,
+)
+
+DRIFT_TABLES = {"outcomes", "drift_reports", "drift_scores", "alerts", "drift_baselines"}
+DAY = datetime(2008, 10, 1, tzinfo=UTC)
+LATE_S = 3 * 86400.0
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store on each backend, downgraded to nothing afterwards."""
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url, retries=2, backoff_s=0.01)
+    store.upgrade()
+    yield store
+    migrate.downgrade(url, "base")
+    store.close()
+
+
+def _predict(store: Store, *days: int, created_at: datetime | None = None) -> None:
+    store.record_predictions(
+        [
+            PredictionRecord(
+                request_id=f"r{d}",
+                model_name="m",
+                model_version="1",
+                endpoint="stream",
+                prediction=[0.001 * d],
+                member_outputs={"rf": [0.0]},
+                latency_ms=1.0,
+                features=np.full((1, 3), float(d)),
+                symbol="SPX",
+                as_of=DAY + timedelta(days=d),
+                created_at=created_at or utcnow(),
+            )
+            for d in days
+        ]
+    )
+
+
+def _outcome(day: int, value: float = 0.01, **kwargs: object) -> Outcome:
+    return Outcome(symbol="SPX", as_of=DAY + timedelta(days=day), value=value, **kwargs)  # type: ignore[arg-type]
+
+
+def test_migration_0002_goes_down_to_0001_and_back(store: Store) -> None:
+    assert set(sa.inspect(store.engine).get_table_names()) >= DRIFT_TABLES
+    migrate.downgrade(store.url, "0001")
+    assert migrate.current_revision(store.engine) == "0001"
+    names = set(sa.inspect(store.engine).get_table_names())
+    assert not (DRIFT_TABLES & names)
+    assert {"predictions", "audit_events"} <= names
+    store.upgrade()
+    assert set(sa.inspect(store.engine).get_table_names()) >= DRIFT_TABLES
+
+
+def test_outcomes_join_predictions_and_count_duplicates_and_conflicts(store: Store) -> None:
+    _predict(store, 0, 1, 2)
+    first = store.record_outcomes([_outcome(0), _outcome(1)], late_after_s=LATE_S)
+    assert first.as_dict() == {
+        "stored": 2,
+        "late": 0,
+        "duplicate": 0,
+        "conflicting": 0,
+        "unknown": 0,
+    }
+    again = store.record_outcomes(
+        [_outcome(0), _outcome(1, 0.5), _outcome(2), _outcome(2)], late_after_s=LATE_S
+    )
+    assert again.as_dict() == {
+        "stored": 1,
+        "late": 0,
+        "duplicate": 2,
+        "conflicting": 1,
+        "unknown": 0,
+    }
+    pairs = store.outcome_pairs("m", limit=10)
+    assert [p.as_of for p in pairs] == [DAY, DAY + timedelta(days=1), DAY + timedelta(days=2)]
+    # The conflicting value did not replace the stored one.
+    assert pairs[1].value == 0.01
+    assert pairs[2].prediction == pytest.approx(0.002)
+
+
+def test_unknown_outcomes_are_refused_and_nothing_is_stored(store: Store) -> None:
+    _predict(store, 0)
+    with pytest.raises(UnknownOutcomeError, match="1 outcome\\(s\\) match no stored prediction"):
+        store.record_outcomes([_outcome(0), _outcome(9)], late_after_s=LATE_S)
+    assert store.count_outcomes() == 0
+    counted = store.record_outcomes(
+        [_outcome(0), _outcome(9)], late_after_s=LATE_S, allow_unknown=True
+    )
+    assert (counted.stored, counted.unknown) == (1, 1)
+
+
+def test_outcomes_arriving_long_after_their_prediction_are_late(store: Store) -> None:
+    _predict(store, 0, created_at=utcnow() - timedelta(days=5))
+    _predict(store, 1)
+    result = store.record_outcomes([_outcome(0), _outcome(1)], late_after_s=LATE_S)
+    assert (result.stored, result.late) == (2, 1)
+    assert store.count_outcomes(late=True) == 1
+    assert [p.late for p in store.outcome_pairs("m", limit=5)] == [True, False]
+
+
+def test_latest_predictions_and_live_version(store: Store) -> None:
+    _predict(store, 0, created_at=utcnow() - timedelta(seconds=2))
+    _predict(store, 1)
+    assert store.latest_live_version("m") == "1"
+    assert store.latest_live_version("other") is None
+    latest = store.latest_predictions("m", limit=1)
+    assert [r.request_id for r in latest] == ["r1"]
+
+
+def _report(report_id: str, severity: str, level: int, at: datetime) -> StoredReport:
+    return StoredReport(
+        report_id=report_id,
+        created_at=at,
+        model_name="m",
+        model_version="1",
+        severity=severity,
+        severity_level=level,
+        recommendation="monitor",
+        n_rows=250,
+        window_start=None,
+        window_end=None,
+        payload={"severity": severity, "r2": float("nan")},
+    )
+
+
+def _score(report_id: str, feature: str, method: str, at: datetime) -> ScoreRow:
+    return ScoreRow(report_id, at, "m", "feature", feature, method, 0.1, float("nan"), None, False)
+
+
+def test_reports_and_scores_are_stored_once_and_filtered(store: Store) -> None:
+    t0 = utcnow()
+    assert store.record_report(
+        _report("a", "low", 1, t0),
+        [_score("a", "rsi_14", "ks", t0), _score("a", "rsi_14", "psi", t0)],
+    )
+    t1 = t0 + timedelta(seconds=1)
+    assert store.record_report(_report("b", "high", 3, t1), [_score("b", "adx_14", "ks", t1)])
+    assert not store.record_report(_report("b", "high", 3, t1), [])
+    latest = store.latest_report("m")
+    assert latest is not None
+    assert latest.report_id == "b"
+    # NaN cannot live in JSONB: it is stored as null.
+    assert latest.payload["r2"] is None
+    assert [r.report_id for r in store.drift_reports(model_name="m", min_severity_level=2)] == ["b"]
+    assert [r.report_id for r in store.drift_reports(since=t1)] == ["b"]
+    assert [(s.feature, s.method) for s in store.drift_scores(feature="rsi_14", method="psi")] == [
+        ("rsi_14", "psi")
+    ]
+    assert store.drift_scores(model_name="m", since=t1)[0].pvalue is None
+    assert store.drift_report("a") is not None
+    assert store.drift_report("nope") is None
+
+
+def test_alerts_are_acknowledged_once(store: Store) -> None:
+    alert = Alert("m", "1", "high", 3, "retrain", "high drift")
+    assert store.record_alert(alert)
+    assert not store.record_alert(alert)
+    assert [a.alert_id for a in store.alerts(acknowledged=False)] == [alert.alert_id]
+    at = utcnow()
+    acked = store.acknowledge_alert(alert.alert_id, by="ops", at=at)
+    assert acked is not None
+    assert (acked.acknowledged_by, acked.acknowledged_at) == ("ops", at)
+    again = store.acknowledge_alert(alert.alert_id, by="someone-else", at=utcnow())
+    assert again is not None
+    assert again.acknowledged_by == "ops"
+    assert store.acknowledge_alert("missing", by="ops", at=at) is None
+    assert store.alerts(acknowledged=False) == []
+
+
+def test_null_models_are_cached_per_version_and_window(store: Store) -> None:
+    store.save_null_model("m", "1", 250, {"window": 250}, utcnow())
+    store.save_null_model("m", "1", 250, {"window": 999}, utcnow())
+    assert store.load_null_model("m", "1", 250) == {"window": 250}
+    assert store.load_null_model("m", "1", 100) is None
+
+
+def test_lost_connections_are_retried_with_backoff_and_logged(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_connect = store.engine.connect
+    failures = iter([True, True])
+
+    def flaky() -> sa.Connection:
+        if next(failures, False):
+            raise sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return real_connect()
+
+    monkeypatch.setattr(store.engine, "connect", flaky)
+    with caplog.at_level(logging.WARNING, logger="driftline.store.repository"):
+        assert store.count_outcomes() == 0
+    retries = [r for r in caplog.records if r.getMessage() == "store connection lost; retrying"]
+    assert [r.__dict__["attempt"] for r in retries] == [1, 2]
+
+
+def test_a_store_that_stays_down_is_reported_not_dropped(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down() -> sa.Connection:
+        raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(store.engine, "connect", down)
+    with pytest.raises(
+        StoreUnavailableError, match="failed after 3 attempt\\(s\\): connection refused"
+    ):
+        store.count_outcomes()
+
+
+@pytest.mark.postgres
+def test_pooled_connections_killed_by_the_server_are_replaced(postgres_url: str) -> None:
+    store = Store(postgres_url)
+    store.upgrade()
+    try:
+        assert store.count_outcomes() == 0
+        admin = sa.create_engine(postgres_url, poolclass=sa.NullPool)
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        admin.dispose()
+        # The pool's pre-ping finds the dead connection and opens a new one.
+        assert store.count_outcomes() == 0
+    finally:
+        migrate.downgrade(postgres_url, "base")
+        store.close()
