@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +16,9 @@ import sqlalchemy as sa
 from driftline.config import Settings
 from driftline.raycluster import LocalRayCluster
 from driftline.store.engine import normalise_url
+
+if TYPE_CHECKING:
+    from driftline.registry import ModelBundle
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 RUN_E2E = IN_CI or os.environ.get("DRIFTLINE_E2E", "") == "1"
@@ -97,3 +103,52 @@ def shared_crds() -> Path:
     if not SHARED_CRDS.is_dir():
         pytest.skip(f"{SHARED_CRDS} is absent: third-party CRD schemas are not available here")
     return SHARED_CRDS
+
+
+# --- training: one small real model per session (training branch) ----------------------------
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model trained and registered once per session: what serving, drift and gates need."""
+
+    settings: Settings
+    name: str
+    version: str
+    bundle: ModelBundle
+    model_uri: str
+    job_seconds: float
+
+
+@pytest.fixture(scope="session")
+def registered_model(ray_cluster: LocalRayCluster) -> RegisteredModel:
+    """Train a small real ensemble (rf + xgb, one trial each, S&P 500 2011-2018) through the Ray
+    Jobs API on the session's cluster, into the session's MLflow under DRIFTLINE_HOME.
+
+    It is version 1 with aliases `champion` and `challenger` unless a test registers another
+    first; refer to it by `.version`, which never moves.
+    """
+    from driftline.registry import Registry  # noqa: PLC0415  (MLflow is slow to import)
+    from driftline.training_job import TrainingRequest, run_training_job  # noqa: PLC0415
+
+    settings = Settings()
+    lines: list[str] = []
+    outcome = run_training_job(
+        ray_cluster.dashboard_url,
+        settings,
+        TrainingRequest(trials=1, start=date(2011, 1, 1), members="rf,xgb"),
+        echo=lines.append,
+    )
+    if outcome.exit_code != 0 or outcome.version is None:
+        pytest.fail(
+            f"training job {outcome.status}: {outcome.message[-2000:]}\n" + "\n".join(lines[-20:])
+        )
+    registry = Registry(settings)
+    version = outcome.version
+    bundle = registry.load_bundle(version)
+    return RegisteredModel(
+        settings=settings,
+        name=registry.name,
+        version=version,
+        bundle=bundle,
+        model_uri=registry.model_uri(version),
+        job_seconds=outcome.seconds,
+    )
