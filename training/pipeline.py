@@ -161,6 +161,7 @@ def train(
         run_name=run_name,
     )
     lap("register")
+    progress("timings", ", ".join(f"{stage} {s:.1f}s" for stage, s in timings.items()))
     parity = ", ".join(f"{n} {d:.1e}" for n, d in registration.onnx_max_abs_diff.items())
     progress(
         "onnx",
