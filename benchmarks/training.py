@@ -120,6 +120,7 @@ def _predict_costs(home: Path) -> list[dict[str, Any]]:
     from driftline.registry import Registry  # noqa: PLC0415
     from driftline.registry.predictor import load_member  # noqa: PLC0415
 
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     settings = Settings(home=home)
     bundle = Registry(settings).load_bundle("challenger")
     features = bundle.reference.loc[:, bundle.spec.names].to_numpy(dtype=np.float64)

@@ -7,6 +7,7 @@ itself lives in the `training` package, which `driftline` does not import.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import shlex
@@ -100,6 +101,8 @@ def run_training_job(
     """Submit the job, echo its progress lines as they arrive, and return how it ended."""
     from ray.job_submission import JobSubmissionClient  # noqa: PLC0415
 
+    # Ray's job SDK logs its websocket bookkeeping at INFO; the job's own lines are the output.
+    logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
     client = JobSubmissionClient(dashboard_url)
     started = time.monotonic()
     job_id = client.submit_job(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from driftline.config import Settings
 from driftline.features import FeatureSpec, default_spec
@@ -21,12 +22,12 @@ from training.assessment import (
     metrics_for_mlflow,
     reference_sample,
 )
-from training.dataset import build_dataset
+from training.dataset import Dataset, build_dataset
 from training.ensemble import learn_weights
 from training.fitting import fit_members
 from training.members import member_kind
 from training.progress import Progress
-from training.tuning import tune_members
+from training.tuning import TunedMember, tune_members
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,30 @@ class TrainOptions:
     members: tuple[str, ...] = ("rf", "xgb")
 
 
+@dataclass
+class Stopwatch:
+    """Seconds spent in each stage, in order."""
+
+    laps: dict[str, float] = field(default_factory=dict)
+    _mark: float = field(default_factory=time.perf_counter)
+
+    def lap(self, stage: str) -> None:
+        """Close `stage` at now."""
+        now = time.perf_counter()
+        self.laps[stage] = now - self._mark
+        self._mark = now
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the run is judged and remembered by."""
+
+    report: dict[str, Any]
+    equity_png: bytes
+    importances: dict[str, Any]
+    reference: pd.DataFrame
+
+
 def train(
     settings: Settings,
     options: TrainOptions,
@@ -49,17 +74,8 @@ def train(
 ) -> Registration:
     """Run every stage on the connected Ray cluster and register the result."""
     spec = spec or default_spec()
-    kinds = [member_kind(name) for name in options.members]
     run_name = f"train-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = now - clock
-        clock = now
-
+    watch = Stopwatch()
     bars = load_training_bars(
         settings, spec, path=options.data, start=options.start, end=options.end
     )
@@ -69,27 +85,12 @@ def train(
         f"{window['source']} {window['first']}..{window['last']}, {window['rows']} bars, "
         f"sha256 {str(window['file_sha256'])[:12]}",
     )
-    lap("data")
-    data = build_dataset(
-        bars,
-        spec,
-        horizon=settings.horizon,
-        holdout_fraction=settings.holdout_fraction,
-        cv_splits=settings.cv_splits,
-    )
-    dev_dates, hold_dates = data.features.index[data.development], data.features.index[data.holdout]
-    progress(
-        "features",
-        f"{len(spec.names)} features x {len(data.features)} rows (spec {spec.hash[:12]}); "
-        f"development {len(data.development)} rows to {dev_dates[-1].date()}, "
-        f"hold-out {len(data.holdout)} rows {hold_dates[0].date()}..{hold_dates[-1].date()}, "
-        f"{len(data.folds)} walk-forward folds",
-    )
-    lap("features")
-
+    watch.lap("data")
+    data = _features(bars, spec, settings, progress)
+    watch.lap("features")
     x_dev, y_dev = data.x(data.development), data.y(data.development)
     tuned = tune_members(
-        kinds,
+        [member_kind(name) for name in options.members],
         x=x_dev,
         y=y_dev,
         folds=data.folds,
@@ -102,8 +103,7 @@ def train(
     )
     for t in tuned:
         progress("tune", f"{t.name} best: cv rmse {t.cv_rmse:.5f}")
-    lap("tune")
-
+    watch.lap("tune")
     progress("fit", f"fitting {', '.join(t.name for t in tuned)} in parallel as Ray tasks")
     estimators = fit_members(
         {t.name: t.params for t in tuned},
@@ -112,16 +112,64 @@ def train(
         seed=settings.train_seed,
         cpus=settings.train_trial_cpus,
     )
-    lap("fit")
-    oof = {t.name: t.oof for t in tuned}
-    weights = learn_weights(oof, y_dev)
+    watch.lap("fit")
+    weights = learn_weights({t.name: t.oof for t in tuned}, y_dev)
     progress("weights", ", ".join(f"{n} {w:.3f}" for n, w in weights.items()) + " (out-of-fold)")
+    assessment = _assess(
+        data, estimators, weights, tuned=tuned, settings=settings, progress=progress
+    )
+    assessment.report.update(data_window=window, spec_hash=spec.hash)
+    watch.lap("evaluate")
+    registration = _register(
+        settings,
+        spec=spec,
+        estimators=estimators,
+        weights=weights,
+        assessment=assessment,
+        data=data,
+        tuned=tuned,
+        options=options,
+        run_name=run_name,
+        watch=watch,
+    )
+    watch.lap("register")
+    _announce(registration, assessment.report, settings, watch, progress)
+    return registration
 
+
+def _features(
+    bars: pd.DataFrame, spec: FeatureSpec, settings: Settings, progress: Progress
+) -> Dataset:
+    data = build_dataset(
+        bars,
+        spec,
+        horizon=settings.horizon,
+        holdout_fraction=settings.holdout_fraction,
+        cv_splits=settings.cv_splits,
+    )
+    dev, hold = data.features.index[data.development], data.features.index[data.holdout]
+    progress(
+        "features",
+        f"{len(spec.names)} features x {len(data.features)} rows (spec {spec.hash[:12]}); "
+        f"development {len(dev)} rows to {dev[-1].date()}, "
+        f"hold-out {len(hold)} rows {hold[0].date()}..{hold[-1].date()}, "
+        f"{len(data.folds)} walk-forward folds",
+    )
+    return data
+
+
+def _assess(
+    data: Dataset,
+    estimators: dict[str, Any],
+    weights: dict[str, float],
+    *,
+    tuned: list[TunedMember],
+    settings: Settings,
+    progress: Progress,
+) -> Assessment:
     report, png = evaluation_report(data, estimators, weights, settings)
     report["cv"] = {t.name: {"rmse": t.cv_rmse, "params": t.params} for t in tuned}
     report["weights"] = weights
-    report["data_window"] = window
-    report["spec_hash"] = spec.hash
     model = report["model"]["statistical"]
     progress(
         "evaluate",
@@ -131,15 +179,32 @@ def train(
     )
     progress("verdict", report["summary"])
     importances = feature_importances(data, estimators, weights, seed=settings.train_seed)
+    oof = {t.name: t.oof for t in tuned}
     reference = reference_sample(data, oof, weights, settings.reference_rows)
-    lap("evaluate")
+    return Assessment(report, png, importances, reference)
 
+
+def _register(
+    settings: Settings,
+    *,
+    spec: FeatureSpec,
+    estimators: dict[str, Any],
+    weights: dict[str, float],
+    assessment: Assessment,
+    data: Dataset,
+    tuned: list[TunedMember],
+    options: TrainOptions,
+    run_name: str,
+    watch: Stopwatch,
+) -> Registration:
     registry = Registry(settings)
+    report = assessment.report
     metrics = metrics_for_mlflow(report) | {
         **{f"cv_rmse/{t.name}": t.cv_rmse for t in tuned},
         **{f"weight/{n}": w for n, w in weights.items()},
+        **{f"seconds/{k}": v for k, v in watch.laps.items()},
     }
-    registration = registry.register(
+    return registry.register(
         BundleContents(
             model_name=registry.name,
             spec=spec,
@@ -148,40 +213,51 @@ def train(
             intercept=0.0,
             horizon=settings.horizon,
             evaluation=report,
-            importances=importances,
-            data_window=window,
-            reference=reference,
-            equity_curve_png=png,
+            importances=assessment.importances,
+            data_window=report["data_window"],
+            reference=assessment.reference,
+            equity_curve_png=assessment.equity_png,
             parity_rows=data.x(data.holdout),
         ),
-        params=_params(settings, options, tuned, window),
-        metrics=metrics | {f"seconds/{k}": v for k, v in timings.items()},
-        tags=_tags(report, spec, window, options),
-        input_example=reference.loc[:, spec.names].iloc[-5:],
+        params=_params(settings, options, tuned, report["data_window"]),
+        metrics=metrics,
+        tags=_tags(report, spec, options),
+        input_example=assessment.reference.loc[:, spec.names].iloc[-5:],
         run_name=run_name,
     )
-    lap("register")
-    progress("timings", ", ".join(f"{stage} {s:.1f}s" for stage, s in timings.items()))
+
+
+def _announce(
+    registration: Registration,
+    report: dict[str, Any],
+    settings: Settings,
+    watch: Stopwatch,
+    progress: Progress,
+) -> None:
     parity = ", ".join(f"{n} {d:.1e}" for n, d in registration.onnx_max_abs_diff.items())
     progress(
         "onnx",
         f"max |onnx - native| on the hold-out: {parity} (tolerance {settings.onnx_tolerance:g})",
     )
+    verdict = (
+        "beats all baselines"
+        if report["beats_all_baselines"]
+        else (
+            "does NOT beat all baselines (beats: "
+            + (", ".join(report["baselines_beaten"]) or "none")
+            + ")"
+        )
+    )
     progress(
         "register",
-        f"{registry.name} version {registration.version}, aliases "
-        f"{', '.join(registration.aliases)}; "
-        + (
-            "beats all baselines"
-            if report["beats_all_baselines"]
-            else "does NOT beat all baselines"
-        ),
+        f"{settings.model_name} version {registration.version}, aliases "
+        f"{', '.join(registration.aliases)}; {verdict}",
     )
-    return registration
+    progress("timings", ", ".join(f"{stage} {s:.1f}s" for stage, s in watch.laps.items()))
 
 
 def _params(
-    settings: Settings, options: TrainOptions, tuned: list[Any], window: dict[str, Any]
+    settings: Settings, options: TrainOptions, tuned: list[TunedMember], window: dict[str, Any]
 ) -> dict[str, Any]:
     params: dict[str, Any] = {
         "trials": options.trials,
@@ -200,9 +276,8 @@ def _params(
     return params
 
 
-def _tags(
-    report: dict[str, Any], spec: FeatureSpec, window: dict[str, Any], options: TrainOptions
-) -> dict[str, str]:
+def _tags(report: dict[str, Any], spec: FeatureSpec, options: TrainOptions) -> dict[str, str]:
+    window = report["data_window"]
     return {
         "beats_baselines": str(report["beats_all_baselines"]).lower(),
         "baselines_beaten": ",".join(report["baselines_beaten"]) or "none",

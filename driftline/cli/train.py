@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,8 +60,6 @@ def train(
     except DataValidationError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_BAD_DATA)
-    # Ray's client logs its websocket bookkeeping at INFO; the job's own lines are the output.
-    logging.getLogger("ray").setLevel(logging.WARNING)
     try:
         with _cluster(settings) as dashboard:
             outcome = run_training_job(dashboard, settings, request, echo=click.echo)

@@ -10,7 +10,13 @@ from driftline.registry.bundle import (
 )
 from driftline.registry.flavours import UnknownFlavourError
 from driftline.registry.onnx import OnnxParityError
-from driftline.registry.predictor import EnsemblePredictor, FeatureInputError, MemberRuntime
+from driftline.registry.predictor import (
+    EnsemblePredictor,
+    FeatureInputError,
+    MemberRuntime,
+    load_member,
+    load_native_member,
+)
 from driftline.registry.registry import (
     CHALLENGER,
     CHAMPION,
@@ -38,6 +44,8 @@ __all__ = [
     "RegistryError",
     "UnknownFlavourError",
     "VersionInfo",
+    "load_member",
+    "load_native_member",
     "read_bundle",
     "write_bundle",
 ]

@@ -29,8 +29,14 @@ class Flavour:
     name: str
     native_file: str
     save: Callable[[Any, Path], None]
-    load: Callable[[Path], Predict]
+    load_model: Callable[[Path], Any]
+    predict: Callable[[Any, Array], Array]
     to_onnx: Callable[[Any, int], bytes]
+
+    def load(self, path: Path) -> Predict:
+        """A float64-in, float64-out predict function for the model stored at `path`."""
+        model = self.load_model(path)
+        return lambda x: self.predict(model, x)
 
 
 # --- scikit-learn ---------------------------------------------------------------------------
@@ -40,16 +46,15 @@ def _save_sklearn(estimator: Any, path: Path) -> None:
     joblib.dump(estimator, path)
 
 
-def _load_sklearn(path: Path) -> Predict:
+def _load_sklearn(path: Path) -> Any:
     import joblib  # noqa: PLC0415
 
     # Bundles come only from our own registry; joblib (pickle) is what scikit-learn persists with.
-    estimator = joblib.load(path)
+    return joblib.load(path)
 
-    def predict(x: Array) -> Array:
-        return np.asarray(estimator.predict(x), dtype=np.float64)
 
-    return predict
+def _predict_sklearn(estimator: Any, x: Array) -> Array:
+    return np.asarray(estimator.predict(x), dtype=np.float64)
 
 
 def _sklearn_to_onnx(estimator: Any, n_features: int) -> bytes:
@@ -69,16 +74,16 @@ def _save_xgboost(estimator: Any, path: Path) -> None:
     estimator.get_booster().save_model(str(path))
 
 
-def _load_xgboost(path: Path) -> Predict:
+def _load_xgboost(path: Path) -> Any:
     import xgboost  # noqa: PLC0415
 
     booster = xgboost.Booster(model_file=str(path))
     booster.set_param({"nthread": 1})
+    return booster
 
-    def predict(x: Array) -> Array:
-        return np.asarray(booster.inplace_predict(x), dtype=np.float64)
 
-    return predict
+def _predict_xgboost(booster: Any, x: Array) -> Array:
+    return np.asarray(booster.inplace_predict(x), dtype=np.float64)
 
 
 def _xgboost_to_onnx(estimator: Any, n_features: int) -> bytes:
@@ -93,8 +98,12 @@ def _xgboost_to_onnx(estimator: Any, n_features: int) -> bytes:
 
 
 FLAVOURS: dict[str, Flavour] = {
-    "sklearn": Flavour("sklearn", "model.joblib", _save_sklearn, _load_sklearn, _sklearn_to_onnx),
-    "xgboost": Flavour("xgboost", "model.ubj", _save_xgboost, _load_xgboost, _xgboost_to_onnx),
+    "sklearn": Flavour(
+        "sklearn", "model.joblib", _save_sklearn, _load_sklearn, _predict_sklearn, _sklearn_to_onnx
+    ),
+    "xgboost": Flavour(
+        "xgboost", "model.ubj", _save_xgboost, _load_xgboost, _predict_xgboost, _xgboost_to_onnx
+    ),
 }
 
 

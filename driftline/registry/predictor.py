@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,11 @@ def load_member(member: MemberArtifact, *, prefer_onnx: bool = True) -> MemberRu
     if prefer_onnx and member.onnx_path is not None:
         return MemberRuntime(member.name, "onnx", OnnxSession(member.onnx_path).predict)
     return MemberRuntime(member.name, "native", flavour(member.flavour).load(member.native_path))
+
+
+def load_native_member(member: MemberArtifact) -> Any:
+    """The member's native model object (a scikit-learn estimator or an XGBoost Booster)."""
+    return flavour(member.flavour).load_model(member.native_path)
 
 
 class EnsemblePredictor:

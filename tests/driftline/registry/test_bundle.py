@@ -51,7 +51,14 @@ def test_registration_is_refused_when_onnx_differs_from_native(
     monkeypatch.setitem(
         flavours_module.FLAVOURS,
         "sklearn",
-        Flavour("sklearn", sklearn.native_file, sklearn.save, sklearn.load, wrong_model),
+        Flavour(
+            "sklearn",
+            sklearn.native_file,
+            sklearn.save,
+            sklearn.load_model,
+            sklearn.predict,
+            wrong_model,
+        ),
     )
     contents = make_contents(spec, xy, {"rf": estimators["rf"]})
     with pytest.raises(OnnxParityError, match="member rf: ONNX predictions differ from native"):

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from driftline.features import FeatureSpec
-from driftline.registry import EnsemblePredictor, FeatureInputError, read_bundle, write_bundle
+from driftline.registry import (
+    EnsemblePredictor,
+    FeatureInputError,
+    load_native_member,
+    read_bundle,
+    write_bundle,
+)
 from driftline.registry.onnx import check_parity
 
 from .conftest import make_contents
@@ -54,6 +60,13 @@ def test_a_member_without_onnx_falls_back_to_native(
     predictor = EnsemblePredictor(read_bundle(tmp_path))
     assert predictor.members[0].runtime == "native"
     assert predictor.predict(xy[0][:3])[0].shape == (3,)
+
+
+def test_native_members_load_as_their_library_objects(predictor: EnsemblePredictor) -> None:
+    loaded = {m.name: load_native_member(m) for m in predictor.bundle.members}
+    assert type(loaded["rf"]).__name__ == "RandomForestRegressor"
+    assert type(loaded["xgb"]).__name__ == "Booster"
+    assert type(loaded["hgb"]).__name__ == "HistGradientBoostingRegressor"
 
 
 def test_dataframe_columns_are_matched_by_name_in_any_order(
