@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from driftline.config import Settings
 from driftline.features import FeatureSpec
-from driftline.registry import BundleError, OnnxParityError, read_bundle, write_bundle
+from driftline.registry import BundleError, OnnxParityError, Registry, read_bundle, write_bundle
 from driftline.registry import flavours as flavours_module
 from driftline.registry.flavours import Flavour
 
@@ -119,3 +120,29 @@ def test_a_reference_out_of_time_order_is_refused(
             make_contents(spec, xy, {"rf": estimators["rf"]}, reference=shuffled),
             onnx_tolerance=1e-5,
         )
+
+
+def test_a_refused_version_never_reaches_mlflow(
+    tmp_path: Path,
+    spec: FeatureSpec,
+    xy: Any,
+    estimators: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    xgboost = flavours_module.FLAVOURS["xgboost"]
+    broken = Flavour(
+        "xgboost",
+        xgboost.native_file,
+        xgboost.save,
+        xgboost.load_model,
+        lambda model, x: xgboost.predict(model, x) + 1e-3,  # native drifts from ONNX
+        xgboost.to_onnx,
+    )
+    monkeypatch.setitem(flavours_module.FLAVOURS, "xgboost", broken)
+    settings = Settings(home=tmp_path / "home")
+    contents = make_contents(spec, xy, {"xgb": estimators["xgb"]})
+    with pytest.raises(OnnxParityError, match="member xgb"):
+        Registry(settings).register(
+            contents, params={}, metrics={}, tags={}, input_example=contents.reference.iloc[:1]
+        )
+    assert not (settings.home / "mlflow.db").exists()
