@@ -13,7 +13,8 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -103,7 +104,8 @@ def run_training_job(
 
     # Ray's job SDK logs its websocket bookkeeping at INFO; the job's own lines are the output.
     logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
-    client = JobSubmissionClient(dashboard_url)
+    with _api_server(dashboard_url):
+        client = JobSubmissionClient(dashboard_url)
     started = time.monotonic()
     job_id = client.submit_job(
         entrypoint=entrypoint(request, python),
@@ -131,6 +133,22 @@ def run_training_job(
     code = 0 if status == "SUCCEEDED" else _exit_code(message)
     seconds = time.monotonic() - started
     return JobOutcome(job_id, status, code, message, seconds, versions[-1] if versions else None)
+
+
+@contextmanager
+def _api_server(url: str) -> Iterator[None]:
+    # Ray lets RAY_ADDRESS (a GCS address for drivers) override the address argument; the
+    # Jobs API URL we were given must win, so name it in the one variable that outranks it.
+    name = "RAY_API_SERVER_ADDRESS"
+    saved = os.environ.get(name)
+    os.environ[name] = url
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
 
 
 async def _follow(client: Any, job_id: str, echo: Callable[[str], None]) -> None:

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from driftline.config import Settings
-from driftline.raycluster import LocalRayCluster
+from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster
 from driftline.store.engine import normalise_url
 
 if TYPE_CHECKING:
@@ -106,6 +106,13 @@ def shared_crds() -> Path:
 
 
 # --- training: one small real model per session (training branch) ----------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep Ray on loopback in this process too: Ray reads the switch once, when first imported
+    (test modules import it at collection), and otherwise resolves 127.0.0.1 to the machine's
+    routable address when a Jobs client looks up the session's cluster."""
+    os.environ.update(LOOPBACK_ENV)
+
+
 @dataclass(frozen=True)
 class RegisteredModel:
     """A model trained and registered once per session: what serving, drift and gates need."""

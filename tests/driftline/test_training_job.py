@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from driftline.config import Settings
 from driftline.training_job import (
     TrainingRequest,
+    _api_server,
     _exit_code,
     dashboard_address,
     entrypoint,
@@ -68,3 +72,15 @@ def test_exit_codes_and_cluster_addresses() -> None:
         == "http://x:8265"
     )
     assert dashboard_address({}) is None
+
+
+def test_the_given_jobs_api_url_outranks_ray_address_only_while_connecting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ray.dashboard.utils import get_address_for_submission_client  # noqa: PLC0415
+
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
+    with _api_server("http://127.0.0.1:8265"):
+        assert get_address_for_submission_client(None) == "http://127.0.0.1:8265"
+    assert "RAY_API_SERVER_ADDRESS" not in os.environ
