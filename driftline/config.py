@@ -119,6 +119,38 @@ class Settings(BaseSettings):
     ray_num_cpus: float = Field(default=2, gt=0, description="CPUs a local head node offers.")
     ray_dashboard_port: int = Field(default=8265, description="Local head's dashboard/Jobs port.")
 
+    # --- training and evaluation (training branch) ----------------------------------------
+    train_trials: int = Field(default=8, ge=1, description="Ray Tune trials per member.")
+    train_members: str = Field(
+        default="rf,xgb",
+        description="Comma-separated ensemble members (known: rf, xgb, hgb).",
+    )
+    train_seed: int = Field(default=42, description="Seed for search, members and resampling.")
+    train_trial_cpus: float = Field(
+        default=1.0, gt=0, description="CPUs one tuning trial or member fit reserves."
+    )
+    train_min_rows: int = Field(
+        default=500, ge=100, description="Fewest labelled feature rows a training run accepts."
+    )
+    train_tune_storage: str | None = Field(
+        default=None,
+        description="Ray Tune storage path (shared storage on multi-node clusters); "
+        "defaults to `home`/tune.",
+    )
+    reference_rows: int = Field(
+        default=1000, ge=50, description="Rows in a version's contiguous reference sample."
+    )
+    cost_bps: float = Field(
+        default=2.0, ge=0, description="Trading cost per unit of position change, basis points."
+    )
+    periods_per_year: int = Field(default=252, ge=1, description="Bars per year, to annualise.")
+    significance_level: float = Field(
+        default=0.05, gt=0, lt=1, description="Level of the Diebold-Mariano baseline tests."
+    )
+    onnx_tolerance: float = Field(
+        default=1e-5, gt=0, description="Largest ONNX-versus-native difference registration allows."
+    )
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
@@ -139,6 +171,16 @@ class Settings(BaseSettings):
     def artifact_root(self) -> Path:
         """Where a local MLflow store keeps artifacts."""
         return self.home / "mlartifacts"
+
+    @property
+    def member_names(self) -> list[str]:
+        """`train_members` as a list, in order."""
+        return [m.strip() for m in self.train_members.split(",") if m.strip()]
+
+    @cached_property
+    def tune_storage(self) -> str:
+        """Where Ray Tune keeps trial results and checkpoints."""
+        return self.train_tune_storage or str(self.home / "tune")
 
     def ensure_home(self) -> Path:
         """Create `home` if needed and return it."""

@@ -76,7 +76,7 @@ class LocalRayCluster:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     def start(self) -> LocalRayCluster:
-        """Start the head and wait until its dashboard answers."""
+        """Start the head and wait until its dashboard answers and its node is alive."""
         if self.dashboard_port is None or not _port_is_free(self.dashboard_port):
             self.dashboard_port = free_port()
         # Drivers in this process (ray.init, Serve, Jobs clients) must agree on loopback too.
@@ -97,19 +97,24 @@ class LocalRayCluster:
             f"--ray-client-server-port={free_port()}",
             f"--dashboard-agent-listen-port={free_port()}",
             f"--metrics-export-port={free_port()}",
-            f"--num-cpus={self.num_cpus}",
+            # `ray start` takes whole CPUs only; Settings.ray_num_cpus is a float.
+            f"--num-cpus={int(self.num_cpus)}",
             f"--object-store-memory={self.object_store_mb * 1024 * 1024}",
             f"--temp-dir={self._temp_dir}",
             "--include-dashboard=true",
         ]
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._process = subprocess.Popen(
-            argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self._process_env(),
-            start_new_session=True,
-        )
+        log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
+        try:
+            self._process = subprocess.Popen(
+                argv,
+                stdout=log if log is not None else subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                env=self._process_env(),
+                start_new_session=True,
+            )
+        finally:
+            if log is not None:
+                log.close()  # the child holds its own descriptor; ours would leak
         self._wait_until_ready()
         return self
 
@@ -160,13 +165,22 @@ class LocalRayCluster:
                     f"ray start exited with code {self._process.returncode}; see {self.log_path}"
                 )
             try:
-                if httpx.get(f"{self.dashboard_url}/api/version", timeout=2).status_code == 200:
+                if self._node_alive():
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.5)
         self.stop()
         raise RayClusterError(f"Ray head not ready after {self.startup_timeout_s:.0f}s")
+
+    def _node_alive(self) -> bool:
+        # The dashboard answers before the raylet has registered; on a loaded machine Ray
+        # gives the raylet 30 s and then tears the head down, so wait for a live node.
+        reply = httpx.get(f"{self.dashboard_url}/nodes?view=summary", timeout=5)
+        if reply.status_code != 200:
+            return False
+        nodes = reply.json().get("data", {}).get("summary", [])
+        return any(node.get("raylet", {}).get("state") == "ALIVE" for node in nodes)
 
 
 def _port_is_free(port: int) -> bool:

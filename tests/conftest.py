@@ -8,8 +8,10 @@ import re
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import pytest
@@ -17,8 +19,11 @@ import sqlalchemy as sa
 import yaml
 
 from driftline.config import Settings
-from driftline.raycluster import LocalRayCluster
+from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster
 from driftline.store.engine import normalise_url
+
+if TYPE_CHECKING:
+    from driftline.registry import ModelBundle
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 RUN_E2E = IN_CI or os.environ.get("DRIFTLINE_E2E", "") == "1"
@@ -206,3 +211,57 @@ def crd_validator() -> Callable[[dict[str, Any], Path], list[str]]:
         ]
 
     return validate
+# --- training: one small real model per session (training branch) ----------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep Ray on loopback in this process too: Ray reads the switch once, when first imported
+    (test modules import it at collection), and otherwise resolves 127.0.0.1 to the machine's
+    routable address when a Jobs client looks up the session's cluster."""
+    os.environ.update(LOOPBACK_ENV)
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model trained and registered once per session: what serving, drift and gates need."""
+
+    settings: Settings
+    name: str
+    version: str
+    bundle: ModelBundle
+    model_uri: str
+    job_seconds: float
+
+
+@pytest.fixture(scope="session")
+def registered_model(ray_cluster: LocalRayCluster) -> RegisteredModel:
+    """Train a small real ensemble (rf + xgb, one trial each, S&P 500 2011-2018) through the Ray
+    Jobs API on the session's cluster, into the session's MLflow under DRIFTLINE_HOME.
+
+    It is version 1 with aliases `champion` and `challenger` unless a test registers another
+    first; refer to it by `.version`, which never moves.
+    """
+    from driftline.registry import Registry  # noqa: PLC0415  (MLflow is slow to import)
+    from driftline.training_job import TrainingRequest, run_training_job  # noqa: PLC0415
+
+    settings = Settings()
+    lines: list[str] = []
+    outcome = run_training_job(
+        ray_cluster.dashboard_url,
+        settings,
+        TrainingRequest(trials=1, start=date(2011, 1, 1), members="rf,xgb"),
+        echo=lines.append,
+    )
+    if outcome.exit_code != 0 or outcome.version is None:
+        pytest.fail(
+            f"training job {outcome.status}: {outcome.message[-2000:]}\n" + "\n".join(lines[-20:])
+        )
+    registry = Registry(settings)
+    version = outcome.version
+    bundle = registry.load_bundle(version)
+    return RegisteredModel(
+        settings=settings,
+        name=registry.name,
+        version=version,
+        bundle=bundle,
+        model_uri=registry.model_uri(version),
+        job_seconds=outcome.seconds,
+    )

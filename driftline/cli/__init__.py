@@ -12,6 +12,7 @@ COMMANDS: dict[str, str] = {
     "db": "driftline.cli.db:db",
     "drift": "driftline.cli.drift:drift",
     "outcomes": "driftline.cli.drift:outcomes",
+    "train": "driftline.cli.train:train",
 }
 
 

@@ -1,0 +1,94 @@
+"""The one inference path: every member through ONNX Runtime (or natively), combined by weight."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from driftline.registry.bundle import MemberArtifact, ModelBundle
+from driftline.registry.flavours import flavour
+from driftline.registry.onnx import OnnxSession
+
+Array = npt.NDArray[np.float64]
+
+
+class FeatureInputError(ValueError):
+    """Input rows do not match the model's features (names, width or finiteness)."""
+
+
+class _Predict(Protocol):
+    def __call__(self, x: Array, /) -> Array: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRuntime:
+    """A loaded member: its name, which runtime runs it ("onnx" or "native"), and predict."""
+
+    name: str
+    runtime: str
+    predict: _Predict
+
+
+def load_member(member: MemberArtifact, *, prefer_onnx: bool = True) -> MemberRuntime:
+    """ONNX Runtime when the member has an ONNX artifact and it is preferred, else native."""
+    if prefer_onnx and member.onnx_path is not None:
+        return MemberRuntime(member.name, "onnx", OnnxSession(member.onnx_path).predict)
+    return MemberRuntime(member.name, "native", flavour(member.flavour).load(member.native_path))
+
+
+def load_native_member(member: MemberArtifact) -> Any:
+    """The member's native model object (a scikit-learn estimator or an XGBoost Booster)."""
+    return flavour(member.flavour).load_model(member.native_path)
+
+
+class EnsemblePredictor:
+    """Predicts with every member of a bundle and combines them: intercept + sum(w * member)."""
+
+    def __init__(self, bundle: ModelBundle, *, prefer_onnx: bool = True) -> None:
+        self.bundle = bundle
+        self.members = [load_member(m, prefer_onnx=prefer_onnx) for m in bundle.members]
+        self._weights = np.array([bundle.weights[m.name] for m in self.members])
+        self._names = bundle.spec.names
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Columns `predict` expects, in order."""
+        return list(self._names)
+
+    def predict(self, features: pd.DataFrame | npt.ArrayLike) -> tuple[Array, dict[str, Array]]:
+        """The ensemble prediction per row and each member's prediction, keyed by member name."""
+        x = self.to_matrix(features)
+        outputs = {m.name: m.predict(x) for m in self.members}
+        stacked = np.column_stack([outputs[m.name] for m in self.members])
+        ensemble: Array = self.bundle.intercept + stacked @ self._weights
+        return ensemble, outputs
+
+    def to_matrix(self, features: pd.DataFrame | npt.ArrayLike) -> Array:
+        """Validated float64 rows in the model's feature order; FeatureInputError otherwise."""
+        if isinstance(features, pd.DataFrame):
+            missing = [n for n in self._names if n not in features.columns]
+            if missing:
+                raise FeatureInputError(
+                    f"missing feature column(s): {', '.join(missing[:5])}"
+                    + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                )
+            features = features.loc[:, self._names]
+        try:
+            x = np.asarray(features, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise FeatureInputError("features must be numbers") from None
+        if x.ndim == 1:
+            x = x.reshape(1, -1)
+        if x.ndim != 2 or x.shape[1] != len(self._names):
+            raise FeatureInputError(
+                f"expected rows of {len(self._names)} features, got shape {list(x.shape)}"
+            )
+        bad = ~np.isfinite(x)
+        if bad.any():
+            row, column = np.argwhere(bad)[0]
+            raise FeatureInputError(f"row {row}: feature {self._names[column]} is not finite")
+        return np.ascontiguousarray(x)
