@@ -152,7 +152,7 @@ def native_predict(bundle: Bundle, rows: np.ndarray[Any, Any]) -> np.ndarray[Any
             booster.load_model(member.native_path)
             outputs[member.name] = booster.inplace_predict(rows)
         else:
-            model = pickle.loads(member.native_path.read_bytes())  # noqa: S301  (our own file)
+            model = pickle.loads(member.native_path.read_bytes())
             outputs[member.name] = model.predict(rows.astype(np.float32))
     total = np.full(len(rows), bundle.intercept)
     for name, values in outputs.items():

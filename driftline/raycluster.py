@@ -110,6 +110,9 @@ class LocalRayCluster:
             env=self._process_env(),
             start_new_session=True,
         )
+        if not isinstance(log, int):
+            # The child holds its own descriptor; ours would leak (a ResourceWarning under pytest).
+            log.close()
         self._wait_until_ready()
         return self
 

@@ -8,9 +8,9 @@ Three applications make one serving system:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from ray.serve import Application
+from ray.serve import Application, Deployment
 
 from driftline.config import Settings
 from serving.deployments import build_colour_graph
@@ -37,18 +37,23 @@ def colour_app(args: dict[str, Any]) -> Application:
 def ingress_app(args: dict[str, Any]) -> Application:
     """The HTTP ingress. Args: `model`, optional `outcome_hook` (`module:function`)."""
     settings = Settings()
-    return Ingress.options(
-        ray_actor_options={"num_cpus": settings.serve_ingress_cpus},
-        max_ongoing_requests=settings.serve_max_ongoing_requests,
-        max_queued_requests=settings.serve_max_queued_requests,
-        autoscaling_config={
-            "min_replicas": settings.serve_min_replicas,
-            "max_replicas": settings.serve_max_replicas,
-            "target_ongoing_requests": settings.serve_target_ongoing_requests,
-        },
-        # Flush buffered predictions before the replica is stopped.
-        graceful_shutdown_timeout_s=settings.serve_request_timeout_s * 4,
-    ).bind(str(args.get("model") or settings.model_name), args.get("outcome_hook"))
+    app: Application = (
+        cast(Deployment, Ingress)
+        .options(
+            ray_actor_options={"num_cpus": settings.serve_ingress_cpus},
+            max_ongoing_requests=settings.serve_max_ongoing_requests,
+            max_queued_requests=settings.serve_max_queued_requests,
+            autoscaling_config={
+                "min_replicas": settings.serve_min_replicas,
+                "max_replicas": settings.serve_max_replicas,
+                "target_ongoing_requests": settings.serve_target_ongoing_requests,
+            },
+            # Flush buffered predictions before the replica is stopped.
+            graceful_shutdown_timeout_s=settings.serve_request_timeout_s * 4,
+        )
+        .bind(str(args.get("model") or settings.model_name), args.get("outcome_hook"))
+    )
+    return app
 
 
 def routing_config(
@@ -67,13 +72,20 @@ def serve_config(
     http_port: int,
     loader: str | None = None,
     outcome_hook: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The declarative Serve config (the body of `PUT /api/serve/applications/`)."""
+    """The declarative Serve config (the body of `PUT /api/serve/applications/`).
+
+    `env` reaches every replica as its runtime environment: that is how settings such as the
+    store URL travel to a cluster that was started without them.
+    """
+    runtime_env = {"env_vars": dict(env)} if env else {}
     applications: list[dict[str, Any]] = [
         {
             "name": colour,
             "import_path": COLOUR_IMPORT_PATH,
             "route_prefix": None,
+            "runtime_env": runtime_env,
             "args": {
                 "model": settings.model_name,
                 "version": version,
@@ -88,6 +100,7 @@ def serve_config(
             "name": INGRESS_APP,
             "import_path": INGRESS_IMPORT_PATH,
             "route_prefix": "/",
+            "runtime_env": runtime_env,
             "args": {
                 "model": settings.model_name,
                 **({"outcome_hook": outcome_hook} if outcome_hook else {}),

@@ -7,6 +7,7 @@ the same surface the controller's local runtime and KubeRay's RayService use.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -52,13 +53,15 @@ class ServingControl:
         http_port: int,
         loader: str | None = None,
         outcome_hook: str | None = None,
-        timeout_s: float = 300.0,
+        env: dict[str, str] | None = None,
+        timeout_s: float = 600.0,
     ) -> None:
         self.settings = settings
         self.client = ServeSubmissionClient(dashboard_url)
         self.http_port = http_port
         self.loader = loader
         self.outcome_hook = outcome_hook
+        self.env = dict(env) if env is not None else settings_env(settings)
         self.timeout_s = timeout_s
 
     # --- observe --------------------------------------------------------------------------
@@ -96,6 +99,7 @@ class ServingControl:
             http_port=self.http_port,
             loader=self.loader,
             outcome_hook=self.outcome_hook,
+            env=self.env,
         )
         self.client.deploy_applications(config)
         self.wait_running([*state.colours, INGRESS_APP], state)
@@ -145,6 +149,13 @@ class ServingControl:
         self.apply(state)
         return state
 
+    def shutdown(self) -> None:
+        """Delete every application; ingress replicas flush their predictions as they stop."""
+        self.client.delete_applications()  # type: ignore[no-untyped-call]
+        deadline = time.monotonic() + self.timeout_s
+        while self.details().get("applications") and time.monotonic() < deadline:
+            time.sleep(0.5)
+
     def wait_running(self, apps: list[str], state: ServingState) -> None:
         """Block until every app in `apps` runs with the config just applied."""
         deadline = time.monotonic() + self.timeout_s
@@ -185,4 +196,15 @@ def ray_env(settings: Settings, *, direct_port_base: int) -> dict[str, str]:
     }
     if settings.serve_throughput_optimized:
         env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+    return env
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """This process's Driftline and MLflow settings, to hand to the replicas."""
+    prefixes = ("DRIFTLINE_", "MLFLOW_")
+    env = {k: v for k, v in os.environ.items() if k.startswith(prefixes)}
+    env["DRIFTLINE_HOME"] = str(settings.home)
+    env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+    if settings.database_url:
+        env["DRIFTLINE_DATABASE_URL"] = settings.database_url
     return env

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 from ray import serve
+from ray.serve import Application, Deployment
 from ray.serve.handle import DeploymentHandle
 
 from driftline.config import Settings
 from driftline.features import FeatureComputationError, InsufficientBarsError, compute_vector
-from serving.errors import BadInput
+from serving.errors import BadInputError
 from serving.metrics import enable_multiprocess, metrics
 from serving.model import Array, MemberRuntime, ModelRef, ServedModel
 
@@ -32,8 +33,8 @@ class Member:
         model = ref.load(settings)
         spec = next(m for m in model.members if m.name == member)
         self.runtime = MemberRuntime(spec, prefer_onnx=settings.serve_prefer_onnx)
-        self.predict.set_max_batch_size(settings.serve_batch_size)
-        self.predict.set_batch_wait_timeout_s(settings.serve_batch_wait_s)
+        cast(Any, self.predict).set_max_batch_size(settings.serve_batch_size)
+        cast(Any, self.predict).set_batch_wait_timeout_s(settings.serve_batch_wait_s)
         m = metrics()
         self._duration = m.member_duration.labels(ref.name, ref.version, member)
         self._batch = m.batch_size.labels(f"member_{member}")
@@ -68,7 +69,7 @@ class Features:
         try:
             return compute_vector(frame, self.spec).reshape(1, -1)
         except (InsufficientBarsError, FeatureComputationError) as error:
-            raise BadInput(str(error)) from None
+            raise BadInputError(str(error)) from None
 
 
 @serve.deployment
@@ -79,8 +80,8 @@ class Combiner:
         self,
         ref: ModelRef,
         colour: str,
-        members: dict[str, DeploymentHandle],
-        features: DeploymentHandle,
+        members: dict[str, DeploymentHandle[Any]],
+        features: DeploymentHandle[Any],
     ) -> None:
         settings = Settings()
         enable_multiprocess(settings.home / "serve-metrics")
@@ -88,8 +89,8 @@ class Combiner:
         self.colour = colour
         self.members = members
         self.features = features
-        self.predict.set_max_batch_size(settings.serve_batch_size)
-        self.predict.set_batch_wait_timeout_s(settings.serve_batch_wait_s)
+        cast(Any, self.predict).set_max_batch_size(settings.serve_batch_size)
+        cast(Any, self.predict).set_batch_wait_timeout_s(settings.serve_batch_wait_s)
         self._batch = metrics().batch_size.labels("combiner")
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)
@@ -118,21 +119,27 @@ class Combiner:
         return {**self.model.summary(), "colour": self.colour}
 
 
-def build_colour_graph(ref: ModelRef, colour: str, settings: Settings) -> Any:
+def build_colour_graph(ref: ModelRef, colour: str, settings: Settings) -> Application:
     """The bound graph for one colour: members discovered from the bundle, features, combiner."""
     model = ref.load(settings)
     light = {"num_cpus": settings.serve_light_cpus}
     members = {
-        m.name: Member.options(
+        m.name: cast(Deployment, Member)
+        .options(
             name=f"member_{m.name}",
             ray_actor_options={"num_cpus": settings.serve_member_cpus},
             **_scaling(settings),
-        ).bind(ref, m.name)
+        )
+        .bind(ref, m.name)
         for m in model.members
     }
-    features = Features.options(ray_actor_options=light, **_scaling(settings)).bind(ref)
-    return Combiner.options(ray_actor_options=light, **_scaling(settings)).bind(
-        ref, colour, members, features
+    features = (
+        cast(Deployment, Features).options(ray_actor_options=light, **_scaling(settings)).bind(ref)
+    )
+    return (
+        cast(Deployment, Combiner)
+        .options(ray_actor_options=light, **_scaling(settings))
+        .bind(ref, colour, members, features)
     )
 
 

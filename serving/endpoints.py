@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from driftline.data import DataValidationError, validate_bars
 from serving import protocol
-from serving.errors import BadInput, NotReady, ServingError
+from serving.errors import BadInputError, NotReadyError, ServingError
 from serving.ingress import JSON, Ingress, correlation, error_response, request_id_of
 from serving.metrics import exposition
 
@@ -193,14 +193,14 @@ async def forecast(ingress: Ingress, request: Request) -> Response:
     request.state.version = route.version
     document = protocol.loads(await request.body())
     if not isinstance(document, dict) or not isinstance(document.get("bars"), list):
-        raise BadInput('forecast body must be {"symbol": "...", "bars": [{"date": ..., ...}]}')
+        raise BadInputError('forecast body must be {"symbol": "...", "bars": [{"date": ..., ...}]}')
     symbol = str(document.get("symbol") or ingress.settings.symbol)
     try:
         bars = validate_bars(
             pd.DataFrame(document["bars"]), "request", min_rows=1, max_gap_days=None
         )
     except DataValidationError as error:
-        raise BadInput(str(error)) from None
+        raise BadInputError(str(error)) from None
     columns = {c: bars[c].to_numpy() for c in protocol.BAR_INPUTS}
     inputs = protocol.Inputs(bars=protocol.check_bars(columns, route.limits))
     rows, ensemble, members = await ingress.predict_inputs(route, inputs)
@@ -237,7 +237,7 @@ async def models(ingress: Ingress, _request: Request) -> Response:
     """GET /api/models: the active and shadow versions with members, spec hash, evaluation."""
     routing = ingress.routing
     if routing.active is None:
-        raise NotReady("no model version is active yet")
+        raise NotReadyError("no model version is active yet")
     document = {
         "model": ingress.model_name,
         "active": {**routing.active.info, "colour": routing.active.colour},

@@ -16,42 +16,42 @@ class ServingError(Exception):
         self.message = message
 
 
-class BadInput(ServingError):
+class BadInputError(ServingError):
     """The request is malformed or its values are unusable."""
 
     status = 400
     kind = "bad_input"
 
 
-class NotFound(ServingError):
+class NotFoundError(ServingError):
     """The model, version or route does not exist."""
 
     status = 404
     kind = "bad_input"
 
 
-class PayloadTooLarge(ServingError):
+class PayloadTooLargeError(ServingError):
     """The request body exceeds the configured limit."""
 
     status = 413
     kind = "bad_input"
 
 
-class Overloaded(ServingError):
+class OverloadedError(ServingError):
     """A bounded queue is full; the client should retry later."""
 
     status = 503
     kind = "overload"
 
 
-class NotReady(ServingError):
+class NotReadyError(ServingError):
     """No model version is ready to answer."""
 
     status = 503
     kind = "overload"
 
 
-class DeadlineExceeded(ServingError):
+class DeadlineExceededError(ServingError):
     """The request did not finish within the end-to-end timeout."""
 
     status = 504

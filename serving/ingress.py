@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -22,11 +22,11 @@ from ray import serve
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
 
 from driftline.config import Settings
 from driftline.data import load_bars
@@ -34,31 +34,34 @@ from driftline.observability.logs import bound_correlation_id, configure_logging
 from driftline.store import PredictionRecord, Store
 from serving import protocol
 from serving.errors import (
-    BadInput,
-    DeadlineExceeded,
-    NotFound,
-    NotReady,
-    Overloaded,
-    PayloadTooLarge,
+    BadInputError,
+    DeadlineExceededError,
+    NotFoundError,
+    NotReadyError,
+    OverloadedError,
+    PayloadTooLargeError,
     ServingError,
 )
-from serving.metrics import enable_multiprocess, exposition, metrics, process_exiting
-from serving.stream import BarReplay, Message as StreamMessage, OutcomeHook, StreamHub
+from serving.metrics import enable_multiprocess, metrics, process_exiting
+from serving.stream import BarReplay, OutcomeHook, StreamHub
+from serving.stream import Message as StreamMessage
 from serving.writer import PredictionWriter, WriterStatus
 
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
+Array = np.ndarray[Any, Any]
+Scored = tuple[Array, dict[str, Array]]
 REQUEST_ID_HEADERS = (b"x-request-id", b"x-correlation-id")
 RETRY_AFTER_S = "1"
 
 
 @dataclass(frozen=True)
-class Route_:
+class ColourRoute:
     """A deployed colour: its handle and what its model accepts."""
 
     colour: str
-    handle: DeploymentHandle
+    handle: DeploymentHandle[Any]
     info: dict[str, Any]
 
     @property
@@ -78,9 +81,9 @@ class Route_:
 class Routing:
     """The active colour, an optional shadow, and every deployed colour by version."""
 
-    active: Route_ | None = None
-    shadow: Route_ | None = None
-    by_version: dict[str, Route_] = field(default_factory=dict)
+    active: ColourRoute | None = None
+    shadow: ColourRoute | None = None
+    by_version: dict[str, ColourRoute] = field(default_factory=dict)
 
 
 @serve.deployment
@@ -95,7 +98,10 @@ class Ingress:
         self.model_name = model_name
         self.metrics = metrics()
         self.routing = Routing()
-        self._handles: dict[str, DeploymentHandle] = {}
+        self._handles: dict[str, DeploymentHandle[Any]] = {}
+        cast(Any, self._score).set_max_batch_size(self.settings.serve_batch_size)
+        cast(Any, self._score).set_batch_wait_timeout_s(self.settings.serve_batch_wait_s)
+        self._batch = self.metrics.batch_size.labels("ingress")
         self._shadow_inflight = 0
         self._info_labels: set[tuple[str, str, str, str]] = set()
         store = Store.from_settings(self.settings)
@@ -117,7 +123,7 @@ class Ingress:
             on_drop=self.metrics.stream_dropped.inc,
         )
 
-    def __serve_build_asgi_app__(self) -> ASGIApp:  # noqa: N807  (name fixed by Ray Serve)
+    def __serve_build_asgi_app__(self) -> ASGIApp:
         return build_app(self)
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
@@ -141,13 +147,13 @@ class Ingress:
             },
         )
 
-    async def _route(self, colour: str) -> Route_:
+    async def _route(self, colour: str) -> ColourRoute:
         handle = self._handles.get(colour)
         if handle is None:
             handle = serve.get_app_handle(colour)
             self._handles[colour] = handle
         info = await handle.info.remote()
-        return Route_(colour, handle, {**info, "max_rows": self.settings.serve_max_rows})
+        return ColourRoute(colour, handle, {**info, "max_rows": self.settings.serve_max_rows})
 
     def _publish_model_info(self) -> None:
         gauge = self.metrics.model_info
@@ -181,18 +187,22 @@ class Ingress:
             process_exiting()
 
     # --- routing helpers ------------------------------------------------------------------
-    def route_for(self, model: str, version: str | None) -> Route_:
-        """The colour that answers for `model` (and `version`), or NotFound/NotReady."""
+    def route_for(self, model: str, version: str | None) -> ColourRoute:
+        """The colour that answers for `model` (and `version`), or NotFoundError/NotReadyError."""
         if model != self.model_name:
-            raise NotFound(f"model {model!r} not found; this server serves {self.model_name!r}")
+            raise NotFoundError(
+                f"model {model!r} not found; this server serves {self.model_name!r}"
+            )
         if version is not None:
             route = self.routing.by_version.get(version)
             if route is None:
                 known = sorted(self.routing.by_version)
-                raise NotFound(f"model {model!r} has no deployed version {version!r} ({known})")
+                raise NotFoundError(
+                    f"model {model!r} has no deployed version {version!r} ({known})"
+                )
             return route
         if self.routing.active is None:
-            raise NotReady("no model version is active yet")
+            raise NotReadyError("no model version is active yet")
         return self.routing.active
 
     async def call(self, awaitable: Awaitable[Any]) -> Any:
@@ -200,22 +210,40 @@ class Ingress:
         try:
             return await asyncio.wait_for(awaitable, self.settings.serve_request_timeout_s)
         except TimeoutError:
-            raise DeadlineExceeded(
+            raise DeadlineExceededError(
                 f"no answer within {self.settings.serve_request_timeout_s:g}s"
             ) from None
         except BackPressureError:
-            raise Overloaded("the model is at capacity; retry shortly") from None
+            raise OverloadedError("the model is at capacity; retry shortly") from None
 
-    async def predict_rows(
-        self, route: Route_, rows: np.ndarray[Any, Any]
-    ) -> tuple[np.ndarray[Any, Any], dict[str, np.ndarray[Any, Any]]]:
+    async def predict_rows(self, route: ColourRoute, rows: Array) -> Scored:
         """Ensemble and member outputs for feature rows from `route`."""
-        result: tuple[np.ndarray[Any, Any], dict[str, np.ndarray[Any, Any]]]
-        result = await self.call(route.handle.predict.remote(rows))
+        result: Scored = await self.call(self._score((route, rows)))
         return result
 
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)
+    async def _score(self, items: list[tuple[ColourRoute, Array]]) -> list[Scored]:
+        # Requests that arrive while a batch is in flight share the next handle call: one hop
+        # per batch instead of one per request is what lets the graph keep up under load.
+        self._batch.observe(len(items))
+        by_route: dict[str, list[int]] = {}
+        for i, (route, _rows) in enumerate(items):
+            by_route.setdefault(route.colour, []).append(i)
+        results: list[Scored | None] = [None] * len(items)
+        for indices in by_route.values():
+            route = items[indices[0]][0]
+            parts = [items[i][1] for i in indices]
+            rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            ensemble, members = await route.handle.predict.remote(rows)
+            bounds = np.cumsum([len(p) for p in parts])[:-1]
+            ens_parts = np.split(ensemble, bounds)
+            member_parts = {k: np.split(v, bounds) for k, v in members.items()}
+            for j, i in enumerate(indices):
+                results[i] = (ens_parts[j], {k: v[j] for k, v in member_parts.items()})
+        return [r for r in results if r is not None]
+
     async def predict_inputs(
-        self, route: Route_, inputs: protocol.Inputs
+        self, route: ColourRoute, inputs: protocol.Inputs
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], dict[str, np.ndarray[Any, Any]]]:
         """Feature rows, ensemble and member outputs for rows or a bar window."""
         if inputs.rows is not None:
@@ -224,13 +252,13 @@ class Ingress:
         assert inputs.bars is not None
         try:
             result = await self.call(route.handle.predict_bars.remote(dict(inputs.bars)))
-        except BadInput:
+        except BadInputError:
             raise
         except Exception as error:
-            # A BadInput raised inside the feature replica arrives wrapped by Ray.
+            # A BadInputError raised inside the feature replica arrives wrapped by Ray.
             cause = getattr(error, "cause", None)
-            if isinstance(cause, BadInput):
-                raise BadInput(cause.message) from None
+            if isinstance(cause, BadInputError):
+                raise BadInputError(cause.message) from None
             raise
         rows, ensemble, members = result
         return rows, ensemble, members
@@ -240,7 +268,7 @@ class Ingress:
         *,
         request_id: str,
         endpoint: str,
-        route: Route_,
+        route: ColourRoute,
         rows: np.ndarray[Any, Any],
         ensemble: np.ndarray[Any, Any],
         members: dict[str, np.ndarray[Any, Any]],
@@ -276,7 +304,7 @@ class Ingress:
         asyncio.get_running_loop().create_task(self._shadow(shadow, request_id, endpoint, rows))
 
     async def _shadow(
-        self, route: Route_, request_id: str, endpoint: str, rows: np.ndarray[Any, Any]
+        self, route: ColourRoute, request_id: str, endpoint: str, rows: np.ndarray[Any, Any]
     ) -> None:
         start = time.perf_counter()
         try:
@@ -292,7 +320,7 @@ class Ingress:
                 latency_ms=latency,
                 slot="shadow",
             )
-        except Exception as error:  # noqa: BLE001  (the shadow never affects live traffic)
+        except Exception as error:
             log.warning("shadow scoring failed: %s", error, extra={"colour": route.colour})
         finally:
             self._shadow_inflight -= 1
@@ -362,6 +390,7 @@ def build_app(ingress: Ingress) -> ASGIApp:
     app = Starlette(
         routes=[*http, WebSocketRoute("/ws/predictions", ingress.stream.serve)],
         lifespan=ingress.lifespan,
+        exception_handlers={HTTPException: _http_error},
     )
     return BodyLimit(app, ingress.settings.serve_max_body_bytes)
 
@@ -379,7 +408,7 @@ class BodyLimit:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await send_error(send, PayloadTooLarge(self._message(int(value))))
+                await send_error(send, PayloadTooLargeError(self._message(int(value))))
                 return
         received = 0
 
@@ -388,13 +417,21 @@ class BodyLimit:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.limit:
-                raise PayloadTooLarge(self._message(received))
+                raise PayloadTooLargeError(self._message(received))
             return message
 
         await self.app(scope, limited, send)
 
     def _message(self, size: int) -> str:
         return f"request body of {size} bytes exceeds the limit of {self.limit} bytes"
+
+
+async def _http_error(_request: Request, error: Exception) -> Response:
+    # Unknown routes and methods answer in the protocol's error shape too.
+    assert isinstance(error, HTTPException)
+    return Response(
+        orjson.dumps({"error": f"{error.detail}"}), status_code=error.status_code, media_type=JSON
+    )
 
 
 async def send_error(send: Send, error: ServingError) -> None:

@@ -54,7 +54,7 @@ def enable_multiprocess(directory: Path) -> None:
     os.environ[MULTIPROC_ENV] = str(directory)
     # prometheus_client picks its value class when it is imported, which in a Ray worker may
     # have happened before our environment variable was set: choose it explicitly.
-    values.ValueClass = values.MultiProcessValue()
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
 
 
 @cache
@@ -68,7 +68,7 @@ def exposition() -> tuple[bytes, str]:
     registry = CollectorRegistry()
     directory = os.environ.get(MULTIPROC_ENV)
     if directory:
-        MultiProcessCollector(registry, path=directory)
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(_LOCAL), CONTENT_TYPE_LATEST
 
@@ -76,7 +76,7 @@ def exposition() -> tuple[bytes, str]:
 def process_exiting() -> None:
     """Drop this process's live gauges from the shared directory."""
     if os.environ.get(MULTIPROC_ENV):
-        mark_process_dead(os.getpid())
+        mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 def _histogram(spec: MetricSpec, buckets: tuple[float, ...]) -> Histogram:

@@ -151,9 +151,12 @@ def _native_predictor(member: ServedMember) -> Callable[[Array], Any]:
     # The registry owns artifact formats (and MLflow); it loads native members for us.
     registry = importlib.import_module("driftline.registry")
     model = registry.load_native_member(member)
-    if member.flavour == "xgboost" and hasattr(model, "inplace_predict"):
-        return lambda rows: model.inplace_predict(rows)
-    return lambda rows: model.predict(rows)
+    method: Callable[[Array], Any] = (
+        model.inplace_predict
+        if member.flavour == "xgboost" and hasattr(model, "inplace_predict")
+        else model.predict
+    )
+    return method
 
 
 @dataclass(frozen=True)

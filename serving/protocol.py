@@ -15,7 +15,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
-from serving.errors import BadInput
+from serving.errors import BadInputError
 
 Array = npt.NDArray[np.float64]
 
@@ -55,9 +55,9 @@ def parse_v2(body: bytes, json_length: int | None, model_name: str) -> InferRequ
     except InvalidInput as error:
         if json_length is None and "Unrecognized request format" in str(error):
             return _parse_lenient(body, model_name)
-        raise BadInput(str(error)) from None
+        raise BadInputError(str(error)) from None
     except (KeyError, TypeError) as error:
-        raise BadInput(f"malformed V2 request: missing or invalid field {error}") from None
+        raise BadInputError(f"malformed V2 request: missing or invalid field {error}") from None
 
 
 def _parse_lenient(body: bytes, model_name: str) -> InferRequest:
@@ -66,13 +66,13 @@ def _parse_lenient(body: bytes, model_name: str) -> InferRequest:
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
-        raise BadInput(f"malformed JSON: {error}") from None
+        raise BadInputError(f"malformed JSON: {error}") from None
     try:
         request = InferenceRequest.model_validate(document)
     except pydantic.ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise BadInput(f"malformed V2 request: {where}: {first['msg']}") from None
+        raise BadInputError(f"malformed V2 request: {where}: {first['msg']}") from None
     return InferRequest.from_inference_request(request, model_name)
 
 
@@ -85,7 +85,7 @@ def v2_inputs(request: InferRequest, limits: Limits) -> Inputs:
     if sorted(names) == sorted(BAR_INPUTS):
         bars = {i.name: _tensor(i).reshape(-1) for i in request.inputs}
         return Inputs(bars=check_bars(bars, limits))
-    raise BadInput(
+    raise BadInputError(
         f"inputs {names}: expected one input named {FEATURES_INPUT!r} "
         f"or the bar inputs {list(BAR_INPUTS)}"
     )
@@ -93,33 +93,33 @@ def v2_inputs(request: InferRequest, limits: Limits) -> Inputs:
 
 def _tensor(infer_input: InferInput) -> Array:
     if infer_input.datatype not in NUMERIC_DATATYPES:
-        raise BadInput(
+        raise BadInputError(
             f"input {infer_input.name!r}: datatype {infer_input.datatype!r} is not numeric "
             "(use FP32 or FP64)"
         )
     try:
         array = infer_input.as_numpy()
     except (ValueError, TypeError) as error:
-        raise BadInput(
+        raise BadInputError(
             f"input {infer_input.name!r}: data does not fit shape {infer_input.shape}: {error}"
         ) from None
     return np.asarray(array, dtype=np.float64)
 
 
 def check_rows(rows: Array, limits: Limits) -> Array:
-    """Feature rows of the right shape, count and finiteness, or BadInput saying what is wrong."""
+    """Rows of the right shape, count and finiteness, or BadInputError saying what is wrong."""
     if rows.ndim != 2 or rows.shape[1] != limits.n_features:
-        raise BadInput(
+        raise BadInputError(
             f"input {FEATURES_INPUT!r}: shape {list(rows.shape)}, expected [n, {limits.n_features}]"
         )
     if len(rows) == 0:
-        raise BadInput(f"input {FEATURES_INPUT!r}: no rows")
+        raise BadInputError(f"input {FEATURES_INPUT!r}: no rows")
     if len(rows) > limits.max_rows:
-        raise BadInput(f"{len(rows)} rows exceed the limit of {limits.max_rows} per request")
+        raise BadInputError(f"{len(rows)} rows exceed the limit of {limits.max_rows} per request")
     finite = np.isfinite(rows)
     if not finite.all():
         row, column = (int(i[0]) for i in np.nonzero(~finite))
-        raise BadInput(
+        raise BadInputError(
             f"input {FEATURES_INPUT!r}: non-finite value {rows[row, column]} "
             f"at row {row}, column {column}"
         )
@@ -130,24 +130,24 @@ def check_bars(bars: Mapping[str, Array], limits: Limits) -> dict[str, Array]:
     """Bar columns of equal length, at least one window long and finite."""
     lengths = {name: len(values) for name, values in bars.items()}
     if len(set(lengths.values())) != 1:
-        raise BadInput(f"bar inputs differ in length: {lengths}")
+        raise BadInputError(f"bar inputs differ in length: {lengths}")
     n = next(iter(lengths.values()))
     if n < limits.window:
-        raise BadInput(f"{n} bars given; the model's feature spec needs {limits.window}")
+        raise BadInputError(f"{n} bars given; the model's feature spec needs {limits.window}")
     for name, values in bars.items():
         if not np.isfinite(values).all():
-            raise BadInput(f"input {name!r}: non-finite value")
+            raise BadInputError(f"input {name!r}: non-finite value")
     return {name: np.asarray(bars[name], dtype=np.float64) for name in BAR_INPUTS}
 
 
 def v1_rows(document: Any, limits: Limits) -> Array:
     """Feature rows from a V1 `{"instances": [[...], ...]}` body."""
     if not isinstance(document, Mapping) or "instances" not in document:
-        raise BadInput('V1 body must be a JSON object with an "instances" list')
+        raise BadInputError('V1 body must be a JSON object with an "instances" list')
     try:
         rows = np.asarray(document["instances"], dtype=np.float64)
     except (ValueError, TypeError) as error:
-        raise BadInput(f'"instances" is not a numeric matrix: {error}') from None
+        raise BadInputError(f'"instances" is not a numeric matrix: {error}') from None
     return check_rows(rows, limits)
 
 
@@ -159,7 +159,7 @@ def loads(body: bytes) -> Any:
         try:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
-            raise BadInput(f"malformed JSON: {error}") from None
+            raise BadInputError(f"malformed JSON: {error}") from None
 
 
 def v2_response(
@@ -184,7 +184,7 @@ def v2_response(
     try:
         body, json_length = response.to_rest()
     except InvalidInput as error:
-        raise BadInput(str(error)) from None
+        raise BadInputError(str(error)) from None
     if isinstance(body, bytes):
         return body, json_length
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), None

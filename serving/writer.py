@@ -9,6 +9,7 @@ Writes are idempotent on (request_id, slot), so a batch retried after a partial 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -112,7 +113,7 @@ class PredictionWriter:
             batch = [self._buffer[i] for i in range(min(self._batch_size, len(self._buffer)))]
             try:
                 await asyncio.to_thread(self._sink.record_predictions, batch)
-            except Exception as error:  # noqa: BLE001  (any store failure means: keep buffering)
+            except Exception as error:
                 self._set_degraded(str(error).splitlines()[0] if str(error) else repr(error))
                 if self._closing and backoff >= self._max_backoff_s:
                     log.error("prediction writer: store unavailable during shutdown: %s", error)
@@ -146,7 +147,5 @@ class PredictionWriter:
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
         deadline = time.monotonic() + seconds
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            pass

@@ -10,6 +10,7 @@ import click
 # MLflow and alibi-detect take seconds to import.
 COMMANDS: dict[str, str] = {
     "db": "driftline.cli.db:db",
+    "serve": "driftline.cli.serve:serve",
 }
 
 
