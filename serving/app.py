@@ -112,10 +112,8 @@ def serve_config(
     )
     return {
         "proxy_location": "HeadOnly",
-        "http_options": {
-            "host": settings.serve_host,
-            "port": http_port,
-            "request_timeout_s": settings.serve_request_timeout_s,
-        },
+        # No proxy request timeout: it would also cut WebSocket streams; the ingress enforces
+        # DRIFTLINE_SERVE_REQUEST_TIMEOUT_S on every model call itself.
+        "http_options": {"host": settings.serve_host, "port": http_port},
         "applications": applications,
     }

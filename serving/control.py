@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
 
 from driftline.config import Settings
@@ -101,7 +102,7 @@ class ServingControl:
             outcome_hook=self.outcome_hook,
             env=self.env,
         )
-        self.client.deploy_applications(config)
+        self._put(config)
         self.wait_running([*state.colours, INGRESS_APP], state)
 
     def deploy(self, version: str, colour: str = "blue") -> ServingState:
@@ -148,6 +149,19 @@ class ServingControl:
         state = ServingState({**active_only, idle: version}, current.active, idle)
         self.apply(state)
         return state
+
+    def _put(self, config: dict[str, Any], attempts: int = 4) -> None:
+        # The config is declarative, so re-sending it is safe; the dashboard drops connections
+        # now and then while a busy head starts Serve.
+        for attempt in range(attempts):
+            try:
+                self.client.deploy_applications(config)
+                return
+            except requests.ConnectionError:
+                if attempt == attempts - 1:
+                    raise
+                log.warning("Serve REST API unreachable; retrying", extra={"attempt": attempt})
+                time.sleep(2.0 * (attempt + 1))
 
     def shutdown(self) -> None:
         """Delete every application; ingress replicas flush their predictions as they stop."""

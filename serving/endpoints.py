@@ -47,7 +47,8 @@ def wrap(
                 response = error_response(
                     ServingError(f"internal error; correlation id {cid}"), cid
                 )
-            response.headers["x-request-id"] = cid
+            # Serve itself echoes x-request-id; ours names the id our logs and store use.
+            response.headers["x-correlation-id"] = cid
         version = request.state.version
         m.request_duration.labels(name, ingress.model_name, version).observe(
             time.perf_counter() - start

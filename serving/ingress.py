@@ -450,7 +450,7 @@ def error_response(error: ServingError, correlation_id: str | None = None) -> Re
     if error.status == 503:
         headers["retry-after"] = RETRY_AFTER_S
     if correlation_id:
-        headers["x-request-id"] = correlation_id
+        headers["x-correlation-id"] = correlation_id
     return Response(
         orjson.dumps({"error": error.message}),
         status_code=error.status,

@@ -146,8 +146,9 @@ class StreamHub:
                 message = None
             if message is not None:
                 self.publish(message)
-            # Keep a steady cadence: the next tick is scheduled from the last, not from now.
-            next_at += self._interval_s
+            # Keep a steady cadence (the next tick is scheduled from the last, not from now),
+            # but after a stall skip the missed ticks rather than send them in a burst.
+            next_at = max(next_at + self._interval_s, loop.time())
             await asyncio.sleep(max(0.0, next_at - loop.time()))
         self._task = None
 

@@ -188,7 +188,8 @@ def test_predictions_are_persisted(served: Served) -> None:
         headers={"x-request-id": request_id},
         timeout=60,
     )
-    assert response.headers["x-request-id"] == request_id
+    assert response.headers["x-correlation-id"] == request_id
+    assert request_id in response.headers["x-request-id"]
     deadline = time.monotonic() + 30
     while served.store.count_predictions([request_id]) == 0:
         assert time.monotonic() < deadline, "prediction never reached the store"
