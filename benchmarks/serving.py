@@ -84,14 +84,30 @@ def _time_calls(
     return {"p50_ms": median * 1e3, "calls_per_s": 1 / median, "rows_per_s": len(rows) / median}
 
 
-def sweep(url: str, bodies: dict[int, bytes], duration_s: float) -> dict[str, Any]:
-    """Every (concurrency, rows) pair against `url`."""
-    results = {}
+def sweep(
+    urls: dict[str, str], bodies: dict[int, bytes], duration_s: float, rounds: int
+) -> dict[str, dict[str, Any]]:
+    """Every (concurrency, rows) point against every system, interleaved point by point.
+
+    The host is shared: its load drifts over minutes. Running the systems alternately on each
+    point, `rounds` times, and keeping each system's median run makes the ratios fair.
+    """
+    results: dict[str, dict[str, Any]] = {name: {} for name in urls}
     for n, payload in bodies.items():
-        run_load(url, payload, concurrency=4, duration_s=1.0)  # warm connections and caches
+        for url in urls.values():
+            run_load(url, payload, concurrency=4, duration_s=1.0)  # warm connections, caches
         for c in CONCURRENCY:
-            result = run_load(url, payload, concurrency=c, duration_s=duration_s)
-            results[f"c{c}_rows{n}"] = {**result.as_dict(), "rows_per_s": result.rps * n}
+            runs: dict[str, list[LoadResult]] = {name: [] for name in urls}
+            for _ in range(rounds):
+                for name, url in urls.items():
+                    runs[name].append(run_load(url, payload, concurrency=c, duration_s=duration_s))
+            for name, measured in runs.items():
+                median = sorted(measured, key=lambda r: r.rps)[len(measured) // 2]
+                results[name][f"c{c}_rows{n}"] = {
+                    **median.as_dict(),
+                    "rows_per_s": median.rps * n,
+                    "rps_runs": [round(r.rps, 1) for r in measured],
+                }
     return results
 
 
@@ -132,7 +148,7 @@ def run(*, quick: bool = False, levers: bool = False) -> dict[str, Any]:
     os.environ.update(LOOPBACK_ENV)  # before Ray is imported anywhere
     from serving.control import ServingControl, ray_env  # noqa: PLC0415
 
-    duration = 3.0 if quick else 8.0
+    duration = 3.0 if quick else 5.0
     home = Path(tempfile.mkdtemp(prefix="dl-bench-serving-"))
     os.environ["DRIFTLINE_HOME"] = str(home)
     settings = Settings(home=home)
@@ -147,18 +163,13 @@ def run(*, quick: bool = False, levers: bool = False) -> dict[str, Any]:
         },
         "in_process": in_process(bundle, x, repeats=200 if quick else 1000),
     }
-    kserve_port = free_port()
-    kserve = start_kserve(home, kserve_port)
-    try:
-        document["kserve"] = sweep(f"http://127.0.0.1:{kserve_port}{INFER}", bodies, duration)
-    finally:
-        kserve.terminate()
-        kserve.wait(30)
     from driftline.store import Store  # noqa: PLC0415
 
     Store.from_settings(settings).upgrade()
     env = ray_env(settings, direct_port_base=random.randint(20000, 29000))
     cluster = LocalRayCluster(num_cpus=2, env=env, log_path=home / "ray.log").start()
+    kserve_port = free_port()
+    kserve = start_kserve(home, kserve_port)
     try:
         control = ServingControl(
             settings, cluster.dashboard_url, http_port=free_port(), loader=synthetic.LOADER
@@ -166,10 +177,13 @@ def run(*, quick: bool = False, levers: bool = False) -> dict[str, Any]:
         control.deploy("1")
         direct = control.direct_urls()[0]
         proxy = f"http://127.0.0.1:{control.http_port}"
-        document["graph"] = sweep(direct + INFER, bodies, duration)
+        urls = {"kserve": f"http://127.0.0.1:{kserve_port}{INFER}", "graph": direct + INFER}
+        document.update(sweep(urls, bodies, duration, rounds=1 if quick else 3))
         document["levers"] = lever_runs(control, proxy, bodies, duration, full=levers)
         control.shutdown()
     finally:
+        kserve.terminate()
+        kserve.wait(30)
         cluster.stop()
     # Measured again at the end: the shared host's load moves, and the ratio takes the faster.
     document["in_process_end"] = in_process(bundle, x, repeats=200 if quick else 1000)
