@@ -151,6 +151,64 @@ class Settings(BaseSettings):
         default=1e-5, gt=0, description="Largest ONNX-versus-native difference registration allows."
     )
 
+    # --- serving (owner: serving) ---------------------------------------------------------
+    serve_host: str = Field(default="127.0.0.1", description="Address `driftline serve` binds.")
+    serve_port: int = Field(default=8080, ge=1, le=65535, description="HTTP port of the ingress.")
+    stream_interval_s: float = Field(
+        default=30.0, gt=0, description="Seconds between WebSocket stream predictions."
+    )
+    stream_client_queue: int = Field(
+        default=8, ge=1, description="Messages buffered per stream client before dropping."
+    )
+    serve_max_rows: int = Field(default=4096, ge=1, description="Most rows one request may carry.")
+    serve_max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="Largest request body accepted."
+    )
+    serve_request_timeout_s: float = Field(
+        default=10.0, gt=0, description="End-to-end deadline of one request."
+    )
+    serve_max_ongoing_requests: int = Field(
+        default=64, ge=1, description="Requests one replica works on at once."
+    )
+    serve_max_queued_requests: int = Field(
+        default=128, ge=0, description="Requests waiting per deployment before a 503."
+    )
+    serve_min_replicas: int = Field(default=1, ge=1, description="Autoscaling lower bound.")
+    serve_max_replicas: int = Field(default=2, ge=1, description="Autoscaling upper bound.")
+    serve_target_ongoing_requests: float = Field(
+        default=16, gt=0, description="Autoscaling target of ongoing requests per replica."
+    )
+    serve_ingress_cpus: float = Field(default=0.2, ge=0, description="CPUs per ingress replica.")
+    serve_member_cpus: float = Field(default=0.2, ge=0, description="CPUs per member replica.")
+    serve_light_cpus: float = Field(
+        default=0.05, ge=0, description="CPUs per combiner or feature replica."
+    )
+    serve_batch_size: int = Field(
+        default=64, ge=1, description="Most requests merged into one batched member call."
+    )
+    serve_batch_wait_s: float = Field(
+        default=0.0, ge=0, description="How long a batch waits to fill; 0 adds no latency."
+    )
+    serve_prefer_onnx: bool = Field(
+        default=True, description="Run members through ONNX Runtime when an artifact exists."
+    )
+    serve_throughput_optimized: bool = Field(
+        default=True,
+        description="Start Ray with RAY_SERVE_THROUGHPUT_OPTIMIZED (direct ingress and more).",
+    )
+    serve_write_batch: int = Field(
+        default=500, ge=1, description="Prediction records per store write."
+    )
+    serve_write_interval_s: float = Field(
+        default=0.5, gt=0, description="Longest a prediction waits before it is written."
+    )
+    serve_write_buffer: int = Field(
+        default=100_000, ge=1, description="Prediction records held while the store is down."
+    )
+    serve_follow_interval_s: float = Field(
+        default=5.0, gt=0, description="How often `driftline serve` checks the champion alias."
+    )
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:

@@ -1,0 +1,1 @@
+"""Driftline serving: a Ray Serve graph per model version behind one KServe-protocol ingress."""

@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
     "drift": "driftline.cli.drift:drift",
     "outcomes": "driftline.cli.drift:outcomes",
     "train": "driftline.cli.train:train",
+    "serve": "driftline.cli.serve:serve",
 }
 
 

@@ -1,0 +1,294 @@
+"""Serving benchmark: in-process predict, KServe's ModelServer and Driftline's graph, one run.
+
+`python -m benchmarks.serving [--quick] [--levers]` writes benchmarks/results/serving.json and
+serving.md. Every configuration runs on the same machine in the same run, so ratios are fair
+even where absolute numbers move with the shared host's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+
+from benchmarks import synthetic
+from benchmarks.loadgen import LoadResult, run_load
+from driftline.config import Settings
+from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster, free_port
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CONCURRENCY = (1, 4, 16)
+ROWS = (1, 1024)
+MODEL = "market-ensemble"
+INFER = f"/v2/models/{MODEL}/infer"
+
+
+def body(rows: np.ndarray[Any, Any]) -> bytes:
+    """A V2 infer body carrying `rows` as FP32 (what a client of a float32 model sends)."""
+    tensor = {
+        "name": "features",
+        "shape": list(rows.shape),
+        "datatype": "FP32",
+        "data": rows.astype(np.float32).tolist(),
+    }
+    return orjson.dumps({"id": "bench", "inputs": [tensor]})
+
+
+def in_process(bundle: synthetic.Bundle, x: np.ndarray[Any, Any], repeats: int) -> dict[str, Any]:
+    """The ensemble predict called directly: native models and ONNX Runtime, 1 and 1,024 rows."""
+    from serving.model import MemberRuntime, served_model  # noqa: PLC0415
+
+    model = served_model(bundle)
+    onnx = {m.name: MemberRuntime(m) for m in model.members}
+
+    def onnx_predict(rows: np.ndarray[Any, Any]) -> Any:
+        return model.combine({n: r.predict(rows) for n, r in onnx.items()})
+
+    def native_predict(rows: np.ndarray[Any, Any]) -> Any:
+        return synthetic.native_predict(bundle, rows)
+
+    results: dict[str, Any] = {}
+    for name, predict in (("onnx", onnx_predict), ("native", native_predict)):
+        for n in ROWS:
+            rows = x[:n]
+            count = max(3, repeats // (50 if n > 1 else 1) // (20 if name == "native" else 1))
+            results[f"{name}_{n}"] = _time_calls(predict, rows, count)
+    results["max_abs_diff_onnx_vs_native"] = float(
+        np.max(np.abs(onnx_predict(x[:1024]) - native_predict(x[:1024])))
+    )
+    return results
+
+
+def _time_calls(
+    predict: Callable[[np.ndarray[Any, Any]], Any], rows: np.ndarray[Any, Any], count: int
+) -> dict[str, float]:
+    predict(rows)
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        predict(rows)
+        times.append(time.perf_counter() - start)
+    median = float(np.median(times))
+    return {"p50_ms": median * 1e3, "calls_per_s": 1 / median, "rows_per_s": len(rows) / median}
+
+
+def sweep(
+    urls: dict[str, str], bodies: dict[int, bytes], duration_s: float, rounds: int
+) -> dict[str, dict[str, Any]]:
+    """Every (concurrency, rows) point against every system, interleaved point by point.
+
+    The host is shared: its load drifts over minutes. Running the systems alternately on each
+    point, `rounds` times, and keeping each system's median run makes the ratios fair.
+    """
+    results: dict[str, dict[str, Any]] = {name: {} for name in urls}
+    for n, payload in bodies.items():
+        for url in urls.values():
+            run_load(url, payload, concurrency=4, duration_s=1.0)  # warm connections, caches
+        for c in CONCURRENCY:
+            runs: dict[str, list[LoadResult]] = {name: [] for name in urls}
+            for _ in range(rounds):
+                for name, url in urls.items():
+                    runs[name].append(run_load(url, payload, concurrency=c, duration_s=duration_s))
+            for name, measured in runs.items():
+                median = sorted(measured, key=lambda r: r.rps)[len(measured) // 2]
+                results[name][f"c{c}_rows{n}"] = {
+                    **median.as_dict(),
+                    "rows_per_s": median.rps * n,
+                    "rps_runs": [round(r.rps, 1) for r in measured],
+                }
+    return results
+
+
+def start_kserve(home: Path, port: int) -> subprocess.Popen[bytes]:
+    """KServe's ModelServer in its own process, waited on until ready."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.kserve_server",
+            "--port",
+            str(port),
+            "--home",
+            str(home),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", 120)
+    return process
+
+
+def _wait_ready(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} not ready after {timeout_s:.0f}s")
+
+
+def run(*, quick: bool = False, levers: bool = False) -> dict[str, Any]:
+    """Run the whole benchmark and write the results; returns the JSON document."""
+    os.environ.update(LOOPBACK_ENV)  # before Ray is imported anywhere
+    from serving.control import ServingControl, ray_env  # noqa: PLC0415
+
+    duration = 3.0 if quick else 5.0
+    home = Path(tempfile.mkdtemp(prefix="dl-bench-serving-"))
+    os.environ["DRIFTLINE_HOME"] = str(home)
+    settings = Settings(home=home)
+    bundle = synthetic.make_bundle(settings, "1")  # RF 200 trees depth 8, XGB 300 depth 6
+    x = np.random.default_rng(1).normal(size=(1024, len(bundle.spec.features)))
+    bodies = {n: body(x[:n]) for n in ROWS}
+    document: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
+        "model": {
+            "members": "RandomForest(200, depth 8) + XGBoost(300, depth 6)",
+            "features": len(bundle.spec.features),
+        },
+        "in_process": in_process(bundle, x, repeats=200 if quick else 1000),
+    }
+    from driftline.store import Store  # noqa: PLC0415
+
+    Store.from_settings(settings).upgrade()
+    env = ray_env(settings, direct_port_base=random.randint(20000, 29000))
+    cluster = LocalRayCluster(num_cpus=2, env=env, log_path=home / "ray.log").start()
+    kserve_port = free_port()
+    kserve = start_kserve(home, kserve_port)
+    try:
+        control = ServingControl(
+            settings, cluster.dashboard_url, http_port=free_port(), loader=synthetic.LOADER
+        )
+        control.deploy("1")
+        direct = control.direct_urls()[0]
+        proxy = f"http://127.0.0.1:{control.http_port}"
+        urls = {"kserve": f"http://127.0.0.1:{kserve_port}{INFER}", "graph": direct + INFER}
+        document.update(sweep(urls, bodies, duration, rounds=1 if quick else 3))
+        document["levers"] = lever_runs(control, proxy, bodies, duration, full=levers)
+        control.shutdown()
+    finally:
+        kserve.terminate()
+        kserve.wait(30)
+        cluster.stop()
+    # Measured again at the end: the shared host's load moves, and the ratio takes the faster.
+    document["in_process_end"] = in_process(bundle, x, repeats=200 if quick else 1000)
+    document["machine"]["loadavg_end"] = os.getloadavg()
+    document["targets"] = targets(document)
+    write(document)
+    return document
+
+
+def lever_runs(
+    control: Any, proxy: str, bodies: dict[int, bytes], duration: float, *, full: bool
+) -> dict[str, Any]:
+    """What single levers gave, measured against the tuned graph in the same run."""
+    levers: dict[str, Any] = {}
+    one = bodies[1]
+    for c in (1, 16):
+        levers[f"serve_proxy_instead_of_direct_ingress_c{c}"] = run_load(
+            proxy + INFER, one, concurrency=c, duration_s=duration
+        ).as_dict()
+    if full:
+        # Batching off at the ingress and combiner: one handle call per request.
+        control.env = {**control.env, "DRIFTLINE_SERVE_BATCH_SIZE": "1"}
+        control.deploy("1")
+        url = control.direct_urls()[0] + INFER
+        for c in (1, 16):
+            levers[f"no_batching_c{c}"] = run_load(
+                url, one, concurrency=c, duration_s=duration
+            ).as_dict()
+    return levers
+
+
+def targets(document: dict[str, Any]) -> dict[str, Any]:
+    """The three ratios the issue sets, from this run's figures."""
+    graph, kserve = document["graph"], document["kserve"]
+    best_rows = max(graph[f"c{c}_rows1024"]["rows_per_s"] for c in CONCURRENCY)
+    inproc = max(
+        document[key]["onnx_1024"]["rows_per_s"] for key in ("in_process", "in_process_end")
+    )
+    ratios = {
+        "rps_c16_vs_kserve": graph["c16_rows1"]["rps"] / kserve["c16_rows1"]["rps"],
+        "p50_c1_vs_kserve": graph["c1_rows1"]["p50_ms"] / kserve["c1_rows1"]["p50_ms"],
+        "rows_1024_vs_inprocess": best_rows / inproc,
+    }
+    return {
+        **{k: round(v, 3) for k, v in ratios.items()},
+        "met": {
+            "rps_c16_vs_kserve": ratios["rps_c16_vs_kserve"] >= 1.0,
+            "p50_c1_vs_kserve": ratios["p50_c1_vs_kserve"] <= 1.5,
+            "rows_1024_vs_inprocess": ratios["rows_1024_vs_inprocess"] >= 0.7,
+        },
+    }
+
+
+def write(document: dict[str, Any]) -> None:
+    """serving.json and a Markdown table beside it."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "serving.json").write_text(json.dumps(document, indent=2) + "\n")
+    (RESULTS / "serving.md").write_text(markdown(document))
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """The results as Markdown tables."""
+    lines = [
+        "# Serving benchmark",
+        "",
+        "| system | concurrency | rows | req/s | rows/s | p50 ms | p99 ms | errors | loadgen CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for system in ("kserve", "graph"):
+        for key, r in document[system].items():
+            c, n = key[1:].split("_rows")
+            lines.append(
+                f"| {system} | {c} | {n} | {r['rps']:.1f} | {r['rows_per_s']:.0f} | "
+                f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
+                f"{r['loadgen_cpu_share']:.1%} |"
+            )
+    lines += ["", "| in-process | p50 ms | calls/s | rows/s |", "| --- | --- | --- | --- |"]
+    for phase in ("in_process", "in_process_end"):
+        for key, r in document[phase].items():
+            if isinstance(r, dict):
+                lines.append(
+                    f"| {key} ({'start' if phase == 'in_process' else 'end'}) | "
+                    f"{r['p50_ms']:.3f} | {r['calls_per_s']:.0f} | {r['rows_per_s']:.0f} |"
+                )
+    lines += ["", "| lever | req/s | p50 ms | p99 ms |", "| --- | --- | --- | --- |"]
+    for key, r in document["levers"].items():
+        lines.append(f"| {key} | {r['rps']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+    t = document["targets"]
+    lines += ["", "| target | measured | met |", "| --- | --- | --- |"]
+    for key in ("rps_c16_vs_kserve", "p50_c1_vs_kserve", "rows_1024_vs_inprocess"):
+        lines.append(f"| {key} | {t[key]} | {t['met'][key]} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="3 s per point instead of 8 s")
+    parser.add_argument("--levers", action="store_true", help="also measure batching off")
+    args = parser.parse_args()
+    document = run(quick=args.quick, levers=args.levers)
+    print(json.dumps(document["targets"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["LoadResult", "run"]

@@ -1,0 +1,163 @@
+"""A real RandomForest + XGBoost pair on synthetic features, saved like a registry bundle.
+
+Serving's benchmark and tests use it where a registered model is not needed: members are real
+fitted models converted to ONNX (skl2onnx, onnxmltools at opset 15), and the feature spec is
+Driftline's default one, so raw-bar requests work too.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from driftline.config import Settings
+from driftline.features import FeatureSpec, default_spec
+
+MANIFEST = "bundle.json"
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member as the registry describes it."""
+
+    name: str
+    flavour: str
+    native_path: Path | None
+    onnx_path: Path | None
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The parts of a registry ModelBundle that serving reads."""
+
+    name: str
+    version: str
+    spec: FeatureSpec
+    members: list[Member]
+    weights: dict[str, float]
+    intercept: float
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    local_dir: Path | None = None
+
+
+def bundle_dir(settings: Settings, name: str, version: str) -> Path:
+    """Where a synthetic bundle lives under the settings' home."""
+    return settings.home / "synthetic" / name / version
+
+
+def make_bundle(
+    settings: Settings,
+    version: str = "1",
+    *,
+    trees: tuple[int, int] = (200, 300),
+    depths: tuple[int, int] = (8, 6),
+    rows: int = 3000,
+    seed: int = 0,
+    onnx: bool = True,
+) -> Bundle:
+    """Fit, convert and save a two-member ensemble; returns the loaded bundle."""
+    import onnxmltools  # noqa: PLC0415  (conversion tools load slowly)
+    import xgboost as xgb  # noqa: PLC0415
+    from onnxmltools.convert.common.data_types import FloatTensorType as XgbFloat  # noqa: PLC0415
+    from skl2onnx import convert_sklearn  # noqa: PLC0415
+    from skl2onnx.common.data_types import FloatTensorType  # noqa: PLC0415
+    from sklearn.ensemble import RandomForestRegressor  # noqa: PLC0415
+
+    spec = default_spec()
+    n = len(spec.features)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, n)).astype(np.float32)
+    y = x[:, :5].sum(axis=1) * 0.01 + rng.normal(scale=0.01, size=rows)
+    rf = RandomForestRegressor(
+        n_estimators=trees[0], max_depth=depths[0], n_jobs=1, random_state=seed
+    ).fit(x, y)
+    booster = xgb.XGBRegressor(n_estimators=trees[1], max_depth=depths[1], n_jobs=1).fit(x, y)
+    out = bundle_dir(settings, settings.model_name, version)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rf.pkl").write_bytes(pickle.dumps(rf))
+    booster.save_model(out / "xgb.json")
+    if onnx:
+        rf_onnx = convert_sklearn(
+            rf, initial_types=[("input", FloatTensorType([None, n]))], target_opset=15
+        )
+        (out / "rf.onnx").write_bytes(rf_onnx.SerializeToString())
+        xgb_onnx = onnxmltools.convert_xgboost(
+            booster, initial_types=[("input", XgbFloat([None, n]))], target_opset=15
+        )
+        (out / "xgb.onnx").write_bytes(xgb_onnx.SerializeToString())
+    manifest = {
+        "name": settings.model_name,
+        "version": version,
+        "spec": spec.to_dict(),
+        "members": [
+            {
+                "name": "rf",
+                "flavour": "sklearn",
+                "native": "rf.pkl",
+                "onnx": "rf.onnx" if onnx else None,
+            },
+            {
+                "name": "xgb",
+                "flavour": "xgboost",
+                "native": "xgb.json",
+                "onnx": "xgb.onnx" if onnx else None,
+            },
+        ],
+        "weights": {"rf": 0.5, "xgb": 0.5},
+        "intercept": 0.0001,
+        "evaluation": {"synthetic": True, "rows": rows},
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return load(settings, settings.model_name, version)
+
+
+def load(settings: Settings, name: str, version: str) -> Bundle:
+    """Read a bundle `make_bundle` saved (the serving `loader` for synthetic models)."""
+    root = bundle_dir(settings, name, version)
+    manifest = json.loads((root / MANIFEST).read_text())
+    return Bundle(
+        name=manifest["name"],
+        version=manifest["version"],
+        spec=FeatureSpec.from_dict(manifest["spec"]),
+        members=[
+            Member(
+                name=m["name"],
+                flavour=m["flavour"],
+                native_path=root / m["native"],
+                onnx_path=root / m["onnx"] if m["onnx"] else None,
+            )
+            for m in manifest["members"]
+        ],
+        weights=manifest["weights"],
+        intercept=manifest["intercept"],
+        evaluation=manifest["evaluation"],
+        local_dir=root,
+    )
+
+
+def native_predict(bundle: Bundle, rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """The ensemble through the native models (the reference serving must match)."""
+    import xgboost as xgb  # noqa: PLC0415
+
+    outputs = {}
+    for member in bundle.members:
+        assert member.native_path is not None
+        if member.flavour == "xgboost":
+            booster = xgb.Booster()
+            booster.load_model(member.native_path)
+            outputs[member.name] = booster.inplace_predict(rows)
+        else:
+            model = pickle.loads(member.native_path.read_bytes())
+            outputs[member.name] = model.predict(rows.astype(np.float32))
+    total = np.full(len(rows), bundle.intercept)
+    for name, values in outputs.items():
+        total = total + bundle.weights[name] * np.asarray(values, dtype=np.float64)
+    return total
+
+
+LOADER = "benchmarks.synthetic:load"

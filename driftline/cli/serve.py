@@ -1,0 +1,103 @@
+"""`driftline serve`: serve the champion on a local Ray cluster and follow the alias."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from driftline.config import Settings
+from driftline.observability.logs import configure_logging
+from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster, free_port
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to bind (default: DRIFTLINE_SERVE_HOST).")
+@click.option("--port", type=int, default=None, help="HTTP port (default: DRIFTLINE_SERVE_PORT).")
+@click.option("--version", "version", default=None, help="Serve this version, not the champion.")
+@click.option("--no-follow", is_flag=True, help="Do not follow the champion alias.")
+@click.option(
+    "--loader",
+    default=None,
+    hidden=True,
+    help="`module:function` loading bundles (default: the MLflow registry).",
+)
+def serve(
+    host: str | None, port: int | None, version: str | None, no_follow: bool, loader: str | None
+) -> None:
+    """Serve the `champion` model version with KServe V1/V2 on HOST:PORT until interrupted."""
+    overrides = {k: v for k, v in {"serve_host": host, "serve_port": port}.items() if v}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings.log_level, json=settings.log_json)
+    # Ray reads this when it is imported: set it first so every socket stays on loopback.
+    os.environ.update(LOOPBACK_ENV)
+    from driftline.store import Store  # noqa: PLC0415  (heavy imports after the env is set)
+    from serving.control import ServingControl, ray_env  # noqa: PLC0415
+    from serving.follow import ChampionFollower, registry_alias  # noqa: PLC0415
+
+    Store.from_settings(settings).upgrade()
+    alias = registry_alias(settings) if loader is None else (lambda: None)
+    wanted = version or alias()
+    if wanted is None:
+        raise click.ClickException(
+            "no version carries the champion alias yet: train one first (`driftline train`)"
+        )
+    cluster = None
+    dashboard = os.environ.get("RAY_DASHBOARD_ADDRESS")
+    if settings.ray_address is None or dashboard is None:
+        cluster = LocalRayCluster.from_settings(
+            settings, env=ray_env(settings, direct_port_base=free_port())
+        )
+        cluster.start()
+        dashboard = cluster.dashboard_url
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    control = ServingControl(settings, dashboard, http_port=settings.serve_port, loader=loader)
+    try:
+        click.echo(f"deploying {settings.model_name} version {wanted} ...")
+        control.deploy(wanted)
+        _print_urls(settings, control.direct_urls(), _n_features(settings))
+        if no_follow or version is not None:
+            stop.wait()
+        else:
+            ChampionFollower(control, alias, settings.serve_follow_interval_s).run(stop)
+    finally:
+        click.echo("stopping: flushing predictions ...")
+        control.shutdown()
+        if cluster is not None:
+            cluster.stop()
+
+
+def _n_features(settings: Settings) -> int:
+    import httpx  # noqa: PLC0415
+
+    url = f"http://{settings.serve_host}:{settings.serve_port}/api/models"
+    return int(httpx.get(url, timeout=30).json()["active"]["n_features"])
+
+
+def _print_urls(settings: Settings, direct: list[str], n_features: int) -> None:
+    base = f"http://{settings.serve_host}:{settings.serve_port}"
+    name = settings.model_name
+    click.echo(f"serving {name} at {base}")
+    for url in direct:
+        click.echo(f"  low-latency direct ingress: {url}")
+    click.echo(f"  V2 infer:   {base}/v2/models/{name}/infer")
+    click.echo(f"  V1 predict: {base}/v1/models/{name}:predict")
+    click.echo(f"  models:     {base}/api/models")
+    click.echo(f"  stream:     ws://{settings.serve_host}:{settings.serve_port}/ws/predictions")
+    click.echo(f"  metrics:    {base}/metrics")
+    click.echo(
+        "try:\n"
+        f"  curl -s {base}/v2/models/{name}/infer -H 'content-type: application/json' \\\n"
+        f'    -d \'{{"inputs": [{{"name": "features", "shape": [1, {n_features}], '
+        f'"datatype": "FP64", "data": [[{", ".join(["0.0"] * n_features)}]]}}]}}\'\n'
+        f"  curl -s {base}/api/models"
+    )

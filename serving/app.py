@@ -1,0 +1,119 @@
+"""Serve application builders (the import paths in serveConfigV2) and the declarative config.
+
+Three applications make one serving system:
+- `blue` and `green`: `serving.app:colour_app`, one model version each (no HTTP route);
+- `driftline`: `serving.app:ingress_app`, the HTTP ingress at `/`, whose `user_config`
+  names the active colour, the shadow colour and each colour's version.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from ray.serve import Application, Deployment
+
+from driftline.config import Settings
+from serving.deployments import build_colour_graph
+from serving.ingress import Ingress
+from serving.model import ModelRef
+
+COLOURS = ("blue", "green")
+INGRESS_APP = "driftline"
+COLOUR_IMPORT_PATH = "serving.app:colour_app"
+INGRESS_IMPORT_PATH = "serving.app:ingress_app"
+
+
+def colour_app(args: dict[str, Any]) -> Application:
+    """One colour's graph. Args: `model`, `version`, `colour`, optional `loader`."""
+    settings = Settings()
+    ref = ModelRef(
+        name=str(args.get("model") or settings.model_name),
+        version=str(args["version"]),
+        loader=str(args.get("loader") or ModelRef.loader),
+    )
+    return build_colour_graph(ref, str(args["colour"]), settings)
+
+
+def ingress_app(args: dict[str, Any]) -> Application:
+    """The HTTP ingress. Args: `model`, optional `outcome_hook` (`module:function`)."""
+    settings = Settings()
+    app: Application = (
+        cast(Deployment, Ingress)
+        .options(
+            ray_actor_options={"num_cpus": settings.serve_ingress_cpus},
+            max_ongoing_requests=settings.serve_max_ongoing_requests,
+            max_queued_requests=settings.serve_max_queued_requests,
+            autoscaling_config={
+                "min_replicas": settings.serve_min_replicas,
+                "max_replicas": settings.serve_max_replicas,
+                "target_ongoing_requests": settings.serve_target_ongoing_requests,
+            },
+            # Flush buffered predictions before the replica is stopped.
+            graceful_shutdown_timeout_s=settings.serve_request_timeout_s * 4,
+        )
+        .bind(str(args.get("model") or settings.model_name), args.get("outcome_hook"))
+    )
+    return app
+
+
+def routing_config(
+    colours: dict[str, str], active: str | None, shadow: str | None = None
+) -> dict[str, Any]:
+    """The ingress `user_config`: deployed colours with versions, the active and shadow."""
+    return {"colours": dict(colours), "active": active, "shadow": shadow}
+
+
+def serve_config(
+    settings: Settings,
+    *,
+    colours: dict[str, str],
+    active: str | None,
+    shadow: str | None = None,
+    http_port: int,
+    loader: str | None = None,
+    outcome_hook: str | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The declarative Serve config (the body of `PUT /api/serve/applications/`).
+
+    `env` reaches every replica as its runtime environment: that is how settings such as the
+    store URL travel to a cluster that was started without them.
+    """
+    runtime_env = {"env_vars": dict(env)} if env else {}
+    applications: list[dict[str, Any]] = [
+        {
+            "name": colour,
+            "import_path": COLOUR_IMPORT_PATH,
+            "route_prefix": None,
+            "runtime_env": runtime_env,
+            "args": {
+                "model": settings.model_name,
+                "version": version,
+                "colour": colour,
+                **({"loader": loader} if loader else {}),
+            },
+        }
+        for colour, version in sorted(colours.items())
+    ]
+    applications.append(
+        {
+            "name": INGRESS_APP,
+            "import_path": INGRESS_IMPORT_PATH,
+            "route_prefix": "/",
+            "runtime_env": runtime_env,
+            "args": {
+                "model": settings.model_name,
+                **({"outcome_hook": outcome_hook} if outcome_hook else {}),
+            },
+            "deployments": [
+                {"name": "Ingress", "user_config": routing_config(colours, active, shadow)}
+            ],
+        }
+    )
+    return {
+        "proxy_location": "HeadOnly",
+        # No proxy request timeout: it would also cut WebSocket streams; the ingress enforces
+        # DRIFTLINE_SERVE_REQUEST_TIMEOUT_S on every model call itself.
+        "http_options": {"host": settings.serve_host, "port": http_port},
+        "applications": applications,
+    }

@@ -1,0 +1,84 @@
+"""One served system per session: two small real model versions, Serve on the shared Ray head."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from benchmarks import synthetic
+from driftline.config import Settings
+from driftline.raycluster import LocalRayCluster, free_port
+from driftline.store import Store
+from serving.control import ServingControl, settings_env
+
+# Small limits so that the limit tests stay small.
+SERVING_ENV = {
+    "DRIFTLINE_STREAM_INTERVAL_S": "0.5",
+    "DRIFTLINE_STREAM_CLIENT_QUEUE": "4",
+    "DRIFTLINE_SERVE_MAX_ROWS": "2048",
+    "DRIFTLINE_SERVE_MAX_BODY_BYTES": str(2 * 1024 * 1024),
+    "DRIFTLINE_SERVE_WRITE_INTERVAL_S": "0.1",
+    "DRIFTLINE_SERVE_MAX_REPLICAS": "1",
+    "DRIFTLINE_LOG_JSON": "true",
+}
+
+
+@dataclass
+class Served:
+    """A running serving system and what the tests need to talk to it."""
+
+    settings: Settings
+    control: ServingControl
+    store: Store
+    base_url: str
+    bundles: dict[str, synthetic.Bundle]
+
+
+@pytest.fixture(scope="session")
+def serving_settings(
+    tmp_path_factory: pytest.TempPathFactory, postgres_url: str
+) -> Iterator[Settings]:
+    """Settings for the served system: its own home, PostgreSQL store, small limits."""
+    home = tmp_path_factory.mktemp("serving-home")
+    saved = dict(os.environ)
+    os.environ.update(SERVING_ENV)
+    settings = Settings(home=home, database_url=postgres_url)
+    yield settings
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def bundles(serving_settings: Settings) -> dict[str, synthetic.Bundle]:
+    """Two small real versions (RandomForest + XGBoost with ONNX twins)."""
+    return {
+        v: synthetic.make_bundle(
+            serving_settings, v, trees=(20, 30), depths=(4, 4), rows=400, seed=int(v)
+        )
+        for v in ("1", "2")
+    }
+
+
+@pytest.fixture(scope="session")
+def served(
+    ray_cluster: LocalRayCluster, serving_settings: Settings, bundles: dict[str, synthetic.Bundle]
+) -> Iterator[Served]:
+    """Version 1 served on blue through Serve's proxy on a free port; removed at the end."""
+    store = Store(serving_settings.store_url)
+    store.upgrade()
+    port = free_port()
+    env = {**settings_env(serving_settings), **SERVING_ENV}
+    control = ServingControl(
+        serving_settings,
+        ray_cluster.dashboard_url,
+        http_port=port,
+        loader=synthetic.LOADER,
+        env=env,
+    )
+    control.deploy("1")
+    yield Served(serving_settings, control, store, f"http://127.0.0.1:{port}", bundles)
+    control.shutdown()
+    store.close()

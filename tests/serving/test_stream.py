@@ -1,0 +1,36 @@
+"""The stream hub: a full client queue drops and counts; replay walks real bars in order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pandas as pd
+
+from serving.stream import BarReplay, StreamHub
+
+
+async def test_full_queue_drops_and_counts_without_blocking_others() -> None:
+    drops: list[int] = []
+    hub = StreamHub(
+        lambda: asyncio.sleep(0), interval_s=10, queue_size=2, on_drop=lambda: drops.append(1)
+    )
+    with hub._subscription() as stalled, hub._subscription() as reader:
+        for i in range(5):
+            hub.publish({"n": i})
+            # The reader keeps up; the stalled client never reads.
+            assert (await reader.get())["n"] == i
+        assert stalled.qsize() == 2
+    assert hub.dropped == 3
+    assert len(drops) == 3
+    await hub.close()
+
+
+def test_replay_yields_consecutive_windows_and_wraps() -> None:
+    bars = pd.DataFrame(
+        {c: range(1, 8) for c in ("open", "high", "low", "close", "volume")},
+        index=pd.date_range("2020-01-01", periods=7, name="date"),
+    )
+    replay = BarReplay(bars, window=5)
+    ends = [replay.next_window().index[-1].day for _ in range(4)]
+    assert ends == [5, 6, 7, 5]
+    assert len(replay.next_window()) == 5
