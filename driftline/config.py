@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +68,92 @@ class Settings(BaseSettings):
     )
     ray_num_cpus: float = Field(default=2, gt=0, description="CPUs a local head node offers.")
     ray_dashboard_port: int = Field(default=8265, description="Local head's dashboard/Jobs port.")
+
+    # --- controller (operators/) -------------------------------------------------------------
+    controller_host: str = Field(
+        default="127.0.0.1",
+        description="Address the controller's /metrics, /healthz, /readyz bind (0.0.0.0 in pods).",
+    )
+    controller_port: int = Field(default=8081, ge=0, le=65535, description="Controller HTTP port.")
+    controller_interval_s: float = Field(
+        default=15.0, gt=0, description="Seconds between observe-decide-act rounds."
+    )
+    controller_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Store lease a local controller holds; others wait it out.",
+    )
+    controller_paused: bool = Field(
+        default=False, description="Observe and report, act on nothing."
+    )
+    controller_retrain_at: Literal["medium", "high", "critical"] = Field(
+        default="high", description="Drift severity that starts a retraining."
+    )
+    controller_sustained_reports: int = Field(
+        default=2, ge=1, description="Consecutive drift reports at or above it before acting."
+    )
+    controller_cooldown_s: float = Field(
+        default=3600, ge=0, description="Minimum seconds from the end of a rollout to the next."
+    )
+    controller_retrain_trials: int = Field(
+        default=20, ge=1, description="Tuning trials per member."
+    )
+    controller_retrain_timeout_s: float = Field(
+        default=3600, gt=0, description="A retraining job running longer is stopped and failed."
+    )
+    controller_retrain_attempts: int = Field(default=2, ge=1, description="Attempts per rollout.")
+    controller_retrain_args: str = Field(
+        default="", description="Extra arguments for the training job (e.g. `--members rf,xgb`)."
+    )
+    controller_deploy_timeout_s: float = Field(
+        default=900, gt=0, description="A candidate colour not ready by then fails the rollout."
+    )
+    controller_shadow_min_pairs: int = Field(
+        default=30, ge=1, description="Paired outcomes the shadow quality gate needs."
+    )
+    controller_shadow_max_s: float = Field(
+        default=86400, gt=0, description="Shadow period after which too few pairs reject."
+    )
+    controller_gate_test: Literal["diebold-mariano", "paired-t", "wilcoxon"] = Field(
+        default="diebold-mariano", description="Test on paired losses used by every quality gate."
+    )
+    controller_gate_alpha: float = Field(default=0.05, gt=0, le=0.5, description="Its level.")
+    controller_gate_baselines: bool = Field(
+        default=True, description="Require the candidate to beat the naive baselines."
+    )
+    controller_gate_window_bars: int = Field(
+        default=250, ge=20, description="Bars in the latest walk-forward window the gates score."
+    )
+    controller_latency_budget_ms: float = Field(
+        default=50, ge=0, description="p99 budget for one-row in-process ensemble inference."
+    )
+    controller_verify_window_s: float = Field(
+        default=600, gt=0, description="Post-switch verification window."
+    )
+    controller_verify_max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="Error rate that rolls back during verification."
+    )
+    controller_verify_max_p99_ms: float = Field(
+        default=250, ge=0, description="p99 latency (ms) that rolls back during verification."
+    )
+    controller_verify_min_requests: int = Field(
+        default=20, ge=0, description="Requests needed before error rate and latency are judged."
+    )
+    controller_gitops_repo: str | None = Field(
+        default=None, description="GitOps repository URL or path the gitops runtime commits to."
+    )
+    controller_gitops_branch: str = Field(default="main", description="Branch it pushes to.")
+    controller_gitops_values: str = Field(
+        default="gitops/environments/dev/values.yaml",
+        description="Values file whose `model.version` a promotion edits.",
+    )
+    controller_gitops_push_attempts: int = Field(default=4, ge=1, description="Push retries.")
+    controller_namespace: str = Field(
+        default="default", description="Namespace the Kubernetes runtime watches (empty: all)."
+    )
+    controller_lease_name: str = Field(
+        default="driftline-controller", description="Kubernetes Lease used for leader election."
+    )
 
     @field_validator("home")
     @classmethod
