@@ -63,6 +63,7 @@ class Transition:
     phase_from: Phase
     phase_to: Phase
     reason: str
+    rollout_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +91,18 @@ def decide(spec: RolloutSpec, observed: Observed) -> Decision:
         if following == state:
             break
         if (following.phase, following.since) != (state.phase, state.since):
-            transitions.append(Transition(state.phase, following.phase, following.reason))
+            transitions.append(_transition(state, following))
         state = following
     else:  # pragma: no cover - a cycle in the transition rules
         raise AssertionError(f"no fixed point after {MAX_TRANSITIONS} transitions: {state}")
     return Decision(state, converge(spec, state, world), tuple(transitions))
+
+
+def _transition(before: RolloutState, after: RolloutState) -> Transition:
+    rollout = after.rollout if after.phase.in_rollout or before.phase.in_rollout else None
+    return Transition(
+        before.phase, after.phase, after.reason, rollout.rollout_id if rollout else None
+    )
 
 
 def bootstrap(spec: RolloutSpec, world: World) -> RolloutState:
@@ -119,16 +127,17 @@ def rollout_id(model_name: str, trigger: str) -> str:
 
 def track_drift(spec: RolloutSpec, state: RolloutState, world: World) -> RolloutState:
     """Count consecutive reports at or above the retraining severity; each report counts once."""
-    signal = world.drift
-    if signal is None or signal.report_id == state.drift_report_id:
-        return state
-    high = severity_rank(signal.severity) >= severity_rank(spec.drift_policy.retrain_at)
-    return replace(
-        state,
-        drift_severity=signal.severity,
-        drift_report_id=signal.report_id,
-        drift_streak=state.drift_streak + 1 if high else 0,
-    )
+    ids = [r.report_id for r in world.drift]
+    seen = ids.index(state.drift_report_id) + 1 if state.drift_report_id in ids else 0
+    for signal in world.drift[seen:]:
+        high = severity_rank(signal.severity) >= severity_rank(spec.drift_policy.retrain_at)
+        state = replace(
+            state,
+            drift_severity=signal.severity,
+            drift_report_id=signal.report_id,
+            drift_streak=state.drift_streak + 1 if high else 0,
+        )
+    return state
 
 
 def forget_consumed(state: RolloutState, world: World) -> RolloutState:
@@ -611,14 +620,13 @@ def _converge_jobs(state: RolloutState, world: World) -> list[Action]:
     stray = [job for job in world.running_jobs if job != wanted]
     actions: list[Action] = [StopRetraining(job, "not the current rollout's job") for job in stray]
     rollout = state.current
-    if (
-        wanted is not None
-        and rollout is not None
-        and not stray
-        and world.job is not None
-        and world.job.job_id == wanted
-        and world.job.status is JobStatus.ABSENT
-    ):
+    if wanted is None or rollout is None or stray:
+        return actions
+    job = world.job
+    # A job observed absent, or an attempt that began this round (so none can exist yet).
+    absent = job.job_id == wanted and job.status is JobStatus.ABSENT if job else False
+    fresh = state.since == world.now and (job is None or job.job_id != wanted)
+    if absent or fresh:
         actions.append(SubmitRetraining(wanted, rollout.rollout_id, rollout.trigger))
     return actions
 

@@ -11,7 +11,7 @@ from typing import Literal
 from operators.spec import Severity
 from operators.states import Colour, GateResult, Phase, RolloutState
 
-FaultSource = Literal["runtime", "jobs", "registry", "store"]
+FaultSource = Literal["runtime", "jobs", "registry", "store", "drift"]
 
 
 class JobStatus(StrEnum):
@@ -51,7 +51,7 @@ class ColourObservation:
 
 @dataclass(frozen=True, slots=True)
 class DriftSignal:
-    """The newest drift report for the model."""
+    """One drift report for the model."""
 
     report_id: str
     severity: Severity
@@ -119,7 +119,7 @@ class World:
     colours: Mapping[Colour, ColourObservation] = field(default_factory=dict)
     job: JobObservation | None = None
     running_jobs: tuple[str, ...] = ()
-    drift: DriftSignal | None = None
+    drift: tuple[DriftSignal, ...] = ()
     evidence: Evidence | None = None
     requests: tuple[ManualRequest, ...] = ()
     faults: Mapping[FaultSource, str] = field(default_factory=dict)

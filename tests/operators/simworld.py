@@ -54,7 +54,7 @@ class SimWorld:
     next_version: int = 2
     gates: dict[str, tuple[GateResult, ...]] = field(default_factory=dict)
     requests: list[ManualRequest] = field(default_factory=list)
-    report: DriftSignal | None = None
+    reports_seen: list[DriftSignal] = field(default_factory=list)
     reports: int = 0
     paired: PairedEvidence | None = None
     health: Health | None = None
@@ -80,7 +80,7 @@ class SimWorld:
             colours={} if "runtime" in self.faults else dict(self.colours),
             job=None if "jobs" in self.faults else job,
             running_jobs=() if "jobs" in self.faults else self.running(),
-            drift=self.report,
+            drift=tuple(self.reports_seen[-5:]),
             evidence=None
             if state is None or rollout is None
             else Evidence(
@@ -232,7 +232,7 @@ def evolve(sim: SimWorld, change: Change, spec: RolloutSpec) -> dict[str, bool]:
     sim.now += timedelta(seconds=change.seconds)
     if change.report is not None:
         sim.reports += 1
-        sim.report = DriftSignal(f"r{sim.reports}", change.report, sim.now)
+        sim.reports_seen.append(DriftSignal(f"r{sim.reports}", change.report, sim.now))
     for job_id in sim.running():
         if change.job_outcome == "running":
             sim.jobs[job_id] = JobObservation(job_id, JobStatus.RUNNING)
