@@ -100,7 +100,8 @@ class Controller:
     clock: Callable[[], datetime] = utcnow
     last_ok: datetime | None = field(default=None, init=False)
     last_error: str | None = field(default=None, init=False)
-    _faults: dict[str, str] = field(default_factory=dict, init=False)
+    # Faults already reported; shared between successive controllers of one object.
+    known_faults: dict[str, str] = field(default_factory=dict)
 
     @property
     def model_name(self) -> str:
@@ -253,11 +254,11 @@ class Controller:
 
     def _record_faults(self, world: World) -> None:
         faults: dict[str, str] = {str(k): v for k, v in world.faults.items()}
-        if faults == self._faults:
+        if faults == self.known_faults:
             return
         events: list[AuditEvent] = []
         for source, message in faults.items():
-            if self._faults.get(source) != message:
+            if self.known_faults.get(source) != message:
                 events.append(
                     fault_event(
                         self.model_name,
@@ -268,10 +269,11 @@ class Controller:
                 )
         events += [
             fault_event(self.model_name, f"{source} recovered", {"source": source}, world.now)
-            for source in self._faults
+            for source in self.known_faults
             if source not in faults
         ]
-        self._faults = faults
+        self.known_faults.clear()
+        self.known_faults.update(faults)
         self._audit(*events)
 
     def _recovered(self, outage: tuple[datetime, str]) -> None:

@@ -322,6 +322,10 @@ def _deploying(spec: RolloutSpec, state: RolloutState, world: World) -> RolloutS
 
 def _shadow(spec: RolloutSpec, state: RolloutState, world: World) -> RolloutState:
     rollout = _current(state)
+    if world.shadow != rollout.candidate_colour:
+        return _hold(
+            state, f"waiting for live traffic to be mirrored to {rollout.candidate_colour}"
+        )
     evidence = _evidence(state, world)
     if evidence is None or evidence.paired is None:
         return _hold(state, f"shadow evidence unobservable: {world.faults.get('store', 'not yet')}")

@@ -73,3 +73,31 @@ class Runtime(Protocol):
     def set_champion(self, action: SetChampion) -> None:
         """Record the champion."""
         ...
+
+
+class ChampionRecord(Protocol):
+    """Where the champion version is recorded (the registry alias, or a GitOps values file)."""
+
+    def get(self) -> str | None:
+        """The recorded champion version."""
+        ...
+
+    def set(self, action: SetChampion) -> None:
+        """Record `action.version` as champion."""
+        ...
+
+
+class JobVersions(Protocol):
+    """Which model version a retraining job registered."""
+
+    def version_for(self, job_id: str) -> str | None:
+        """The version registered by `job_id`, or None."""
+        ...
+
+
+class HealthSource(Protocol):
+    """Serving health of one version."""
+
+    def health(self, colour: Colour, version: str, since: datetime) -> Health:
+        """Requests, errors and p99 since `since`."""
+        ...

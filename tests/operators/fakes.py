@@ -150,3 +150,32 @@ class Clock:
     def advance(self, seconds: float) -> datetime:
         self.now += timedelta(seconds=seconds)
         return self.now
+
+
+@dataclass
+class FakeRegistry:
+    """The champion alias and which version each job registered."""
+
+    champion: str | None = "1"
+    job_versions: dict[str, str] = field(default_factory=dict)
+    history: list[SetChampion] = field(default_factory=list)
+
+    def get(self) -> str | None:
+        return self.champion
+
+    def set(self, action: SetChampion) -> None:
+        self.history.append(action)
+        self.champion = action.version
+
+    def version_for(self, job_id: str) -> str | None:
+        return self.job_versions.get(job_id)
+
+
+@dataclass
+class FakeHealth:
+    """Health the tests set."""
+
+    value: Health = field(default_factory=lambda: Health(100, 0, 20.0))
+
+    def health(self, colour: Colour, version: str, since: datetime) -> Health:
+        return self.value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
 from datetime import timedelta
@@ -19,6 +20,7 @@ from operators.actions import (
     StopRetraining,
     SubmitRetraining,
 )
+from operators.codec import decode_state, encode_state
 from operators.decide import Decision, decide
 from operators.observations import (
     ColourObservation,
@@ -76,26 +78,10 @@ def _check_invariants(spec: RolloutSpec, rounds: list[Change]) -> None:
         new = decision.state
         for phase in {new.phase, *(t.phase_to for t in decision.transitions)}:
             event(f"reached {phase.value}")
-        rollout = new.rollout
-        if rollout is not None and rollout.failed_gates:
-            rejected.add(rollout.rollout_id)
-        # A candidate that failed a gate is never promoted, nor published as champion.
-        if rollout is not None and rollout.rollout_id in rejected:
-            assert new.phase is not Phase.PROMOTED
-            assert not any(
-                isinstance(a, SetChampion) and a.rollout_id == rollout.rollout_id
-                for a in decision.actions
-            )
-        if new.phase is Phase.PROMOTED and rollout is not None:
-            names = {g.name for g in rollout.gates if g.passed}
-            assert set(required_gates(spec.rollout.gates)) <= names
-            assert "shadow_quality" in names
-        # A rollback always returns to the last version that passed.
-        if new.phase is Phase.ROLLED_BACK:
-            assert new.active_version == new.last_passed
+        _check_round(spec, world, decision, rejected)
+        # What is stored is what a restarted controller resumes from, exactly.
+        assert decode_state(json.loads(json.dumps(encode_state(new)))) == new
         for action in decision.actions:
-            if isinstance(action, SetChampion):
-                assert action.version == new.last_passed
             if isinstance(action, Route):
                 assert sim.colours[action.active].version == new.active_version
 
@@ -109,6 +95,35 @@ def _check_invariants(spec: RolloutSpec, rounds: list[Change]) -> None:
         assert sim.routed is not None
         assert sim.shadow != sim.routed
         state = new
+
+
+def _check_round(spec: RolloutSpec, world: World, decision: Decision, rejected: set[str]) -> None:
+    new = decision.state
+    rollout = new.rollout
+    if rollout is not None and rollout.failed_gates:
+        rejected.add(rollout.rollout_id)
+    # A candidate that failed a gate is never promoted, nor published as champion.
+    if rollout is not None and rollout.rollout_id in rejected:
+        assert new.phase is not Phase.PROMOTED
+        assert not any(
+            isinstance(a, SetChampion) and a.rollout_id == rollout.rollout_id
+            for a in decision.actions
+        )
+    if new.phase is Phase.PROMOTED and rollout is not None:
+        names = {g.name for g in rollout.gates if g.passed}
+        assert set(required_gates(spec.rollout.gates)) <= names
+        assert "shadow_quality" in names
+    # Shadow first: traffic switches to a candidate only after it was mirrored to it.
+    for t in decision.transitions:
+        if t.phase_to is Phase.VERIFYING:
+            assert rollout is not None
+            assert world.shadow == rollout.candidate_colour
+    # A rollback always returns to the last version that passed.
+    if new.phase is Phase.ROLLED_BACK:
+        assert new.active_version == new.last_passed
+    for action in decision.actions:
+        if isinstance(action, SetChampion):
+            assert action.version == new.last_passed
 
 
 def test_same_report_is_counted_once() -> None:
@@ -169,7 +184,7 @@ def test_drift_to_promotion_walks_every_phase() -> None:
     w = replace(w, colours=_serving(blue="1", green="2"))
     d = _advance(d.state, w, spec)
     assert d.actions == (Route("blue", "green"),)
-    assert d.reason == "shadow evidence unobservable: not yet"
+    assert d.reason == "waiting for live traffic to be mirrored to green"
 
     paired = PairedEvidence(12, "dm", 0.4, 0.7, 1.0, 1.1)
     w = replace(w, shadow="green", evidence=Evidence(rid, Phase.DEPLOYING, paired=paired))
