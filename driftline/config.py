@@ -148,6 +148,18 @@ class Settings(BaseSettings):
         description="Values file whose `model.version` a promotion edits.",
     )
     controller_gitops_push_attempts: int = Field(default=4, ge=1, description="Push retries.")
+    controller_dashboard_url: str | None = Field(
+        default=None,
+        description="Ray dashboard (Jobs and Serve REST APIs) of the local runtime; "
+        "unset: RAY_DASHBOARD_ADDRESS, else 127.0.0.1:`ray_dashboard_port`.",
+    )
+    controller_serve_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Serving ingress the local runtime scrapes for /metrics during verification.",
+    )
+    controller_outcome_hook: str | None = Field(
+        default=None, description="Ingress `outcome_hook` arg when the controller deploys it first."
+    )
     controller_namespace: str = Field(
         default="default", description="Namespace the Kubernetes runtime watches (empty: all)."
     )

@@ -10,6 +10,12 @@ import click
 # MLflow and alibi-detect take seconds to import.
 COMMANDS: dict[str, str] = {
     "db": "driftline.cli.db:db",
+    # controller (operators/)
+    "controller": "driftline.cli.controller:controller",
+    "status": "driftline.cli.controller:status",
+    "promote": "driftline.cli.controller:promote",
+    "rollback": "driftline.cli.controller:rollback",
+    "audit": "driftline.cli.controller:audit",
 }
 
 

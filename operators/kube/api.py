@@ -76,6 +76,21 @@ class KubeApi(Protocol):
         ...
 
 
+def api_client() -> client.ApiClient:
+    """Credentials from the pod's service account, else the kubeconfig; KubeApiError if none."""
+    from kubernetes import config  # noqa: PLC0415
+
+    loader = cast(Any, config)  # the client's config module is untyped
+    try:
+        loader.load_incluster_config()
+    except config.ConfigException:
+        try:
+            loader.load_kube_config()
+        except (config.ConfigException, TypeError, FileNotFoundError) as error:
+            raise KubeApiError(f"no Kubernetes credentials: {error}") from None
+    return client.ApiClient()
+
+
 class ClientKubeApi:
     """KubeApi over the official client's ApiClient (in-cluster or kubeconfig credentials)."""
 

@@ -90,8 +90,10 @@ class ChampionRecord(Protocol):
 class JobVersions(Protocol):
     """Which model version a retraining job registered."""
 
-    def version_for(self, job_id: str) -> str | None:
-        """The version registered by `job_id`, or None."""
+    def version_for(
+        self, job_id: str, started: datetime | None, finished: datetime | None
+    ) -> str | None:
+        """The version `job_id` registered (it ran from `started` to `finished`), or None."""
         ...
 
 

@@ -69,7 +69,11 @@ class KubernetesRuntime:
         if body is None:
             return JobObservation(job_id, JobStatus.ABSENT)
         status = _job_status(body)
-        version = self.versions.version_for(job_id) if status is JobStatus.SUCCEEDED else None
+        version = None
+        if status is JobStatus.SUCCEEDED:
+            times = body.get("status") or {}
+            started, ended = _time(times.get("startTime")), _time(times.get("endTime"))
+            version = self.versions.version_for(job_id, started, ended)
         return JobObservation(
             job_id, status, version, str(body.get("status", {}).get("message", ""))
         )
@@ -207,6 +211,12 @@ def _readiness(kind: Kind, status: Mapping[str, Any]) -> tuple[bool, str]:
     if kind is RAY_SERVICE and status.get("serviceStatus"):
         return status["serviceStatus"] == "Running", str(status["serviceStatus"])
     return False, "no Ready condition yet"
+
+
+def _time(text: object) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _owned_by(body: Body, uid: str) -> bool:

@@ -167,7 +167,9 @@ class FakeRegistry:
         self.history.append(action)
         self.champion = action.version
 
-    def version_for(self, job_id: str) -> str | None:
+    def version_for(
+        self, job_id: str, started: datetime | None, finished: datetime | None
+    ) -> str | None:
         return self.job_versions.get(job_id)
 
 
