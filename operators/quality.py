@@ -6,8 +6,6 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
-
 from operators.observations import PairedEvidence
 from operators.spec import QualityTest
 
@@ -30,6 +28,8 @@ def lower_loss_test(
 
         result = diebold_mariano(a, b, horizon=horizon, alternative="less")
         return _finite(result.statistic), _finite(result.pvalue)
+    from scipy import stats  # noqa: PLC0415 - seconds to import; only gates and shadow need it
+
     if test == "paired-t":
         t = stats.ttest_rel(a, b, alternative="less")
         return _finite(t.statistic), _finite(t.pvalue)
