@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import numpy.typing as npt
+
 from operators.observations import PairedEvidence
 from operators.spec import QualityTest
 
