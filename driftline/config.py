@@ -207,6 +207,102 @@ class Settings(BaseSettings):
     )
     serve_follow_interval_s: float = Field(
         default=5.0, gt=0, description="How often `driftline serve` checks the champion alias."
+    # --- controller (operators/) -------------------------------------------------------------
+    controller_host: str = Field(
+        default="127.0.0.1",
+        description="Address the controller's /metrics, /healthz, /readyz bind (0.0.0.0 in pods).",
+    )
+    controller_port: int = Field(default=8081, ge=0, le=65535, description="Controller HTTP port.")
+    controller_interval_s: float = Field(
+        default=15.0, gt=0, description="Seconds between observe-decide-act rounds."
+    )
+    controller_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Store lease a local controller holds; others wait it out.",
+    )
+    controller_paused: bool = Field(
+        default=False, description="Observe and report, act on nothing."
+    )
+    controller_retrain_at: Literal["medium", "high", "critical"] = Field(
+        default="high", description="Drift severity that starts a retraining."
+    )
+    controller_sustained_reports: int = Field(
+        default=2, ge=1, description="Consecutive drift reports at or above it before acting."
+    )
+    controller_cooldown_s: float = Field(
+        default=3600, ge=0, description="Minimum seconds from the end of a rollout to the next."
+    )
+    controller_retrain_trials: int = Field(
+        default=20, ge=1, description="Tuning trials per member."
+    )
+    controller_retrain_timeout_s: float = Field(
+        default=3600, gt=0, description="A retraining job running longer is stopped and failed."
+    )
+    controller_retrain_attempts: int = Field(default=2, ge=1, description="Attempts per rollout.")
+    controller_retrain_args: str = Field(
+        default="", description="Extra arguments for the training job (e.g. `--members rf,xgb`)."
+    )
+    controller_deploy_timeout_s: float = Field(
+        default=900, gt=0, description="A candidate colour not ready by then fails the rollout."
+    )
+    controller_shadow_min_pairs: int = Field(
+        default=30, ge=1, description="Paired outcomes the shadow quality gate needs."
+    )
+    controller_shadow_max_s: float = Field(
+        default=86400, gt=0, description="Shadow period after which too few pairs reject."
+    )
+    controller_gate_test: Literal["diebold-mariano", "paired-t", "wilcoxon"] = Field(
+        default="diebold-mariano", description="Test on paired losses used by every quality gate."
+    )
+    controller_gate_alpha: float = Field(default=0.05, gt=0, le=0.5, description="Its level.")
+    controller_gate_baselines: bool = Field(
+        default=True, description="Require the candidate to beat the naive baselines."
+    )
+    controller_gate_window_bars: int = Field(
+        default=250, ge=20, description="Bars in the latest walk-forward window the gates score."
+    )
+    controller_latency_budget_ms: float = Field(
+        default=50, ge=0, description="p99 budget for one-row in-process ensemble inference."
+    )
+    controller_verify_window_s: float = Field(
+        default=600, gt=0, description="Post-switch verification window."
+    )
+    controller_verify_max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="Error rate that rolls back during verification."
+    )
+    controller_verify_max_p99_ms: float = Field(
+        default=250, ge=0, description="p99 latency (ms) that rolls back during verification."
+    )
+    controller_verify_min_requests: int = Field(
+        default=20, ge=0, description="Requests needed before error rate and latency are judged."
+    )
+    controller_gitops_repo: str | None = Field(
+        default=None, description="GitOps repository URL or path the gitops runtime commits to."
+    )
+    controller_gitops_branch: str = Field(default="main", description="Branch it pushes to.")
+    controller_gitops_values: str = Field(
+        default="gitops/environments/dev/values.yaml",
+        description="Values file whose `model.version` a promotion edits.",
+    )
+    controller_gitops_push_attempts: int = Field(default=4, ge=1, description="Push retries.")
+    controller_dashboard_url: str | None = Field(
+        default=None,
+        description="Ray dashboard (Jobs and Serve REST APIs) of the local runtime; "
+        "unset: RAY_DASHBOARD_ADDRESS, else 127.0.0.1:`ray_dashboard_port`.",
+    )
+    controller_serve_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Serving ingress the local runtime scrapes for /metrics during verification.",
+    )
+    controller_outcome_hook: str | None = Field(
+        default=None, description="Ingress `outcome_hook` arg when the controller deploys it first."
+    )
+    controller_namespace: str = Field(
+        default="default", description="Namespace the Kubernetes runtime watches (empty: all)."
+    )
+    controller_lease_name: str = Field(
+        default="driftline-controller", description="Kubernetes Lease used for leader election."
     )
 
     @field_validator("home")

@@ -14,6 +14,12 @@ COMMANDS: dict[str, str] = {
     "outcomes": "driftline.cli.drift:outcomes",
     "train": "driftline.cli.train:train",
     "serve": "driftline.cli.serve:serve",
+    # controller (operators/)
+    "controller": "driftline.cli.controller:controller",
+    "status": "driftline.cli.controller:status",
+    "promote": "driftline.cli.controller:promote",
+    "rollback": "driftline.cli.controller:rollback",
+    "audit": "driftline.cli.controller:audit",
 }
 
 

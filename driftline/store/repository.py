@@ -27,14 +27,25 @@ from driftline.store.drift_records import (
 )
 from driftline.store.engine import create_engine
 from driftline.store.records import AuditEvent, PredictionRecord
+from driftline.store.rollouts import (
+    ControllerRequest,
+    ControllerStateRecord,
+    GateRecord,
+    RolloutRecord,
+    StaleStateError,
+)
 from driftline.store.tables import (
     alerts,
     audit_events,
+    controller_requests,
+    controller_state,
     drift_baselines,
     drift_reports,
     drift_scores,
+    gate_results,
     outcomes,
     predictions,
+    rollouts,
 )
 
 log = logging.getLogger(__name__)
@@ -587,6 +598,142 @@ class Store:
             .returning(*(table.c[k] for k in keys))
         )
         return {tuple(row) for row in conn.execute(statement, rows).all()}
+    # --- controller (operators/): state, lease, rollouts, gates, operator requests --------
+    def controller_state(self, model_name: str) -> ControllerStateRecord | None:
+        """The stored controller state of `model_name`, or None before its first round."""
+        query = sa.select(controller_state).where(controller_state.c.model_name == model_name)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else ControllerStateRecord(**dict(row._mapping))
+
+    def acquire_controller_lease(
+        self, model_name: str, holder: str, *, ttl_s: float, now: datetime
+    ) -> ControllerStateRecord | None:
+        """Take or renew the lease on `model_name`; the record if `holder` holds it, else None."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        create = (
+            dialect.insert(controller_state)
+            .values(model_name=model_name, revision=0, phase="stable", updated_at=now)
+            .on_conflict_do_nothing(index_elements=["model_name"])
+        )
+        c = controller_state.c
+        take = (
+            sa.update(controller_state)
+            .where(c.model_name == model_name)
+            .where(
+                sa.or_(c.lease_holder.is_(None), c.lease_holder == holder, c.lease_expires < now)
+            )
+            .values(lease_holder=holder, lease_expires=now + timedelta(seconds=ttl_s))
+        )
+        with self.engine.begin() as conn:
+            conn.execute(create)
+            taken = conn.execute(take).rowcount == 1
+        return self.controller_state(model_name) if taken else None
+
+    def release_controller_lease(self, model_name: str, holder: str) -> None:
+        """Give up the lease if `holder` has it, so a successor need not wait it out."""
+        c = controller_state.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(controller_state)
+                .where(c.model_name == model_name, c.lease_holder == holder)
+                .values(lease_holder=None, lease_expires=None)
+            )
+
+    def save_controller_state(
+        self,
+        model_name: str,
+        state: dict[str, Any],
+        *,
+        phase: str,
+        revision: int,
+        holder: str,
+        now: datetime,
+    ) -> int:
+        """Write `state` over `revision` while `holder` holds the lease; returns the new revision.
+
+        Raises StaleStateError when another writer got there first or the lease moved on.
+        """
+        c = controller_state.c
+        statement = (
+            sa.update(controller_state)
+            .where(c.model_name == model_name, c.revision == revision, c.lease_holder == holder)
+            .values(state=state, phase=phase, revision=revision + 1, updated_at=now)
+        )
+        with self.engine.begin() as conn:
+            if conn.execute(statement).rowcount != 1:
+                raise StaleStateError(
+                    f"controller state of {model_name} moved past revision {revision} "
+                    f"or the lease left {holder}"
+                )
+        return revision + 1
+
+    def upsert_rollout(self, record: RolloutRecord) -> None:
+        """Insert or update one rollout's summary."""
+        row = {f: getattr(record, f) for f in RolloutRecord.__dataclass_fields__}
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(rollouts).values(row)
+        statement = statement.on_conflict_do_update(
+            index_elements=["rollout_id"],
+            set_={k: statement.excluded[k] for k in row if k != "rollout_id"},
+        )
+        with self.engine.begin() as conn:
+            conn.execute(statement)
+
+    def rollouts(self, model_name: str, *, limit: int = 20) -> list[RolloutRecord]:
+        """The newest rollouts of `model_name`, newest first."""
+        query = (
+            sa.select(rollouts)
+            .where(rollouts.c.model_name == model_name)
+            .order_by(rollouts.c.started_at.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [RolloutRecord(**dict(row._mapping)) for row in conn.execute(query)]
+
+    def record_gate_results(self, results: Sequence[GateRecord]) -> int:
+        """Store gate verdicts; a gate already decided for a rollout is never overwritten."""
+        rows = [{f: getattr(r, f) for f in GateRecord.__dataclass_fields__} for r in results]
+        if not rows:
+            return 0
+        return self._insert_ignoring_duplicates(gate_results, rows, ("rollout_id", "name"))
+
+    def gate_results(self, rollout_id: str) -> list[GateRecord]:
+        """Every gate verdict recorded for `rollout_id`, in the order they were written."""
+        query = (
+            sa.select(gate_results)
+            .where(gate_results.c.rollout_id == rollout_id)
+            .order_by(gate_results.c.created_at, gate_results.c.name)
+        )
+        with self.engine.connect() as conn:
+            return [GateRecord(**dict(row._mapping)) for row in conn.execute(query)]
+
+    def add_controller_request(self, request: ControllerRequest) -> None:
+        """Queue an operator request for the controller."""
+        row = {f: getattr(request, f) for f in ControllerRequest.__dataclass_fields__}
+        self._insert_ignoring_duplicates(controller_requests, [row], ("request_id",))
+
+    def controller_requests(
+        self, model_name: str, *, pending: bool = True, limit: int = 50
+    ) -> list[ControllerRequest]:
+        """Operator requests for `model_name`, oldest first (only unhandled ones by default)."""
+        c = controller_requests.c
+        query = sa.select(controller_requests).where(c.model_name == model_name)
+        if pending:
+            query = query.where(c.consumed_at.is_(None))
+        query = query.order_by(c.created_at, c.request_id).limit(limit)
+        with self.engine.connect() as conn:
+            return [ControllerRequest(**dict(row._mapping)) for row in conn.execute(query)]
+
+    def consume_controller_request(self, request_id: str, outcome: str, *, now: datetime) -> None:
+        """Mark a request handled with what came of it (idempotent)."""
+        c = controller_requests.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(controller_requests)
+                .where(c.request_id == request_id, c.consumed_at.is_(None))
+                .values(consumed_at=now, outcome=outcome)
+            )
 
     # --- helpers --------------------------------------------------------------------------
     def _insert_ignoring_duplicates(

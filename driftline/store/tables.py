@@ -167,3 +167,63 @@ drift_baselines = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("payload", JSONType, nullable=False),
 )
+
+
+# --- controller (operators/): rollout state a restarted controller resumes from -------------------
+controller_state = sa.Table(
+    "controller_state",
+    metadata,
+    # One row per model: the decided state (JSON), a revision for compare-and-set writes, and the
+    # lease that keeps a second controller from acting on the same model.
+    sa.Column("model_name", sa.String(128), primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("phase", sa.String(32), nullable=False),
+    sa.Column("state", JSONType, nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("lease_holder", sa.String(128), nullable=True),
+    sa.Column("lease_expires", Timestamp, nullable=True),
+)
+
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("rollout_id", sa.String(64), primary_key=True),
+    sa.Column("model_name", sa.String(128), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("trigger", sa.String(128), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False, index=True),
+    sa.Column("finished_at", Timestamp, nullable=True),
+    sa.Column("phase", sa.String(32), nullable=False),
+    sa.Column("result", sa.String(16), nullable=True),
+    sa.Column("champion_version", sa.String(32), nullable=False),
+    sa.Column("candidate_version", sa.String(32), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
+gate_results = sa.Table(
+    "gate_results",
+    metadata,
+    sa.Column("rollout_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("version", sa.String(32), nullable=False),
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("figures", JSONType, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+controller_requests = sa.Table(
+    "controller_requests",
+    metadata,
+    # `driftline promote` / `driftline rollback`: queued here, handled by the controller in order.
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("model_name", sa.String(128), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("version", sa.String(32), nullable=True),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("consumed_at", Timestamp, nullable=True),
+    sa.Column("outcome", sa.Text, nullable=True),
+)

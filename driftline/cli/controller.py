@@ -1,0 +1,335 @@
+"""`driftline controller run|step`, `status`, `promote`, `rollback`, `audit`: the rollout loop."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+import sqlalchemy as sa
+
+from driftline.config import Settings
+from driftline.store import Store, utcnow
+from driftline.store.rollouts import ControllerRequest
+
+RUNTIMES = ("local", "kubernetes", "gitops")
+
+
+@click.group()
+def controller() -> None:
+    """Run the controller: drift-triggered retraining, gated blue/green rollout, rollback."""
+
+
+@controller.command()
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="local", show_default=True)
+def run(runtime: str) -> None:
+    """Run observe-decide-act rounds until stopped, serving /metrics, /healthz and /readyz."""
+    from driftline.observability.logs import configure_logging  # noqa: PLC0415
+
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    store = _store(settings, migrate=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if runtime == "local":
+        sys.exit(_run_local(settings, store, stop))
+    sys.exit(_run_operator(settings, store, stop, gitops=runtime == "gitops"))
+
+
+@controller.command()
+@click.option(
+    "--runtime", type=click.Choice(("local", "gitops")), default="local", show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the round as JSON.")
+def step(runtime: str, as_json: bool) -> None:
+    """One observe-decide-act round on the local runtime, printing the decision."""
+    from operators.assembly import local_controller  # noqa: PLC0415
+
+    settings = Settings()
+    store = _store(settings, migrate=True)
+    ctl = local_controller(settings, store, gitops=runtime == "gitops")
+    try:
+        report = ctl.step()
+    except Exception as error:
+        raise click.ClickException(f"controller round failed: {_line(error)}") from None
+    finally:
+        ctl.close()
+    data = report.to_json()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    if report.skipped:
+        click.echo(f"skipped: {report.skipped}")
+        return
+    click.echo(f"{data['state']}: {data['reason']}")
+    for action in data["actions"]:
+        click.echo(f"  - {action}")
+    for failure in data["errors"]:
+        click.echo(f"  ! {failure}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(as_json: bool) -> None:
+    """The controller's state, active colour and version, candidate and last decision."""
+    from operators.codec import decode_state  # noqa: PLC0415
+
+    settings = Settings()
+    store = _store(settings)
+    record = _read(lambda: store.controller_state(settings.model_name))
+    if record is None or record.state is None:
+        raise click.ClickException(
+            f"no controller state for {settings.model_name} yet: run `driftline controller run`"
+        )
+    state = decode_state(record.state)
+    rollout = state.rollout
+    data: dict[str, Any] = {
+        "model": settings.model_name,
+        "state": state.phase.value,
+        "since": state.since.isoformat() if state.since else None,
+        "reason": state.reason,
+        "active": {"colour": state.active_colour, "version": state.active_version},
+        "last_passed": state.last_passed,
+        "drift": {"severity": state.drift_severity, "streak": state.drift_streak},
+        "candidate": None,
+        "lease": {
+            "holder": record.lease_holder,
+            "expires": record.lease_expires.isoformat() if record.lease_expires else None,
+        },
+        "updated_at": record.updated_at.isoformat(),
+    }
+    if rollout is not None:
+        data["candidate"] = {
+            "rollout": rollout.rollout_id,
+            "kind": rollout.kind.value,
+            "trigger": rollout.trigger,
+            "version": rollout.candidate_version,
+            "colour": rollout.candidate_colour,
+            "result": rollout.result.value if rollout.result else None,
+            "gates": [
+                {"name": g.name, "passed": g.passed, "detail": g.detail} for g in rollout.gates
+            ],
+        }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"{settings.model_name}: {data['state']} since {data['since']}")
+    click.echo(f"  serving version {state.active_version} on {state.active_colour}")
+    click.echo(f"  {state.reason}")
+    if rollout is not None:
+        result = f" -> {rollout.result.value}" if rollout.result else ""
+        click.echo(
+            f"  rollout {rollout.rollout_id} ({rollout.kind.value}, {rollout.trigger}): "
+            f"candidate {rollout.candidate_version} on {rollout.candidate_colour}{result}"
+        )
+
+
+@click.command()
+@click.argument("version")
+def promote(version: str) -> None:
+    """Ask the controller to roll VERSION out (gates, shadow and verification still apply)."""
+    if not version.isdigit():
+        raise click.ClickException(f"VERSION must be a registered version number, got {version!r}")
+    settings = Settings()
+    _check_version(settings, version)
+    _queue(settings, ControllerRequest(settings.model_name, "promote", version, _actor()))
+
+
+@click.command()
+def rollback() -> None:
+    """Ask the controller to roll back: abort a rollout, or return to the previous version."""
+    settings = Settings()
+    _queue(settings, ControllerRequest(settings.model_name, "rollback", None, _actor()))
+
+
+@click.command()
+@click.option(
+    "--since", default="24h", show_default=True, help="Duration (30m, 2h, 7d) or ISO time."
+)
+@click.option("--rollout", "rollout_id", default=None, help="Only this rollout's events.")
+@click.option(
+    "--kind", default=None, help="Only events of this kind (transition, gate, action, ...)."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def audit(since: str, rollout_id: str | None, kind: str | None, as_json: bool) -> None:
+    """The controller's audit trail: every decision, gate, action and fault, oldest first."""
+    settings = Settings()
+    start = parse_since(since, utcnow())
+    store = _store(settings)
+    events = _read(
+        lambda: store.audit_events(
+            model_name=settings.model_name, since=start, rollout_id=rollout_id, kind=kind
+        )
+    )
+    for event in events:
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "at": event.created_at.isoformat(),
+                        "kind": event.kind,
+                        "actor": event.actor,
+                        "rollout": event.rollout_id,
+                        "from": event.state_from,
+                        "to": event.state_to,
+                        "reason": event.reason,
+                        "details": event.details,
+                    },
+                    default=str,
+                )
+            )
+            continue
+        move = f" {event.state_from}->{event.state_to}" if event.state_to else ""
+        rollout = f" [{event.rollout_id}]" if event.rollout_id else ""
+        click.echo(
+            f"{event.created_at:%Y-%m-%d %H:%M:%S} {event.kind:<13}{rollout}{move} {event.reason}"
+        )
+    if not events and not as_json:
+        click.echo(f"no audit events since {start.isoformat()}")
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """`30m`, `2h`, `7d`, `45s` before `now`, or an ISO time (UTC when it has no zone)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text)
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
+        return now - timedelta(**{unit: int(match[1])})
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: use a duration like 30m, 2h, 7d or an ISO time", param_hint="--since"
+        ) from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+# --- helpers --------------------------------------------------------------------------------
+def _store(settings: Settings, *, migrate: bool = False) -> Store:
+    store = Store.from_settings(settings)
+    if migrate:
+        try:
+            store.upgrade()
+        except Exception as error:
+            raise click.ClickException(f"store {settings.store_url}: {_line(error)}") from None
+    return store
+
+
+def _read(read: Any) -> Any:
+    try:
+        return read()
+    except sa.exc.OperationalError as error:
+        if "no such table" in str(error) or "does not exist" in str(error):
+            raise click.ClickException(
+                "the store has no controller tables yet: run `driftline db upgrade`"
+            ) from None
+        raise click.ClickException(f"store unavailable: {_line(error)}") from None
+
+
+def _queue(settings: Settings, request: ControllerRequest) -> None:
+    store = _store(settings, migrate=True)
+    _read(lambda: store.add_controller_request(request))
+    what = f"promote version {request.version}" if request.version else "roll back"
+    click.echo(
+        f"queued request {request.request_id} to {what} {settings.model_name}; the controller "
+        f"handles it in its next round (see `driftline audit` and `driftline status`)"
+    )
+
+
+def _check_version(settings: Settings, version: str) -> None:
+    from operators.registry_records import RegistryRecords  # noqa: PLC0415
+
+    try:
+        RegistryRecords(settings).registry.resolve(version)
+    except LookupError:
+        raise click.ClickException(f"{settings.model_name} has no version {version}") from None
+    except Exception as error:
+        raise click.ClickException(f"cannot check version {version}: {_line(error)}") from None
+
+
+def _run_local(settings: Settings, store: Store, stop: threading.Event) -> int:
+    from operators.assembly import local_controller  # noqa: PLC0415
+    from operators.metrics import ControllerMetrics  # noqa: PLC0415
+    from operators.server import ControllerServer  # noqa: PLC0415
+
+    metrics = ControllerMetrics()
+    ctl = local_controller(settings, store, metrics=metrics)
+    interval = settings.controller_interval_s
+
+    def ready() -> tuple[bool, str]:
+        fresh = ctl.last_ok is not None and (utcnow() - ctl.last_ok).total_seconds() < 3 * interval
+        return fresh, "ready" if fresh else f"no successful round recently: {ctl.last_error}"
+
+    server = ControllerServer(
+        settings.controller_host,
+        settings.controller_port,
+        metrics.registry,
+        live=lambda: (True, "alive"),
+        ready=ready,
+    ).start()
+    click.echo(
+        f"controller (local runtime) for {settings.model_name}: "
+        f"http://{settings.controller_host}:{server.port}/metrics",
+        err=True,
+    )
+    try:
+        ctl.run(stop, interval)
+    finally:
+        server.stop()
+    return 0
+
+
+def _run_operator(settings: Settings, store: Store, stop: threading.Event, *, gitops: bool) -> int:
+    from operators.assembly import operator_context  # noqa: PLC0415
+    from operators.controller import default_holder  # noqa: PLC0415
+    from operators.kube.api import ClientKubeApi, KubeApiError, api_client  # noqa: PLC0415
+    from operators.kube.handlers import run_operator  # noqa: PLC0415
+    from operators.kube.leader import LeaseElector  # noqa: PLC0415
+    from operators.server import ControllerServer  # noqa: PLC0415
+
+    try:
+        api = ClientKubeApi(api_client())
+    except KubeApiError as error:
+        raise click.ClickException(str(error)) from None
+    context = operator_context(settings, store, api, gitops=gitops)
+    elector = LeaseElector(
+        api,
+        settings.controller_namespace or "default",
+        settings.controller_lease_name,
+        default_holder(),
+        duration_s=int(settings.controller_lease_s),
+    )
+    server = ControllerServer(
+        settings.controller_host,
+        settings.controller_port,
+        context.metrics.registry,
+        live=lambda: (True, "alive"),
+        ready=lambda: (True, "ready"),
+    ).start()
+    operator_stop = threading.Event()
+    worker = threading.Thread(target=run_operator, args=(context, operator_stop), daemon=True)
+    try:
+        kept = elector.lead(worker.start, stop)
+    finally:
+        operator_stop.set()
+        server.stop()
+    return 0 if kept else 1
+
+
+def _actor() -> str:
+    import getpass  # noqa: PLC0415
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"

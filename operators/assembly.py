@@ -1,0 +1,162 @@
+"""Builds controllers and the Kubernetes operator context from Settings (the CLI's wiring)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import cast
+
+from driftline.config import Settings
+from driftline.store import Store
+from operators.controller import Controller, default_holder
+from operators.gate_runner import OfflineGates
+from operators.gitops import GitOpsRepository
+from operators.health import ScrapeHealth
+from operators.kube.api import KubeApi
+from operators.kube.handlers import OperatorContext
+from operators.kube.manifests import Target, dns_name
+from operators.metrics import ControllerMetrics
+from operators.observe import Observer
+from operators.registry_records import RegistryRecords
+from operators.runtimes.base import Runtime
+from operators.runtimes.gitops import GitOpsRuntime
+from operators.runtimes.kubernetes import KubernetesRuntime
+from operators.runtimes.local import LocalRayRuntime
+from operators.sources import DriftReports, PairedOutcomes, StoreDriftSource, StorePairedLosses
+from operators.spec import RolloutSpec
+
+
+def dashboard_url(settings: Settings) -> str:
+    """The Ray dashboard the local runtime talks to."""
+    return (
+        settings.controller_dashboard_url
+        or os.environ.get("RAY_DASHBOARD_ADDRESS")
+        or f"http://127.0.0.1:{settings.ray_dashboard_port}"
+    )
+
+
+def job_env(settings: Settings) -> dict[str, str]:
+    """What a retraining job needs to reach the same registry and store as the controller."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(("DRIFTLINE_", "MLFLOW_"))}
+    env.update(DRIFTLINE_HOME=str(settings.home), MLFLOW_TRACKING_URI=settings.tracking_uri)
+    if settings.database_url:
+        env["DRIFTLINE_DATABASE_URL"] = settings.database_url
+    return env
+
+
+def local_controller(
+    settings: Settings,
+    store: Store,
+    *,
+    metrics: ControllerMetrics | None = None,
+    gitops: bool = False,
+) -> Controller:
+    """A controller for the configured model on the local Ray runtime (optionally via GitOps)."""
+    spec = RolloutSpec.from_settings(settings)
+    records = RegistryRecords(settings)
+    runtime: Runtime = LocalRayRuntime(
+        settings,
+        dashboard_url(settings),
+        settings.controller_serve_url,
+        records,
+        records,
+        job_env=job_env(settings),
+        serve_env=job_env(settings),
+        outcome_hook=settings.controller_outcome_hook,
+    )
+    if gitops:
+        runtime = GitOpsRuntime(runtime, gitops_repository(settings))
+    return Controller(
+        spec,
+        store,
+        runtime,
+        Observer(spec, store, runtime, *sources(store)),
+        OfflineGates(settings, spec.rollout.gates),
+        metrics=metrics or ControllerMetrics(),
+        holder=default_holder(),
+        lease_s=settings.controller_lease_s,
+    )
+
+
+def sources(store: Store) -> tuple[StoreDriftSource, StorePairedLosses]:
+    """Drift reports and paired losses from the store (tables of migrations 0002 and 0001)."""
+    return (
+        StoreDriftSource(cast(DriftReports, store)),
+        StorePairedLosses(cast(PairedOutcomes, store)),
+    )
+
+
+def gitops_repository(
+    settings: Settings,
+    *,
+    remote: str | None = None,
+    branch: str | None = None,
+    values: str | None = None,
+    cooldown_s: float | None = None,
+) -> GitOpsRepository:
+    """The environment repository promotions are committed to."""
+    url = remote or settings.controller_gitops_repo
+    if not url:
+        raise ValueError("GitOps needs a repository: set DRIFTLINE_CONTROLLER_GITOPS_REPO")
+    return GitOpsRepository(
+        remote=url,
+        branch=branch or settings.controller_gitops_branch,
+        values_path=values or settings.controller_gitops_values,
+        workdir=settings.home / "gitops" / dns_name(Path(url).name or "repo"),
+        model_name=settings.model_name,
+        cooldown_s=settings.controller_cooldown_s if cooldown_s is None else cooldown_s,
+        push_attempts=settings.controller_gitops_push_attempts,
+        identity=default_holder(),
+    )
+
+
+def operator_context(
+    settings: Settings, store: Store, api: KubeApi, *, gitops: bool
+) -> OperatorContext:
+    """The kopf handlers' context: a Kubernetes runtime per ModelDeployment, GitOps when asked."""
+
+    def records_for(target: Target) -> tuple[Settings, RegistryRecords]:
+        tracking = target.section("model").get("trackingUri") or settings.mlflow_tracking_uri
+        scoped = settings.model_copy(
+            update={"model_name": target.model_name, "mlflow_tracking_uri": tracking}
+        )
+        return scoped, RegistryRecords(scoped)
+
+    def runtime_for(target: Target) -> Runtime:
+        scoped, records = records_for(target)
+        serving = target.section("serving")
+        service = serving.get("activeServiceName") or dns_name(target.name, "active")
+        port = int(serving.get("port", 8000))
+        health = ScrapeHealth(
+            f"http://{service}.{target.namespace}.svc:{port}/metrics", target.model_name
+        )
+        runtime: Runtime = KubernetesRuntime(
+            api, target, records, records, health, extra_args=scoped.controller_retrain_args
+        )
+        spec_gitops = target.section("gitops")
+        if gitops or spec_gitops.get("enabled"):
+            runtime = GitOpsRuntime(
+                runtime,
+                gitops_repository(
+                    scoped,
+                    remote=spec_gitops.get("repoUrl"),
+                    branch=spec_gitops.get("branch"),
+                    values=spec_gitops.get("valuesPath"),
+                    cooldown_s=float(target.section("driftPolicy").get("cooldownSeconds", 3600)),
+                ),
+            )
+        return runtime
+
+    def gates_for(spec: RolloutSpec, target: Target) -> OfflineGates:
+        return OfflineGates(records_for(target)[0], spec.rollout.gates)
+
+    drift, losses = sources(store)
+    return OperatorContext(
+        settings=settings,
+        store=store,
+        runtime_for=runtime_for,
+        gates_for=gates_for,
+        drift=drift,
+        losses=losses,
+        holder=default_holder(),
+    )

@@ -1,0 +1,1 @@
+"""Kubernetes side of the controller: API access, manifests, status, leader election, kopf."""

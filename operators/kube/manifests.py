@@ -1,0 +1,328 @@
+"""Pure builders for every object the Kubernetes runtime creates or patches."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any, cast
+
+import kopf
+import yaml
+
+from operators.actions import SubmitRetraining
+from operators.kube.api import (
+    INFERENCE_SERVICE,
+    MODEL_DEPLOYMENT,
+    RAY_JOB,
+    RAY_SERVICE,
+    Body,
+    Kind,
+)
+from operators.states import Colour
+
+LABEL_MODEL = "driftline.io/model"
+LABEL_COLOUR = "driftline.io/colour"
+LABEL_JOB = "driftline.io/job-id"
+LABEL_ROLLOUT = "driftline.io/rollout-id"
+MANAGED_BY = "driftline-controller"
+# KubeRay names a RayJob's cluster after the job plus a suffix; it refuses longer job names.
+MAX_RAYJOB_NAME = 47
+MAX_LABEL = 63
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The ModelDeployment whose children these are."""
+
+    name: str
+    namespace: str
+    uid: str
+    spec: dict[str, Any]
+
+    @property
+    def model_name(self) -> str:
+        """The registered model it serves."""
+        return str(self.spec["model"]["name"])
+
+    def section(self, *path: str) -> dict[str, Any]:
+        """A nested section of the spec ({} when absent)."""
+        node: Any = self.spec
+        for key in path:
+            node = node.get(key) or {} if isinstance(node, dict) else {}
+        return node if isinstance(node, dict) else {}
+
+
+def label_value(text: str) -> str:
+    """`text` as a valid label value: alphanumerics, '-', '_', '.', at most 63 characters."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", text).strip("-_.")[:MAX_LABEL]
+    return cleaned.rstrip("-_.") or "x"
+
+
+def dns_name(*parts: str, limit: int = 63) -> str:
+    """A DNS-1123 name from `parts`, shortened with a hash suffix when too long."""
+    name = re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower()).strip("-")
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: limit - 9].rstrip('-')}-{digest}"
+
+
+def owner(target: Target) -> Body:
+    """The ModelDeployment as an owner body for kopf.adopt."""
+    return {
+        "apiVersion": MODEL_DEPLOYMENT.api_version,
+        "kind": MODEL_DEPLOYMENT.kind,
+        "metadata": {"name": target.name, "namespace": target.namespace, "uid": target.uid},
+    }
+
+
+def common_labels(target: Target, component: str) -> dict[str, str]:
+    """Labels every child carries."""
+    return {
+        "app.kubernetes.io/name": "driftline",
+        "app.kubernetes.io/instance": label_value(target.name),
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        LABEL_MODEL: label_value(target.model_name),
+    }
+
+
+# --- retraining ---------------------------------------------------------------------------------
+def job_name(target: Target, job_id: str) -> str:
+    """The RayJob's name for a controller job id."""
+    return dns_name(target.name, "rt", job_id, limit=MAX_RAYJOB_NAME)
+
+
+def rayjob(target: Target, action: SubmitRetraining, *, extra_args: str = "") -> Body:
+    """The KubeRay RayJob that retrains the model for one rollout attempt."""
+    retraining = target.section("retraining")
+    trials = int(retraining.get("trials", 20))
+    entrypoint = str(retraining.get("entrypoint", "python -m training.job"))
+    argv = f"{entrypoint} --trials {trials}" + (f" {extra_args}" if extra_args else "")
+    env = {
+        "DRIFTLINE_MODEL_NAME": target.model_name,
+        "DRIFTLINE_JOB_ID": action.job_id,
+        "DRIFTLINE_ROLLOUT_ID": action.rollout_id,
+    }
+    tracking = target.section("model").get("trackingUri")
+    if tracking:
+        env["MLFLOW_TRACKING_URI"] = str(tracking)
+    labels = {
+        **common_labels(target, "training"),
+        LABEL_JOB: label_value(action.job_id),
+        LABEL_ROLLOUT: label_value(action.rollout_id),
+    }
+    spec: Body = {
+        "entrypoint": shlex.join(shlex.split(argv)),
+        "runtimeEnvYAML": yaml.safe_dump({"env_vars": env}, sort_keys=True),
+        "shutdownAfterJobFinishes": True,
+        "ttlSecondsAfterFinished": 600,
+        "activeDeadlineSeconds": int(retraining.get("timeoutSeconds", 3600)),
+        "backoffLimit": 0,
+        "submissionMode": "K8sJobMode",
+        "rayClusterSpec": retraining.get("rayClusterSpec")
+        or _ray_cluster(target, retraining.get("image"), "training", labels, {}),
+    }
+    return _object(RAY_JOB, job_name(target, action.job_id), target, labels, spec)
+
+
+# --- serving --------------------------------------------------------------------------------
+def colour_name(target: Target, colour: Colour) -> str:
+    """The serving object of one colour (the chart's `<release>-<colour>`)."""
+    return dns_name(target.name, colour)
+
+
+def serve_config(target: Target, colour: Colour, version: str) -> str:
+    """RayService serveConfigV2 (YAML text) serving `version` on `colour`."""
+    serving = target.section("serving")
+    app = {
+        "name": serving.get("appName", "driftline"),
+        "import_path": serving.get("importPath", "serving.app:build_app"),
+        "route_prefix": "/",
+        "args": {"model_name": target.model_name, "model_version": version, "colour": colour},
+    }
+    config = {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": "0.0.0.0", "port": int(serving.get("port", 8000))},  # noqa: S104
+        "applications": [app],
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def pin_version(config_text: str, app_name: str, version: str) -> str:
+    """An existing serveConfigV2 with `version` in the named application's args."""
+    config = yaml.safe_load(config_text) or {}
+    for app in config.get("applications", []):
+        if app.get("name") == app_name:
+            app.setdefault("args", {})["model_version"] = version
+            return yaml.safe_dump(config, sort_keys=False)
+    raise ValueError(f"serveConfigV2 has no application named {app_name!r}")
+
+
+def served_version(config_text: str, app_name: str) -> str | None:
+    """The `model_version` arg of the named application, if any."""
+    config = yaml.safe_load(config_text or "") or {}
+    for app in config.get("applications", []):
+        if app.get("name") == app_name:
+            version = (app.get("args") or {}).get("model_version")
+            return None if version is None else str(version)
+    return None
+
+
+def rayservice(target: Target, colour: Colour, version: str) -> Body:
+    """A RayService for one colour, when the chart did not create one."""
+    serving = target.section("serving")
+    labels = {**common_labels(target, "serving"), LABEL_COLOUR: colour}
+    env: dict[str, str] = {"DRIFTLINE_COLOUR": colour}
+    spec: Body = {
+        "serveConfigV2": serve_config(target, colour, version),
+        "rayClusterConfig": _ray_cluster(target, serving.get("image"), "serving", labels, env),
+    }
+    return _object(RAY_SERVICE, colour_name(target, colour), target, labels, spec)
+
+
+def inference_service(target: Target, colour: Colour, version: str) -> Body:
+    """A KServe InferenceService (raw deployment) serving `version` on `colour`."""
+    serving = target.section("serving")
+    labels = {**common_labels(target, "serving"), LABEL_COLOUR: colour}
+    replicas = serving.get("replicas") or {}
+    port = int(serving.get("port", 8000))
+    container = {
+        "name": "kserve-container",
+        "image": serving.get("image") or "driftline-serving:latest",
+        "command": ["python", "-m", "serving.kserve_server"],
+        "env": [
+            {"name": "DRIFTLINE_MODEL_NAME", "value": target.model_name},
+            {"name": "DRIFTLINE_MODEL_VERSION", "value": version},
+            {"name": "DRIFTLINE_COLOUR", "value": colour},
+            {"name": "DRIFTLINE_SERVING_PORT", "value": str(port)},
+        ],
+        "ports": [{"containerPort": port, "protocol": "TCP"}],
+        "resources": serving.get("resources") or _DEFAULT_RESOURCES,
+        "securityContext": _CONTAINER_SECURITY,
+    }
+    body = _object(
+        INFERENCE_SERVICE,
+        colour_name(target, colour),
+        target,
+        labels,
+        {
+            "predictor": {
+                "minReplicas": int(replicas.get("min", 1)),
+                "maxReplicas": int(replicas.get("max", 4)),
+                "labels": labels,
+                "securityContext": _POD_SECURITY,
+                "containers": [container],
+            }
+        },
+    )
+    body["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "RawDeployment"}
+    return body
+
+
+def isvc_version(body: Body) -> str | None:
+    """The version an InferenceService's predictor serves."""
+    for container in body.get("spec", {}).get("predictor", {}).get("containers", []):
+        for env in container.get("env", []):
+            if env.get("name") == "DRIFTLINE_MODEL_VERSION":
+                return str(env.get("value"))
+    return None
+
+
+def isvc_version_patch(body: Body, version: str) -> Body:
+    """A merge patch setting the predictor's version (containers are replaced as a list)."""
+    containers = []
+    for container in body["spec"]["predictor"]["containers"]:
+        env = [
+            {**e, "value": version} if e.get("name") == "DRIFTLINE_MODEL_VERSION" else e
+            for e in container.get("env", [])
+        ]
+        containers.append({**container, "env": env})
+    return {"spec": {"predictor": {"containers": containers}}}
+
+
+def selector_patch(colour: Colour) -> Body:
+    """Point a Service at one colour; only the colour key of its selector changes."""
+    return {"spec": {"selector": {LABEL_COLOUR: colour}}}
+
+
+# --- shared pieces ------------------------------------------------------------------------------
+_POD_SECURITY: Body = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "fsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+_CONTAINER_SECURITY: Body = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+_DEFAULT_RESOURCES: Body = {
+    "requests": {"cpu": "500m", "memory": "2Gi"},
+    "limits": {"cpu": "2", "memory": "4Gi"},
+}
+
+
+def _ray_cluster(
+    target: Target, image: object, component: str, labels: dict[str, str], env: dict[str, str]
+) -> Body:
+    """A minimal restricted RayClusterSpec: one head, workers per the spec's replicas."""
+    resources = target.section("serving").get("resources") or _DEFAULT_RESOURCES
+    replicas = target.section("serving", "replicas")
+
+    def template(group: str) -> Body:
+        return {
+            "metadata": {"labels": labels},
+            "spec": {
+                "securityContext": _POD_SECURITY,
+                "automountServiceAccountToken": False,
+                "containers": [
+                    {
+                        "name": f"ray-{group}",
+                        "image": str(image or f"driftline-{component}:latest"),
+                        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+                        "resources": resources,
+                        "securityContext": _CONTAINER_SECURITY,
+                        "volumeMounts": [
+                            # Volumes for Ray's session dir and object store: the root
+                            # filesystem is read-only.
+                            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
+                            {"name": "shm", "mountPath": "/dev/shm"},  # noqa: S108
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {"name": "tmp", "emptyDir": {}},
+                    {"name": "shm", "emptyDir": {"medium": "Memory"}},
+                ],
+            },
+        }
+
+    return {
+        "headGroupSpec": {"rayStartParams": {}, "template": template("head")},
+        "workerGroupSpecs": [
+            {
+                "groupName": "workers",
+                "replicas": int(replicas.get("min", 1)),
+                "minReplicas": int(replicas.get("min", 1)),
+                "maxReplicas": int(replicas.get("max", 4)),
+                "rayStartParams": {},
+                "template": template("worker"),
+            }
+        ],
+    }
+
+
+def _object(kind: Kind, name: str, target: Target, labels: dict[str, str], spec: Body) -> Body:
+    body: Body = {
+        "apiVersion": kind.api_version,
+        "kind": kind.kind,
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": spec,
+    }
+    # Owner reference and namespace: children are garbage-collected with their ModelDeployment.
+    kopf.adopt(body, owner=kopf.Body(cast(kopf.RawBody, owner(target))))
+    return body

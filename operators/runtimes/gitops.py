@@ -1,0 +1,58 @@
+"""GitOpsRuntime: jobs and serving through another runtime; the champion is a commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from operators.actions import SetChampion, SubmitRetraining
+from operators.gitops import GitOpsRepository
+from operators.observations import Health, JobObservation
+from operators.runtimes.base import Runtime, ServingObservation
+from operators.states import Colour
+
+
+class GitOpsRuntime:
+    """Promotion edits `model.version` in the environment's values file; rollback reverts it."""
+
+    name = "gitops"
+
+    def __init__(self, delegate: Runtime, repo: GitOpsRepository) -> None:
+        self.delegate, self.repo = delegate, repo
+
+    def champion_version(self) -> str | None:
+        committed, recorded = self.repo.current_version(), self.delegate.champion_version()
+        if committed is None or committed == recorded:
+            return recorded  # an empty version follows the registry's alias
+        # The file and the registry disagree: report both, so `decide` publishes again.
+        return f"git:{committed}/registry:{recorded}"
+
+    def set_champion(self, action: SetChampion) -> None:
+        self.repo.publish(action)  # the environment's record first: it is the source of truth
+        self.delegate.set_champion(action)
+
+    def observe_serving(self) -> ServingObservation:
+        return self.delegate.observe_serving()
+
+    def observe_job(self, job_id: str) -> JobObservation:
+        return self.delegate.observe_job(job_id)
+
+    def running_jobs(self) -> tuple[str, ...]:
+        return self.delegate.running_jobs()
+
+    def health(self, colour: Colour, version: str, since: datetime) -> Health:
+        return self.delegate.health(colour, version, since)
+
+    def submit_retraining(self, action: SubmitRetraining) -> None:
+        self.delegate.submit_retraining(action)
+
+    def stop_retraining(self, job_id: str) -> None:
+        self.delegate.stop_retraining(job_id)
+
+    def deploy(self, colour: Colour, version: str) -> None:
+        self.delegate.deploy(colour, version)
+
+    def route(self, active: Colour, shadow: Colour | None) -> None:
+        self.delegate.route(active, shadow)
+
+    def retire(self, colour: Colour) -> None:
+        self.delegate.retire(colour)

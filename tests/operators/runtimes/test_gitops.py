@@ -1,0 +1,193 @@
+"""GitOps promotion against a real bare repository: commits, retries, reverts, lock, cooldown."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from operators.actions import SetChampion
+from operators.gitops import GitOpsError, GitOpsRepository, PromotionBlockedError
+from operators.runtimes.gitops import GitOpsRuntime
+from operators.states import GateResult
+from tests.operators.fakes import Clock, FakeRuntime
+
+VALUES = "gitops/environments/staging/values.yaml"
+ORIGINAL = """\
+# Driftline in staging (Argo CD Application gitops/applications/staging.yaml).
+# The controller's GitOps runtime edits `model.version` here: one commit per promotion or rollback.
+model:
+  name: market-ensemble
+  # Empty follows the champion alias.
+  version: "6"   # pinned by the controller
+
+serving:
+  runtime: RayService
+  ray:
+    workers:
+      minReplicas: 2   # keep two warm
+"""
+GATES = (
+    GateResult("beats_champion", True, "diebold-mariano p=0.012 < 0.05 on 250 bars"),
+    GateResult("onnx_parity", True, "max |native - onnx| 3.1e-07 <= 1e-05"),
+)
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.run(
+        ["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    """A bare repository holding an environment's values file, as the Helm branch ships it."""
+    bare = tmp_path / "gitops.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    seed = tmp_path / "seed"
+    git(tmp_path, "clone", "-q", str(bare), str(seed))
+    (seed / VALUES).parent.mkdir(parents=True)
+    (seed / VALUES).write_text(ORIGINAL)
+    git(seed, "add", ".")
+    git(seed, "commit", "-q", "-m", "staging values")
+    git(seed, "push", "-q", "origin", "HEAD:main")
+    return bare
+
+
+def repo(
+    remote: Path, name: str, clock: Clock | None = None, **options: object
+) -> GitOpsRepository:
+    return GitOpsRepository(
+        remote=str(remote),
+        branch="main",
+        values_path=VALUES,
+        workdir=remote.parent / f"work-{name}",
+        identity=name,
+        backoff_s=0.01,
+        clock=clock or (lambda: datetime.now(UTC)),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def promote(version: str, previous: str, rollout: str = "r-1") -> SetChampion:
+    return SetChampion(
+        version, previous, rollout, "promoted after 600s of verification", "drift:rep-42", GATES
+    )
+
+
+def show(remote: Path, what: str = "main") -> str:
+    return git(remote, "show", f"{what}:{VALUES}")
+
+
+def test_promotion_is_one_commit_that_keeps_comments_and_names_everything(remote: Path) -> None:
+    sha = repo(remote, "ctl").publish(promote("7", "6"))
+    assert sha is not None
+    assert show(remote) == ORIGINAL.replace('version: "6"', 'version: "7"')
+    message = git(remote, "log", "-1", "--format=%B", "main")
+    assert message.startswith(f"Promote market-ensemble to version 7 in {VALUES}")
+    assert "- beats_champion: diebold-mariano p=0.012" in message
+    assert "Triggered by: drift report rep-42" in message
+    assert "Driftline-Promotion: 7\nDriftline-Rollout: r-1\nDriftline-Previous: 6" in message
+    assert repo(remote, "ctl").publish(promote("7", "6")) is None  # idempotent
+
+
+def test_a_rollback_reverts_the_promotion_commit(remote: Path) -> None:
+    r = repo(remote, "ctl")
+    promoted = r.publish(promote("7", "6"))
+    rollback = SetChampion("6", "7", "r-1", "error rate 9% > 1%", "drift:rep-42", rollback=True)
+    assert r.publish(rollback) is not None
+    assert show(remote) == ORIGINAL
+    message = git(remote, "log", "-1", "--format=%B", "main")
+    assert f"This reverts commit {promoted}." in message
+    assert f"Driftline-Rollback: {promoted}" in message
+    assert "Driftline-Promotion" not in message
+
+
+def test_pushes_are_retried_when_the_remote_refuses(remote: Path) -> None:
+    hook = remote / "hooks" / "pre-receive"
+    counter = remote / "refusals"
+    hook.write_text(
+        "#!/bin/sh\n"
+        "read old new ref\n"
+        'case "$ref" in refs/heads/*) ;; *) exit 0 ;; esac\n'
+        f"n=$(cat {counter} 2>/dev/null || echo 0)\n"
+        f'if [ "$n" -lt 2 ]; then echo $((n+1)) > {counter}; echo "remote busy" >&2; exit 1; fi\n'
+    )
+    hook.chmod(0o755)
+    r = repo(remote, "ctl", cooldown_s=0)
+    assert r.publish(promote("7", "6")) is not None
+    assert counter.read_text().strip() == "2"
+    assert 'version: "7"' in show(remote)
+    counter.write_text("-10")
+    with pytest.raises(GitOpsError, match="rejected 4 times"):
+        r.publish(promote("8", "7", "r-2"))
+
+
+def test_a_concurrent_commit_is_rebased_over(remote: Path, tmp_path: Path) -> None:
+    r = repo(remote, "ctl")
+    r.current_version()  # the controller's clone is now behind what a person pushes next
+    person = tmp_path / "person"
+    git(tmp_path, "clone", "-q", str(remote), str(person))
+    (person / "README.md").write_text("staging notes\n")
+    git(person, "add", ".")
+    git(person, "commit", "-q", "-m", "notes")
+    git(person, "push", "-q", "origin", "HEAD:main")
+    assert r.publish(promote("7", "6")) is not None
+    assert git(remote, "log", "--format=%s", "main").splitlines()[:2] == [
+        f"Promote market-ensemble to version 7 in {VALUES}",
+        "notes",
+    ]
+
+
+def test_the_promotion_lock_excludes_a_second_controller(remote: Path) -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    holder = repo(remote, "ctl-a", Clock(now), lock_ttl_s=60)
+    sha = holder.acquire_lock()
+    other = repo(remote, "ctl-b", Clock(now + timedelta(seconds=30)), lock_ttl_s=60)
+    with pytest.raises(PromotionBlockedError, match="locked by ctl-a until"):
+        other.publish(promote("7", "6"))
+    assert 'version: "6"' in show(remote)
+    late = repo(remote, "ctl-b", Clock(now + timedelta(seconds=61)), lock_ttl_s=60)
+    assert late.publish(promote("7", "6")) is not None  # a dead holder's lock expires
+    holder.release_lock(sha)  # no longer ours: nothing happens
+    assert git(remote, "for-each-ref", "refs/driftline").strip() == ""
+
+
+def test_cooldown_holds_back_a_second_promotion_but_not_a_rollback(remote: Path) -> None:
+    clock = Clock(datetime.now(UTC))
+    r = repo(remote, "ctl", clock, cooldown_s=3600)
+    r.publish(promote("7", "6"))
+    with pytest.raises(PromotionBlockedError, match="cooldown"):
+        r.publish(promote("8", "7", "r-2"))
+    r.publish(SetChampion("6", "7", "r-1", "regressed", None, rollback=True))
+    assert 'version: "6"' in show(remote)
+    clock.advance(3700)  # past the hour from the promotion commit (stamped a moment later)
+    assert r.publish(promote("8", "6", "r-3")) is not None
+
+
+def test_the_runtime_publishes_then_records_and_reports_disagreement(remote: Path) -> None:
+    delegate = FakeRuntime(champion="6")
+    runtime = GitOpsRuntime(delegate, repo(remote, "ctl"))
+    assert runtime.champion_version() == "6"
+    delegate.champion = "5"
+    assert runtime.champion_version() == "git:6/registry:5"
+    runtime.set_champion(promote("7", "6"))
+    assert (runtime.champion_version(), delegate.champion) == ("7", "7")
+    assert runtime.observe_serving().routed == "blue"
+
+
+def test_a_missing_values_file_is_a_one_line_error(remote: Path) -> None:
+    broken = GitOpsRepository(
+        str(remote), "main", "gitops/environments/prod/values.yaml", remote.parent / "w"
+    )
+    with pytest.raises(GitOpsError, match=r"prod/values\.yaml does not exist"):
+        broken.current_version()

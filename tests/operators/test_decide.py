@@ -1,0 +1,358 @@
+"""Invariants of the pure core, held by hypothesis over simulated worlds, plus worked examples."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+from datetime import timedelta
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from operators.actions import (
+    ConsumeRequest,
+    Deploy,
+    Retire,
+    Route,
+    RunGates,
+    SetChampion,
+    StopRetraining,
+    SubmitRetraining,
+)
+from operators.codec import decode_state, encode_state
+from operators.decide import Decision, decide
+from operators.observations import (
+    ColourObservation,
+    DriftSignal,
+    Evidence,
+    Health,
+    JobObservation,
+    JobStatus,
+    ManualRequest,
+    Observed,
+    PairedEvidence,
+    World,
+)
+from operators.spec import RolloutSpec, required_gates
+from operators.states import GateResult, Phase, RolloutState
+from tests.operators.simworld import START, Change, SimWorld, changes, evolve, specs
+
+ROUNDS = 40
+
+
+def _rounds(*, hostile: bool) -> st.SearchStrategy[list[Change]]:
+    return st.lists(changes(hostile=hostile), min_size=ROUNDS, max_size=ROUNDS)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=specs(), rounds=_rounds(hostile=True))
+def test_invariants_hold_in_a_hostile_world(spec: RolloutSpec, rounds: list[Change]) -> None:
+    """Operator requests, outages of every source and failing actions."""
+    _check_invariants(spec, rounds)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=specs(), rounds=_rounds(hostile=False))
+def test_invariants_hold_in_a_cooperative_world(spec: RolloutSpec, rounds: list[Change]) -> None:
+    """Drift, jobs, gates and evidence only: most traces run whole rollouts."""
+    _check_invariants(spec, rounds)
+
+
+def _check_invariants(spec: RolloutSpec, rounds: list[Change]) -> None:
+    sim = SimWorld()
+    state: RolloutState | None = None
+    rejected: set[str] = set()
+    for change in rounds:
+        verdicts = evolve(sim, change, spec)
+        world = sim.observe(state)
+        decision = decide(spec, Observed(state, world))
+
+        # Idempotent: the same observations decide the same, and deciding again changes nothing.
+        assert decide(spec, Observed(state, world)) == decision
+        again = decide(spec, Observed(decision.state, world))
+        assert again.state == decision.state
+        assert again.actions == decision.actions
+        assert again.transitions == ()
+
+        new = decision.state
+        for phase in {new.phase, *(t.phase_to for t in decision.transitions)}:
+            event(f"reached {phase.value}")
+        _check_round(spec, world, decision, rejected)
+        # What is stored is what a restarted controller resumes from, exactly.
+        assert decode_state(json.loads(json.dumps(encode_state(new)))) == new
+        for action in decision.actions:
+            if isinstance(action, Route):
+                assert sim.colours[action.active].version == new.active_version
+
+        # The simulated runtime asserts the rest as it applies the actions: at most one job runs,
+        # traffic only goes to a ready colour, the colour taking traffic is never redeployed or
+        # retired, and exactly one colour is routed. Some actions fail, as they do in real life.
+        for index, action in enumerate(decision.actions):
+            if index not in change.failed_actions:
+                sim.apply(action, verdicts)
+        assert len(sim.running()) <= 1
+        assert sim.routed is not None
+        assert sim.shadow != sim.routed
+        state = new
+
+
+def _check_round(spec: RolloutSpec, world: World, decision: Decision, rejected: set[str]) -> None:
+    new = decision.state
+    rollout = new.rollout
+    if rollout is not None and rollout.failed_gates:
+        rejected.add(rollout.rollout_id)
+    # A candidate that failed a gate is never promoted, nor published as champion.
+    if rollout is not None and rollout.rollout_id in rejected:
+        assert new.phase is not Phase.PROMOTED
+        assert not any(
+            isinstance(a, SetChampion) and a.rollout_id == rollout.rollout_id
+            for a in decision.actions
+        )
+    if new.phase is Phase.PROMOTED and rollout is not None:
+        names = {g.name for g in rollout.gates if g.passed}
+        assert set(required_gates(spec.rollout.gates)) <= names
+        assert "shadow_quality" in names
+    # Shadow first: traffic switches to a candidate only after it was mirrored to it.
+    for t in decision.transitions:
+        if t.phase_to is Phase.VERIFYING:
+            assert rollout is not None
+            assert world.shadow == rollout.candidate_colour
+    # A rollback always returns to the last version that passed.
+    if new.phase is Phase.ROLLED_BACK:
+        assert new.active_version == new.last_passed
+    for action in decision.actions:
+        if isinstance(action, SetChampion):
+            assert action.version == new.last_passed
+
+
+def test_same_report_is_counted_once() -> None:
+    spec = RolloutSpec(model_name="m")
+    world = World(now=START, champion_version="1", drift=(DriftSignal("r1", "high", START),))
+    first = decide(spec, Observed(None, world))
+    second = decide(spec, Observed(first.state, world))
+    assert first.state.drift_streak == second.state.drift_streak == 1
+    assert second.state.phase is Phase.DRIFTING
+
+
+# --- a walk through the whole machine ---------------------------------------------------------
+def _serving(**colours: str) -> dict[str, ColourObservation]:
+    return {c: ColourObservation(v, True) for c, v in colours.items()}
+
+
+def _advance(state: RolloutState, world: World, spec: RolloutSpec) -> Decision:
+    return decide(spec, Observed(state, world))
+
+
+def test_drift_to_promotion_walks_every_phase() -> None:
+    spec = RolloutSpec.model_validate(
+        {
+            "modelName": "m",
+            "driftPolicy": {"sustainedReports": 2, "cooldownSeconds": 0},
+            "rollout": {"shadow": {"minPairedOutcomes": 10}, "verification": {"windowSeconds": 60}},
+        }
+    )
+    t = START
+    base = World(now=t, champion_version="1", routed="blue", colours=_serving(blue="1"))
+    d = decide(spec, Observed(None, replace(base, drift=(DriftSignal("r1", "high", t),))))
+    assert d.state.phase is Phase.DRIFTING
+    assert d.actions == ()
+
+    t += timedelta(minutes=5)
+    d = _advance(d.state, replace(base, now=t, drift=(DriftSignal("r2", "critical", t),)), spec)
+    assert d.state.phase is Phase.RETRAINING
+    assert d.state.rollout is not None
+    job_id = d.state.rollout.job_id
+    # The job is not observed yet: the absent job is (re)submitted, idempotently.
+    w = replace(base, now=t, drift=(DriftSignal("r2", "critical", t),))
+    d = _advance(d.state, replace(w, job=JobObservation(job_id, JobStatus.ABSENT)), spec)
+    assert d.actions == (SubmitRetraining(job_id, d.state.rollout.rollout_id, "drift:r2"),)
+
+    t += timedelta(minutes=20)
+    w = replace(w, now=t, job=JobObservation(job_id, JobStatus.SUCCEEDED, "2"))
+    d = _advance(d.state, w, spec)
+    assert d.state.phase is Phase.EVALUATING
+    assert d.actions == (RunGates(d.state.rollout.rollout_id, "2", "1"),)
+
+    rid = d.state.rollout.rollout_id
+    gates = tuple(GateResult(n, True, "ok") for n in required_gates(spec.rollout.gates))
+    w = replace(w, job=None, evidence=Evidence(rid, Phase.EVALUATING, gates))
+    d = _advance(d.state, w, spec)
+    assert d.state.phase is Phase.DEPLOYING
+    assert d.actions == (Deploy("green", "2"),)
+
+    w = replace(w, colours=_serving(blue="1", green="2"))
+    d = _advance(d.state, w, spec)
+    assert d.actions == (Route("blue", "green"),)
+    assert d.reason == "waiting for live traffic to be mirrored to green"
+
+    paired = PairedEvidence(12, "dm", 0.4, 0.7, 1.0, 1.1)
+    w = replace(w, shadow="green", evidence=Evidence(rid, Phase.DEPLOYING, paired=paired))
+    d = _advance(d.state, w, spec)
+    assert d.state.phase is Phase.VERIFYING
+    assert d.state.active_colour == "green"
+    assert d.actions == (Route("green", "blue"),)
+
+    health = Evidence(rid, Phase.VERIFYING, health=Health(100, 0, 30.0))
+    w = replace(w, routed="green", shadow="blue", evidence=health)
+    t += timedelta(seconds=61)
+    d = _advance(d.state, replace(w, now=t), spec)
+    assert d.state.phase is Phase.PROMOTED
+    assert d.state.passed_versions == ("1", "2")
+    assert Route("green", None) in d.actions
+    (champion,) = [a for a in d.actions if isinstance(a, SetChampion)]
+    assert (champion.version, champion.trigger, champion.rollback) == ("2", "drift:r2", False)
+
+    w = replace(w, now=t, shadow=None, champion_version="2")
+    d = _advance(d.state, w, spec)
+    assert d.actions == (Retire("blue"),)
+
+
+def test_regression_after_switch_rolls_back_to_last_passed() -> None:
+    spec = RolloutSpec.model_validate(
+        {"modelName": "m", "rollout": {"verification": {"minRequests": 10}}}
+    )
+    state = _verifying_state()
+    world = World(
+        now=START + timedelta(seconds=30),
+        champion_version="1",
+        routed="green",
+        shadow="blue",
+        colours=_serving(blue="1", green="2"),
+        evidence=Evidence(
+            state.rollout.rollout_id,  # type: ignore[union-attr]
+            Phase.VERIFYING,
+            health=Health(requests=50, errors=5, p99_ms=20.0),
+        ),
+    )
+    d = decide(spec, Observed(state, world))
+    assert d.state.phase is Phase.ROLLED_BACK
+    assert d.state.active_version == "1" == d.state.last_passed
+    assert d.actions == (Route("blue", None),)
+    assert "error rate 10.00%" in d.reason
+
+
+def test_retraining_timeout_fails_and_stops_the_job() -> None:
+    spec = RolloutSpec.model_validate({"modelName": "m", "retraining": {"timeoutSeconds": 60}})
+    state = _verifying_state()
+    assert state.rollout is not None
+    state = replace(state, phase=Phase.RETRAINING, active_colour="blue", active_version="1")
+    job_id = state.rollout.job_id
+    world = World(
+        now=START + timedelta(seconds=61),
+        champion_version="1",
+        routed="blue",
+        colours=_serving(blue="1"),
+        job=JobObservation(job_id, JobStatus.RUNNING),
+        running_jobs=(job_id,),
+    )
+    d = decide(spec, Observed(state, world))
+    assert d.state.phase is Phase.FAILED
+    assert "over the 60s timeout" in d.reason
+    assert d.actions == (StopRetraining(job_id, "not the current rollout's job"),)
+
+
+def test_operator_promote_runs_the_gates_and_rollback_needs_history() -> None:
+    spec = RolloutSpec(model_name="m")
+    world = World(
+        now=START,
+        champion_version="1",
+        routed="blue",
+        colours=_serving(blue="1"),
+        requests=(ManualRequest("a", "rollback"), ManualRequest("b", "promote", "7")),
+    )
+    d = decide(spec, Observed(None, world))
+    assert d.state.phase is Phase.EVALUATING
+    assert dict(d.state.handled_requests)["a"].startswith("refused: no earlier version")
+    assert ConsumeRequest("a", dict(d.state.handled_requests)["a"]) in d.actions
+    assert RunGates(d.state.rollout.rollout_id, "7", "1") in d.actions  # type: ignore[union-attr]
+
+
+def test_corrupt_candidate_is_rejected_and_never_deployed() -> None:
+    spec = RolloutSpec(model_name="m")
+    state = replace(_verifying_state(), phase=Phase.EVALUATING, active_colour="blue")
+    state = replace(state, active_version="1")
+    world = World(
+        now=START,
+        champion_version="1",
+        routed="blue",
+        colours=_serving(blue="1"),
+        evidence=Evidence(
+            state.rollout.rollout_id,  # type: ignore[union-attr]
+            Phase.EVALUATING,
+            (GateResult("artifact", False, "model.onnx: protobuf parsing failed"),),
+        ),
+    )
+    d = decide(spec, Observed(state, world))
+    assert d.state.phase is Phase.REJECTED
+    assert "artifact: model.onnx" in d.reason
+    assert not any(isinstance(a, Deploy | SetChampion) for a in d.actions)
+
+
+def _verifying_state() -> RolloutState:
+    spec = RolloutSpec.model_validate({"modelName": "m", "driftPolicy": {"sustainedReports": 1}})
+    world = World(
+        now=START,
+        champion_version="1",
+        routed="blue",
+        colours=_serving(blue="1"),
+        drift=(DriftSignal("r1", "high", START),),
+    )
+    d = decide(spec, Observed(None, world))
+    assert d.state.rollout is not None
+    rollout = replace(d.state.rollout, candidate_version="2", switched_at=START)
+    return replace(
+        d.state,
+        phase=Phase.VERIFYING,
+        active_colour="green",
+        active_version="2",
+        rollout=rollout,
+    )
+
+
+def test_random_walks_reach_every_phase() -> None:
+    """The simulation is not vacuous: across seeds it visits every phase."""
+    seen: set[Phase] = set()
+    rng = random.Random(7)
+    spec = RolloutSpec.model_validate(
+        {
+            "modelName": "m",
+            "driftPolicy": {"sustainedReports": 1, "cooldownSeconds": 0},
+            "rollout": {"shadow": {"minPairedOutcomes": 5}, "verification": {"windowSeconds": 60}},
+        }
+    )
+    for _ in range(60):
+        sim, state = SimWorld(), None
+        for _ in range(ROUNDS):
+            _random_evolve(sim, rng)
+            decision = decide(spec, Observed(state, sim.observe(state)))
+            names = required_gates(spec.rollout.gates)
+            for action in decision.actions:
+                sim.apply(action, {n: rng.random() < 0.9 for n in names})
+            seen |= {decision.state.phase, *(t.phase_to for t in decision.transitions)}
+            state = decision.state
+    assert seen == set(Phase)
+
+
+def _random_evolve(sim: SimWorld, rng: random.Random) -> None:
+    sim.now += timedelta(seconds=rng.choice([0, 30, 400, 2000]))
+    if rng.random() < 0.3:
+        sim.reports += 1
+        sim.reports_seen.append(
+            DriftSignal(f"r{sim.reports}", rng.choice(["low", "high"]), sim.now)
+        )
+    for job_id, job in list(sim.jobs.items()):
+        if not job.status.finished and rng.random() < 0.5:
+            ok = rng.random() < 0.7
+            sim.jobs[job_id] = JobObservation(
+                job_id, JobStatus.SUCCEEDED if ok else JobStatus.FAILED, str(sim.next_version)
+            )
+            sim.next_version += 1
+    for colour, observed in list(sim.colours.items()):
+        sim.colours[colour] = ColourObservation(observed.version, True)
+    sim.paired = PairedEvidence(rng.randint(0, 10), "dm", 0.0, rng.random(), 1.0, 1.0)
+    sim.health = Health(100, rng.choice([0, 0, 0, 9]), 10.0)
+    if rng.random() < 0.05:
+        sim.request_count += 1
+        sim.requests.append(ManualRequest(f"q{sim.request_count}", "rollback"))
+    sim.faults = {}
