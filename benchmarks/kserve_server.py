@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--home", required=True)
     parser.add_argument("--version", default="1")
     args = parser.parse_args()
-    uvicorn.Config = _LoopbackConfig  # type: ignore[misc]
+    uvicorn.Config = _LoopbackConfig  # type: ignore[misc,assignment]
 
     from kserve import InferOutput, InferRequest, InferResponse, Model, ModelServer  # noqa: PLC0415
 

@@ -207,6 +207,8 @@ class Settings(BaseSettings):
     )
     serve_follow_interval_s: float = Field(
         default=5.0, gt=0, description="How often `driftline serve` checks the champion alias."
+    )
+
     # --- controller (operators/) -------------------------------------------------------------
     controller_host: str = Field(
         default="127.0.0.1",

@@ -151,7 +151,9 @@ class OfflineGates:
         features = compute_matrix(self._bars(), champion.spec).reindex(dates)
         usable = features.notna().all(axis=1).to_numpy()
         predicted = EnsemblePredictor(champion).predict(features[usable])[0]
-        champion_loss = (np.asarray(predicted, dtype=np.float64) - target[usable]) ** 2
+        champion_loss = np.asarray(
+            (np.asarray(predicted, dtype=np.float64) - target[usable]) ** 2, dtype=np.float64
+        )
         return gates.champion_gate(
             loss[usable], champion_loss, self.policy.test, self.policy.alpha, horizon=horizon
         )

@@ -211,6 +211,8 @@ def crd_validator() -> Callable[[dict[str, Any], Path], list[str]]:
         ]
 
     return validate
+
+
 # --- training: one small real model per session (training branch) ----------------------------
 def pytest_configure(config: pytest.Config) -> None:
     """Keep Ray on loopback in this process too: Ray reads the switch once, when first imported

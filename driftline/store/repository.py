@@ -598,6 +598,7 @@ class Store:
             .returning(*(table.c[k] for k in keys))
         )
         return {tuple(row) for row in conn.execute(statement, rows).all()}
+
     # --- controller (operators/): state, lease, rollouts, gates, operator requests --------
     def controller_state(self, model_name: str) -> ControllerStateRecord | None:
         """The stored controller state of `model_name`, or None before its first round."""
