@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from driftline.config import Settings
@@ -104,7 +104,7 @@ class Ingress:
         self._batch = self.metrics.batch_size.labels("ingress")
         self._shadow_inflight = 0
         self._info_labels: set[tuple[str, str, str, str]] = set()
-        store = Store.from_settings(self.settings)
+        store = self.store = Store.from_settings(self.settings)
         self.writer = PredictionWriter(
             store,
             batch_size=self.settings.serve_write_batch,
@@ -381,14 +381,26 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 def build_app(ingress: Ingress) -> ASGIApp:
     """The Starlette app of one ingress replica, wrapped in our own body-limit middleware."""
+    from driftline.drift.api import drift_app  # noqa: PLC0415  (FastAPI off the import path)
+    from driftline.drift.outcomes import OutcomeRecorder  # noqa: PLC0415
     from serving import endpoints  # noqa: PLC0415  (endpoints import this module)
 
     http = [
         Route(path, endpoints.wrap(ingress, name, fn), methods=methods)
         for path, name, fn, methods in endpoints.routes()
     ]
+    # Drift status, reports, alerts and outcome ingestion under /api/drift/... and /api/outcomes.
+    drift = drift_app(
+        ingress.store,
+        OutcomeRecorder(ingress.store, ingress.settings),
+        model_name=ingress.model_name,
+    )
     app = Starlette(
-        routes=[*http, WebSocketRoute("/ws/predictions", ingress.stream.serve)],
+        routes=[
+            *http,
+            WebSocketRoute("/ws/predictions", ingress.stream.serve),
+            Mount("/api", app=drift),
+        ],
         lifespan=ingress.lifespan,
         exception_handlers={HTTPException: _http_error},
     )

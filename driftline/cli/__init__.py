@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "outcomes": "driftline.cli.drift:outcomes",
     "train": "driftline.cli.train:train",
     "serve": "driftline.cli.serve:serve",
+    "up": "driftline.cli.up:up",
     # controller (operators/)
     "controller": "driftline.cli.controller:controller",
     "status": "driftline.cli.controller:status",

@@ -64,7 +64,7 @@ def serve(
     try:
         click.echo(f"deploying {settings.model_name} version {wanted} ...")
         control.deploy(wanted)
-        _print_urls(settings, control.direct_urls(), _n_features(settings))
+        print_urls(settings, control.direct_urls())
         if no_follow or version is not None:
             stop.wait()
         else:
@@ -83,7 +83,9 @@ def _n_features(settings: Settings) -> int:
     return int(httpx.get(url, timeout=30).json()["active"]["n_features"])
 
 
-def _print_urls(settings: Settings, direct: list[str], n_features: int) -> None:
+def print_urls(settings: Settings, direct: list[str]) -> None:
+    """Where everything is served, and a curl that works against it."""
+    n_features = _n_features(settings)
     base = f"http://{settings.serve_host}:{settings.serve_port}"
     name = settings.model_name
     click.echo(f"serving {name} at {base}")

@@ -52,6 +52,9 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Client libraries log every HTTP call at INFO; polling Ray's APIs would drown our lines.
+    for chatty in ("httpx", "httpcore", "urllib3", "alembic.runtime.plugins"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
 
 
 @contextmanager

@@ -1,0 +1,217 @@
+"""`driftline up`: the whole local platform in one process tree, on embedded defaults.
+
+Store migrations, a local Ray head, training when no champion exists, the served graph with
+its replay stream, the drift monitor and the rollout controller; Ctrl-C stops it all and
+flushes the predictions serving still holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import click
+
+from driftline.config import Settings
+from driftline.observability.logs import configure_logging
+from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster, free_port
+
+# The demo streams faster than production's 30 s so that drift has data within minutes.
+DEMO_ENV = {
+    "DRIFTLINE_STREAM_INTERVAL_S": "2",
+    "DRIFTLINE_DRIFT_INTERVAL_S": "60",
+}
+OUTCOME_HOOK = "driftline.drift.outcomes:replay_hook"
+
+
+@dataclass
+class Background:
+    """Threads `up` runs beside serving, and how to stop them."""
+
+    stop: threading.Event
+    threads: list[threading.Thread]
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout_s)
+
+
+@click.command()
+@click.option("--trials", type=int, default=2, show_default=True, help="Tuning trials per member.")
+@click.option("--no-controller", is_flag=True, help="Serve and watch drift; never roll out.")
+@click.option("--port", type=int, default=None, help="HTTP port (default: DRIFTLINE_SERVE_PORT).")
+def up(trials: int, no_controller: bool, port: int | None) -> None:
+    """Train if no champion exists, serve it, stream, watch drift and run the controller."""
+    for key, value in DEMO_ENV.items():
+        os.environ.setdefault(key, value)
+    # Ray reads this when it is imported: set it first so every socket stays on loopback.
+    os.environ.update(LOOPBACK_ENV)
+    settings = Settings(**({"serve_port": port} if port else {}))  # type: ignore[arg-type]
+    settings.ensure_home()
+    configure_logging(settings.log_level, json=settings.log_json)
+    from driftline.store import Store  # noqa: PLC0415  (heavy imports after the env is set)
+    from serving.control import ServingControl, ray_env  # noqa: PLC0415
+
+    store = Store.from_settings(settings)
+    store.upgrade()
+    click.echo(f"store: {_redact(settings.store_url)} (migrated)")
+    cluster = LocalRayCluster.from_settings(
+        settings, env=ray_env(settings, direct_port_base=free_port())
+    )
+    stop = _stop_on_signals()
+    background: Background | None = None
+    control: ServingControl | None = None
+    try:
+        click.echo("starting a local Ray head ...")
+        cluster.start()
+        champion = _champion(settings, cluster.dashboard_url, trials)
+        control = ServingControl(
+            settings,
+            cluster.dashboard_url,
+            http_port=settings.serve_port,
+            outcome_hook=OUTCOME_HOOK,
+        )
+        click.echo(f"deploying {settings.model_name} version {champion} ...")
+        control.deploy(champion)
+        background = _start_background(settings, store, cluster.dashboard_url, no_controller)
+        _print_urls(settings, cluster.dashboard_url, no_controller)
+        stop.wait()
+    finally:
+        click.echo("stopping: flushing predictions ...")
+        if background is not None:
+            background.close()
+        if control is not None:
+            control.shutdown()
+        cluster.stop()
+
+
+def _champion(settings: Settings, dashboard_url: str, trials: int) -> str:
+    """The champion version, training and registering one first when there is none."""
+    from driftline.training_job import TrainingRequest, run_training_job  # noqa: PLC0415
+    from serving.follow import registry_alias  # noqa: PLC0415
+
+    alias = registry_alias(settings)
+    found = alias()
+    if found is not None:
+        click.echo(f"champion: {settings.model_name} version {found}")
+        return found
+    click.echo(f"no champion yet: training {settings.model_name} ({trials} trials per member) ...")
+    outcome = run_training_job(
+        dashboard_url, settings, TrainingRequest(trials=trials), echo=click.echo
+    )
+    if outcome.exit_code != 0 or outcome.version is None:
+        raise click.ClickException(f"training failed ({outcome.status}): {outcome.message}")
+    # The registry makes a model's first version its champion.
+    return alias() or outcome.version
+
+
+def _start_background(
+    settings: Settings, store: Any, dashboard_url: str, no_controller: bool
+) -> Background:
+    """The drift monitor and (unless disabled) the controller, each in a daemon thread."""
+    from driftline.drift.service import build_monitor  # noqa: PLC0415
+
+    stop = threading.Event()
+    monitor = build_monitor(settings, store=store)
+    threads = [
+        _thread("drift-monitor", lambda: monitor.run_forever(stop)),
+        _thread("stream", lambda: _follow_stream(settings, stop)),
+    ]
+    if not no_controller:
+        loop = _controller_loop(settings, store, dashboard_url, stop)
+        threads.append(_thread("controller", loop))
+    return Background(stop, threads)
+
+
+def _controller_loop(
+    settings: Settings, store: Any, dashboard_url: str, stop: threading.Event
+) -> Callable[[], None]:
+    from operators.assembly import local_controller  # noqa: PLC0415
+
+    local = settings.model_copy(
+        update={
+            "controller_dashboard_url": dashboard_url,
+            "controller_serve_url": f"http://{settings.serve_host}:{settings.serve_port}",
+            "controller_outcome_hook": OUTCOME_HOOK,
+        }
+    )
+    controller = local_controller(local, store)
+    return lambda: controller.run(stop, local.controller_interval_s)
+
+
+def _follow_stream(settings: Settings, stop: threading.Event) -> None:
+    """Print the WebSocket stream; while it is connected, serving replays bars and persists each
+    prediction, which is what the drift monitor reads."""
+    import orjson  # noqa: PLC0415
+    from websockets.exceptions import WebSocketException  # noqa: PLC0415
+    from websockets.sync.client import connect  # noqa: PLC0415
+
+    url = f"ws://{settings.serve_host}:{settings.serve_port}/ws/predictions"
+    while not stop.is_set():
+        try:
+            with connect(url, open_timeout=10) as socket:
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        click.echo(stream_line(orjson.loads(socket.recv(timeout=1.0))))
+        except (OSError, WebSocketException) as error:
+            click.echo(f"stream: {error}; reconnecting", err=True)
+            stop.wait(2.0)
+
+
+def stream_line(message: dict[str, Any]) -> str:
+    """One stream message as a console line."""
+    members = " ".join(f"{k}={v:+.5f}" for k, v in message.get("members", {}).items())
+    return (
+        f"stream {message['timestamp'][:10]} {message['symbol']} "
+        f"prediction {message['prediction']:+.5f} ({members}) "
+        f"v{message['model_version']} {message['colour']} {message['latency_ms']:.1f} ms"
+    )
+
+
+def _thread(name: str, target: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for printing."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _print_urls(settings: Settings, dashboard_url: str, no_controller: bool) -> None:
+    from driftline.cli.serve import print_urls  # noqa: PLC0415
+
+    print_urls(settings, [])
+    base = f"http://{settings.serve_host}:{settings.serve_port}"
+    click.echo(f"  drift:      {base}/api/drift/status")
+    click.echo(f"  Ray:        {dashboard_url}")
+    click.echo(f"  MLflow:     {settings.tracking_uri}")
+    if not no_controller:
+        click.echo("  controller: `driftline status`, `driftline audit`")
+    click.echo(
+        f"  stream a prediction every {settings.stream_interval_s:g} s:\n"
+        f"    .venv/bin/python -m websockets ws://{settings.serve_host}:{settings.serve_port}"
+        "/ws/predictions\n"
+        "Ctrl-C stops everything."
+    )
