@@ -42,7 +42,8 @@ REFERENCE_ROWS = 1000
 WINDOW = 250
 REPEATS = 15
 RESULTS = Path(__file__).with_name("results")
-SERVING_RESULTS = RESULTS / "serving.json"
+# The stack benchmark measures the CPU the served stack burns under load.
+SERVING_RESULTS = RESULTS / "stack.json"
 
 
 def run(repeats: int = REPEATS) -> dict[str, Any]:
@@ -114,14 +115,13 @@ def run(repeats: int = REPEATS) -> dict[str, Any]:
 
 
 def _share_of_serving(monitor_cores: float) -> dict[str, Any]:
-    # Serving's benchmark measures the CPU its processes burn under load; until it has run
-    # (it needs the serving app), the share cannot be stated and the result says so.
+    # Until the stack benchmark has run, the share cannot be stated and the result says so.
     if not SERVING_RESULTS.is_file():
-        return {"value": None, "pending": f"needs {SERVING_RESULTS.name} from serving's benchmark"}
+        return {"value": None, "pending": f"needs {SERVING_RESULTS.name} from the stack benchmark"}
     serving = json.loads(SERVING_RESULTS.read_text())
     cores = serving.get("cpu_cores_under_load")
     if not isinstance(cores, int | float) or cores <= 0:
-        return {"value": None, "pending": "serving's results carry no cpu_cores_under_load"}
+        return {"value": None, "pending": "the stack's results carry no cpu_cores_under_load"}
     return {"value": monitor_cores / cores, "serving_cores_under_load": cores}
 
 

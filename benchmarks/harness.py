@@ -18,8 +18,8 @@ PACKAGE = Path(__file__).resolve().parent
 RESULTS = PACKAGE / "results"
 # Helpers the benchmarks share, not benchmarks themselves.
 _NOT_BENCHMARKS = {"harness", "kserve_server", "loadgen", "synthetic"}
-# Drift reports its monitor's share of serving's CPU, so serving's figures must exist first.
-_FIRST = ("training", "serving")
+# Drift reports its monitor's share of the stack's CPU, so the stack's figures must exist first.
+_FIRST = ("training", "serving", "stack")
 
 
 def discover() -> list[str]:
