@@ -20,6 +20,7 @@ import yaml
 
 from driftline.config import Settings
 from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster
+from driftline.store import Store, migrate
 from driftline.store.engine import normalise_url
 
 if TYPE_CHECKING:
@@ -100,6 +101,21 @@ def ray_cluster(isolated_environment: Path) -> Iterator[LocalRayCluster]:
 def settings(tmp_path: Path) -> Settings:
     """Settings with a home of this test's own."""
     return Settings(home=tmp_path / "home")
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store on each backend (fast retries), downgraded to nothing afterwards."""
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url, retries=2, backoff_s=0.01)
+    store.upgrade()
+    yield store
+    migrate.downgrade(url, "base")
+    store.close()
 
 
 @pytest.fixture(scope="session")

@@ -94,10 +94,7 @@ class PerformanceDrift:
     def detect(self, window: Window, baseline: Baseline) -> DetectorResult:
         outcomes = window.outcomes
         if outcomes is None or len(outcomes) < self.min_outcomes:
-            have = 0 if outcomes is None else len(outcomes)
-            return DetectorResult(
-                self.name, False, skipped=f"{have} outcomes; {self.min_outcomes} needed"
-            )
+            return DetectorResult.too_few_outcomes(self.name, outcomes, self.min_outcomes)
         prediction = outcomes[PREDICTION].to_numpy(dtype=np.float64)
         target = outcomes[TARGET].to_numpy(dtype=np.float64)
         live = metrics(prediction, target)

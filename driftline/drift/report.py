@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sized
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -81,6 +82,12 @@ class DetectorResult:
     scores: tuple[Score, ...] = ()
     summary: dict[str, Any] = field(default_factory=dict)
     skipped: str | None = None
+
+    @classmethod
+    def too_few_outcomes(cls, detector: str, outcomes: Sized | None, needed: int) -> DetectorResult:
+        """A skipped result that says how many outcomes there were and how many it needs."""
+        have = 0 if outcomes is None else len(outcomes)
+        return cls(detector, False, skipped=f"{have} outcomes; {needed} needed")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description."""

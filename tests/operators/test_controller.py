@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from prometheus_client import generate_latest
 
-from driftline.store import Store, migrate
+from driftline.store import Store
 from operators.controller import Controller
 from operators.metrics import ControllerMetrics
 from operators.observations import Health, JobStatus
@@ -30,21 +27,6 @@ SPEC = RolloutSpec.model_validate(
         },
     }
 )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated store on each backend."""
-    if request.param == "postgres":
-        request.applymarker(pytest.mark.postgres)
-        url = request.getfixturevalue("postgres_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    store = Store(url)
-    store.upgrade()
-    yield store
-    migrate.downgrade(url, "base")
-    store.close()
 
 
 class World:

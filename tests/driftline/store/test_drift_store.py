@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,21 +22,6 @@ from driftline.store.drift_records import (
 DRIFT_TABLES = {"outcomes", "drift_reports", "drift_scores", "alerts", "drift_baselines"}
 DAY = datetime(2008, 10, 1, tzinfo=UTC)
 LATE_S = 3 * 86400.0
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated store on each backend, downgraded to nothing afterwards."""
-    if request.param == "postgres":
-        request.applymarker(pytest.mark.postgres)
-        url = request.getfixturevalue("postgres_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    store = Store(url, retries=2, backoff_s=0.01)
-    store.upgrade()
-    yield store
-    migrate.downgrade(url, "base")
-    store.close()
 
 
 def _predict(store: Store, *days: int, created_at: datetime | None = None) -> None:

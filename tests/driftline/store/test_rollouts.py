@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from driftline.store import Store, migrate, utcnow
+from driftline.store import Store, utcnow
 from driftline.store.rollouts import (
     ControllerRequest,
     GateRecord,
     RolloutRecord,
     StaleStateError,
 )
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated store on each backend, downgraded to nothing afterwards."""
-    if request.param == "postgres":
-        request.applymarker(pytest.mark.postgres)
-        url = request.getfixturevalue("postgres_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    store = Store(url)
-    store.upgrade()
-    yield store
-    migrate.downgrade(url, "base")
-    store.close()
 
 
 def test_lease_excludes_a_second_holder_until_it_expires(store: Store) -> None:

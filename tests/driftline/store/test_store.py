@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,21 +12,6 @@ from alembic.runtime.migration import MigrationContext
 
 from driftline.store import AuditEvent, PredictionRecord, Store, migrate, utcnow
 from driftline.store.tables import metadata
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated store on each backend, downgraded to nothing afterwards."""
-    if request.param == "postgres":
-        request.applymarker(pytest.mark.postgres)
-        url = request.getfixturevalue("postgres_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    store = Store(url)
-    store.upgrade()
-    yield store
-    migrate.downgrade(url, "base")
-    store.close()
 
 
 def _prediction(request_id: str = "req-1", rows: int = 2) -> PredictionRecord:
