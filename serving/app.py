@@ -1,9 +1,13 @@
 """Serve application builders (the import paths in serveConfigV2) and the declarative config.
 
-Three applications make one serving system:
+On one Ray cluster (`driftline serve`, `driftline up`, the local controller runtime), three
+applications make one serving system:
 - `blue` and `green`: `serving.app:colour_app`, one model version each (no HTTP route);
 - `driftline`: `serving.app:ingress_app`, the HTTP ingress at `/`, whose `user_config`
   names the active colour, the shadow colour and each colour's version.
+
+On Kubernetes each colour is its own RayService and the Services' selectors move traffic, so
+`serving.app:build_app` builds one application holding the ingress and one colour's graph.
 """
 
 from __future__ import annotations
@@ -37,23 +41,68 @@ def colour_app(args: dict[str, Any]) -> Application:
 def ingress_app(args: dict[str, Any]) -> Application:
     """The HTTP ingress. Args: `model`, optional `outcome_hook` (`module:function`)."""
     settings = Settings()
-    app: Application = (
-        cast(Deployment, Ingress)
-        .options(
-            ray_actor_options={"num_cpus": settings.serve_ingress_cpus},
-            max_ongoing_requests=settings.serve_max_ongoing_requests,
-            max_queued_requests=settings.serve_max_queued_requests,
-            autoscaling_config={
-                "min_replicas": settings.serve_min_replicas,
-                "max_replicas": settings.serve_max_replicas,
-                "target_ongoing_requests": settings.serve_target_ongoing_requests,
-            },
-            # Flush buffered predictions before the replica is stopped.
-            graceful_shutdown_timeout_s=settings.serve_request_timeout_s * 4,
-        )
-        .bind(str(args.get("model") or settings.model_name), args.get("outcome_hook"))
+    ingress = _ingress(settings)
+    app: Application = ingress.bind(
+        str(args.get("model") or settings.model_name), args.get("outcome_hook")
     )
     return app
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """One colour with its own ingress (a RayService per colour on Kubernetes).
+
+    Args (the chart's `serveConfigV2`): `model_name`, `model_version` (a version, or an alias
+    resolved once here so every replica loads the same one), `colour`, optional `num_cpus` for
+    the light deployments, `autoscaling_config`, `outcome_hook`, `loader`.
+    """
+    settings = _with_serve_args(Settings(), args)
+    name = str(args.get("model_name") or settings.model_name)
+    colour = str(args.get("colour") or "blue")
+    loader = str(args.get("loader") or ModelRef.loader)
+    version = _resolve(settings, name, str(args.get("model_version") or "champion"), loader)
+    graph = build_colour_graph(ModelRef(name, version, loader), colour, settings)
+    ingress = _ingress(settings).options(user_config=routing_config({colour: version}, colour))
+    app: Application = ingress.bind(name, args.get("outcome_hook"), {colour: graph})
+    return app
+
+
+def _with_serve_args(settings: Settings, args: dict[str, Any]) -> Settings:
+    """Settings with the chart's resource and autoscaling arguments applied."""
+    update: dict[str, Any] = {}
+    if args.get("num_cpus") is not None:
+        update["serve_light_cpus"] = float(args["num_cpus"])
+    scaling = args.get("autoscaling_config") or {}
+    for key, field in (
+        ("min_replicas", "serve_min_replicas"),
+        ("max_replicas", "serve_max_replicas"),
+        ("target_ongoing_requests", "serve_target_ongoing_requests"),
+    ):
+        if key in scaling:
+            update[field] = scaling[key]
+    return settings.model_copy(update=update) if update else settings
+
+
+def _resolve(settings: Settings, name: str, ref: str, loader: str) -> str:
+    if ref.isdigit() or loader != ModelRef.loader:
+        return ref
+    from driftline.registry import Registry  # noqa: PLC0415  (MLflow imports slowly)
+
+    return str(Registry(settings.model_copy(update={"model_name": name})).resolve(ref))
+
+
+def _ingress(settings: Settings) -> Deployment:
+    return cast(Deployment, Ingress).options(
+        ray_actor_options={"num_cpus": settings.serve_ingress_cpus},
+        max_ongoing_requests=settings.serve_max_ongoing_requests,
+        max_queued_requests=settings.serve_max_queued_requests,
+        autoscaling_config={
+            "min_replicas": settings.serve_min_replicas,
+            "max_replicas": settings.serve_max_replicas,
+            "target_ongoing_requests": settings.serve_target_ongoing_requests,
+        },
+        # Flush buffered predictions before the replica is stopped.
+        graceful_shutdown_timeout_s=settings.serve_request_timeout_s * 4,
+    )
 
 
 def routing_config(

@@ -91,14 +91,21 @@ class Routing:
 class Ingress:
     """HTTP and WebSocket front door; routes to the active colour's combiner."""
 
-    def __init__(self, model_name: str, outcome_hook: str | None = None) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        outcome_hook: str | None = None,
+        graphs: dict[str, DeploymentHandle[Any]] | None = None,
+    ) -> None:
         self.settings = Settings()
         configure_logging(self.settings.log_level, json=self.settings.log_json)
         enable_multiprocess(self.settings.home / "serve-metrics")
         self.model_name = model_name
         self.metrics = metrics()
         self.routing = Routing()
-        self._handles: dict[str, DeploymentHandle[Any]] = {}
+        # Colours bound into this application (a RayService per colour); others are looked up
+        # as applications of their own by name.
+        self._handles: dict[str, DeploymentHandle[Any]] = dict(graphs or {})
         cast(Any, self._score).set_max_batch_size(self.settings.serve_batch_size)
         cast(Any, self._score).set_batch_wait_timeout_s(self.settings.serve_batch_wait_s)
         self._batch = self.metrics.batch_size.labels("ingress")
