@@ -152,6 +152,16 @@ class Settings(BaseSettings):
     )
 
     # --- serving (owner: serving) ---------------------------------------------------------
+    model_version: str = Field(
+        default="champion",
+        description="Version or alias a single-colour server (InferenceService predictor) serves.",
+    )
+    colour: Literal["blue", "green"] = Field(
+        default="blue", description="Colour label of a single-colour server."
+    )
+    serving_port: int = Field(
+        default=8000, ge=1, le=65535, description="HTTP port of the InferenceService predictor."
+    )
     serve_host: str = Field(default="127.0.0.1", description="Address `driftline serve` binds.")
     serve_port: int = Field(default=8080, ge=1, le=65535, description="HTTP port of the ingress.")
     stream_interval_s: float = Field(
