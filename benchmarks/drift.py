@@ -102,6 +102,7 @@ def run(repeats: int = REPEATS) -> dict[str, Any]:
     settings = Settings()
     duty = monitor["cpu_s_per_run"] / settings.drift_interval_s
     return {
+        "title": "Drift detectors: cost per window, and the monitor's share of the stack's CPU",
         "shape": {"features": FEATURES, "window_rows": WINDOW, "reference_rows": REFERENCE_ROWS},
         "seconds_per_window": per_window,
         "calibrate_once_per_version_s": calibrate_s,
