@@ -6,12 +6,15 @@ name inside a string, a label value or a function name is never mistaken for a m
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import promql_parser
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from driftline.observability.catalog import CATALOG, MetricSpec
@@ -148,3 +151,18 @@ def missing_from_scrape(refs: Iterable[Reference], scrape: str) -> set[str]:
 def _normalise_bound(bound: str) -> str:
     # prometheus_client writes 0.25 as "0.25" but 1 as "1.0"; compare as numbers.
     return repr(float(bound))
+
+
+def monitored_references(monitoring: Path) -> tuple[set[Reference], set[str]]:
+    """Selectors used by `monitoring/alerts.yaml` and every dashboard, and the recording rules'
+    own names."""
+    used, recorded = rules_references(yaml.safe_load((monitoring / "alerts.yaml").read_text()))
+    for path in sorted((monitoring / "dashboards").glob("*.json")):
+        used |= dashboard_references(json.loads(path.read_text()))
+    return used, recorded
+
+
+def exported_references(monitoring: Path) -> set[Reference]:
+    """The references a scrape must satisfy (recording rules are computed by Prometheus)."""
+    used, recorded = monitored_references(monitoring)
+    return {ref for ref in used if ref.name not in recorded}

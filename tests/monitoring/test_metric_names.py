@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from driftline.observability import references
 from driftline.observability.catalog import CATALOG
 from driftline.observability.references import (
     Reference,
     catalogue_series,
-    dashboard_references,
     missing_from_scrape,
-    rules_references,
     unknown_names,
 )
 
@@ -25,17 +22,11 @@ MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
 
 
 def monitored_references() -> tuple[set[Reference], set[str]]:
-    """Selectors used by alerts.yaml and every dashboard, and the recording rules' own names."""
-    used, recorded = rules_references(yaml.safe_load((MONITORING / "alerts.yaml").read_text()))
-    for path in sorted((MONITORING / "dashboards").glob("*.json")):
-        used |= dashboard_references(json.loads(path.read_text()))
-    return used, recorded
+    return references.monitored_references(MONITORING)
 
 
 def exported_references() -> set[Reference]:
-    """The references that must come from a scrape (recording rules are computed by Prometheus)."""
-    used, recorded = monitored_references()
-    return {ref for ref in used if ref.name not in recorded}
+    return references.exported_references(MONITORING)
 
 
 def catalogue_scrape() -> str:

@@ -8,20 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.importorskip("serving.control")
 
+import httpx
+import numpy as np
 import websockets
+from prometheus_client import CollectorRegistry, generate_latest
 
 from driftline.data import load_bars
 from driftline.drift.baselines import VersionData
 from driftline.drift.service import build_monitor
 from driftline.features import compute_matrix, default_spec
+from driftline.observability.references import exported_references, missing_from_scrape
+from operators.metrics import ControllerMetrics
+from operators.server import ControllerServer
 
 WINDOW = 40
+MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
 
 pytestmark = [pytest.mark.ray, pytest.mark.postgres, pytest.mark.slow]
 
@@ -45,8 +53,21 @@ async def test_monitor_reports_and_alerts_on_streamed_predictions(served: Any) -
 
     spec = default_spec()
     bars = load_bars()
-    # The monitor's baseline: a contiguous block of the same features from a calm period.
+    realised = np.log(bars["close"].shift(-1) / bars["close"])
+    # Realised next-day returns of the streamed bars, through the drift API the ingress mounts.
+    outcomes = [
+        {"symbol": m["symbol"], "as_of": m["timestamp"], "value": float(realised[m["timestamp"]])}
+        for m in received
+    ]
+    posted = httpx.post(f"{served.base_url}/api/outcomes", json={"outcomes": outcomes}, timeout=30)
+    assert posted.status_code == 200, posted.text
+    # The monitor's baseline: a contiguous block of the same features from a calm period, with
+    # realised returns and a stand-in model's out-of-fold predictions.
     reference = compute_matrix(bars.loc["2004-01-01":"2005-12-31"], spec)
+    reference["target"] = realised.reindex(reference.index)
+    noise = np.random.default_rng(0).normal(0.0, 0.002, len(reference))
+    reference["prediction"] = 0.1 * reference["target"].fillna(0.0) + noise
+    reference = reference.dropna()
     settings = served.settings.model_copy(
         update={
             "model_name": model,
@@ -58,10 +79,12 @@ async def test_monitor_reports_and_alerts_on_streamed_predictions(served: Any) -
             "drift_alert_min_severity": "none",
         }
     )
+    drift_registry = CollectorRegistry()
     monitor = build_monitor(
         settings,
         store=store,
-        source=lambda _m, _v: VersionData(reference=reference, columns=tuple(spec.names)),
+        source=lambda _m, _v: VersionData(reference=reference, columns=(*spec.names, "prediction")),
+        registry=drift_registry,
     )
     run = await asyncio.to_thread(monitor.run_once)
     assert run.report is not None, run.skipped
@@ -72,3 +95,27 @@ async def test_monitor_reports_and_alerts_on_streamed_predictions(served: Any) -
     assert run.alert is not None
     assert [a.alert_id for a in store.alerts(model_name=model, limit=1)] == [run.alert.alert_id]
     assert store.drift_scores(model_name=model, feature="rsi_14", method="ks")
+    _every_referenced_metric_is_scraped(served, generate_latest(drift_registry).decode())
+
+
+def _every_referenced_metric_is_scraped(served: Any, drift_scrape: str) -> None:
+    """Issue 6: each metric the alerts and dashboards reference is in a live scrape of serving
+    (after traffic, a refused request and the stream above), the drift monitor's registry (after
+    its run) and the controller's /metrics endpoint."""
+    bad = httpx.post(f"{served.base_url}/v2/models/market-ensemble/infer", content=b"{}")
+    assert bad.status_code == 400
+    serving_scrape = httpx.get(f"{served.base_url}/metrics", timeout=30).text
+    controller = ControllerMetrics()
+    # The series a controller's first rounds create (tests/operators cover when each moves).
+    controller.state.labels("market-ensemble", "stable").set(1)
+    controller.rollouts.labels("market-ensemble", "promoted").inc(0)
+    controller.jobs.labels("market-ensemble", "succeeded").inc(0)
+    server = ControllerServer(
+        "127.0.0.1", 0, controller.registry, live=lambda: (True, ""), ready=lambda: (True, "")
+    ).start()
+    try:
+        controller_scrape = httpx.get(f"http://127.0.0.1:{server.port}/metrics").text
+    finally:
+        server.stop()
+    scrape = "\n".join((serving_scrape, drift_scrape, controller_scrape))
+    assert missing_from_scrape(exported_references(MONITORING), scrape) == set()
