@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -166,6 +167,11 @@ class Settings(BaseSettings):
     serve_port: int = Field(default=8080, ge=1, le=65535, description="HTTP port of the ingress.")
     stream_interval_s: float = Field(
         default=30.0, gt=0, description="Seconds between WebSocket stream predictions."
+    )
+    stream_start: date | None = Field(
+        default=None,
+        description="First bar (ISO date) the replay stream sends, and where it wraps back to; "
+        "unset: the first bar with a full feature window.",
     )
     stream_client_queue: int = Field(
         default=8, ge=1, description="Messages buffered per stream client before dropping."

@@ -315,7 +315,10 @@ class Ingress:
     ) -> None:
         start = time.perf_counter()
         try:
-            ensemble, members = await self.predict_rows(route, rows)
+            # Straight to the shadow colour, not through the live batcher: a batch answers all
+            # its callers at once, so sharing one would make live requests wait for the shadow.
+            scored: Scored = await self.call(route.handle.predict.remote(rows))
+            ensemble, members = scored
             latency = (time.perf_counter() - start) * 1e3
             self.record(
                 request_id=request_id,
@@ -339,7 +342,9 @@ class Ingress:
             return None
         if self._replay is None:
             bars = await asyncio.to_thread(load_bars, self.settings.data_path)
-            self._replay = BarReplay(bars, window=route.limits.window)
+            self._replay = BarReplay(
+                bars, window=route.limits.window, start=self.settings.stream_start
+            )
         window = self._replay.next_window()
         if self._outcome_hook is not None:
             pending = self._outcome_hook(self.settings.symbol, window)
@@ -363,6 +368,9 @@ class Ingress:
             symbol=self.settings.symbol,
             as_of=(as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of).to_pydatetime(),
         )
+        # The stream is live traffic too: a shadow colour scores it, and the replay's outcomes
+        # settle those pairs, which is what the controller's shadow gate compares.
+        self.mirror(request_id, "stream", rows)
         return {
             "timestamp": as_of.isoformat(),
             "symbol": self.settings.symbol,

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,21 +32,34 @@ class OutcomeHook(Protocol):
 
 @dataclass
 class BarReplay:
-    """Replays real bars in order: each step yields the window ending at the next bar."""
+    """Replays real bars in order: each step yields the window ending at the next bar.
+
+    The first window ends at the first bar on or after `start` (or the first full window), and
+    the replay wraps around to that same bar at the end of the history.
+    """
 
     bars: pd.DataFrame
     window: int
-    position: int = 0
+    start: date | None = None
+    position: int = field(default=0, init=False)
+    first: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         if len(self.bars) < self.window:
             raise ValueError(f"{len(self.bars)} bars cannot fill a window of {self.window}")
-        self.position = max(self.position, self.window)
+        # `position` is one past the window's last bar.
+        at = 0 if self.start is None else self._index_of(self.start)
+        if at >= len(self.bars):
+            raise ValueError(f"no bars on or after {self.start} to replay")
+        self.first = self.position = max(at + 1, self.window)
+
+    def _index_of(self, day: date) -> int:
+        return int(self.bars.index.searchsorted(pd.Timestamp(day)))
 
     def next_window(self) -> pd.DataFrame:
         """The next window of bars, wrapping around at the end of the history."""
         if self.position > len(self.bars):
-            self.position = self.window
+            self.position = self.first
         window = self.bars.iloc[self.position - self.window : self.position]
         self.position += 1
         return window

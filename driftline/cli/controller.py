@@ -60,6 +60,7 @@ def step(runtime: str, as_json: bool) -> None:
         raise click.ClickException(f"controller round failed: {_line(error)}") from None
     finally:
         ctl.close()
+        store.close()
     data = report.to_json()
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -82,7 +83,10 @@ def status(as_json: bool) -> None:
 
     settings = Settings()
     store = _store(settings)
-    record = _read(lambda: store.controller_state(settings.model_name))
+    try:
+        record = _read(lambda: store.controller_state(settings.model_name))
+    finally:
+        store.close()  # release pooled connections now, not at garbage collection
     if record is None or record.state is None:
         raise click.ClickException(
             f"no controller state for {settings.model_name} yet: run `driftline controller run`"
@@ -162,11 +166,14 @@ def audit(since: str, rollout_id: str | None, kind: str | None, as_json: bool) -
     settings = Settings()
     start = parse_since(since, utcnow())
     store = _store(settings)
-    events = _read(
-        lambda: store.audit_events(
-            model_name=settings.model_name, since=start, rollout_id=rollout_id, kind=kind
+    try:
+        events = _read(
+            lambda: store.audit_events(
+                model_name=settings.model_name, since=start, rollout_id=rollout_id, kind=kind
+            )
         )
-    )
+    finally:
+        store.close()
     for event in events:
         if as_json:
             click.echo(
@@ -233,7 +240,10 @@ def _read(read: Any) -> Any:
 
 def _queue(settings: Settings, request: ControllerRequest) -> None:
     store = _store(settings, migrate=True)
-    _read(lambda: store.add_controller_request(request))
+    try:
+        _read(lambda: store.add_controller_request(request))
+    finally:
+        store.close()
     what = f"promote version {request.version}" if request.version else "roll back"
     click.echo(
         f"queued request {request.request_id} to {what} {settings.model_name}; the controller "

@@ -736,6 +736,64 @@ class Store:
                 .values(consumed_at=now, outcome=outcome)
             )
 
+    def paired_outcomes(
+        self, model_name: str, version_a: str, version_b: str, *, since: datetime
+    ) -> list[tuple[float, float, float]]:
+        """(prediction of a, prediction of b, outcome) for requests one version answered live
+        and the other scored in shadow since `since`, oldest first.
+
+        The live row carries the (symbol, as of) its outcome settles. A (symbol, as of) scored
+        more than once (a replay that wrapped around) counts once, with its newest request.
+        """
+        live, shadow = predictions.alias("live"), predictions.alias("shadow")
+        query = (
+            sa.select(
+                live.c.model_version,
+                live.c.prediction,
+                shadow.c.prediction.label("shadow_prediction"),
+                outcomes.c.value,
+                live.c.symbol,
+                live.c.as_of,
+            )
+            .join(shadow, (shadow.c.request_id == live.c.request_id) & (shadow.c.slot == "shadow"))
+            .join(
+                outcomes, (outcomes.c.symbol == live.c.symbol) & (outcomes.c.as_of == live.c.as_of)
+            )
+            .where(
+                live.c.slot == "live",
+                live.c.model_name == model_name,
+                shadow.c.model_name == model_name,
+                live.c.created_at >= since,
+                sa.or_(
+                    (live.c.model_version == version_a) & (shadow.c.model_version == version_b),
+                    (live.c.model_version == version_b) & (shadow.c.model_version == version_a),
+                ),
+            )
+            .order_by(live.c.created_at.desc())
+        )
+
+        def run() -> list[tuple[float, float, float]]:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            seen: set[tuple[str, datetime]] = set()
+            pairs = []
+            for row in rows:
+                if (row.symbol, row.as_of) in seen or not row.prediction:
+                    continue
+                seen.add((row.symbol, row.as_of))
+                # Requests carrying an as-of time describe their last row.
+                live_value = float(row.prediction[-1])
+                shadow_value = float(row.shadow_prediction[-1])
+                a, b = (
+                    (live_value, shadow_value)
+                    if row.model_version == version_a
+                    else (shadow_value, live_value)
+                )
+                pairs.append((a, b, float(row.value)))
+            return pairs[::-1]
+
+        return self._retrying(run, "read paired outcomes")
+
     # --- helpers --------------------------------------------------------------------------
     def _insert_ignoring_duplicates(
         self, table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 
 import pandas as pd
+import pytest
 
 from serving.stream import BarReplay, StreamHub
 
@@ -34,3 +36,17 @@ def test_replay_yields_consecutive_windows_and_wraps() -> None:
     ends = [replay.next_window().index[-1].day for _ in range(4)]
     assert ends == [5, 6, 7, 5]
     assert len(replay.next_window()) == 5
+
+
+def test_replay_starts_at_the_configured_bar_and_wraps_back_to_it() -> None:
+    bars = pd.DataFrame(
+        {c: range(1, 11) for c in ("open", "high", "low", "close", "volume")},
+        index=pd.date_range("2020-01-01", periods=10, name="date"),
+    )
+    replay = BarReplay(bars, window=3, start=date(2020, 1, 8))
+    ends = [replay.next_window().index[-1].day for _ in range(4)]
+    assert ends == [8, 9, 10, 8]
+    # A start inside the first window still sends full windows only.
+    assert BarReplay(bars, window=5, start=date(2019, 1, 1)).next_window().index[-1].day == 5
+    with pytest.raises(ValueError, match="no bars on or after 2021-01-01"):
+        BarReplay(bars, window=3, start=date(2021, 1, 1))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from driftline.store import Store, utcnow
+from driftline.store import PredictionRecord, Store, utcnow
+from driftline.store.drift_records import Outcome
 from driftline.store.rollouts import (
     ControllerRequest,
     GateRecord,
@@ -83,3 +84,49 @@ def test_rollout_summaries_upsert(store: Store) -> None:
     )
     (stored,) = store.rollouts("m")
     assert (stored.phase, stored.result, stored.candidate_version) == ("promoted", "promoted", "2")
+
+
+def _scored(
+    request_id: str, version: str, value: float, *, slot: str, day: int | None = None
+) -> PredictionRecord:
+    # Live rows carry the (symbol, as of) their outcome settles; shadow rows only the request id.
+    as_of = None if day is None else datetime(2009, 1, 1, tzinfo=UTC) + timedelta(days=day)
+    return PredictionRecord(
+        request_id, "m", version, "stream", [value], {}, 1.0,
+        slot=slot, symbol="SPX" if as_of else None, as_of=as_of,
+    )  # fmt: skip
+
+
+def test_paired_outcomes_join_live_and_shadow_by_request_in_either_direction(
+    store: Store,
+) -> None:
+    since = utcnow() - timedelta(seconds=1)
+    store.record_predictions(
+        [
+            # Champion 1 live, candidate 2 in shadow (the shadow phase) ...
+            _scored("a", "1", 0.01, slot="live", day=0),
+            _scored("a", "2", 0.02, slot="shadow"),
+            # ... then candidate 2 live with champion 1 in shadow (verification).
+            _scored("b", "2", 0.03, slot="live", day=1),
+            _scored("b", "1", 0.04, slot="shadow"),
+            # No shadow, another version's shadow, no outcome: not pairs.
+            _scored("c", "1", 0.05, slot="live", day=2),
+            _scored("d", "1", 0.06, slot="live", day=3),
+            _scored("d", "3", 0.07, slot="shadow"),
+            _scored("e", "1", 0.08, slot="live", day=9),
+            _scored("e", "2", 0.09, slot="shadow"),
+        ]
+    )
+    store.record_outcomes(
+        [
+            Outcome("SPX", datetime(2009, 1, 1, tzinfo=UTC) + timedelta(days=d), v)
+            for d, v in ((0, -0.1), (1, 0.2), (2, 0.3), (3, 0.4))
+        ],
+        late_after_s=86400,
+    )
+    assert store.paired_outcomes("m", "2", "1", since=since) == [
+        (0.02, 0.01, -0.1),
+        (0.03, 0.04, 0.2),
+    ]
+    assert store.paired_outcomes("m", "2", "1", since=utcnow() + timedelta(seconds=5)) == []
+    assert store.paired_outcomes("other", "2", "1", since=since) == []

@@ -1,0 +1,341 @@
+"""The platform the closed-loop tests drive: real Ray Serve, Ray Jobs, MLflow and PostgreSQL.
+
+One module-scoped platform, wired as `driftline up` wires it: a database of its own, a home with
+MLflow and the S&P 500 bars 2000-2010, a champion trained on bars before 2007 through the Jobs
+API, the three Serve applications on the session's Ray head, and a client on the replay stream
+(serving replays bars only while one is connected). Controllers and load run per test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from driftline.config import Settings
+from driftline.raycluster import LocalRayCluster, free_port
+from driftline.store import Store
+from driftline.store.engine import normalise_url
+from tests.e2e.faults import LOADER
+
+T = TypeVar("T")
+OUTCOME_HOOK = "driftline.drift.outcomes:replay_hook"
+CHAMPION_WINDOW = (date(2001, 1, 1), date(2006, 12, 31))
+# Small windows and short intervals so the loop closes in minutes; everything else is default.
+E2E_ENV = {
+    "DRIFTLINE_LOG_JSON": "true",
+    "DRIFTLINE_STREAM_START": "2008-01-01",
+    "DRIFTLINE_STREAM_INTERVAL_S": "0.25",
+    "DRIFTLINE_DRIFT_WINDOW": "30",
+    "DRIFTLINE_DRIFT_INTERVAL_S": "2",
+    "DRIFTLINE_SERVE_MAX_REPLICAS": "1",
+    "DRIFTLINE_SERVE_WRITE_INTERVAL_S": "0.1",
+    # Two cores: serving holds about 0.7 CPU, so tuning trials must fit in what is left.
+    "DRIFTLINE_TRAIN_TRIAL_CPUS": "0.25",
+    "DRIFTLINE_CONTROLLER_INTERVAL_S": "1",
+    "DRIFTLINE_CONTROLLER_LEASE_S": "5",
+    "DRIFTLINE_CONTROLLER_PORT": "0",
+    "DRIFTLINE_CONTROLLER_SUSTAINED_REPORTS": "2",
+    "DRIFTLINE_CONTROLLER_COOLDOWN_S": "0",
+    "DRIFTLINE_CONTROLLER_RETRAIN_TRIALS": "1",
+    # The retraining sees the bars known once 2008 is over; gates, shadow and verification
+    # then judge both versions on later bars, which neither was fitted on.
+    "DRIFTLINE_CONTROLLER_RETRAIN_ARGS": "--members rf,xgb --start 2003-01-01 --end 2008-12-31",
+    "DRIFTLINE_CONTROLLER_SHADOW_MIN_PAIRS": "20",
+    "DRIFTLINE_CONTROLLER_VERIFY_WINDOW_S": "25",
+    "DRIFTLINE_CONTROLLER_VERIFY_MIN_REQUESTS": "10",
+    "DRIFTLINE_CONTROLLER_VERIFY_MAX_P99_MS": "1000",
+}
+
+
+@dataclass
+class Platform:
+    """The running platform and what tests need to reach it."""
+
+    settings: Settings
+    store: Store
+    dashboard_url: str
+    base_url: str
+    champion: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def with_model(self, name: str) -> Settings:
+        """These settings for another registered model."""
+        return self.settings.model_copy(update={"model_name": name})
+
+    def controller_settings(self, **overrides: Any) -> Settings:
+        """The settings a local controller of this platform runs with (as `driftline up`)."""
+        return self.settings.model_copy(
+            update={
+                "controller_dashboard_url": self.dashboard_url,
+                "controller_serve_url": self.base_url,
+                "controller_outcome_hook": OUTCOME_HOOK,
+                **overrides,
+            }
+        )
+
+    def controller_env(self, model_name: str) -> dict[str, str]:
+        """Environment for a `driftline controller run` process on this platform."""
+        return {
+            **os.environ,
+            "DRIFTLINE_MODEL_NAME": model_name,
+            "DRIFTLINE_CONTROLLER_DASHBOARD_URL": self.dashboard_url,
+            "DRIFTLINE_CONTROLLER_SERVE_URL": self.base_url,
+            "DRIFTLINE_CONTROLLER_OUTCOME_HOOK": OUTCOME_HOOK,
+        }
+
+
+@pytest.fixture(scope="module")
+def e2e_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A home of the module's own with the bars it replays, and the E2E settings in the
+    environment (Serve replicas and Ray jobs receive them from there)."""
+    home = tmp_path_factory.mktemp("e2e-home")
+    bars = home / "spx-2000-2010.csv"
+    _write_bars(bars, date(2000, 1, 1), date(2010, 12, 31))
+    saved = dict(os.environ)
+    os.environ.update({**E2E_ENV, "DRIFTLINE_HOME": str(home), "DRIFTLINE_DATA_PATH": str(bars)})
+    yield home
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def e2e_database(e2e_environment: Path) -> Iterator[str]:
+    """A PostgreSQL database of the module's own: no other test reads or downgrades it."""
+    admin_url = os.environ.get("DRIFTLINE_TEST_DATABASE_URL")
+    if not admin_url:
+        pytest.fail("DRIFTLINE_TEST_DATABASE_URL is unset: run the tests through `make test`")
+    admin = sa.create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
+    name = f"driftline_e2e_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(normalise_url(admin_url)).set(database=name)
+    rendered = url.render_as_string(hide_password=False)
+    os.environ["DRIFTLINE_DATABASE_URL"] = rendered
+    yield rendered
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def platform(ray_cluster: LocalRayCluster, e2e_database: str) -> Iterator[Platform]:
+    """Champion trained before 2007, served on blue, the replay stream flowing."""
+    from driftline.training_job import TrainingRequest, run_training_job  # noqa: PLC0415
+    from serving.control import ServingControl, settings_env  # noqa: PLC0415
+
+    settings = Settings()
+    store = Store.from_settings(settings)
+    store.upgrade()
+    details = ServingControl(settings, ray_cluster.dashboard_url, http_port=0).details()
+    assert not details.get("applications"), "another test left Serve applications running"
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    lines: list[str] = []
+    start, end = CHAMPION_WINDOW
+    outcome = run_training_job(
+        ray_cluster.dashboard_url,
+        settings,
+        TrainingRequest(trials=1, start=start, end=end, members="rf,xgb"),
+        echo=lines.append,
+    )
+    if outcome.exit_code != 0 or outcome.version is None:
+        pytest.fail(f"champion training {outcome.status}: {outcome.message}\n" + "\n".join(lines))
+    timings["champion_training_s"] = time.monotonic() - started
+    port = free_port()
+    control = ServingControl(
+        settings,
+        ray_cluster.dashboard_url,
+        http_port=port,
+        loader=LOADER,
+        outcome_hook=OUTCOME_HOOK,
+        env=settings_env(settings),
+    )
+    started = time.monotonic()
+    control.deploy(outcome.version)
+    timings["serve_deploy_s"] = time.monotonic() - started
+    base_url = f"http://127.0.0.1:{port}"
+    stream = StreamClient(f"ws://127.0.0.1:{port}/ws/predictions").start()
+    try:
+        yield Platform(
+            settings, store, ray_cluster.dashboard_url, base_url, outcome.version, timings
+        )
+    finally:
+        stream.stop()
+        control.shutdown()
+        store.close()
+
+
+# --- running things ---------------------------------------------------------------------------
+class StreamClient:
+    """Keeps one client on the replay stream (serving replays bars only while one listens)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.messages = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="e2e-stream", daemon=True)
+
+    def start(self) -> StreamClient:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        from websockets.exceptions import WebSocketException  # noqa: PLC0415
+        from websockets.sync.client import connect  # noqa: PLC0415
+
+        while not self._stop.is_set():
+            try:
+                with connect(self.url, open_timeout=10) as socket:
+                    while not self._stop.is_set():
+                        with contextlib.suppress(TimeoutError):
+                            socket.recv(timeout=1.0)
+                            self.messages += 1
+            except (OSError, WebSocketException):
+                self._stop.wait(1.0)
+
+
+@dataclass
+class Load:
+    """Constant load: clients posting one-row V2 inferences back to back, every answer kept."""
+
+    url: str
+    rows: list[list[float]]
+    clients: int = 2
+    pause_s: float = 0.02
+    answers: list[tuple[float, int | str]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> Load:
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(self.clients)
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    @property
+    def failures(self) -> list[tuple[float, int | str]]:
+        """Answers that were not 2xx (or no answer at all)."""
+        return [a for a in self.answers if not (isinstance(a[1], int) and 200 <= a[1] < 300)]
+
+    def _run(self, offset: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            i = offset
+            while not self._stop.is_set():
+                row = self.rows[i % len(self.rows)]
+                body = {
+                    "inputs": [
+                        {
+                            "name": "features",
+                            "shape": [1, len(row)],
+                            "datatype": "FP64",
+                            "data": row,
+                        }
+                    ]
+                }
+                try:
+                    status: int | str = client.post(
+                        self.url, content=orjson.dumps(body)
+                    ).status_code
+                except httpx.HTTPError as error:
+                    status = f"{type(error).__name__}: {error}"
+                self.answers.append((time.monotonic(), status))
+                i += self.clients
+                self._stop.wait(self.pause_s)
+
+
+@contextlib.contextmanager
+def controller_thread(settings: Settings, store: Store) -> Iterator[Any]:
+    """A local controller running its rounds in this process, as `driftline up` runs it."""
+    from operators.assembly import local_controller  # noqa: PLC0415
+
+    controller = local_controller(settings, store)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=controller.run, args=(stop, settings.controller_interval_s), daemon=True
+    )
+    thread.start()
+    try:
+        yield controller
+    finally:
+        stop.set()
+        thread.join(120)
+
+
+@contextlib.contextmanager
+def controller_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`driftline controller run --runtime local` as its own process; stopped (TERM) on exit."""
+    argv = [str(Path(sys.executable).with_name("driftline")), "controller", "run"]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [*argv, "--runtime", "local"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout_s: float, every_s: float = 0.5) -> T:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(every_s)
+    pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def cli(*args: str, model_name: str) -> str:
+    """Run a `driftline` command in-process for `model_name`; its output, or fail."""
+    from driftline.cli import main  # noqa: PLC0415
+
+    result = CliRunner().invoke(main, list(args), env={"DRIFTLINE_MODEL_NAME": model_name})
+    assert result.exit_code == 0, f"driftline {' '.join(args)}: {result.output}"
+    return result.output
+
+
+def audit(model_name: str, since: str = "3h") -> list[dict[str, Any]]:
+    """`driftline audit --json` for `model_name`, one dict per event, oldest first."""
+    output = cli("audit", "--json", "--since", since, model_name=model_name)
+    return [orjson.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def _write_bars(path: Path, first: date, last: date) -> None:
+    from driftline.data import load_bars  # noqa: PLC0415
+
+    bars = load_bars(None).loc[first.isoformat() : last.isoformat()]
+    bars.to_csv(path)
