@@ -90,9 +90,9 @@ class ServingControl:
         return urls
 
     # --- act ------------------------------------------------------------------------------
-    def apply(self, state: ServingState) -> None:
-        """Deploy the config for `state` and wait until every application runs."""
-        config = serve_config(
+    def config(self, state: ServingState) -> dict[str, Any]:
+        """The declarative Serve config that serves `state`."""
+        return serve_config(
             self.settings,
             colours=state.colours,
             active=state.active,
@@ -102,7 +102,10 @@ class ServingControl:
             outcome_hook=self.outcome_hook,
             env=self.env,
         )
-        self._put(config)
+
+    def apply(self, state: ServingState) -> None:
+        """Deploy the config for `state` and wait until every application runs."""
+        self._put(self.config(state))
         self.wait_running([*state.colours, INGRESS_APP], state)
 
     def deploy(self, version: str, colour: str = "blue") -> ServingState:

@@ -11,7 +11,6 @@ import orjson
 import pytest
 
 from benchmarks import synthetic
-from serving.app import serve_config
 
 if TYPE_CHECKING:
     from tests.serving.conftest import Served
@@ -24,18 +23,7 @@ PREFIX = "/rayservice"
 
 
 def _current_config(served: Served) -> dict[str, Any]:
-    control = served.control
-    state = control.state()
-    return serve_config(
-        served.settings,
-        colours=state.colours,
-        active=state.active,
-        shadow=state.shadow,
-        http_port=control.http_port,
-        loader=control.loader,
-        outcome_hook=control.outcome_hook,
-        env=control.env,
-    )
+    return served.control.config(served.control.state())
 
 
 def _wait_for(served: Served, ok: Any, what: str, timeout_s: float = 300) -> None:
