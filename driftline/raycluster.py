@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -22,6 +23,8 @@ from driftline.config import Settings
 # Ray swaps 127.0.0.1 for the machine's routable address unless told this is a single-node
 # cluster; this switch (named for Windows and macOS) keeps every Ray socket on loopback.
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+log = logging.getLogger(__name__)
 
 
 class RayClusterError(RuntimeError):
@@ -75,8 +78,26 @@ class LocalRayCluster:
         """The dashboard, Jobs API and Serve REST API."""
         return f"http://127.0.0.1:{self.dashboard_port}"
 
-    def start(self) -> LocalRayCluster:
-        """Start the head and wait until its dashboard answers and its node is alive."""
+    def start(self, attempts: int = 2) -> LocalRayCluster:
+        """Start the head and wait until its dashboard answers and its node is alive.
+
+        On a loaded host `ray start` sometimes gives up on one of its own processes (the client
+        server timing out on node info); a second attempt on fresh ports then succeeds.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once()
+            except RayClusterError:
+                self.stop()
+                if attempt == attempts:
+                    raise
+                log.warning(
+                    "ray start failed; retrying on fresh ports", extra={"log": self.log_path}
+                )
+                self.gcs_port, self.dashboard_port = free_port(), free_port()
+        raise AssertionError  # unreachable: the last attempt returns or raises
+
+    def _start_once(self) -> LocalRayCluster:
         if self.dashboard_port is None or not _port_is_free(self.dashboard_port):
             self.dashboard_port = free_port()
         # Drivers in this process (ray.init, Serve, Jobs clients) must agree on loopback too.
