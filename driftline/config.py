@@ -189,6 +189,9 @@ class Settings(BaseSettings):
     serve_max_queued_requests: int = Field(
         default=128, ge=0, description="Requests waiting per deployment before a 503."
     )
+    serve_retry_after_s: int = Field(
+        default=1, ge=0, description="`Retry-After` seconds on a 503 (queues full)."
+    )
     serve_min_replicas: int = Field(default=1, ge=1, description="Autoscaling lower bound.")
     serve_max_replicas: int = Field(default=2, ge=1, description="Autoscaling upper bound.")
     serve_target_ongoing_requests: float = Field(
@@ -205,6 +208,22 @@ class Settings(BaseSettings):
     serve_batch_wait_s: float = Field(
         default=0.0, ge=0, description="How long a batch waits to fill; 0 adds no latency."
     )
+    serve_member_transport: Literal["socket", "serve"] = Field(
+        default="socket",
+        description="How callers on a member's node reach it: `socket` (a Unix socket per "
+        "replica, the Serve handle when none answers) or `serve` (always the Serve handle).",
+    )
+    serve_member_target_busy: float = Field(
+        default=0.7,
+        gt=0,
+        le=1,
+        description="Autoscaling target of a member replica's busy share (time predicting).",
+    )
+    serve_access_log: bool = Field(
+        default=False,
+        description="Serve's access log line per request in every replica (off: requests are "
+        "counted in /metrics and errors logged with their correlation id).",
+    )
     serve_prefer_onnx: bool = Field(
         default=True, description="Run members through ONNX Runtime when an artifact exists."
     )
@@ -213,13 +232,18 @@ class Settings(BaseSettings):
         description="Start Ray with RAY_SERVE_THROUGHPUT_OPTIMIZED (direct ingress and more).",
     )
     serve_write_batch: int = Field(
-        default=500, ge=1, description="Prediction records per store write."
+        default=2048,
+        ge=1,
+        description="Prediction rows per store write (a request carries one or more rows).",
     )
     serve_write_interval_s: float = Field(
         default=0.5, gt=0, description="Longest a prediction waits before it is written."
     )
     serve_write_buffer: int = Field(
-        default=100_000, ge=1, description="Prediction records held while the store is down."
+        default=100_000,
+        ge=1,
+        description="Prediction rows held in memory (while the store is down, say); past it "
+        "the oldest requests are dropped and counted.",
     )
     serve_follow_interval_s: float = Field(
         default=5.0, gt=0, description="How often `driftline serve` checks the champion alias."

@@ -17,7 +17,7 @@ from typing import Any, cast
 from ray.serve import Application, Deployment
 
 from driftline.config import Settings
-from serving.deployments import build_colour_graph
+from serving.deployments import access_log, build_colour_graph
 from serving.ingress import Ingress
 from serving.model import ModelRef
 
@@ -100,6 +100,9 @@ def _ingress(settings: Settings) -> Deployment:
             "max_replicas": settings.serve_max_replicas,
             "target_ongoing_requests": settings.serve_target_ongoing_requests,
         },
+        logging_config=access_log(settings),
+        # Serve answers 503 itself when the queue is full: tell clients when to come back.
+        backpressure_config={"retry_after_s": settings.serve_retry_after_s},
         # Flush buffered predictions before the replica is stopped.
         graceful_shutdown_timeout_s=settings.serve_request_timeout_s * 4,
     )

@@ -14,6 +14,8 @@ from ray.serve.handle import DeploymentHandle
 
 from driftline.config import Settings
 from driftline.features import FeatureComputationError, InsufficientBarsError, compute_vector
+from serving.autoscaling import BUSY_METRIC, BusyClock
+from serving.channel import MemberServer, endpoints, score, socket_dir, socket_path
 from serving.errors import BadInputError
 from serving.metrics import enable_multiprocess, metrics
 from serving.model import Array, MemberRuntime, ModelRef, ServedModel
@@ -25,7 +27,8 @@ def _split(values: Array, sizes: list[int]) -> list[Array]:
 
 @serve.deployment
 class Member:
-    """One ensemble member; concurrent calls are merged into one batched predict."""
+    """One ensemble member: Serve calls are merged into one batched predict; node-local
+    callers may use its socket instead (`serving.channel`)."""
 
     def __init__(self, ref: ModelRef, member: str) -> None:
         settings = Settings()
@@ -38,20 +41,49 @@ class Member:
         m = metrics()
         self._duration = m.member_duration.labels(ref.name, ref.version, member)
         self._batch = m.batch_size.labels(f"member_{member}")
+        self._busy = BusyClock()
+        self.channel: MemberServer | None = None
+        directory = socket_dir(settings)
+        if directory is not None:
+            context = serve.get_replica_context()
+            path = socket_path(
+                directory,
+                context.app_name,
+                context.deployment,
+                context.replica_id.unique_id,
+            )
+            self.channel = MemberServer(path, self.run)
+            # The constructor runs on the replica's event loop; callers use Serve until then.
+            asyncio.get_running_loop().create_task(self.channel.start())
+
+    def run(self, rows: Array) -> Array:
+        """Predict `rows` now, timed (both transports come through here)."""
+        start = time.perf_counter()
+        out = self.runtime.predict(rows)
+        elapsed = time.perf_counter() - start
+        self._busy.add(elapsed)
+        self._duration.observe(elapsed)
+        self._batch.observe(len(rows))
+        return out
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)
     async def predict(self, batches: list[Array]) -> list[Array]:
         """Member outputs for each caller's rows."""
         rows = batches[0] if len(batches) == 1 else np.concatenate(batches)
-        start = time.perf_counter()
-        out = self.runtime.predict(rows)
-        self._duration.observe(time.perf_counter() - start)
-        self._batch.observe(len(rows))
-        return _split(out, [len(b) for b in batches])
+        return _split(self.run(rows), [len(b) for b in batches])
 
     def describe(self) -> dict[str, str]:
         """Which runtime this member uses."""
         return {"name": self.runtime.member.name, "runtime": self.runtime.runtime}
+
+    async def record_autoscaling_stats(self) -> dict[str, float]:
+        """Busy share since the last report: Serve's queue does not see socket calls."""
+        return {BUSY_METRIC: self._busy.read()}
+
+    def __del__(self) -> None:
+        # Serve calls this on graceful shutdown: no caller should find the socket after it.
+        if self.channel is not None:
+            self.channel.close()
 
 
 @serve.deployment
@@ -74,7 +106,11 @@ class Features:
 
 @serve.deployment
 class Combiner:
-    """A colour's entry point: fans rows out to every member and combines their outputs."""
+    """A colour's entry point: fans rows out to every member and combines their outputs.
+
+    The ingress scores feature rows the same way itself (one hop fewer); the combiner answers
+    bar windows, other Serve callers and the colour's description.
+    """
 
     def __init__(
         self,
@@ -87,7 +123,8 @@ class Combiner:
         enable_multiprocess(settings.home / "serve-metrics")
         self.model: ServedModel = ref.load(settings)
         self.colour = colour
-        self.members = members
+        app = serve.get_replica_context().app_name
+        self.members = endpoints(members, socket_dir(settings), app)
         self.features = features
         cast(Any, self.predict).set_max_batch_size(settings.serve_batch_size)
         cast(Any, self.predict).set_batch_wait_timeout_s(settings.serve_batch_wait_s)
@@ -98,8 +135,7 @@ class Combiner:
         """Ensemble and member outputs for each caller's feature rows."""
         rows = batches[0] if len(batches) == 1 else np.concatenate(batches)
         self._batch.observe(len(rows))
-        outputs = await asyncio.gather(*(h.predict.remote(rows) for h in self.members.values()))
-        by_member = dict(zip(self.members, outputs, strict=True))
+        by_member = await score(self.members, rows.astype(np.float32))
         ensemble = self.model.combine(by_member)
         sizes = [len(b) for b in batches]
         splits = {name: _split(values, sizes) for name, values in by_member.items()}
@@ -128,7 +164,7 @@ def build_colour_graph(ref: ModelRef, colour: str, settings: Settings) -> Applic
         .options(
             name=f"member_{m.name}",
             ray_actor_options={"num_cpus": settings.serve_member_cpus},
-            **_scaling(settings),
+            **_scaling(settings, member=True),
         )
         .bind(ref, m.name)
         for m in model.members
@@ -143,13 +179,26 @@ def build_colour_graph(ref: ModelRef, colour: str, settings: Settings) -> Applic
     )
 
 
-def _scaling(settings: Settings) -> dict[str, Any]:
+def _scaling(settings: Settings, *, member: bool = False) -> dict[str, Any]:
+    autoscaling: dict[str, Any] = {
+        "min_replicas": settings.serve_min_replicas,
+        "max_replicas": settings.serve_max_replicas,
+        "target_ongoing_requests": settings.serve_target_ongoing_requests,
+    }
+    if member:
+        # Socket calls bypass Serve's queue: members also scale on how busy they are.
+        autoscaling["policy"] = {
+            "policy_function": "serving.autoscaling:MemberPolicy",
+            "policy_kwargs": {"target_busy": settings.serve_member_target_busy},
+        }
     return {
         "max_ongoing_requests": settings.serve_max_ongoing_requests,
         "max_queued_requests": settings.serve_max_queued_requests,
-        "autoscaling_config": {
-            "min_replicas": settings.serve_min_replicas,
-            "max_replicas": settings.serve_max_replicas,
-            "target_ongoing_requests": settings.serve_target_ongoing_requests,
-        },
+        "autoscaling_config": autoscaling,
+        "logging_config": access_log(settings),
     }
+
+
+def access_log(settings: Settings) -> dict[str, Any]:
+    """Serve's logging config: the per-request access line only when asked for."""
+    return {"enable_access_log": settings.serve_access_log}

@@ -40,7 +40,7 @@ def wrap(
                 response = await endpoint(ingress, request)
             except ServingError as error:
                 m.errors.labels(name, error.kind).inc()
-                response = error_response(error, cid)
+                response = error_response(error, cid, ingress.settings.serve_retry_after_s)
             except Exception:
                 log.exception("unhandled error", extra={"endpoint": name})
                 m.errors.labels(name, "internal").inc()

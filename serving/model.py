@@ -54,10 +54,7 @@ class ServedModel:
 
     def combine(self, outputs: Mapping[str, Array]) -> Array:
         """The ensemble output: intercept plus the weighted sum of member outputs."""
-        total = np.full_like(outputs[self.members[0].name], self.intercept, dtype=np.float64)
-        for member in self.members:
-            total = total + self.weights[member.name] * outputs[member.name]
-        return total
+        return combine(outputs, self.weights, self.intercept)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready description for the models endpoint and metadata."""
@@ -75,6 +72,15 @@ class ServedModel:
             "window": self.spec.window,
             "evaluation": dict(self.evaluation),
         }
+
+
+def combine(outputs: Mapping[str, Array], weights: Mapping[str, float], intercept: float) -> Array:
+    """Intercept plus the weighted sum of member outputs (in `weights` order)."""
+    first = next(iter(weights))
+    total = np.full(len(outputs[first]), intercept, dtype=np.float64)
+    for name, weight in weights.items():
+        total = total + weight * outputs[name]
+    return total
 
 
 def served_model(bundle: Any) -> ServedModel:

@@ -1,0 +1,254 @@
+"""The data plane to member replicas on the caller's node: one Unix socket per replica.
+
+A Serve handle call costs about 2 ms on a 2-core host (router, pickled metadata, gRPC, the
+replica's request wrapper): more than KServe's whole request. So each member replica also
+listens on a Unix socket, and callers on its node (the ingress, the combiner) send it feature
+rows there: float32 rows in, float64 outputs back, many calls in flight on one connection.
+Serve still owns the replicas (placement, health checks, scaling, rolling updates); a member
+with no socket on the caller's node, or one that fails, is called through its Serve handle.
+
+Frames (little-endian): a call is `<QII` (call id, rows, columns) then rows x columns float32;
+an answer is `<QBI` (call id, status, length) then `length` bytes: float64 outputs when the
+status is OK, else a UTF-8 error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import struct
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from driftline.config import Settings
+
+log = logging.getLogger(__name__)
+
+CALL = struct.Struct("<QII")
+ANSWER = struct.Struct("<QBI")
+OK, FAILED = 0, 1
+# How often a caller looks for member replicas that started or stopped on its node.
+REFRESH_S = 2.0
+Rows = npt.NDArray[np.float32]
+Outputs = npt.NDArray[np.float64]
+Predict = Callable[[npt.NDArray[Any]], Outputs]
+
+
+class ChannelError(ConnectionError):
+    """The replica behind a socket failed or went away; its Serve handle is used instead."""
+
+
+def socket_dir(settings: Settings) -> Path | None:
+    """The node's member sockets for this home, or None when members are reached via Serve.
+
+    Short and under the temp dir, as a socket path holds at most 107 bytes.
+    """
+    if settings.serve_member_transport != "socket":
+        return None
+    digest = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"driftline-{digest}"
+
+
+def socket_path(directory: Path, app: str, deployment: str, replica: str) -> Path:
+    """Where one replica of `deployment` in application `app` listens."""
+    return directory / f"{app}.{deployment}.{replica}.sock"
+
+
+def replica_sockets(directory: Path, app: str, deployment: str) -> list[Path]:
+    """The sockets of every replica of `deployment` on this node."""
+    return sorted(directory.glob(f"{app}.{deployment}.*.sock"))
+
+
+class MemberServer:
+    """Answers calls on a Unix socket with `predict`, on the replica's event loop."""
+
+    def __init__(self, path: Path, predict: Predict) -> None:
+        self.path = path
+        self._predict = predict
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        """Listen, replacing a stale socket file a dead replica left behind."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path.unlink(missing_ok=True)
+        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+
+    def close(self) -> None:
+        """Remove the socket so no caller finds it again, and stop listening."""
+        self.path.unlink(missing_ok=True)
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                call, rows, columns = CALL.unpack(await reader.readexactly(CALL.size))
+                payload = await reader.readexactly(rows * columns * 4)
+                writer.write(self.answer(call, payload, rows, columns))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the caller went away; it retries through Serve if it still needs us
+        finally:
+            writer.close()
+
+    def answer(self, call: int, payload: bytes, rows: int, columns: int) -> bytes:
+        """The answer frame for one call frame's payload."""
+        try:
+            x = np.frombuffer(payload, dtype=np.float32).reshape(rows, columns)
+            out = np.ascontiguousarray(self._predict(x), dtype=np.float64).tobytes()
+        except Exception as error:  # sent to the caller, which logs it and falls back
+            message = f"{type(error).__name__}: {error}".encode()
+            return ANSWER.pack(call, FAILED, len(message)) + message
+        return ANSWER.pack(call, OK, len(out)) + out
+
+
+class MemberClient:
+    """One connection to a replica's socket, shared by every concurrent call of the process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[Outputs]] = {}
+        self._calls = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def inflight(self) -> int:
+        """Calls sent and not yet answered."""
+        return len(self._pending)
+
+    async def predict(self, rows: Rows) -> Outputs:
+        """The member's outputs for `rows`; ChannelError when the replica cannot answer."""
+        writer = await self._connect()
+        self._calls += 1
+        call = self._calls
+        future: asyncio.Future[Outputs] = asyncio.get_running_loop().create_future()
+        self._pending[call] = future
+        data = np.ascontiguousarray(rows, dtype=np.float32)
+        writer.write(CALL.pack(call, data.shape[0], data.shape[1]) + data.tobytes())
+        try:
+            return await future
+        finally:
+            self._pending.pop(call, None)
+
+    async def _connect(self) -> asyncio.StreamWriter:
+        async with self._lock:
+            if self._writer is None or self._writer.is_closing():
+                try:
+                    reader, self._writer = await asyncio.open_unix_connection(str(self.path))
+                except OSError as error:
+                    raise ChannelError(f"{self.path.name}: {error}") from None
+                self._reader = asyncio.get_running_loop().create_task(self._read(reader))
+            return self._writer
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                call, status, length = ANSWER.unpack(await reader.readexactly(ANSWER.size))
+                body = await reader.readexactly(length)
+                future = self._pending.get(call)
+                if future is None or future.done():
+                    continue  # the caller gave up (deadline) before the answer came
+                if status == OK:
+                    future.set_result(np.frombuffer(body, dtype=np.float64))
+                else:
+                    future.set_exception(ChannelError(body.decode(errors="replace")))
+        except (asyncio.IncompleteReadError, OSError) as error:
+            self._fail(ChannelError(f"{self.path.name}: connection lost ({error!r})"))
+
+    def _fail(self, error: ChannelError) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = None
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+
+    async def close(self) -> None:
+        """Close the connection; calls still waiting fail with ChannelError."""
+        self._fail(ChannelError(f"{self.path.name}: closed"))
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+
+class MemberEndpoint:
+    """One member as a caller reaches it: a socket of its node's replicas, else Serve."""
+
+    def __init__(self, name: str, handle: Any, sockets: Callable[[], list[Path]]) -> None:
+        self.name = name
+        self.handle = handle
+        self._sockets = sockets
+        self._clients: dict[Path, MemberClient] = {}
+        self._refreshed = float("-inf")
+
+    @property
+    def local_replicas(self) -> int:
+        """Replicas reachable over a socket right now."""
+        return len(self._clients)
+
+    def refresh(self) -> None:
+        """Pick up replicas that started or stopped on this node since the last look."""
+        self._refreshed = time.monotonic()
+        found = set(self._sockets())
+        for path in set(self._clients) - found:
+            self._drop(path)
+        for path in found - set(self._clients):
+            self._clients[path] = MemberClient(path)
+
+    def _drop(self, path: Path) -> None:
+        client = self._clients.pop(path, None)
+        if client is not None:
+            asyncio.get_running_loop().create_task(client.close())
+
+    async def predict(self, rows: Rows) -> Outputs:
+        """Outputs from the least busy replica on this node, or through the Serve handle."""
+        if time.monotonic() - self._refreshed > REFRESH_S:
+            self.refresh()
+        if self._clients:
+            client = min(self._clients.values(), key=lambda c: c.inflight)
+            try:
+                return await client.predict(rows)
+            except ChannelError as error:
+                log.warning("member %s: socket failed, using Serve: %s", self.name, error)
+                self._drop(client.path)
+        result: Outputs = await self.handle.predict.remote(rows)
+        return result
+
+    async def close(self) -> None:
+        """Close every connection."""
+        for path in list(self._clients):
+            client = self._clients.pop(path)
+            await client.close()
+
+
+def endpoints(
+    handles: Mapping[str, Any], directory: Path | None, app: str
+) -> dict[str, MemberEndpoint]:
+    """An endpoint per member handle (deployment `member_<name>` of `app`); no sockets if None."""
+
+    def finder(deployment: str) -> Callable[[], list[Path]]:
+        if directory is None:
+            return list
+        return lambda: replica_sockets(directory, app, deployment)
+
+    return {
+        name: MemberEndpoint(name, handle, finder(f"member_{name}"))
+        for name, handle in handles.items()
+    }
+
+
+async def score(members: Mapping[str, MemberEndpoint], rows: Rows) -> dict[str, Outputs]:
+    """Every member's outputs for `rows`, asked at once."""
+    outputs = await asyncio.gather(*(m.predict(rows) for m in members.values()))
+    return dict(zip(members, outputs, strict=True))
