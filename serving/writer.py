@@ -3,6 +3,7 @@
 Requests only append to an in-memory buffer. One task drains it in batches on a worker thread;
 when the store fails, records stay buffered (up to the bound, then the oldest are dropped and
 counted), the writer reports itself degraded and retries with backoff until the store returns.
+Batches and the bound count rows, since a record holds its request's feature rows.
 Writes are idempotent on (request_id, slot), so a batch retried after a partial failure is safe.
 """
 
@@ -40,7 +41,10 @@ class WriterStatus:
 
 
 class PredictionWriter:
-    """An asynchronous, bounded, batching writer of prediction records."""
+    """An asynchronous, bounded, batching writer of prediction records.
+
+    `batch_size` and `max_buffer` count rows: a 1,024-row request weighs 1,024 one-row ones.
+    """
 
     def __init__(
         self,
@@ -56,7 +60,9 @@ class PredictionWriter:
         self._batch_size = batch_size
         self._interval_s = interval_s
         self._max_backoff_s = max_backoff_s
-        self._buffer: deque[PredictionRecord] = deque(maxlen=max_buffer)
+        self._buffer: deque[PredictionRecord] = deque()
+        self._max_rows = max_buffer
+        self._rows = 0
         self._on_change = on_change or (lambda _status: None)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -68,11 +74,13 @@ class PredictionWriter:
 
     # --- request path ---------------------------------------------------------------------
     def submit(self, record: PredictionRecord) -> None:
-        """Queue `record` for writing; never blocks, drops the oldest record when full."""
-        if len(self._buffer) == self._buffer.maxlen:
-            self._dropped += 1
+        """Queue `record` for writing; never blocks, drops the oldest records when full."""
         self._buffer.append(record)
-        if len(self._buffer) >= self._batch_size:
+        self._rows += record.n_rows
+        while self._rows > self._max_rows and len(self._buffer) > 1:
+            self._rows -= self._buffer.popleft().n_rows
+            self._dropped += 1
+        if self._rows >= self._batch_size:
             self._wake.set()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -110,7 +118,7 @@ class PredictionWriter:
                     return
                 await self._sleep(self._interval_s)
                 continue
-            batch = [self._buffer[i] for i in range(min(self._batch_size, len(self._buffer)))]
+            batch = self._next_batch()
             try:
                 await asyncio.to_thread(self._sink.record_predictions, batch)
             except Exception as error:
@@ -124,15 +132,25 @@ class PredictionWriter:
             backoff = self._interval_s
             self._pop_written(batch)
             self._set_degraded(None)
-            if len(self._buffer) < self._batch_size and not self._closing:
+            if self._rows < self._batch_size and not self._closing:
                 await self._sleep(self._interval_s)
+
+    def _next_batch(self) -> list[PredictionRecord]:
+        batch: list[PredictionRecord] = []
+        rows = 0
+        for record in self._buffer:
+            if batch and rows + record.n_rows > self._batch_size:
+                break
+            batch.append(record)
+            rows += record.n_rows
+        return batch
 
     def _pop_written(self, batch: list[PredictionRecord]) -> None:
         # Records dropped while the batch was in flight shifted the deque: pop only what is
         # still at the front and belongs to the batch.
         written = {id(r) for r in batch}
         while self._buffer and id(self._buffer[0]) in written:
-            self._buffer.popleft()
+            self._rows -= self._buffer.popleft().n_rows
             self._written += 1
         self._on_change(self.status())
 

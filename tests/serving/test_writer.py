@@ -11,14 +11,14 @@ from driftline.store import PredictionRecord, Store, new_id
 from serving.writer import PredictionWriter, WriterStatus
 
 
-def record(request_id: str | None = None) -> PredictionRecord:
+def record(request_id: str | None = None, rows: int = 1) -> PredictionRecord:
     return PredictionRecord(
         request_id=request_id or new_id(),
         model_name="m",
         model_version="1",
         endpoint="v2_infer",
-        prediction=[0.1],
-        member_outputs={"rf": [0.1]},
+        prediction=[0.1] * rows,
+        member_outputs={"rf": [0.1] * rows},
         latency_ms=1.0,
     )
 
@@ -91,6 +91,28 @@ async def test_full_buffer_drops_oldest_and_counts() -> None:
     status = writer.status()
     assert status.backlog == 10
     assert status.dropped == 15
+
+
+async def test_batches_and_the_bound_count_rows_not_requests() -> None:
+    sink = FlakyStore()
+    sink.down = True
+    writer = PredictionWriter(sink, batch_size=1024, interval_s=0.01, max_buffer=3000)
+    for _ in range(5):
+        writer.submit(record(rows=1024))
+    # 5,120 rows against a bound of 3,000: the oldest three requests went, two remain.
+    assert (writer.status().backlog, writer.status().dropped) == (2, 3)
+    sink.down = False
+    writer.start()
+    writer.submit(record(rows=1))
+    await writer.close()
+    # A 1,024-row request fills a batch by itself; the one-row request rides alone after it.
+    assert sink.batches == [1, 1, 1]
+
+
+async def test_a_request_larger_than_the_bound_is_still_kept() -> None:
+    writer = PredictionWriter(FlakyStore(), batch_size=10, interval_s=0.01, max_buffer=100)
+    writer.submit(record(rows=500))
+    assert (writer.status().backlog, writer.status().dropped) == (1, 0)
 
 
 @pytest.mark.postgres
