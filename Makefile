@@ -49,6 +49,7 @@ test: install tools postgres lint ## lint, then the whole test suite against a r
 	DRIFTLINE_TEST_DATABASE_URL="$$(scripts/postgres.sh)" $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install ## run the benchmarks side by side; figures go to benchmarks/results/
+	UV=$(CURDIR)/$(BIN)/uv scripts/install-tools.sh bench
 	$(BIN)/python -m benchmarks
 
 clean: ## remove local state (models, databases, Ray logs); keeps .venv

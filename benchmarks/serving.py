@@ -1,6 +1,6 @@
 """Serving benchmark: in-process predict, KServe's ModelServer and Driftline's graph, one run.
 
-`python -m benchmarks.serving [--quick] [--levers]` writes benchmarks/results/serving.json and
+`python -m benchmarks.serving [--quick]` writes benchmarks/results/serving.json and
 serving.md. Every configuration runs on the same machine in the same run, so ratios are fair
 even where absolute numbers move with the shared host's load.
 """
@@ -143,7 +143,7 @@ def _wait_ready(url: str, timeout_s: float) -> None:
     raise RuntimeError(f"{url} not ready after {timeout_s:.0f}s")
 
 
-def run(*, quick: bool = False, levers: bool = False) -> dict[str, Any]:
+def run(*, quick: bool = False) -> dict[str, Any]:
     """Run the whole benchmark and write the results; returns the JSON document."""
     os.environ.update(LOOPBACK_ENV)  # before Ray is imported anywhere
     from serving.control import ServingControl, ray_env  # noqa: PLC0415
@@ -179,12 +179,16 @@ def run(*, quick: bool = False, levers: bool = False) -> dict[str, Any]:
         proxy = f"http://127.0.0.1:{control.http_port}"
         urls = {"kserve": f"http://127.0.0.1:{kserve_port}{INFER}", "graph": direct + INFER}
         document.update(sweep(urls, bodies, duration, rounds=1 if quick else 3))
-        document["levers"] = lever_runs(control, proxy, bodies, duration, full=levers)
+        document["levers"] = lever_runs(control, proxy, bodies, duration)
         control.shutdown()
     finally:
         kserve.terminate()
         kserve.wait(30)
         cluster.stop()
+    if not quick:  # a second Ray head: about a minute more
+        document["levers"]["throughput_optimized_off"] = throughput_optimized_off(
+            settings, home, bodies, duration
+        )
     # Measured again at the end: the shared host's load moves, and the ratio takes the faster.
     document["in_process_end"] = in_process(bundle, x, repeats=200 if quick else 1000)
     document["machine"]["loadavg_end"] = os.getloadavg()
@@ -193,26 +197,61 @@ def run(*, quick: bool = False, levers: bool = False) -> dict[str, Any]:
     return document
 
 
+# Each lever is switched off (or on) alone against the tuned graph, in the same run.
+LEVERS: dict[str, dict[str, str]] = {
+    "member_calls_through_serve_handles": {"DRIFTLINE_SERVE_MEMBER_TRANSPORT": "serve"},
+    "no_ingress_or_member_batching": {"DRIFTLINE_SERVE_BATCH_SIZE": "1"},
+    "serve_access_log_on": {"DRIFTLINE_SERVE_ACCESS_LOG": "true"},
+}
+
+
 def lever_runs(
-    control: Any, proxy: str, bodies: dict[int, bytes], duration: float, *, full: bool
+    control: Any, proxy: str, bodies: dict[int, bytes], duration: float
 ) -> dict[str, Any]:
-    """What single levers gave, measured against the tuned graph in the same run."""
-    levers: dict[str, Any] = {}
+    """What single levers gave: c1 and c16 one-row runs beside the tuned graph's own."""
     one = bodies[1]
-    for c in (1, 16):
-        levers[f"serve_proxy_instead_of_direct_ingress_c{c}"] = run_load(
-            proxy + INFER, one, concurrency=c, duration_s=duration
-        ).as_dict()
-    if full:
-        # Batching off at the ingress and combiner: one handle call per request.
-        control.env = {**control.env, "DRIFTLINE_SERVE_BATCH_SIZE": "1"}
+    base_env = dict(control.env)
+
+    def measure(url: str) -> dict[str, Any]:
+        return {
+            f"c{c}": run_load(url, one, concurrency=c, duration_s=duration).as_dict()
+            for c in (1, 16)
+        }
+
+    levers: dict[str, Any] = {"tuned": measure(control.direct_urls()[0] + INFER)}
+    levers["serve_proxy_instead_of_direct_ingress"] = measure(proxy + INFER)
+    for name, env in LEVERS.items():
+        control.env = {**base_env, **env}
         control.deploy("1")
-        url = control.direct_urls()[0] + INFER
-        for c in (1, 16):
-            levers[f"no_batching_c{c}"] = run_load(
-                url, one, concurrency=c, duration_s=duration
-            ).as_dict()
+        levers[name] = measure(control.direct_urls()[0] + INFER)
+    control.env = base_env
     return levers
+
+
+def throughput_optimized_off(
+    settings: Settings, home: Path, bodies: dict[int, bytes], duration: float
+) -> dict[str, Any]:
+    """The graph on a Ray head started without RAY_SERVE_THROUGHPUT_OPTIMIZED (Serve's proxy)."""
+    from serving.control import ServingControl, ray_env  # noqa: PLC0415
+
+    env = ray_env(
+        settings.model_copy(update={"serve_throughput_optimized": False}), direct_port_base=0
+    )
+    cluster = LocalRayCluster(num_cpus=2, env=env, log_path=home / "ray-plain.log").start()
+    try:
+        control = ServingControl(
+            settings, cluster.dashboard_url, http_port=free_port(), loader=synthetic.LOADER
+        )
+        control.deploy("1")
+        url = f"http://127.0.0.1:{control.http_port}{INFER}"
+        result = {
+            f"c{c}": run_load(url, bodies[1], concurrency=c, duration_s=duration).as_dict()
+            for c in (1, 16)
+        }
+        control.shutdown()
+        return result
+    finally:
+        cluster.stop()
 
 
 def targets(document: dict[str, Any]) -> dict[str, Any]:
@@ -268,9 +307,18 @@ def markdown(document: dict[str, Any]) -> str:
                     f"| {key} ({'start' if phase == 'in_process' else 'end'}) | "
                     f"{r['p50_ms']:.3f} | {r['calls_per_s']:.0f} | {r['rows_per_s']:.0f} |"
                 )
-    lines += ["", "| lever | req/s | p50 ms | p99 ms |", "| --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "| lever (one change from the tuned graph) | c1 p50 ms | c1 req/s | c16 req/s "
+        "| c16 p99 ms |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for key, r in document["levers"].items():
-        lines.append(f"| {key} | {r['rps']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+        one, sixteen = r["c1"], r["c16"]
+        lines.append(
+            f"| {key} | {one['p50_ms']:.2f} | {one['rps']:.0f} | {sixteen['rps']:.0f} | "
+            f"{sixteen['p99_ms']:.2f} |"
+        )
     t = document["targets"]
     lines += ["", "| target | measured | met |", "| --- | --- | --- |"]
     for key in ("rps_c16_vs_kserve", "p50_c1_vs_kserve", "rows_1024_vs_inprocess"):
@@ -280,10 +328,11 @@ def markdown(document: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="3 s per point instead of 8 s")
-    parser.add_argument("--levers", action="store_true", help="also measure batching off")
+    parser.add_argument(
+        "--quick", action="store_true", help="one round of 3 s per point; no second Ray head"
+    )
     args = parser.parse_args()
-    document = run(quick=args.quick, levers=args.levers)
+    document = run(quick=args.quick)
     print(json.dumps(document["targets"], indent=2))
 
 

@@ -52,6 +52,23 @@ install_checkov() {
   echo "$checkov_version" >"$tools/checkov.version"
 }
 
+install_wrk() {
+  # The benchmarks' load generator (C, a few % of a core); benchmarks/loadgen.py falls back to a
+  # Python client without it. It needs LuaJIT's shared library, so it is installed, not extracted.
+  command -v wrk >/dev/null && return
+  if [[ "$(id -u)" != 0 ]]; then
+    log "wrk missing and not root: the benchmarks use their Python load generator"
+    return
+  fi
+  log "wrk from Debian's packages"
+  apt-get install -y -qq --no-install-recommends wrk >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+}
+
+if [[ "${1:-}" == "bench" ]]; then
+  install_wrk
+  exit 0
+fi
 install_helm_kubectl
 install_promtool
 install_checkov
