@@ -57,7 +57,7 @@ Scored = tuple[Array, dict[str, Array]]
 REQUEST_ID_HEADERS = (b"x-request-id", b"x-correlation-id")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ColourRoute:
     """A deployed colour: its handle and what its model accepts."""
 
@@ -146,7 +146,11 @@ class Ingress:
     async def reconfigure(self, config: dict[str, Any]) -> None:
         """Apply `{"colours": {colour: version}, "active": colour, "shadow": colour|None}`."""
         colours: dict[str, str] = dict(config.get("colours", {}))
-        routes = {c: await self._route(c) for c in colours}
+        # A colour still serving the same version keeps its route and member connections.
+        known = {(r.colour, r.version): r for r in self.routing.by_version.values()}
+        routes = {c: known.get((c, str(v))) or await self._route(c) for c, v in colours.items()}
+        for route in set(known.values()) - set(routes.values()):
+            asyncio.get_running_loop().create_task(self._retire(route))
         active = routes.get(config.get("active") or "")
         shadow = routes.get(config.get("shadow") or "")
         self.routing = Routing(
@@ -163,6 +167,12 @@ class Ingress:
                 "versions": {c: r.version for c, r in routes.items()},
             },
         )
+
+    async def _retire(self, route: ColourRoute) -> None:
+        # Requests already routed there finish (or fall back to Serve) before the sockets close.
+        await asyncio.sleep(self.settings.serve_request_timeout_s)
+        for member in route.members.values():
+            await member.close()
 
     async def _route(self, colour: str) -> ColourRoute:
         handle = self._handles.get(colour)
