@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any, cast
 
@@ -41,6 +42,10 @@ class Member:
         m = metrics()
         self._duration = m.member_duration.labels(ref.name, ref.version, member)
         self._batch = m.batch_size.labels(f"member_{member}")
+        self._calls = {
+            transport: m.member_calls.labels(ref.name, ref.version, member, transport)
+            for transport in ("socket", "serve")
+        }
         self._busy = BusyClock()
         self.channel: MemberServer | None = None
         directory = socket_dir(settings)
@@ -52,12 +57,13 @@ class Member:
                 context.deployment,
                 context.replica_id.unique_id,
             )
-            self.channel = MemberServer(path, self.run)
+            self.channel = MemberServer(path, functools.partial(self.run, transport="socket"))
             # The constructor runs on the replica's event loop; callers use Serve until then.
             asyncio.get_running_loop().create_task(self.channel.start())
 
-    def run(self, rows: Array) -> Array:
-        """Predict `rows` now, timed (both transports come through here)."""
+    def run(self, rows: Array, transport: str = "serve") -> Array:
+        """Predict `rows` now, timed and counted (both transports come through here)."""
+        self._calls[transport].inc()
         start = time.perf_counter()
         out = self.runtime.predict(rows)
         elapsed = time.perf_counter() - start

@@ -38,6 +38,7 @@ class ServingMetrics:
         self.member_duration = _histogram(
             spec["driftline_member_duration_seconds"], LATENCY_BUCKETS
         )
+        self.member_calls = _counter(spec["driftline_member_calls"])
         self.batch_size = _histogram(spec["driftline_batch_size"], BATCH_BUCKETS)
         # Gauges from several replicas add up (backlog, clients) or take the worst (degraded).
         self.store_backlog = _gauge(spec["driftline_store_backlog"], "livesum")

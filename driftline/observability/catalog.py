@@ -62,6 +62,13 @@ CATALOG: tuple[MetricSpec, ...] = (
         "serving",
     ),
     MetricSpec(
+        "driftline_member_calls",
+        "counter",
+        ("model", "version", "member", "transport"),
+        "Calls a member replica answered, by how they reached it (socket or serve).",
+        "serving",
+    ),
+    MetricSpec(
         "driftline_batch_size",
         "histogram",
         ("deployment",),

@@ -224,6 +224,17 @@ def test_metrics_pass_promtool_and_match_catalogue(served: Served) -> None:
                 f"# TYPE {n}" in text for n in spec.series_names()
             ), spec.name
     assert 'driftline_member_duration_seconds_count{member="rf"' in text
+    # Feature rows reach the members over their sockets: the Serve handle is the fallback.
+    for member in ("rf", "xgb"):
+        socket_calls = [
+            line
+            for line in text.splitlines()
+            if line.startswith("driftline_member_calls_total")
+            and f'member="{member}"' in line
+            and 'transport="socket"' in line
+        ]
+        assert socket_calls, member
+        assert float(socket_calls[0].rsplit(" ", 1)[1]) >= 1, member
 
 
 async def test_stream_reaches_reader_while_another_client_never_reads(served: Served) -> None:
