@@ -21,7 +21,7 @@ import logging
 import struct
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,16 @@ Predict = Callable[[npt.NDArray[Any]], Outputs]
 
 class ChannelError(ConnectionError):
     """The replica behind a socket failed or went away; its Serve handle is used instead."""
+
+
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
+def in_background(coroutine: Coroutine[Any, Any, Any]) -> None:
+    """Run `coroutine` as a task the loop keeps alive until it ends (the loop holds weak refs)."""
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 def socket_dir(settings: Settings) -> Path | None:
@@ -209,7 +219,7 @@ class MemberEndpoint:
     def _drop(self, path: Path) -> None:
         client = self._clients.pop(path, None)
         if client is not None:
-            asyncio.get_running_loop().create_task(client.close())
+            in_background(client.close())
 
     async def predict(self, rows: Rows) -> Outputs:
         """Outputs from the least busy replica on this node, or through the Serve handle."""

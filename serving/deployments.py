@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from typing import Any, cast
@@ -16,7 +15,14 @@ from ray.serve.handle import DeploymentHandle
 from driftline.config import Settings
 from driftline.features import FeatureComputationError, InsufficientBarsError, compute_vector
 from serving.autoscaling import BUSY_METRIC, BusyClock
-from serving.channel import MemberServer, endpoints, score, socket_dir, socket_path
+from serving.channel import (
+    MemberServer,
+    endpoints,
+    in_background,
+    score,
+    socket_dir,
+    socket_path,
+)
 from serving.errors import BadInputError
 from serving.metrics import enable_multiprocess, metrics
 from serving.model import Array, MemberRuntime, ModelRef, ServedModel
@@ -59,7 +65,7 @@ class Member:
             )
             self.channel = MemberServer(path, functools.partial(self.run, transport="socket"))
             # The constructor runs on the replica's event loop; callers use Serve until then.
-            asyncio.get_running_loop().create_task(self.channel.start())
+            in_background(self.channel.start())
 
     def run(self, rows: Array, transport: str = "serve") -> Array:
         """Predict `rows` now, timed and counted (both transports come through here)."""

@@ -33,7 +33,7 @@ from driftline.data import load_bars
 from driftline.observability.logs import bound_correlation_id, configure_logging
 from driftline.store import PredictionRecord, Store
 from serving import protocol
-from serving.channel import MemberEndpoint, endpoints, score, socket_dir
+from serving.channel import MemberEndpoint, endpoints, in_background, score, socket_dir
 from serving.errors import (
     BadInputError,
     DeadlineExceededError,
@@ -150,7 +150,7 @@ class Ingress:
         known = {(r.colour, r.version): r for r in self.routing.by_version.values()}
         routes = {c: known.get((c, str(v))) or await self._route(c) for c, v in colours.items()}
         for route in set(known.values()) - set(routes.values()):
-            asyncio.get_running_loop().create_task(self._retire(route))
+            in_background(self._retire(route))
         active = routes.get(config.get("active") or "")
         shadow = routes.get(config.get("shadow") or "")
         self.routing = Routing(
@@ -336,7 +336,7 @@ class Ingress:
         if shadow is None or self._shadow_inflight >= self.settings.serve_max_ongoing_requests:
             return
         self._shadow_inflight += 1
-        asyncio.get_running_loop().create_task(self._shadow(shadow, request_id, endpoint, rows))
+        in_background(self._shadow(shadow, request_id, endpoint, rows))
 
     async def _shadow(
         self, route: ColourRoute, request_id: str, endpoint: str, rows: np.ndarray[Any, Any]
