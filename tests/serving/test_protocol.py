@@ -132,3 +132,22 @@ def test_v2_response_echoes_id_and_member_outputs() -> None:
     assert document["model_version"] == "7"
     assert [o["name"] for o in document["outputs"]] == ["prediction", "member_rf", "member_xgb"]
     assert document["outputs"][0]["data"] == [0.5]
+
+
+@pytest.mark.parametrize("request_id", ["req-1", None])
+@pytest.mark.parametrize("n", [1, 3])
+def test_the_direct_json_response_is_kserves_own(request_id: str | None, n: int) -> None:
+    body = orjson.loads(v2([features([[1, 2, 3]], [1, 3])]))
+    if request_id is None:
+        body.pop("id")
+    request = protocol.parse_v2(orjson.dumps(body), None, "m")
+    rng = np.random.default_rng(n)
+    outputs = {"prediction": rng.normal(size=n), "member_rf": rng.normal(size=n)}
+    direct, _ = protocol.v2_response(
+        request,
+        model_name="m",
+        version="7",
+        prediction=outputs["prediction"],
+        members={"rf": outputs["member_rf"]},
+    )
+    assert direct == protocol.kserve_response(request, "m", "7", outputs)[0]
