@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import orjson
@@ -34,6 +34,7 @@ from driftline.observability.logs import bound_correlation_id, configure_logging
 from driftline.store import PredictionRecord, Store
 from serving import protocol
 from serving.channel import MemberEndpoint, endpoints, in_background, score, socket_dir
+from serving.coalesce import Coalescer
 from serving.errors import (
     BadInputError,
     DeadlineExceededError,
@@ -116,9 +117,8 @@ class Ingress:
         # Colours bound into this application (a RayService per colour); others are looked up
         # as applications of their own by name.
         self._handles: dict[str, DeploymentHandle[Any]] = dict(graphs or {})
-        cast(Any, self._score).set_max_batch_size(self.settings.serve_batch_size)
-        cast(Any, self._score).set_batch_wait_timeout_s(self.settings.serve_batch_wait_s)
         self._batch = self.metrics.batch_size.labels("ingress")
+        self._scorer = Coalescer(self._score, self.settings.serve_batch_size)
         self._shadow_inflight = 0
         self._info_labels: set[tuple[str, str, str, str]] = set()
         store = self.store = Store.from_settings(self.settings)
@@ -255,14 +255,16 @@ class Ingress:
 
     async def predict_rows(self, route: ColourRoute, rows: Array) -> Scored:
         """Ensemble and member outputs for feature rows from `route`."""
-        result: Scored = await self.call(self._score((route, rows)))
+        result: Scored = await self.call(self._scorer((route, rows)))
         return result
 
-    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)
     async def _score(self, items: list[tuple[ColourRoute, Array]]) -> list[Scored]:
-        # Requests that arrive while a batch is in flight share the next handle call: one hop
-        # per batch instead of one per request is what lets the graph keep up under load.
+        # Requests that arrive while a batch is in flight share the next member round: one
+        # round per batch instead of one per request is what lets the graph keep up under load.
         self._batch.observe(len(items))
+        if len(items) == 1:
+            route, rows = items[0]
+            return [await route.score(rows)]
         by_route: dict[str, list[int]] = {}
         for i, (route, _rows) in enumerate(items):
             by_route.setdefault(route.colour, []).append(i)

@@ -1,0 +1,94 @@
+"""The ingress's coalescer: alone when idle, batched while a call is in flight, failures shared."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from serving.coalesce import Coalescer
+
+
+class Downstream:
+    """Records each batch; answers item * 10 after a gate opens."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.gate = asyncio.Event()
+        self.fail = False
+
+    async def __call__(self, items: list[int]) -> list[int]:
+        self.batches.append(list(items))
+        await self.gate.wait()
+        if self.fail:
+            raise RuntimeError("member down")
+        return [i * 10 for i in items]
+
+
+async def test_an_idle_call_goes_alone_and_at_once() -> None:
+    downstream = Downstream()
+    downstream.gate.set()
+    coalesce = Coalescer(downstream, max_size=8)
+    assert await coalesce(3) == 30
+    assert await coalesce(4) == 40
+    assert downstream.batches == [[3], [4]]
+
+
+async def test_callers_during_a_call_share_the_next_one_up_to_the_size() -> None:
+    downstream = Downstream()
+    coalesce = Coalescer(downstream, max_size=3)
+    first = asyncio.create_task(coalesce(0))
+    await asyncio.sleep(0)
+    rest = [asyncio.create_task(coalesce(i)) for i in range(1, 6)]
+    await asyncio.sleep(0)
+    downstream.gate.set()
+    assert await first == 0
+    assert await asyncio.gather(*rest) == [10, 20, 30, 40, 50]
+    assert downstream.batches == [[0], [1, 2, 3], [4, 5]]
+    # Idle again: the next caller goes alone.
+    assert await coalesce(9) == 90
+    assert downstream.batches[-1] == [9]
+
+
+async def test_a_failed_batch_fails_each_of_its_callers() -> None:
+    downstream = Downstream()
+    coalesce = Coalescer(downstream, max_size=8)
+    first = asyncio.create_task(coalesce(0))
+    await asyncio.sleep(0)
+    rest = [asyncio.create_task(coalesce(i)) for i in (1, 2)]
+    await asyncio.sleep(0)
+    downstream.fail = True
+    downstream.gate.set()
+    for task in (first, *rest):
+        with pytest.raises(RuntimeError, match="member down"):
+            await task
+    downstream.fail = False
+    assert await coalesce(5) == 50
+
+
+async def test_a_caller_that_gave_up_is_not_scored() -> None:
+    downstream = Downstream()
+    coalesce = Coalescer(downstream, max_size=8)
+    first = asyncio.create_task(coalesce(0))
+    await asyncio.sleep(0)
+    late = asyncio.create_task(coalesce(1))
+    kept = asyncio.create_task(coalesce(2))
+    await asyncio.sleep(0)
+    late.cancel()
+    await asyncio.sleep(0)
+    downstream.gate.set()
+    assert (await first, await kept) == (0, 20)
+    assert downstream.batches == [[0], [2]]
+
+
+async def test_the_first_caller_timing_out_still_hands_over() -> None:
+    downstream = Downstream()
+    coalesce = Coalescer(downstream, max_size=8)
+    first = asyncio.create_task(coalesce(0))
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(coalesce(1))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    downstream.gate.set()
+    assert await waiting == 10
