@@ -206,7 +206,10 @@ class Settings(BaseSettings):
         default=64, ge=1, description="Most requests merged into one batched member call."
     )
     serve_batch_wait_s: float = Field(
-        default=0.0, ge=0, description="How long a batch waits to fill; 0 adds no latency."
+        default=0.0,
+        ge=0,
+        description="How long a Serve-side batch (member and combiner handle calls) waits to "
+        "fill; 0 adds no latency. The ingress never waits: it batches what arrives meanwhile.",
     )
     serve_member_transport: Literal["socket", "serve"] = Field(
         default="socket",

@@ -10,6 +10,7 @@ applies min/max replicas, the up/down scaling delays and factors around it.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -26,16 +27,20 @@ class BusyClock:
         self._clock = clock
         self._since = clock()
         self._busy = 0.0
+        # Socket calls run on their own threads, Serve calls on the replica's loop.
+        self._lock = threading.Lock()
 
     def add(self, seconds: float) -> None:
         """Count `seconds` of work."""
-        self._busy += seconds
+        with self._lock:
+            self._busy += seconds
 
     def read(self) -> float:
         """Busy share (0..1) since the last read; starts a new interval."""
-        now = self._clock()
-        elapsed, busy = now - self._since, self._busy
-        self._since, self._busy = now, 0.0
+        with self._lock:
+            now = self._clock()
+            elapsed, busy = now - self._since, self._busy
+            self._since, self._busy = now, 0.0
         return min(1.0, busy / elapsed) if elapsed > 0 else 0.0
 
 

@@ -18,8 +18,10 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import socket
 import struct
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
@@ -78,38 +80,58 @@ def replica_sockets(directory: Path, app: str, deployment: str) -> list[Path]:
 
 
 class MemberServer:
-    """Answers calls on a Unix socket with `predict`, on the replica's event loop."""
+    """Answers calls on a Unix socket with `predict`, one thread per connected caller.
+
+    Threads, not the replica's event loop: a frame costs a blocking read, the predict and a
+    send, with no loop wake-up between, and the predict (ONNX Runtime, native trees) releases
+    the interpreter lock. A member's turn is what a request waits for at one client at a time.
+    """
 
     def __init__(self, path: Path, predict: Predict) -> None:
         self.path = path
         self._predict = predict
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
 
-    async def start(self) -> None:
+    def start(self) -> None:
         """Listen, replacing a stale socket file a dead replica left behind."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path.unlink(missing_ok=True)
-        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.path))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, name="member-socket", daemon=True).start()
 
     def close(self) -> None:
         """Remove the socket so no caller finds it again, and stop listening."""
         self.path.unlink(missing_ok=True)
-        if self._server is not None:
-            self._server.close()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                call, rows, columns = CALL.unpack(await reader.readexactly(CALL.size))
-                payload = await reader.readexactly(rows * columns * 4)
-                writer.write(self.answer(call, payload, rows, columns))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass  # the caller went away; it retries through Serve if it still needs us
-        finally:
-            writer.close()
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(
+                target=self._serve, args=(connection,), name="member-call", daemon=True
+            ).start()
 
-    def answer(self, call: int, payload: bytes, rows: int, columns: int) -> bytes:
+    def _serve(self, connection: socket.socket) -> None:
+        with connection:
+            try:
+                while True:
+                    call, rows, columns = CALL.unpack(_receive(connection, CALL.size))
+                    payload = _receive(connection, rows * columns * 4)
+                    connection.sendall(self.answer(call, payload, rows, columns))
+            except (ConnectionError, OSError):
+                pass  # the caller went away; it retries through Serve if it still needs us
+
+    def answer(self, call: int, payload: bytes | bytearray, rows: int, columns: int) -> bytes:
         """The answer frame for one call frame's payload."""
         try:
             x = np.frombuffer(payload, dtype=np.float32).reshape(rows, columns)
@@ -118,6 +140,18 @@ class MemberServer:
             message = f"{type(error).__name__}: {error}".encode()
             return ANSWER.pack(call, FAILED, len(message)) + message
         return ANSWER.pack(call, OK, len(out)) + out
+
+
+def _receive(connection: socket.socket, size: int) -> bytearray:
+    """Exactly `size` bytes, or ConnectionError when the peer hangs up first."""
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        n = connection.recv_into(view[got:])
+        if n == 0:
+            raise ConnectionError("peer closed the connection")
+        got += n
+    return buffer
 
 
 class MemberClient:

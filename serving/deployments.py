@@ -18,7 +18,6 @@ from serving.autoscaling import BUSY_METRIC, BusyClock
 from serving.channel import (
     MemberServer,
     endpoints,
-    in_background,
     score,
     socket_dir,
     socket_path,
@@ -64,8 +63,7 @@ class Member:
                 context.replica_id.unique_id,
             )
             self.channel = MemberServer(path, functools.partial(self.run, transport="socket"))
-            # The constructor runs on the replica's event loop; callers use Serve until then.
-            in_background(self.channel.start())
+            self.channel.start()
 
     def run(self, rows: Array, transport: str = "serve") -> Array:
         """Predict `rows` now, timed and counted (both transports come through here)."""

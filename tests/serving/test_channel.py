@@ -54,7 +54,7 @@ def directory(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 async def server(directory: Path) -> AsyncIterator[MemberServer]:
     server = MemberServer(socket_path(directory, "blue", "member_rf", "r1"), doubled)
-    await server.start()
+    server.start()
     yield server
     server.close()
 
@@ -85,7 +85,7 @@ async def test_a_member_error_reaches_the_caller_as_channel_error(directory: Pat
         raise ValueError("bad model")
 
     server = MemberServer(socket_path(directory, "blue", "member_rf", "bad"), broken)
-    await server.start()
+    server.start()
     client = MemberClient(server.path)
     with pytest.raises(ChannelError, match="ValueError: bad model"):
         await client.predict(np.zeros((1, 2), dtype=np.float32))
