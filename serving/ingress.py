@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -72,14 +73,18 @@ class ColourRoute:
         combined here, one hop instead of two through the colour's combiner."""
         # Members compare float32 features (trees, ONNX): float32 halves what is sent.
         outputs = await score(self.members, rows.astype(np.float32))
-        weights = {m: float(w) for m, w in self.info["weights"].items()}
-        return combine(outputs, weights, float(self.info["intercept"])), outputs
+        return combine(outputs, self.weights, float(self.info["intercept"])), outputs
+
+    @functools.cached_property
+    def weights(self) -> dict[str, float]:
+        """Each member's weight in the ensemble."""
+        return {m: float(w) for m, w in self.info["weights"].items()}
 
     @property
     def version(self) -> str:
         return str(self.info["version"])
 
-    @property
+    @functools.cached_property
     def limits(self) -> protocol.Limits:
         return protocol.Limits(
             n_features=int(self.info["n_features"]),
