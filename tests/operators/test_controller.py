@@ -94,6 +94,11 @@ def test_drift_to_promotion_leaves_the_whole_chain_in_the_audit(store: Store) ->
     assert all(e.details["passed"] for e in gates)
     (rollout,) = store.rollouts("market-ensemble")
     assert (rollout.result, rollout.candidate_version) == ("promoted", "2")
+    # The shadow verdict is stored beside the offline ones, once, for the candidate.
+    stored = store.gate_results(rollout.rollout_id)
+    assert {g.name: g.stage for g in stored}["shadow_quality"] == "shadow"
+    assert [g.name for g in stored].count("shadow_quality") == 1
+    assert {g.version for g in stored} == {"2"}
     scrape = generate_latest(metrics.registry).decode()
     assert 'driftline_rollouts_total{model="market-ensemble",result="promoted"} 1.0' in scrape
     assert (
