@@ -57,6 +57,9 @@ E2E_ENV = {
     # then judge both versions on later bars, which neither was fitted on.
     "DRIFTLINE_CONTROLLER_RETRAIN_ARGS": "--members rf,xgb --start 2003-01-01 --end 2008-12-31",
     "DRIFTLINE_CONTROLLER_SHADOW_MIN_PAIRS": "20",
+    # The stream settles about 4 pairs a second: a shadow without 20 by then is stuck, and
+    # ends the rollout with that reason instead of holding it until the test times out.
+    "DRIFTLINE_CONTROLLER_SHADOW_MAX_S": "180",
     "DRIFTLINE_CONTROLLER_VERIFY_WINDOW_S": "25",
     "DRIFTLINE_CONTROLLER_VERIFY_MIN_REQUESTS": "10",
     "DRIFTLINE_CONTROLLER_VERIFY_MAX_P99_MS": "1000",
