@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from driftline.registry import ModelBundle, Registry
@@ -403,6 +404,14 @@ def _promotion(platform: Platform, version: str, since: set[str]) -> RolloutReco
     )
 
 
+def _answering_version(platform: Platform, model: str, row: list[float]) -> str:
+    """The version that answers a live V2 inference now."""
+    body = {"inputs": [{"name": "f", "shape": [1, len(row)], "datatype": "FP64", "data": row}]}
+    response = httpx.post(f"{platform.base_url}/v2/models/{model}/infer", json=body, timeout=30)
+    response.raise_for_status()
+    return str(response.json()["model_version"])
+
+
 def _past_shadow(platform: Platform, model: str) -> str | None:
     """The phase once the rollout has switched traffic or ended, else None."""
     phase = _phase(platform, model)
@@ -425,7 +434,13 @@ def test_a_regression_after_the_switch_is_rolled_back_within_the_verification_wi
             # The switch, or an early end that the assertions below then explain.
             phase = wait_for("the switch", lambda: _past_shadow(platform, OVERCONFIDENT), 300)
             if phase == "verifying":
-                # Now that it takes the traffic, its members answer correctly but 2 s late.
+                # Once live requests reach it (so no mirrored ones still queue there), its
+                # members answer correctly but 2 s late.
+                wait_for(
+                    "the candidate to answer live requests",
+                    lambda: _answering_version(platform, OVERCONFIDENT, load.rows[0]) == candidate,
+                    60,
+                )
                 set_delay(settings.home, OVERCONFIDENT, candidate, INJECTED_DELAY_S)
             rollout = wait_for(
                 "the rollout's result",
