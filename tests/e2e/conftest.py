@@ -251,17 +251,7 @@ class Load:
         with httpx.Client(timeout=30) as client:
             i = offset
             while not self._stop.is_set():
-                row = self.rows[i % len(self.rows)]
-                body = {
-                    "inputs": [
-                        {
-                            "name": "features",
-                            "shape": [1, len(row)],
-                            "datatype": "FP64",
-                            "data": row,
-                        }
-                    ]
-                }
+                body = v2_body(self.rows[i % len(self.rows)])
                 try:
                     status: int | str = client.post(
                         self.url, content=orjson.dumps(body)
@@ -271,6 +261,13 @@ class Load:
                 self.answers.append((time.monotonic(), status))
                 i += self.clients
                 self._stop.wait(self.pause_s)
+
+
+def v2_body(row: list[float]) -> dict[str, Any]:
+    """A one-row KServe V2 inference request."""
+    return {
+        "inputs": [{"name": "features", "shape": [1, len(row)], "datatype": "FP64", "data": row}]
+    }
 
 
 @contextlib.contextmanager

@@ -42,6 +42,7 @@ from tests.e2e.conftest import (
     cli,
     controller_process,
     controller_thread,
+    v2_body,
     wait_for,
 )
 from tests.e2e.faults import LOADER, set_delay
@@ -406,8 +407,8 @@ def _promotion(platform: Platform, version: str, since: set[str]) -> RolloutReco
 
 def _answering_version(platform: Platform, model: str, row: list[float]) -> str:
     """The version that answers a live V2 inference now."""
-    body = {"inputs": [{"name": "f", "shape": [1, len(row)], "datatype": "FP64", "data": row}]}
-    response = httpx.post(f"{platform.base_url}/v2/models/{model}/infer", json=body, timeout=30)
+    url = f"{platform.base_url}/v2/models/{model}/infer"
+    response = httpx.post(url, json=v2_body(row), timeout=30)
     response.raise_for_status()
     return str(response.json()["model_version"])
 
