@@ -613,7 +613,7 @@ def converge(spec: RolloutSpec, state: RolloutState, world: World) -> tuple[Acti
     if "store" not in world.faults:
         actions += _converge_gates(spec, state, world)
     if "runtime" not in world.faults:
-        actions += _converge_serving(state, world)
+        actions += _converge_serving(spec, state, world)
     if "registry" not in world.faults:
         actions += _converge_champion(state, world)
     return tuple(actions)
@@ -674,7 +674,7 @@ def desired_route(state: RolloutState) -> tuple[Colour, Colour | None]:
     return state.active_colour, None
 
 
-def _converge_serving(state: RolloutState, world: World) -> list[Action]:
+def _converge_serving(spec: RolloutSpec, state: RolloutState, world: World) -> list[Action]:
     wanted = desired_colours(state)
     actions: list[Action] = []
     for colour, version in wanted.items():
@@ -688,12 +688,23 @@ def _converge_serving(state: RolloutState, world: World) -> list[Action]:
             shadow = None
         if (world.routed, world.shadow) != (active, shadow):
             actions.append(Route(active, shadow))
-    actions += [
-        Retire(colour)
-        for colour in sorted(world.colours)
-        if colour not in wanted and colour not in {world.routed, world.shadow}
-    ]
+    if _drained(spec, state, world):
+        actions += [
+            Retire(colour)
+            for colour in sorted(world.colours)
+            if colour not in wanted and colour not in {world.routed, world.shadow}
+        ]
     return actions
+
+
+def _drained(spec: RolloutSpec, state: RolloutState, world: World) -> bool:
+    """Whether requests routed before this phase began have all ended.
+
+    A colour leaves routing in the round its phase begins (the Route converging it runs then);
+    requests already sent to it finish within the serving deadline, so `drainSeconds` after
+    that it can be retired without cutting any off.
+    """
+    return _elapsed(state, world) >= spec.rollout.drain_seconds
 
 
 def _converge_champion(state: RolloutState, world: World) -> list[Action]:

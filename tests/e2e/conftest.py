@@ -61,6 +61,8 @@ E2E_ENV = {
     # ends the rollout with that reason instead of holding it until the test times out.
     "DRIFTLINE_CONTROLLER_SHADOW_MAX_S": "180",
     "DRIFTLINE_CONTROLLER_VERIFY_WINDOW_S": "25",
+    # Just over the 10 s serving deadline that bounds a request routed before a switch.
+    "DRIFTLINE_CONTROLLER_DRAIN_S": "11",
     "DRIFTLINE_CONTROLLER_VERIFY_MIN_REQUESTS": "10",
     "DRIFTLINE_CONTROLLER_VERIFY_MAX_P99_MS": "1000",
 }

@@ -84,6 +84,10 @@ def test_drift_to_promotion_leaves_the_whole_chain_in_the_audit(store: Store) ->
     c.step()
     assert w.runtime.champion == "2"
     assert (w.runtime.routed, w.runtime.shadow) == ("green", None)
+    # Blue stays up while requests routed to it before the switch drain, then it is retired.
+    assert "blue" in w.runtime.colours
+    w.clock.advance(SPEC.rollout.drain_seconds)
+    c.step()
     assert "blue" not in w.runtime.colours
 
     kinds = [(e.kind, e.state_to) for e in store.audit_events(model_name="market-ensemble")]

@@ -205,6 +205,9 @@ def test_drift_to_promotion_walks_every_phase() -> None:
 
     w = replace(w, now=t, shadow=None, champion_version="2")
     d = _advance(d.state, w, spec)
+    assert d.actions == ()  # requests routed to blue before the switch are still draining
+    w = replace(w, now=t + timedelta(seconds=spec.rollout.drain_seconds))
+    d = _advance(d.state, w, spec)
     assert d.actions == (Retire("blue"),)
 
 
