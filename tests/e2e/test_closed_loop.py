@@ -59,16 +59,10 @@ pytestmark = [
 
 MODEL = "market-ensemble"
 OVERCONFIDENT = "market-ensemble-overconfident"
-INJECTED_DELAY_S = 2.0
+# Over the e2e p99 limit (1 s) in every request, yet a colour that answers one call at a time
+# still serves the load's two clients and the stream (3 in flight, 4.5 s) within the 10 s deadline.
+INJECTED_DELAY_S = 1.5
 ROLLOUT_TIMEOUT_S = 900.0
-
-
-# Not yet seen passing on this host (written last session, never completed a run before the
-# session ended); opt in with DRIFTLINE_E2E_ROLLOUT=1 until they have. See the issue-5 note.
-UNPROVEN = pytest.mark.skipif(
-    os.environ.get("DRIFTLINE_E2E_ROLLOUT") != "1",
-    reason="unproven rollout e2e tests: set DRIFTLINE_E2E_ROLLOUT=1 to run them",
-)
 
 
 @dataclass
@@ -419,7 +413,6 @@ def _past_shadow(platform: Platform, model: str) -> str | None:
     return None if phase in {None, "stable", "evaluating", "deploying"} else phase
 
 
-@UNPROVEN
 def test_a_regression_after_the_switch_is_rolled_back_within_the_verification_window(
     platform: Platform, overconfident: tuple[str, str]
 ) -> None:
@@ -435,8 +428,8 @@ def test_a_regression_after_the_switch_is_rolled_back_within_the_verification_wi
             # The switch, or an early end that the assertions below then explain.
             phase = wait_for("the switch", lambda: _past_shadow(platform, OVERCONFIDENT), 300)
             if phase == "verifying":
-                # Once live requests reach it (so no mirrored ones still queue there), its
-                # members answer correctly but 2 s late.
+                # Once live requests reach it (so no mirrored ones still queue there), one of
+                # its members answers correctly but INJECTED_DELAY_S late.
                 wait_for(
                     "the candidate to answer live requests",
                     lambda: _answering_version(platform, OVERCONFIDENT, load.rows[0]) == candidate,
@@ -503,7 +496,6 @@ def _action_done(platform: Platform, rollout: RolloutRecord | None, action: str)
     return action in _actions(audit(OVERCONFIDENT, since="1h"), rollout.rollout_id)
 
 
-@UNPROVEN
 def test_a_controller_killed_mid_rollout_resumes_the_one_rollout(
     platform: Platform, overconfident: tuple[str, str]
 ) -> None:
