@@ -397,7 +397,10 @@ def _verifying(spec: RolloutSpec, state: RolloutState, world: World) -> RolloutS
             gates=gates,
         )
     switched = rollout.switched_at or world.now
-    elapsed = (world.now - switched).total_seconds()
+    # Only what was watched counts: a controller restarted mid-window lost the counts since the
+    # switch, so it watches a whole window of its own before it vouches for the candidate.
+    watched_from = max(switched, health.since) if health.since else switched
+    elapsed = (world.now - watched_from).total_seconds()
     summary = (
         f"{health.requests} requests, error rate {health.error_rate:.2%}, "
         f"p99 {'n/a' if health.p99_ms is None else f'{health.p99_ms:.1f} ms'}"

@@ -563,6 +563,9 @@ def test_a_controller_killed_mid_rollout_resumes_the_one_rollout(
     actions = _actions(events, rid)
     assert actions.count("Deploy") == 1
     assert actions.count("RunGates") == 1
+    # The verdict rests on requests the restarted controller watched itself, under the load.
+    health = _event(events, rid, ("verifying", rollout.result))["details"]["inputs"]["health"]
+    assert health["requests"] >= settings.controller_verify_min_requests
     serving = _serving(platform)
     if rollout.result == "promoted":
         assert serving["colours"] == {"green": (candidate, "RUNNING")}
@@ -571,5 +574,7 @@ def test_a_controller_killed_mid_rollout_resumes_the_one_rollout(
     _record_timings(
         platform,
         restart_rollout_s=time.monotonic() - started,
+        restart_verified_requests=float(health["requests"]),
+        restart_p99_ms=float(health["p99_ms"] or 0.0),
         restart_load_requests=len(load.answers),
     )
