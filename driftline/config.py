@@ -291,6 +291,12 @@ class Settings(BaseSettings):
     controller_deploy_timeout_s: float = Field(
         default=900, gt=0, description="A candidate colour not ready by then fails the rollout."
     )
+    controller_drain_s: float = Field(
+        default=15,
+        ge=0,
+        description="A colour out of routing stays deployed this long before it is retired, so "
+        "requests in flight finish (keep it above serve_request_timeout_s).",
+    )
     controller_shadow_min_pairs: int = Field(
         default=30, ge=1, description="Paired outcomes the shadow quality gate needs."
     )

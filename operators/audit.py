@@ -53,7 +53,7 @@ def decision_events(
             created_at=world.now,
         )
     )
-    events += gate_events(after.model_name, _new_gates(before, after), after, world.now)
+    events += gate_events(after.model_name, new_gates(before, after), after, world.now)
     return events
 
 
@@ -128,7 +128,7 @@ def summarise(world: World) -> dict[str, Any]:
     return summary
 
 
-def _new_gates(before: RolloutState | None, after: RolloutState) -> tuple[GateResult, ...]:
+def new_gates(before: RolloutState | None, after: RolloutState) -> tuple[GateResult, ...]:
     """Shadow and live gate verdicts decided in this round (offline ones come from the runner)."""
     rollout = after.rollout
     if rollout is None:

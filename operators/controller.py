@@ -29,7 +29,7 @@ from operators.actions import (
     SubmitRetraining,
     describe,
 )
-from operators.audit import action_event, decision_events, fault_event, gate_events
+from operators.audit import action_event, decision_events, fault_event, gate_events, new_gates
 from operators.codec import decode_state, encode_state
 from operators.decide import Decision, decide
 from operators.metrics import ControllerMetrics
@@ -132,6 +132,7 @@ class Controller:
             now=now,
         )
         self._record_rollout(before, decision.state)
+        self._record_decided_gates(before, decision.state, now)
         self.metrics.record(decision, world)
         errors = self._act(decision)
         self.last_ok, self.last_error = now, errors[0] if errors else None
@@ -207,23 +208,28 @@ class Controller:
     def _run_gates(self, action: RunGates, state: RolloutState) -> None:
         results = self.gates.run(action.version, action.champion_version)
         now = self.clock()
+        self._store_gates(action.rollout_id, action.version, results, now)
+        self._audit(*gate_events(self.model_name, results, state, now))
+
+    def _store_gates(
+        self, rollout_id: str, version: str, results: tuple[GateResult, ...], at: datetime
+    ) -> None:
         self.store.record_gate_results(
             [
                 GateRecord(
-                    action.rollout_id,
+                    rollout_id,
                     g.name,
                     self.model_name,
-                    action.version,
+                    version,
                     g.passed,
                     g.detail,
                     dict(g.figures),
                     g.stage,
-                    now,
+                    at,
                 )
                 for g in results
             ]
         )
-        self._audit(*gate_events(self.model_name, results, state, now))
 
     # --- bookkeeping ------------------------------------------------------------------------
     def _audit(self, *events: AuditEvent) -> None:
@@ -251,6 +257,16 @@ class Controller:
                 result=rollout.result.value if rollout.result else None,
             )
         )
+
+    def _record_decided_gates(
+        self, before: RolloutState | None, after: RolloutState, at: datetime
+    ) -> None:
+        # Shadow and live verdicts are decided in `decide`, not by the gate runner: store them
+        # beside the offline ones so a rollout's gate results are complete in one place.
+        rollout = after.rollout
+        decided = new_gates(before, after)
+        if rollout is not None and rollout.candidate_version is not None and decided:
+            self._store_gates(rollout.rollout_id, rollout.candidate_version, decided, at)
 
     def _record_faults(self, world: World) -> None:
         faults: dict[str, str] = {str(k): v for k, v in world.faults.items()}

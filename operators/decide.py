@@ -397,7 +397,10 @@ def _verifying(spec: RolloutSpec, state: RolloutState, world: World) -> RolloutS
             gates=gates,
         )
     switched = rollout.switched_at or world.now
-    elapsed = (world.now - switched).total_seconds()
+    # Only what was watched counts: a controller restarted mid-window lost the counts since the
+    # switch, so it watches a whole window of its own before it vouches for the candidate.
+    watched_from = max(switched, health.since) if health.since else switched
+    elapsed = (world.now - watched_from).total_seconds()
     summary = (
         f"{health.requests} requests, error rate {health.error_rate:.2%}, "
         f"p99 {'n/a' if health.p99_ms is None else f'{health.p99_ms:.1f} ms'}"
@@ -613,7 +616,7 @@ def converge(spec: RolloutSpec, state: RolloutState, world: World) -> tuple[Acti
     if "store" not in world.faults:
         actions += _converge_gates(spec, state, world)
     if "runtime" not in world.faults:
-        actions += _converge_serving(state, world)
+        actions += _converge_serving(spec, state, world)
     if "registry" not in world.faults:
         actions += _converge_champion(state, world)
     return tuple(actions)
@@ -674,7 +677,7 @@ def desired_route(state: RolloutState) -> tuple[Colour, Colour | None]:
     return state.active_colour, None
 
 
-def _converge_serving(state: RolloutState, world: World) -> list[Action]:
+def _converge_serving(spec: RolloutSpec, state: RolloutState, world: World) -> list[Action]:
     wanted = desired_colours(state)
     actions: list[Action] = []
     for colour, version in wanted.items():
@@ -688,12 +691,23 @@ def _converge_serving(state: RolloutState, world: World) -> list[Action]:
             shadow = None
         if (world.routed, world.shadow) != (active, shadow):
             actions.append(Route(active, shadow))
-    actions += [
-        Retire(colour)
-        for colour in sorted(world.colours)
-        if colour not in wanted and colour not in {world.routed, world.shadow}
-    ]
+    if _drained(spec, state, world):
+        actions += [
+            Retire(colour)
+            for colour in sorted(world.colours)
+            if colour not in wanted and colour not in {world.routed, world.shadow}
+        ]
     return actions
+
+
+def _drained(spec: RolloutSpec, state: RolloutState, world: World) -> bool:
+    """Whether requests routed before this phase began have all ended.
+
+    A colour leaves routing in the round its phase begins (the Route converging it runs then);
+    requests already sent to it finish within the serving deadline, so `drainSeconds` after
+    that it can be retired without cutting any off.
+    """
+    return _elapsed(state, world) >= spec.rollout.drain_seconds
 
 
 def _converge_champion(state: RolloutState, world: World) -> list[Action]:

@@ -34,10 +34,11 @@ class OfflineGates:
         *,
         bars: Callable[[], pd.DataFrame] | None = None,
         latency_samples: int = 50,
+        latency_rounds: int = 3,
     ) -> None:
         self.settings, self.policy = settings, policy
         self._bars = bars or self._load_bars
-        self.latency_samples = latency_samples
+        self.latency_samples, self.latency_rounds = latency_samples, latency_rounds
 
     def run(self, version: str, champion_version: str) -> tuple[GateResult, ...]:
         """Verdicts on `version` against `champion_version`; a registry outage raises."""
@@ -134,12 +135,12 @@ class OfflineGates:
         one = rows.iloc[[-1]]
         for _ in range(3):
             predictor.predict(one)  # warm up sessions and caches
-        samples = []
-        for _ in range(self.latency_samples):
+        samples = np.empty((self.latency_rounds, self.latency_samples))
+        for cell in np.ndindex(samples.shape):
             start = time.perf_counter()
             predictor.predict(one)
-            samples.append((time.perf_counter() - start) * 1000)
-        return gates.latency_gate(np.asarray(samples), self.policy.latency_budget_ms)
+            samples[cell] = (time.perf_counter() - start) * 1000
+        return gates.latency_gate(samples, self.policy.latency_budget_ms)
 
     def _versus_champion(
         self, version: str, dates: pd.Index, target: Array, loss: Array, horizon: int

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -31,9 +33,11 @@ class RequestCounters:
             {le: n - earlier.buckets.get(le, 0.0) for le, n in self.buckets.items()},
         )
 
-    def health(self, quantile: float = 0.99) -> Health:
-        """Requests, errors and the latency quantile in milliseconds."""
-        return Health(int(self.requests), int(self.errors), quantile_ms(self.buckets, quantile))
+    def health(self, since: datetime | None = None, quantile: float = 0.99) -> Health:
+        """Requests, errors and the latency quantile in milliseconds, counted from `since`."""
+        return Health(
+            int(self.requests), int(self.errors), quantile_ms(self.buckets, quantile), since
+        )
 
 
 def counters_from_scrape(text: str, *, model: str, version: str) -> RequestCounters:
@@ -76,18 +80,31 @@ def quantile_ms(buckets: dict[float, float], quantile: float) -> float | None:
 class ScrapeHealth:
     """Health of a version since a baseline, from the ingress's `/metrics` (merged per node)."""
 
-    def __init__(self, metrics_url: str, model: str, *, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        metrics_url: str,
+        model: str,
+        *,
+        timeout_s: float = 5.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.metrics_url, self.model, self.timeout_s = metrics_url, model, timeout_s
-        self._baselines: dict[str, RequestCounters] = {}
+        self.clock = clock
+        self._baselines: dict[str, tuple[RequestCounters, datetime]] = {}
 
     def mark(self, version: str) -> None:
         """Start counting `version` from now (called at the switch)."""
-        self._baselines[version] = self._counters(version)
+        self._baselines[version] = (self._counters(version), self.clock())
 
     def health(self, colour: str, version: str, since: object = None) -> Health:
-        """What `version` answered since its mark (or since the first look after a restart)."""
+        """What `version` answered since its mark, or since the first look after a restart.
+
+        Counters live in memory, so a restarted controller starts counting anew; the health it
+        reports then says from when, and verification lasts a whole window from there.
+        """
         now = self._counters(version)
-        return now.minus(self._baselines.setdefault(version, now)).health()
+        baseline, at = self._baselines.setdefault(version, (now, self.clock()))
+        return now.minus(baseline).health(since=at)
 
     def _counters(self, version: str) -> RequestCounters:
         import httpx  # noqa: PLC0415 - only the controller process needs it

@@ -60,11 +60,13 @@ class DriftSignal:
 
 @dataclass(frozen=True, slots=True)
 class Health:
-    """Service health of the colour taking traffic since the switch."""
+    """Service health of the colour taking traffic since the switch, or since `since`."""
 
     requests: int
     errors: int
     p99_ms: float | None
+    # When counting began, if later than the switch (a controller restarted mid-verification).
+    since: datetime | None = None
 
     @property
     def error_rate(self) -> float:

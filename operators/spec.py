@@ -79,6 +79,9 @@ class RolloutPolicy(_Section):
 
     strategy: Literal["BlueGreen"] = "BlueGreen"
     deploy_timeout_seconds: float = Field(default=900, gt=0)
+    # Requests routed to a colour before it left routing end within the serving deadline;
+    # retiring it sooner would cut them off.
+    drain_seconds: float = Field(default=15, ge=0)
     shadow: ShadowPolicy = ShadowPolicy()
     gates: GatePolicy = GatePolicy()
     verification: VerificationPolicy = VerificationPolicy()
@@ -115,6 +118,7 @@ class RolloutSpec(_Section):
             ),
             rollout=RolloutPolicy(
                 deploy_timeout_seconds=settings.controller_deploy_timeout_s,
+                drain_seconds=settings.controller_drain_s,
                 shadow=ShadowPolicy(
                     min_paired_outcomes=settings.controller_shadow_min_pairs,
                     max_duration_seconds=settings.controller_shadow_max_s,

@@ -57,7 +57,9 @@ class LocalRayRuntime:
 
     def __post_init__(self) -> None:
         if self.scrape is None:
-            self.scrape = ScrapeHealth(f"{self.serve_url}/metrics", self.settings.model_name)
+            self.scrape = ScrapeHealth(
+                f"{self.serve_url}/metrics", self.settings.model_name, clock=self.clock
+            )
 
     # --- serving ----------------------------------------------------------------------------
     def observe_serving(self) -> ServingObservation:

@@ -57,7 +57,12 @@ E2E_ENV = {
     # then judge both versions on later bars, which neither was fitted on.
     "DRIFTLINE_CONTROLLER_RETRAIN_ARGS": "--members rf,xgb --start 2003-01-01 --end 2008-12-31",
     "DRIFTLINE_CONTROLLER_SHADOW_MIN_PAIRS": "20",
+    # The stream settles about 4 pairs a second: a shadow without 20 by then is stuck, and
+    # ends the rollout with that reason instead of holding it until the test times out.
+    "DRIFTLINE_CONTROLLER_SHADOW_MAX_S": "180",
     "DRIFTLINE_CONTROLLER_VERIFY_WINDOW_S": "25",
+    # Just over the 10 s serving deadline that bounds a request routed before a switch.
+    "DRIFTLINE_CONTROLLER_DRAIN_S": "11",
     "DRIFTLINE_CONTROLLER_VERIFY_MIN_REQUESTS": "10",
     "DRIFTLINE_CONTROLLER_VERIFY_MAX_P99_MS": "1000",
 }
@@ -248,17 +253,7 @@ class Load:
         with httpx.Client(timeout=30) as client:
             i = offset
             while not self._stop.is_set():
-                row = self.rows[i % len(self.rows)]
-                body = {
-                    "inputs": [
-                        {
-                            "name": "features",
-                            "shape": [1, len(row)],
-                            "datatype": "FP64",
-                            "data": row,
-                        }
-                    ]
-                }
+                body = v2_body(self.rows[i % len(self.rows)])
                 try:
                     status: int | str = client.post(
                         self.url, content=orjson.dumps(body)
@@ -268,6 +263,13 @@ class Load:
                 self.answers.append((time.monotonic(), status))
                 i += self.clients
                 self._stop.wait(self.pause_s)
+
+
+def v2_body(row: list[float]) -> dict[str, Any]:
+    """A one-row KServe V2 inference request."""
+    return {
+        "inputs": [{"name": "features", "shape": [1, len(row)], "datatype": "FP64", "data": row}]
+    }
 
 
 @contextlib.contextmanager

@@ -84,6 +84,10 @@ def test_drift_to_promotion_leaves_the_whole_chain_in_the_audit(store: Store) ->
     c.step()
     assert w.runtime.champion == "2"
     assert (w.runtime.routed, w.runtime.shadow) == ("green", None)
+    # Blue stays up while requests routed to it before the switch drain, then it is retired.
+    assert "blue" in w.runtime.colours
+    w.clock.advance(SPEC.rollout.drain_seconds)
+    c.step()
     assert "blue" not in w.runtime.colours
 
     kinds = [(e.kind, e.state_to) for e in store.audit_events(model_name="market-ensemble")]
@@ -94,6 +98,11 @@ def test_drift_to_promotion_leaves_the_whole_chain_in_the_audit(store: Store) ->
     assert all(e.details["passed"] for e in gates)
     (rollout,) = store.rollouts("market-ensemble")
     assert (rollout.result, rollout.candidate_version) == ("promoted", "2")
+    # The shadow verdict is stored beside the offline ones, once, for the candidate.
+    stored = store.gate_results(rollout.rollout_id)
+    assert {g.name: g.stage for g in stored}["shadow_quality"] == "shadow"
+    assert [g.name for g in stored].count("shadow_quality") == 1
+    assert {g.version for g in stored} == {"2"}
     scrape = generate_latest(metrics.registry).decode()
     assert 'driftline_rollouts_total{model="market-ensemble",result="promoted"} 1.0' in scrape
     assert (

@@ -205,6 +205,9 @@ def test_drift_to_promotion_walks_every_phase() -> None:
 
     w = replace(w, now=t, shadow=None, champion_version="2")
     d = _advance(d.state, w, spec)
+    assert d.actions == ()  # requests routed to blue before the switch are still draining
+    w = replace(w, now=t + timedelta(seconds=spec.rollout.drain_seconds))
+    d = _advance(d.state, w, spec)
     assert d.actions == (Retire("blue"),)
 
 
@@ -230,6 +233,35 @@ def test_regression_after_switch_rolls_back_to_last_passed() -> None:
     assert d.state.active_version == "1" == d.state.last_passed
     assert d.actions == (Route("blue", None),)
     assert "error rate 10.00%" in d.reason
+
+
+def test_a_restarted_controller_verifies_a_whole_window_of_its_own() -> None:
+    # Counts since the switch died with the old process; the new one began counting at `since`.
+    spec = RolloutSpec.model_validate({"modelName": "m", "rollout": {"verification": {}}})
+    window = spec.rollout.verification.window_seconds
+    state = _verifying_state()
+    late = START + timedelta(seconds=window + 60)
+
+    def verdict(since_s: float | None) -> Decision:
+        since = None if since_s is None else START + timedelta(seconds=since_s)
+        world = World(
+            now=late,
+            champion_version="1",
+            routed="green",
+            shadow="blue",
+            colours=_serving(blue="1", green="2"),
+            evidence=Evidence(
+                state.rollout.rollout_id,  # type: ignore[union-attr]
+                Phase.VERIFYING,
+                health=Health(requests=0, errors=0, p99_ms=None, since=since),
+            ),
+        )
+        return decide(spec, Observed(state, world))
+
+    assert verdict(window + 50).state.phase is Phase.VERIFYING
+    assert "verifying for" in verdict(window + 50).reason
+    assert verdict(50).state.phase is Phase.PROMOTED
+    assert verdict(None).state.phase is Phase.PROMOTED
 
 
 def test_retraining_timeout_fails_and_stops_the_job() -> None:
