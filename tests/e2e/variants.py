@@ -17,19 +17,26 @@ from driftline.registry import BundleContents, MemberArtifact, ModelBundle, Regi
 
 
 def register_variant(
-    settings: Settings, bundle: ModelBundle, *, model_name: str, weight_scale: float, why: str
+    settings: Settings,
+    bundle: ModelBundle,
+    *,
+    model_name: str,
+    weight_scale: float,
+    why: str,
+    intercept_shift: float = 0.0,
 ) -> str:
-    """Register `bundle`'s members under `model_name` with weights scaled by `weight_scale`."""
+    """Register `bundle`'s members under `model_name`: weights x `weight_scale`, intercept
+    scaled likewise plus `intercept_shift`."""
     names = bundle.spec.names
     reference = bundle.reference.copy()
-    # The reference's predictions are the version's own: scale them with its weights.
-    reference["prediction"] = reference["prediction"] * weight_scale
+    # The reference's predictions are the version's own: scale and shift them like it.
+    reference["prediction"] = reference["prediction"] * weight_scale + intercept_shift
     contents = BundleContents(
         model_name=model_name,
         spec=bundle.spec,
         estimators={m.name: _estimator(m) for m in bundle.members},
         weights={k: v * weight_scale for k, v in bundle.weights.items()},
-        intercept=bundle.intercept * weight_scale,
+        intercept=bundle.intercept * weight_scale + intercept_shift,
         horizon=bundle.horizon,
         evaluation=bundle.evaluation,
         importances=bundle.importances,

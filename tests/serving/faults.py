@@ -7,17 +7,32 @@ Serve replicas import it by path (`LOADER`); the delay comes from their environm
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import replace
+from typing import Any
 
 import joblib
+import numpy as np
 
 from benchmarks import synthetic
 from driftline.config import Settings
 from driftline.registry import MemberArtifact, load_native_member
-from tests.e2e.faults import SlowModel
 
 LOADER = "tests.serving.faults:load"
 DELAY_ENV = "DRIFTLINE_TEST_MEMBER_DELAY_S"
+
+
+class Delayed:
+    """A member model that answers correctly, `delay_s` late (pickled into the member file)."""
+
+    def __init__(self, inner: Any, delay_s: float) -> None:
+        self.inner, self.delay_s = inner, delay_s
+
+    def predict(self, rows: Any) -> Any:
+        time.sleep(self.delay_s)
+        if hasattr(self.inner, "inplace_predict"):  # an XGBoost Booster
+            return self.inner.inplace_predict(np.asarray(rows))
+        return self.inner.predict(rows)
 
 
 def load(settings: Settings, name: str, version: str) -> synthetic.Bundle:
@@ -32,7 +47,7 @@ def load(settings: Settings, name: str, version: str) -> synthetic.Bundle:
         slow.parent.mkdir(parents=True, exist_ok=True)
         scratch = slow.with_suffix(f".{os.getpid()}.tmp")
         native = MemberArtifact(first.name, first.flavour, first.native_path, None)
-        joblib.dump(SlowModel(load_native_member(native), delay), scratch)
+        joblib.dump(Delayed(load_native_member(native), delay), scratch)
         scratch.rename(slow)  # several replicas may load it at once
     member = synthetic.Member(first.name, "sklearn", slow, None)
     return replace(bundle, members=[member, *bundle.members[1:]])
