@@ -164,6 +164,9 @@ class LocalRayCluster:
         return {
             "RAY_ADDRESS": self.address,
             "RAY_DASHBOARD_ADDRESS": self.dashboard_url,
+            # Jobs and Serve clients otherwise resolve RAY_ADDRESS through the GCS, even when
+            # given this URL; this is the one variable Ray lets outrank it.
+            "RAY_API_SERVER_ADDRESS": self.dashboard_url,
             **LOOPBACK_ENV,
         }
 

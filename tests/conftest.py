@@ -23,6 +23,10 @@ from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster
 from driftline.store import Store, migrate
 from driftline.store.engine import normalise_url
 
+# Ray reads this switch once, when it is first imported (collection imports it long before the
+# Ray head starts): without it, clients swap 127.0.0.1 for the routable address and miss the head.
+os.environ.update(LOOPBACK_ENV)
+
 if TYPE_CHECKING:
     from driftline.registry import ModelBundle
 
