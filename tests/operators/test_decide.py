@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -144,6 +144,21 @@ def _advance(state: RolloutState, world: World, spec: RolloutSpec) -> Decision:
     return decide(spec, Observed(state, world))
 
 
+def _after_switch(state: RolloutState, now: datetime, health: Health) -> World:
+    """Green (version 2) routed, blue (1) its shadow, and `health` since the switch."""
+    assert state.rollout is not None
+    evidence = Evidence(state.rollout.rollout_id, Phase.VERIFYING, health=health)
+    colours = _serving(blue="1", green="2")
+    return World(
+        now=now,
+        champion_version="1",
+        routed="green",
+        shadow="blue",
+        colours=colours,
+        evidence=evidence,
+    )
+
+
 def test_drift_to_promotion_walks_every_phase() -> None:
     spec = RolloutSpec.model_validate(
         {
@@ -216,18 +231,7 @@ def test_regression_after_switch_rolls_back_to_last_passed() -> None:
         {"modelName": "m", "rollout": {"verification": {"minRequests": 10}}}
     )
     state = _verifying_state()
-    world = World(
-        now=START + timedelta(seconds=30),
-        champion_version="1",
-        routed="green",
-        shadow="blue",
-        colours=_serving(blue="1", green="2"),
-        evidence=Evidence(
-            state.rollout.rollout_id,  # type: ignore[union-attr]
-            Phase.VERIFYING,
-            health=Health(requests=50, errors=5, p99_ms=20.0),
-        ),
-    )
+    world = _after_switch(state, START + timedelta(seconds=30), Health(50, 5, 20.0))
     d = decide(spec, Observed(state, world))
     assert d.state.phase is Phase.ROLLED_BACK
     assert d.state.active_version == "1" == d.state.last_passed
@@ -244,18 +248,7 @@ def test_a_restarted_controller_verifies_a_whole_window_of_its_own() -> None:
 
     def verdict(since_s: float | None) -> Decision:
         since = None if since_s is None else START + timedelta(seconds=since_s)
-        world = World(
-            now=late,
-            champion_version="1",
-            routed="green",
-            shadow="blue",
-            colours=_serving(blue="1", green="2"),
-            evidence=Evidence(
-                state.rollout.rollout_id,  # type: ignore[union-attr]
-                Phase.VERIFYING,
-                health=Health(requests=0, errors=0, p99_ms=None, since=since),
-            ),
-        )
+        world = _after_switch(state, late, Health(0, 0, None, since=since))
         return decide(spec, Observed(state, world))
 
     assert verdict(window + 50).state.phase is Phase.VERIFYING

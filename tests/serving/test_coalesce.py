@@ -25,6 +25,17 @@ class Downstream:
         return [i * 10 for i in items]
 
 
+async def _behind_one(
+    coalesce: Coalescer[int, int], items: tuple[int, ...]
+) -> tuple[asyncio.Task[int], list[asyncio.Task[int]]]:
+    """A call in flight (item 0), then `items` arriving while it runs."""
+    first = asyncio.create_task(coalesce(0))
+    await asyncio.sleep(0)
+    rest = [asyncio.create_task(coalesce(i)) for i in items]
+    await asyncio.sleep(0)
+    return first, rest
+
+
 async def test_an_idle_call_goes_alone_and_at_once() -> None:
     downstream = Downstream()
     downstream.gate.set()
@@ -37,10 +48,7 @@ async def test_an_idle_call_goes_alone_and_at_once() -> None:
 async def test_callers_during_a_call_share_the_next_one_up_to_the_size() -> None:
     downstream = Downstream()
     coalesce = Coalescer(downstream, max_size=3)
-    first = asyncio.create_task(coalesce(0))
-    await asyncio.sleep(0)
-    rest = [asyncio.create_task(coalesce(i)) for i in range(1, 6)]
-    await asyncio.sleep(0)
+    first, rest = await _behind_one(coalesce, (1, 2, 3, 4, 5))
     downstream.gate.set()
     assert await first == 0
     assert await asyncio.gather(*rest) == [10, 20, 30, 40, 50]
@@ -53,10 +61,7 @@ async def test_callers_during_a_call_share_the_next_one_up_to_the_size() -> None
 async def test_a_failed_batch_fails_each_of_its_callers() -> None:
     downstream = Downstream()
     coalesce = Coalescer(downstream, max_size=8)
-    first = asyncio.create_task(coalesce(0))
-    await asyncio.sleep(0)
-    rest = [asyncio.create_task(coalesce(i)) for i in (1, 2)]
-    await asyncio.sleep(0)
+    first, rest = await _behind_one(coalesce, (1, 2))
     downstream.fail = True
     downstream.gate.set()
     for task in (first, *rest):
@@ -69,11 +74,7 @@ async def test_a_failed_batch_fails_each_of_its_callers() -> None:
 async def test_a_caller_that_gave_up_is_not_scored() -> None:
     downstream = Downstream()
     coalesce = Coalescer(downstream, max_size=8)
-    first = asyncio.create_task(coalesce(0))
-    await asyncio.sleep(0)
-    late = asyncio.create_task(coalesce(1))
-    kept = asyncio.create_task(coalesce(2))
-    await asyncio.sleep(0)
+    first, (late, kept) = await _behind_one(coalesce, (1, 2))
     late.cancel()
     await asyncio.sleep(0)
     downstream.gate.set()
@@ -84,10 +85,7 @@ async def test_a_caller_that_gave_up_is_not_scored() -> None:
 async def test_the_first_caller_timing_out_still_hands_over() -> None:
     downstream = Downstream()
     coalesce = Coalescer(downstream, max_size=8)
-    first = asyncio.create_task(coalesce(0))
-    await asyncio.sleep(0)
-    waiting = asyncio.create_task(coalesce(1))
-    await asyncio.sleep(0)
+    first, (waiting,) = await _behind_one(coalesce, (1,))
     first.cancel()
     await asyncio.sleep(0)
     downstream.gate.set()
