@@ -98,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def main_for(module: str, run: Callable[[], dict[str, Any]]) -> None:
     """Let a benchmark module run standalone (`python -m benchmarks.<name>`)."""
+    if module == "__main__":  # run with -m: the module's own name is on its spec
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec is not None else module
     name = module.rsplit(".", 1)[-1]
     json_path, md_path = write(name, run())
     print(f"wrote {json_path} and {md_path}")
