@@ -36,9 +36,14 @@ class SlowModel:
         delay_s = fault_delay(self.faults, self.key)
         if delay_s > 0:
             time.sleep(delay_s)
-        if hasattr(self.inner, "inplace_predict"):  # an XGBoost Booster
-            return self.inner.inplace_predict(np.asarray(rows))
-        return self.inner.predict(rows)
+        return predict_native(self.inner, rows)
+
+
+def predict_native(model: Any, rows: Any) -> Any:
+    """What a native member file's model predicts for `rows`."""
+    if hasattr(model, "inplace_predict"):  # an XGBoost Booster
+        return model.inplace_predict(np.asarray(rows))
+    return model.predict(rows)
 
 
 def set_delay(home: Path, model: str, version: str, delay_s: float | None) -> None:

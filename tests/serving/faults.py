@@ -12,11 +12,11 @@ from dataclasses import replace
 from typing import Any
 
 import joblib
-import numpy as np
 
 from benchmarks import synthetic
 from driftline.config import Settings
 from driftline.registry import MemberArtifact, load_native_member
+from tests.e2e.faults import predict_native
 
 LOADER = "tests.serving.faults:load"
 DELAY_ENV = "DRIFTLINE_TEST_MEMBER_DELAY_S"
@@ -30,9 +30,7 @@ class Delayed:
 
     def predict(self, rows: Any) -> Any:
         time.sleep(self.delay_s)
-        if hasattr(self.inner, "inplace_predict"):  # an XGBoost Booster
-            return self.inner.inplace_predict(np.asarray(rows))
-        return self.inner.predict(rows)
+        return predict_native(self.inner, rows)
 
 
 def load(settings: Settings, name: str, version: str) -> synthetic.Bundle:
