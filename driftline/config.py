@@ -328,6 +328,11 @@ class Settings(BaseSettings):
     controller_verify_min_requests: int = Field(
         default=20, ge=0, description="Requests needed before error rate and latency are judged."
     )
+    controller_verify_max_s: float = Field(
+        default=1800,
+        gt=0,
+        description="Longest verification waits for its minimum requests before rolling back.",
+    )
     controller_gitops_repo: str | None = Field(
         default=None, description="GitOps repository URL or path the gitops runtime commits to."
     )

@@ -32,7 +32,7 @@ from operators.observations import (
     PairedEvidence,
     World,
 )
-from operators.spec import RolloutSpec, required_gates, severity_rank
+from operators.spec import RolloutSpec, VerificationPolicy, required_gates, severity_rank
 from operators.states import (
     Colour,
     GateResult,
@@ -362,6 +362,29 @@ def _shadow(spec: RolloutSpec, state: RolloutState, world: World) -> RolloutStat
     )
 
 
+def _too_little_traffic(
+    state: RolloutState,
+    world: World,
+    policy: VerificationPolicy,
+    requests: int,
+    *,
+    elapsed: float,
+    gates: tuple[GateResult, ...],
+) -> RolloutState:
+    """Past the window with fewer than the minimum requests: wait for them, up to max_seconds."""
+    seen = f"{requests} of the {policy.min_requests} requests needed in {elapsed:.0f}s"
+    if elapsed < policy.max_seconds:
+        return _hold(state, f"verifying until enough traffic: {seen}")
+    rollout = _current(state)
+    return _end(
+        _back_to_champion(state, rollout),
+        world,
+        Result.ROLLED_BACK,
+        f"rolled back to version {rollout.champion_version}: unverified, {seen}",
+        gates=gates,
+    )
+
+
 def _verifying(spec: RolloutSpec, state: RolloutState, world: World) -> RolloutState:
     rollout = _current(state)
     evidence = _evidence(state, world)
@@ -407,6 +430,10 @@ def _verifying(spec: RolloutSpec, state: RolloutState, world: World) -> RolloutS
     )
     if elapsed < policy.window_seconds:
         return _hold(state, f"verifying for {policy.window_seconds - elapsed:.0f}s more: {summary}")
+    if health.requests < policy.min_requests:
+        return _too_little_traffic(
+            state, world, policy, health.requests, elapsed=elapsed, gates=gates
+        )
     version = rollout.candidate_version
     assert version is not None
     return _end(

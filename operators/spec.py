@@ -72,6 +72,9 @@ class VerificationPolicy(_Section):
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
     max_p99_latency_ms: float = Field(default=250, ge=0)
     min_requests: int = Field(default=20, ge=0)
+    # Past the window, too little traffic is not a pass: verification waits for `min_requests`
+    # until `max_seconds`, then rolls back as unverified.
+    max_seconds: float = Field(default=1800, gt=0)
 
 
 class RolloutPolicy(_Section):
@@ -135,6 +138,7 @@ class RolloutSpec(_Section):
                     max_error_rate=settings.controller_verify_max_error_rate,
                     max_p99_latency_ms=settings.controller_verify_max_p99_ms,
                     min_requests=settings.controller_verify_min_requests,
+                    max_seconds=settings.controller_verify_max_s,
                 ),
             ),
             paused=settings.controller_paused,

@@ -248,13 +248,42 @@ def test_a_restarted_controller_verifies_a_whole_window_of_its_own() -> None:
 
     def verdict(since_s: float | None) -> Decision:
         since = None if since_s is None else START + timedelta(seconds=since_s)
-        world = _after_switch(state, late, Health(0, 0, None, since=since))
+        world = _after_switch(state, late, Health(40, 0, 12.0, since=since))
         return decide(spec, Observed(state, world))
 
     assert verdict(window + 50).state.phase is Phase.VERIFYING
     assert "verifying for" in verdict(window + 50).reason
     assert verdict(50).state.phase is Phase.PROMOTED
     assert verdict(None).state.phase is Phase.PROMOTED
+
+
+def test_too_little_traffic_waits_past_the_window_then_rolls_back_unverified() -> None:
+    spec = RolloutSpec.model_validate(
+        {
+            "modelName": "m",
+            "rollout": {
+                "verification": {"windowSeconds": 60, "minRequests": 20, "maxSeconds": 300}
+            },
+        }
+    )
+    state = _verifying_state()
+
+    def verdict(after_s: float, requests: int) -> Decision:
+        world = _after_switch(state, START + timedelta(seconds=after_s), Health(requests, 0, 9.0))
+        return decide(spec, Observed(state, world))
+
+    assert verdict(120, 5).state.phase is Phase.VERIFYING
+    assert verdict(120, 5).reason == (
+        "verifying until enough traffic: 5 of the 20 requests needed in 120s"
+    )
+    assert verdict(120, 20).state.phase is Phase.PROMOTED
+    late = verdict(300, 19)
+    assert late.state.phase is Phase.ROLLED_BACK
+    assert late.state.active_version == "1" == late.state.last_passed
+    assert late.reason == (
+        "rolled back to version 1: unverified, 19 of the 20 requests needed in 300s"
+    )
+    assert late.actions == (Route("blue", None),)
 
 
 def test_retraining_timeout_fails_and_stops_the_job() -> None:
