@@ -183,4 +183,5 @@ class ModelRef:
 def registry_bundle(settings: Any, name: str, ref: str) -> Any:
     """The bundle of version or alias `ref` of model `name` from the MLflow registry."""
     registry = importlib.import_module("driftline.registry")
-    return registry.Registry(settings).load_bundle(ref)
+    # By `name`, not the replica's configured model: one Serve cluster can serve several.
+    return registry.Registry(settings, name=name).load_bundle(ref)
