@@ -21,22 +21,20 @@ def register_variant(
     bundle: ModelBundle,
     *,
     model_name: str,
-    weight_scale: float,
     why: str,
     intercept_shift: float = 0.0,
 ) -> str:
-    """Register `bundle`'s members under `model_name`: weights x `weight_scale`, intercept
-    scaled likewise plus `intercept_shift`."""
+    """Register `bundle`'s members under `model_name`, every forecast plus `intercept_shift`."""
     names = bundle.spec.names
     reference = bundle.reference.copy()
-    # The reference's predictions are the version's own: scale and shift them like it.
-    reference["prediction"] = reference["prediction"] * weight_scale + intercept_shift
+    # The reference's predictions are the version's own: shift them like it.
+    reference["prediction"] = reference["prediction"] + intercept_shift
     contents = BundleContents(
         model_name=model_name,
         spec=bundle.spec,
         estimators={m.name: _estimator(m) for m in bundle.members},
-        weights={k: v * weight_scale for k, v in bundle.weights.items()},
-        intercept=bundle.intercept * weight_scale + intercept_shift,
+        weights=dict(bundle.weights),
+        intercept=bundle.intercept + intercept_shift,
         horizon=bundle.horizon,
         evaluation=bundle.evaluation,
         importances=bundle.importances,
@@ -47,7 +45,10 @@ def register_variant(
     )
     registration = Registry(settings, name=model_name).register(
         contents,
-        params={"derived_from": f"{bundle.name}/{bundle.version}", "weight_scale": weight_scale},
+        params={
+            "derived_from": f"{bundle.name}/{bundle.version}",
+            "intercept_shift": intercept_shift,
+        },
         metrics={},
         tags={"driftline.e2e": why},
         input_example=pd.DataFrame(reference[names].head(5)),
