@@ -721,8 +721,10 @@ def _converge_serving(spec: RolloutSpec, state: RolloutState, world: World) -> l
     if _drained(spec, state, world):
         actions += [
             Retire(colour)
-            for colour in sorted(world.colours)
-            if colour not in wanted and colour not in {world.routed, world.shadow}
+            for colour, observed in sorted(world.colours.items())
+            if colour not in wanted
+            and colour not in {world.routed, world.shadow}
+            and not observed.retiring
         ]
     return actions
 

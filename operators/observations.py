@@ -47,6 +47,8 @@ class ColourObservation:
     version: str | None
     ready: bool
     message: str = ""
+    # Being deleted: retiring it again would only repeat the request (and its audit event).
+    retiring: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,7 +178,8 @@ class KubernetesRuntime:
         if version == CHAMPION_ALIAS:
             version = self.champion.get()
         ready, message = _readiness(kind, body.get("status") or {})
-        return ColourObservation(version, ready, message)
+        deleting = bool((body.get("metadata") or {}).get("deletionTimestamp"))
+        return ColourObservation(version, ready, message, retiring=deleting)
 
     def _new_colour(self, colour: Colour, version: str) -> Body:
         if self._serving_kind is INFERENCE_SERVICE:

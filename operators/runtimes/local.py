@@ -67,15 +67,8 @@ class LocalRayRuntime:
         colours: dict[Colour, ColourObservation] = {}
         for colour in COLOURS:
             app = apps.get(colour)
-            if app is None:
-                continue
-            args = (app.get("deployed_app_config") or {}).get("args") or {}
-            status = str(app.get("status", ""))
-            colours[colour] = ColourObservation(
-                None if args.get("version") is None else str(args["version"]),
-                status == "RUNNING",
-                f"{status}: {app.get('message', '')}".strip(": ")[:300],
-            )
+            if app is not None:
+                colours[colour] = colour_observation(app)
         routing = _routing(apps.get(INGRESS_APP) or {})
         active, shadow = routing.get("active"), routing.get("shadow")
         return ServingObservation(
@@ -278,3 +271,15 @@ def _app_config(app: Mapping[str, Any]) -> dict[str, Any]:
 
 def _ms(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value / 1000, UTC)
+
+
+def colour_observation(app: dict[str, Any]) -> ColourObservation:
+    """One colour as Serve's application details report it."""
+    args = (app.get("deployed_app_config") or {}).get("args") or {}
+    status = str(app.get("status", ""))
+    return ColourObservation(
+        None if args.get("version") is None else str(args["version"]),
+        status == "RUNNING",
+        f"{status}: {app.get('message', '')}".strip(": ")[:300],
+        retiring=status == "DELETING",
+    )

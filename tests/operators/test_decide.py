@@ -224,6 +224,10 @@ def test_drift_to_promotion_walks_every_phase() -> None:
     w = replace(w, now=t + timedelta(seconds=spec.rollout.drain_seconds))
     d = _advance(d.state, w, spec)
     assert d.actions == (Retire("blue"),)
+    # While blue is being deleted it is not retired again: one request, one audit event.
+    deleting = ColourObservation(None, False, "DELETING", retiring=True)
+    w = replace(w, colours={**_serving(green="2"), "blue": deleting})
+    assert _advance(d.state, w, spec).actions == ()
 
 
 def test_regression_after_switch_rolls_back_to_last_passed() -> None:

@@ -128,7 +128,10 @@ def test_inference_service_mode(kube: FakeKubeApi) -> None:
     kube.seed(isvc)
     runtime.deploy("green", "4")
     observed = runtime.observe_serving().colours["green"]
-    assert (observed.version, observed.ready) == ("4", True)
+    assert (observed.version, observed.ready, observed.retiring) == ("4", True, False)
+    isvc["metadata"]["deletionTimestamp"] = "2026-12-02T15:00:00Z"
+    kube.seed(isvc)
+    assert runtime.observe_serving().colours["green"].retiring is True
 
 
 def test_stop_deletes_the_job_and_failed_jobs_are_not_running(kube: FakeKubeApi) -> None:
