@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
+import os
 import socket
+import stat
 import struct
 import tempfile
 import threading
@@ -75,8 +78,35 @@ def socket_path(directory: Path, app: str, deployment: str, replica: str) -> Pat
 
 
 def replica_sockets(directory: Path, app: str, deployment: str) -> list[Path]:
-    """The sockets of every replica of `deployment` on this node."""
+    """The sockets of every replica of `deployment` on this node; none in an unsafe directory."""
+    if not directory.exists():
+        return []
+    problem = unsafe(directory)
+    if problem:
+        _warn_once(f"member sockets not used, calls go through Serve: {problem}")
+        return []
     return sorted(directory.glob(f"{app}.{deployment}.*.sock"))
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    # Endpoints look for sockets every few seconds; the reason need not repeat each time.
+    log.warning(message)
+
+
+def unsafe(directory: Path) -> str | None:
+    """Why `directory` could hold sockets planted by another user, or None if it cannot.
+
+    Its name is predictable and under the shared temp dir: it must be ours alone.
+    """
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{directory} is not a directory"
+    if info.st_uid != os.getuid():
+        return f"{directory} is owned by uid {info.st_uid}, not this user ({os.getuid()})"
+    if info.st_mode & 0o077:
+        return f"{directory} is open to other users (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
 
 
 class MemberServer:
@@ -95,6 +125,9 @@ class MemberServer:
     def start(self) -> None:
         """Listen, replacing a stale socket file a dead replica left behind."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        problem = unsafe(self.path.parent)
+        if problem:
+            raise PermissionError(f"member socket directory refused: {problem}")
         self.path.unlink(missing_ok=True)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(self.path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -154,7 +155,7 @@ async def test_serve_transport_never_looks_for_sockets(server: MemberServer) -> 
 
 
 def test_sockets_are_found_per_application_and_deployment(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700)
     for app, deployment, replica in [
         ("blue", "member_rf", "a"),
         ("blue", "member_rf", "b"),
@@ -165,3 +166,24 @@ def test_sockets_are_found_per_application_and_deployment(directory: Path) -> No
     found = replica_sockets(directory, "blue", "member_rf")
     assert [p.name for p in found] == ["blue.member_rf.a.sock", "blue.member_rf.b.sock"]
     assert len(str(socket_path(directory, "green", "member_xgb", "x" * 8))) < 107
+
+
+def test_a_socket_directory_open_to_other_users_is_refused(directory: Path) -> None:
+    directory.mkdir()
+    directory.chmod(0o777)
+    planted = socket_path(directory, "blue", "member_rf", "x")
+    planted.touch()
+    with pytest.raises(PermissionError, match="open to other users"):
+        MemberServer(socket_path(directory, "blue", "member_rf", "r1"), doubled).start()
+    assert replica_sockets(directory, "blue", "member_rf") == []
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="handing a directory to another user needs root")
+def test_a_socket_directory_another_user_owns_is_refused(directory: Path) -> None:
+    directory.mkdir(mode=0o700)
+    planted = socket_path(directory, "blue", "member_rf", "x")
+    planted.touch()
+    os.chown(directory, 65534, 65534)
+    with pytest.raises(PermissionError, match="owned by uid 65534"):
+        MemberServer(socket_path(directory, "blue", "member_rf", "r1"), doubled).start()
+    assert replica_sockets(directory, "blue", "member_rf") == []
