@@ -273,7 +273,7 @@ def _ms(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value / 1000, UTC)
 
 
-def colour_observation(app: dict[str, Any]) -> ColourObservation:
+def colour_observation(app: Mapping[str, Any]) -> ColourObservation:
     """One colour as Serve's application details report it."""
     args = (app.get("deployed_app_config") or {}).get("args") or {}
     status = str(app.get("status", ""))

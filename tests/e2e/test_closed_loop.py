@@ -113,7 +113,8 @@ def _serving(platform: Platform) -> dict[str, Any]:
     }
 
 
-def _load_rows(platform: Platform) -> list[list[float]]:
+@pytest.fixture(scope="module")
+def load_rows(platform: Platform) -> list[list[float]]:
     """Real feature rows of 2009-2010 in the champion's spec: what the load sends."""
     from driftline.data import load_bars  # noqa: PLC0415
     from driftline.features import compute_matrix  # noqa: PLC0415
@@ -178,7 +179,7 @@ def _job_status(platform: Platform, events: list[dict[str, Any]], rollout_id: st
 
 # --- 1. drift -> retraining -> gates -> rollout or rejection ------------------------------------
 @pytest.fixture(scope="module")
-def closed_loop(platform: Platform) -> LoopRun:
+def closed_loop(platform: Platform, load_rows: list[list[float]]) -> LoopRun:
     """Run the monitor and a controller until the drift-triggered rollout ends."""
     from driftline.drift.service import build_monitor  # noqa: PLC0415
 
@@ -188,7 +189,7 @@ def closed_loop(platform: Platform) -> LoopRun:
     monitor_thread = threading.Thread(target=monitor.run_forever, args=(stop_monitor,), daemon=True)
     started = time.monotonic()
     monitor_thread.start()
-    load = Load(f"{platform.base_url}/v2/models/{MODEL}/infer", _load_rows(platform))
+    load = Load(f"{platform.base_url}/v2/models/{MODEL}/infer", load_rows)
     try:
         with controller_thread(settings, platform.store):
             (rollout,) = wait_for(
@@ -354,7 +355,9 @@ def test_a_candidate_with_damaged_artifacts_is_rejected_at_the_gate(
 
 
 @pytest.fixture(scope="module")
-def biased(platform: Platform, closed_loop: LoopRun) -> tuple[str, str]:
+def biased(
+    platform: Platform, closed_loop: LoopRun, load_rows: list[list[float]]
+) -> tuple[str, str]:
     """A second model served instead: a biased champion and a sound candidate.
 
     Both are the retrained members; the champion forecasts CHAMPION_BIAS (B) a bar more. Its
@@ -388,7 +391,7 @@ def biased(platform: Platform, closed_loop: LoopRun) -> tuple[str, str]:
     control.deploy(champion)
     # Served is what was registered under this name, bias included (not the same version
     # number of the first model).
-    row = _load_rows(platform)[0]
+    row = load_rows[0]
     expected, _ = EnsemblePredictor(Registry(settings).load_bundle(champion)).predict([row])
     version, served = _answer(platform, BIASED, row)
     assert (version, served) == (champion, pytest.approx(float(expected[0]), abs=1e-5))
@@ -417,10 +420,6 @@ def _answer(platform: Platform, model: str, row: list[float]) -> tuple[str, floa
     return str(body["model_version"]), float(prediction["data"][0])
 
 
-def _answering_version(platform: Platform, model: str, row: list[float]) -> str:
-    return _answer(platform, model, row)[0]
-
-
 def _past_shadow(platform: Platform, model: str) -> str | None:
     """The phase once the rollout has switched traffic or ended, else None."""
     phase = _phase(platform, model)
@@ -428,14 +427,14 @@ def _past_shadow(platform: Platform, model: str) -> str | None:
 
 
 def test_a_regression_after_the_switch_is_rolled_back_within_the_verification_window(
-    platform: Platform, biased: tuple[str, str]
+    platform: Platform, biased: tuple[str, str], load_rows: list[list[float]]
 ) -> None:
     champion, candidate = biased
     settings = platform.controller_settings(model_name=BIASED)
     # Armed but healthy: the candidate deploys, shadows and passes its gates at normal speed.
     set_delay(settings.home, BIASED, candidate, 0.0)
     cli("promote", candidate, model_name=BIASED)
-    load = Load(f"{platform.base_url}/v2/models/{BIASED}/infer", _load_rows(platform))
+    load = Load(f"{platform.base_url}/v2/models/{BIASED}/infer", load_rows)
     started = time.monotonic()
     try:
         with controller_thread(settings, platform.store), load:
@@ -446,7 +445,7 @@ def test_a_regression_after_the_switch_is_rolled_back_within_the_verification_wi
                 # its members answers correctly but INJECTED_DELAY_S late.
                 wait_for(
                     "the candidate to answer live requests",
-                    lambda: _answering_version(platform, BIASED, load.rows[0]) == candidate,
+                    lambda: _answer(platform, BIASED, load.rows[0])[0] == candidate,
                     60,
                 )
                 set_delay(settings.home, BIASED, candidate, INJECTED_DELAY_S)
@@ -515,7 +514,7 @@ def _action_done(platform: Platform, rollout: RolloutRecord | None, action: str)
 
 
 def test_a_controller_killed_mid_rollout_resumes_the_one_rollout(
-    platform: Platform, biased: tuple[str, str]
+    platform: Platform, biased: tuple[str, str], load_rows: list[list[float]]
 ) -> None:
     _, candidate = biased
     settings = platform.controller_settings(model_name=BIASED)
@@ -523,7 +522,7 @@ def test_a_controller_killed_mid_rollout_resumes_the_one_rollout(
     cli("promote", candidate, model_name=BIASED)
     env = platform.controller_env(BIASED)
     log = settings.home / "controller-process.log"
-    load = Load(f"{platform.base_url}/v2/models/{BIASED}/infer", _load_rows(platform))
+    load = Load(f"{platform.base_url}/v2/models/{BIASED}/infer", load_rows)
     kills: list[tuple[str, int]] = []
     started = time.monotonic()
     with load:
