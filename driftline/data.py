@@ -10,7 +10,6 @@ import numpy.typing as npt
 import pandas as pd
 
 COLUMNS = ("open", "high", "low", "close", "volume")
-PRICE_COLUMNS = ("open", "high", "low", "close")
 DEFAULT_SOURCE = "arch:sp500"
 
 
