@@ -127,8 +127,11 @@ class Settings(BaseSettings):
         description="Comma-separated ensemble members (known: rf, xgb, hgb).",
     )
     train_seed: int = Field(default=42, description="Seed for search, members and resampling.")
-    train_trial_cpus: float = Field(
-        default=1.0, gt=0, description="CPUs one tuning trial or member fit reserves."
+    train_trial_cpus: float | None = Field(
+        default=None,
+        gt=0,
+        description="CPUs one tuning trial or member fit reserves; unset sizes them from the "
+        "cluster's free CPUs (at most one), so retraining fits beside serving.",
     )
     train_min_rows: int = Field(
         default=500, ge=100, description="Fewest labelled feature rows a training run accepts."

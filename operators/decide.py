@@ -240,6 +240,14 @@ def _retraining(spec: RolloutSpec, state: RolloutState, world: World) -> Rollout
             rollout=replace(rollout, attempt=rollout.attempt + 1),
         )
     elapsed = _elapsed(state, world)
+    if job.status is JobStatus.PENDING and elapsed > policy.schedule_timeout_seconds:
+        return _end(
+            state,
+            world,
+            Result.FAILED,
+            f"job {job.job_id} could not be scheduled within "
+            f"{policy.schedule_timeout_seconds:.0f}s ({job.message or 'no message'}); stopping it",
+        )
     if elapsed > policy.timeout_seconds:
         return _end(
             state,

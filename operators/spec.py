@@ -41,6 +41,8 @@ class RetrainingPolicy(_Section):
     entrypoint: str = "python -m training.job"
     trials: int = Field(default=20, ge=1)
     timeout_seconds: float = Field(default=3600, gt=0)
+    # A job the cluster cannot place fails fast with the reason, not at the timeout above.
+    schedule_timeout_seconds: float = Field(default=60, gt=0)
     max_attempts: int = Field(default=2, ge=1)
     image: str | None = None
     ray_cluster_spec: dict[str, Any] | None = None

@@ -2,7 +2,8 @@
 
 Runs as a Ray Jobs entrypoint (`driftline train`, the controller, a KubeRay RayJob) and connects
 to the cluster that started it. Exit codes: 0 registered, 2 bad data, 3 refused (ONNX parity or
-an unknown member), 1 anything else.
+an unknown member), 4 the cluster
+cannot give training the CPUs it needs, 1 anything else.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 STARTED = time.monotonic()
 EXIT_BAD_DATA = 2
 EXIT_REFUSED = 3
+EXIT_UNSCHEDULABLE = 4
 
 
 def parse_args(argv: Sequence[str] | None, settings: Settings) -> argparse.Namespace:
@@ -60,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from training.members import UnknownMemberError, member_kind  # noqa: PLC0415
     from training.pipeline import TrainOptions, train  # noqa: PLC0415
     from training.progress import Progress  # noqa: PLC0415
+    from training.resources import UnschedulableError  # noqa: PLC0415
 
     settings = Settings()
     args = parse_args(argv, settings)
@@ -81,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OnnxParityError, UnknownMemberError) as error:
         print(f"error: {error}", file=sys.stderr)  # noqa: T201
         return EXIT_REFUSED
+    except UnschedulableError as error:
+        print(f"error: {error}", file=sys.stderr)  # noqa: T201
+        return EXIT_UNSCHEDULABLE
     progress("done", f"version {registration.version} ({', '.join(registration.aliases)})")
     return 0
 

@@ -27,6 +27,7 @@ from training.ensemble import learn_weights
 from training.fitting import fit_members
 from training.members import member_kind
 from training.progress import Progress
+from training.resources import cluster_cpus, trial_cpus
 from training.tuning import TunedMember, tune_members
 
 
@@ -89,6 +90,9 @@ def train(
     data = _features(bars, spec, settings, progress)
     watch.lap("features")
     x_dev, y_dev = data.x(data.development), data.y(data.development)
+    cluster = cluster_cpus()
+    cpus = trial_cpus(settings.train_trial_cpus, cluster)
+    progress("resources", f"{cpus:g} CPUs per trial and fit ({cluster.describe()})")
     tuned = tune_members(
         [member_kind(name) for name in options.members],
         x=x_dev,
@@ -96,7 +100,7 @@ def train(
         folds=data.folds,
         trials=options.trials,
         seed=settings.train_seed,
-        cpus=settings.train_trial_cpus,
+        cpus=cpus,
         storage=settings.tune_storage,
         run_name=run_name,
         progress=progress,
@@ -110,7 +114,7 @@ def train(
         x_dev,
         y_dev,
         seed=settings.train_seed,
-        cpus=settings.train_trial_cpus,
+        cpus=cpus,
     )
     watch.lap("fit")
     weights = learn_weights({t.name: t.oof for t in tuned}, y_dev)

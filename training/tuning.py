@@ -22,6 +22,7 @@ from ray.tune.search import BasicVariantGenerator
 from driftline.splits import Fold
 from training.members import MemberKind, member_kind
 from training.progress import Progress, TuneProgress
+from training.resources import SchedulingWatchdog
 
 Array = npt.NDArray[np.float64]
 OOF_FILE = "oof.npy"
@@ -98,7 +99,7 @@ def tune_members(
             name=run_name,
             storage_path=storage,
             verbose=0,
-            callbacks=[TuneProgress(progress, trials)],
+            callbacks=[TuneProgress(progress, trials), SchedulingWatchdog(cpus)],
         ),
     )
     results = tuner.fit()

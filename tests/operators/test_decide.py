@@ -310,6 +310,38 @@ def test_retraining_timeout_fails_and_stops_the_job() -> None:
     assert d.actions == (StopRetraining(job_id, "not the current rollout's job"),)
 
 
+def test_a_job_the_cluster_cannot_place_fails_within_the_schedule_timeout() -> None:
+    spec = RolloutSpec(model_name="m")
+    state = _verifying_state()
+    assert state.rollout is not None
+    state = replace(state, phase=Phase.RETRAINING, active_colour="blue", active_version="1")
+    job_id = state.rollout.job_id
+
+    def world(seconds: float, status: JobStatus) -> World:
+        return World(
+            now=START + timedelta(seconds=seconds),
+            champion_version="1",
+            routed="blue",
+            colours=_serving(blue="1"),
+            job=JobObservation(job_id, status, message="waiting for 0.5 CPU"),
+            running_jobs=(job_id,),
+        )
+
+    assert decide(spec, Observed(state, world(59, JobStatus.PENDING))).state.phase is (
+        Phase.RETRAINING
+    )
+    # A running job is bounded by the job timeout, not the schedule timeout.
+    assert decide(spec, Observed(state, world(61, JobStatus.RUNNING))).state.phase is (
+        Phase.RETRAINING
+    )
+    d = decide(spec, Observed(state, world(61, JobStatus.PENDING)))
+    assert d.state.phase is Phase.FAILED
+    assert d.reason == (
+        f"job {job_id} could not be scheduled within 60s (waiting for 0.5 CPU); stopping it"
+    )
+    assert d.actions == (StopRetraining(job_id, "not the current rollout's job"),)
+
+
 def test_operator_promote_runs_the_gates_and_rollback_needs_history() -> None:
     spec = RolloutSpec(model_name="m")
     world = World(
