@@ -311,7 +311,7 @@ class Settings(BaseSettings):
     )
     controller_gate_alpha: float = Field(default=0.05, gt=0, le=0.5, description="Its level.")
     controller_gate_baselines: bool = Field(
-        default=True, description="Require the candidate to beat the naive baselines."
+        default=True, description="Require the candidate to lose to no naive baseline the champion beats."
     )
     controller_gate_window_bars: int = Field(
         default=250, ge=20, description="Bars in the latest walk-forward window the gates score."

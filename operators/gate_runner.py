@@ -75,10 +75,15 @@ class OfflineGates:
         results.append(self._guard("latency", lambda: self._latency(fast, rows)))
         loss = (np.asarray(predicted, dtype=np.float64) - target) ** 2
         horizon = int(getattr(candidate, "horizon", self.settings.horizon))
+        scored = self._guard(
+            "beats_champion", lambda: self._champion_loss(champion_version, rows.index, target)
+        )
+        if isinstance(scored, GateResult):
+            return (*results, scored)
+        usable, champion_loss = scored
         results.append(
-            self._guard(
-                "beats_champion",
-                lambda: self._versus_champion(champion_version, rows.index, target, loss, horizon),
+            gates.champion_gate(
+                loss[usable], champion_loss, self.policy.test, self.policy.alpha, horizon=horizon
             )
         )
         if self.policy.require_baselines:
@@ -87,7 +92,15 @@ class OfflineGates:
                 "previous_return": (previous - target) ** 2,
                 "buy_and_hold": (train_mean - target) ** 2,
             }
-            results.append(gates.baselines_gate(loss, baselines, self.policy.test, horizon=horizon))
+            results.append(
+                gates.baselines_gate(
+                    loss[usable],
+                    champion_loss,
+                    {name: b[usable] for name, b in baselines.items()},
+                    self.policy.test,
+                    horizon=horizon,
+                )
+            )
         return tuple(results)
 
     # --- pieces -----------------------------------------------------------------------------
@@ -142,9 +155,8 @@ class OfflineGates:
             samples[cell] = (time.perf_counter() - start) * 1000
         return gates.latency_gate(samples, self.policy.latency_budget_ms)
 
-    def _versus_champion(
-        self, version: str, dates: pd.Index, target: Array, loss: Array, horizon: int
-    ) -> GateResult:
+    def _champion_loss(self, version: str, dates: pd.Index, target: Array) -> tuple[Array, Array]:
+        """The rows the champion can score, and its squared error on them."""
         from driftline.features import compute_matrix  # noqa: PLC0415
         from driftline.registry import EnsemblePredictor, Registry  # noqa: PLC0415
 
@@ -152,12 +164,8 @@ class OfflineGates:
         features = compute_matrix(self._bars(), champion.spec).reindex(dates)
         usable = features.notna().all(axis=1).to_numpy()
         predicted = EnsemblePredictor(champion).predict(features[usable])[0]
-        champion_loss = np.asarray(
-            (np.asarray(predicted, dtype=np.float64) - target[usable]) ** 2, dtype=np.float64
-        )
-        return gates.champion_gate(
-            loss[usable], champion_loss, self.policy.test, self.policy.alpha, horizon=horizon
-        )
+        loss = (np.asarray(predicted, dtype=np.float64) - target[usable]) ** 2
+        return usable, np.asarray(loss, dtype=np.float64)
 
     def _guard(self, name: str, compute: Callable[[], Any]) -> Any:
         try:

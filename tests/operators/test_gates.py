@@ -57,16 +57,33 @@ def test_the_champion_must_be_beaten_significantly() -> None:
     assert not gates.champion_gate(champion, champion, "wilcoxon", 0.05).passed  # identical
 
 
-def test_baselines_gate_names_what_was_not_beaten() -> None:
+def test_without_a_champion_every_baseline_must_be_beaten() -> None:
     candidate = np.full(50, 1.0)
     verdict = gates.baselines_gate(
         candidate,
+        None,
         {"zero_return": np.full(50, 2.0), "previous_return": np.full(50, 0.5)},
         "paired-t",
     )
     assert not verdict.passed
-    assert verdict.detail == "beats zero_return; not previous_return"
-    assert gates.baselines_gate(candidate, {"zero_return": np.full(50, 2.0)}, "paired-t").passed
+    assert verdict.detail == "beats zero_return; loses to previous_return"
+    only_zero = {"zero_return": np.full(50, 2.0)}
+    assert gates.baselines_gate(candidate, None, only_zero, "paired-t").passed
+
+
+def test_a_candidate_must_keep_every_edge_the_champion_has_and_no_more() -> None:
+    baselines = {"zero_return": np.full(50, 1.0), "previous_return": np.full(50, 3.0)}
+    # Like real markets: the champion beats previous_return but not zero_return.
+    champion = np.full(50, 2.0)
+    better = gates.baselines_gate(np.full(50, 1.5), champion, baselines, "paired-t")
+    assert better.passed
+    assert better.detail == "beats previous_return; the champion beats previous_return"
+    assert better.figures["champion_mse"] == 2.0
+    worse = gates.baselines_gate(np.full(50, 3.5), champion, baselines, "paired-t")
+    assert not worse.passed
+    assert (
+        worse.detail == "beats none; the champion beats previous_return; loses to previous_return"
+    )
 
 
 def test_a_load_error_is_a_failed_artifact_gate() -> None:
