@@ -207,6 +207,11 @@ def starlette_operations(routes: Iterable[Any], prefix: str = "") -> list[tuple[
             found.append(("WEBSOCKET", prefix + route.path))
         elif isinstance(route, Route):
             found += [(m, prefix + route.path) for m in route.methods or () if m != "HEAD"]
+        elif hasattr(route, "original_router"):
+            # FastAPI (0.16x) includes a router lazily, as a route holding the router.
+            context = getattr(route, "include_context", None)
+            inner = prefix + str(getattr(context, "prefix", ""))
+            found += starlette_operations(route.original_router.routes, inner)
     return found
 
 
