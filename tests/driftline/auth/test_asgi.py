@@ -129,7 +129,9 @@ def denied(served: Served, headers: dict[str, str] | None = None) -> httpx.Respo
         pass
     response = caught.value.response
     return httpx.Response(
-        response.status_code, headers=dict(response.headers.raw_items()), content=bytes(response.body)
+        response.status_code,
+        headers=dict(response.headers.raw_items()),
+        content=bytes(response.body),
     )
 
 
@@ -164,9 +166,7 @@ def build(
             JwtVerifier(OidcConfig(issuer=ISSUER, audience=AUDIENCE), JwksFile(jwks)),
         )
         guard = Guard(TABLE, authenticator, LocalLimiter(rates or {}))
-        secured = SecurityMiddleware(
-            app, guard, websockets=limits, audit=SecurityAudit(registry)
-        )
+        secured = SecurityMiddleware(app, guard, websockets=limits, audit=SecurityAudit(registry))
         started.append(Served(secured))
         return started[-1]
 
@@ -235,9 +235,9 @@ def test_a_key_lacking_the_scope_is_403_and_one_holding_it_passes(
     predictor = issue(Scope.PREDICT, name="predictor")
     response = client.post("/api/outcomes", headers=auth(predictor))
     assert response.status_code == 403
-    assert 'error="insufficient_scope", scope="outcomes:write"' in response.headers[
-        "www-authenticate"
-    ]
+    assert (
+        'error="insufficient_scope", scope="outcomes:write"' in response.headers["www-authenticate"]
+    )
     assert refused(registry, "forbidden") == 1
     response = client.post("/v2/models/m/infer", headers=auth(predictor))
     assert response.json() == {"model": "m", "by": "predictor"}
@@ -313,7 +313,9 @@ def test_websockets_have_their_own_caps(
             time.sleep(0.05)
 
 
-def test_an_idle_websocket_is_closed(build: Callable[..., Served], issue: Callable[..., str]) -> None:
+def test_an_idle_websocket_is_closed(
+    build: Callable[..., Served], issue: Callable[..., str]
+) -> None:
     client = build(limits=WebSocketLimits(idle_timeout_s=0.3))
     with client.websocket("/ws/predictions", auth(issue(Scope.STREAM))) as ws:
         ws.recv(timeout=5)

@@ -61,7 +61,8 @@ def test_a_missing_credential_is_401_with_a_bare_bearer_challenge(guard: Guard) 
 
 
 @pytest.mark.parametrize(
-    "header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer   ", "dl_abc", "Token x", "Bearer " + "a" * 9000]
+    "header",
+    ["Basic dXNlcjpwYXNz", "Bearer", "Bearer   ", "dl_abc", "Token x", "Bearer " + "a" * 9000],
 )
 def test_other_schemes_and_malformed_headers_are_401(guard: Guard, header: str) -> None:
     error = refusal(guard, "/metrics", {"authorization": header})
@@ -101,9 +102,7 @@ def test_a_valid_key_without_the_scope_is_403(guard: Guard, issue: Callable[...,
     assert error.headers()["WWW-Authenticate"].endswith('scope="outcomes:write"')
 
 
-def test_a_key_with_the_scope_or_admin_is_admitted(
-    guard: Guard, issue: Callable[..., str]
-) -> None:
+def test_a_key_with_the_scope_or_admin_is_admitted(guard: Guard, issue: Callable[..., str]) -> None:
     for scope in (Scope.OUTCOMES_WRITE, Scope.ADMIN):
         access = guard.check("POST", "/api/outcomes", bearer(issue(scope)), None)
         assert access.principal.kind == "key"
@@ -127,7 +126,9 @@ def test_http_server_headers_work_as_they_come(guard: Guard, issue: Callable[...
     assert guard.admit_sync("GET", "/metrics", headers, "127.0.0.1").principal.kind == "key"  # type: ignore[arg-type]
 
 
-def test_admit_sync_applies_an_in_memory_limit(key_store: KeyStore, issue: Callable[..., str]) -> None:
+def test_admit_sync_applies_an_in_memory_limit(
+    key_store: KeyStore, issue: Callable[..., str]
+) -> None:
     limiter = LocalLimiter({Scope.READ: Rate(per_s=0.5, burst=2)})
     guard = Guard(TABLE, Authenticator(KeyVerifier(key_store)), limiter)
     headers = bearer(issue(Scope.READ))

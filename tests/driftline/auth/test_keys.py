@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -131,6 +132,23 @@ def test_revocation_is_seen_once_the_cache_ttl_has_passed(keys_on_both: KeyStore
     clock.now += 0.1
     with pytest.raises(RevokedCredentialsError, match="'ci' was revoked"):
         verifier.verify(issued.key)
+
+
+def test_every_replica_refuses_a_revoked_key_within_the_ttl(keys_on_both: KeyStore) -> None:
+    issued = issue_key(keys_on_both, "ci", frozenset({Scope.PREDICT}))
+    replicas = [KeyVerifier(keys_on_both, ttl_s=0.5) for _ in range(3)]
+    for replica in replicas:
+        replica.verify(issued.key)
+    keys_on_both.revoke("ci", datetime.now(UTC))
+    revoked_at = time.monotonic()
+    for replica in replicas:
+        while True:
+            try:
+                replica.verify(issued.key)
+            except RevokedCredentialsError:
+                break
+            time.sleep(0.02)
+    assert time.monotonic() - revoked_at < 0.5 + 0.2
 
 
 def test_a_new_verifier_sees_a_revocation_at_once(keys_on_both: KeyStore) -> None:

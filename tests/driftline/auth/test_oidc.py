@@ -1,4 +1,4 @@
-"""JWTs from an OIDC issuer: real RSA keys, a JWKS served through httpx's mock transport or a file."""
+"""JWTs from an OIDC issuer: real RSA keys, a JWKS from httpx's mock transport or a file."""
 
 from __future__ import annotations
 
@@ -61,7 +61,9 @@ def jwts(issuer: Issuer) -> JwtVerifier:
     return verifier(JwksUrl(JWKS_URL, client=issuer.client()))
 
 
-def test_a_valid_token_names_its_subject_and_scopes(jwts: JwtVerifier, signing_key: SigningKey) -> None:
+def test_a_valid_token_names_its_subject_and_scopes(
+    jwts: JwtVerifier, signing_key: SigningKey
+) -> None:
     principal = jwts.verify(sign(signing_key, scope="read predict openid email"))
     assert principal.name == "system:serviceaccount:driftline:monitor"
     assert principal.kind == "jwt"
@@ -113,7 +115,7 @@ def test_a_bad_signature_is_refused(
     forged = sign(other_key, kid=signing_key.kid)  # another key claiming the issuer's kid
     with pytest.raises(InvalidCredentialsError, match="signature does not verify"):
         jwts.verify(forged)
-    header, payload, signature = sign(signing_key).split(".")
+    header, _, signature = sign(signing_key).split(".")
     tampered_payload = sign(signing_key, sub="admin").split(".")[1]
     with pytest.raises(InvalidCredentialsError, match="signature"):
         jwts.verify(f"{header}.{tampered_payload}.{signature}")

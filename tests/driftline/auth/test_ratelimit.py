@@ -38,9 +38,7 @@ def test_a_bucket_allows_its_burst_then_says_when_to_retry() -> None:
 
 
 def test_buckets_are_per_principal_and_per_scope() -> None:
-    limiter = LocalLimiter(
-        {Scope.PREDICT: Rate(1.0, 1), Scope.READ: Rate(1.0, 1)}, clock=Clock()
-    )
+    limiter = LocalLimiter({Scope.PREDICT: Rate(1.0, 1), Scope.READ: Rate(1.0, 1)}, clock=Clock())
     assert limiter.take("key:a", Scope.PREDICT).allowed
     assert not limiter.take("key:a", Scope.PREDICT).allowed
     assert limiter.take("key:b", Scope.PREDICT).allowed
@@ -113,9 +111,7 @@ async def test_redis_buckets_expire(redis_limiter: RedisLimiter) -> None:
 async def test_an_unreachable_redis_falls_back_to_per_replica_limits(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    limiter = RedisLimiter(
-        "redis://127.0.0.1:1/0", {Scope.PREDICT: Rate(1.0, 2)}, timeout_s=0.2
-    )
+    limiter = RedisLimiter("redis://127.0.0.1:1/0", {Scope.PREDICT: Rate(1.0, 2)}, timeout_s=0.2)
     try:
         decisions = [await limiter.acquire("key:a", Scope.PREDICT) for _ in range(3)]
     finally:

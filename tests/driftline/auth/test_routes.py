@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
-from starlette.routing import Mount
+from starlette.routing import Mount, WebSocketRoute
 from starlette.routing import Route as StarletteRoute
-from starlette.routing import WebSocketRoute
 
 from driftline.auth.asgi import starlette_operations
 from driftline.auth.routes import PUBLIC, Route, RouteDeclarationError, RouteTable
@@ -37,9 +36,7 @@ def test_public_routes_are_declared_explicitly() -> None:
     assert table.match("GET", "/healthz") is route
 
 
-@pytest.mark.parametrize(
-    ("method", "path"), [("FETCH", "/x"), ("GET", "x"), ("get", "no-slash")]
-)
+@pytest.mark.parametrize(("method", "path"), [("FETCH", "/x"), ("GET", "x"), ("get", "no-slash")])
 def test_bad_methods_and_paths_are_refused(method: str, path: str) -> None:
     with pytest.raises(RouteDeclarationError):
         RouteTable().add(method, path, Scope.READ)
