@@ -75,7 +75,7 @@ class SecurityMiddleware:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
-        cid = _correlation_id(headers)
+        cid = _correlation_id(scope, headers)
         client = _client(scope)
         method, path = scope["method"], scope["path"]
         try:
@@ -109,7 +109,7 @@ class SecurityMiddleware:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
-        cid = _correlation_id(headers)
+        cid = _correlation_id(scope, headers)
         try:
             access = await self.guard.admit("WEBSOCKET", scope["path"], headers, _client(scope))
             self._check_caps(access.principal)
@@ -229,12 +229,15 @@ def _client(scope: Scope) -> str | None:
     return None if not client else str(client[0])
 
 
-def _correlation_id(headers: Headers) -> str:
+def _correlation_id(scope: Scope, headers: Headers) -> str:
     for name in CORRELATION_HEADERS:
         value = headers.get(name)
         if value:
             return value[:64]
-    return uuid.uuid4().hex
+    # Handed on as the request's own id, so the app's log lines carry the audit line's id.
+    cid = uuid.uuid4().hex
+    scope["headers"] = [*scope["headers"], (CORRELATION_HEADERS[0].encode(), cid.encode())]
+    return cid
 
 
 def _body(error: SecurityError) -> bytes:

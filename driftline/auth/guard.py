@@ -133,11 +133,14 @@ class Guard:
         self, method: str, path: str, headers: Headers | Mapping[str, str], client: str | None
     ) -> Access:
         """`check`, off the event loop when it needs the store or the issuer, then the limit."""
+        route = self.table.match(method, path)
+        if route is not None and route.is_public:
+            return Access(route, ANONYMOUS)
         if self.authenticator.is_cached(headers):
             access = self.check(method, path, headers, client)
         else:
             access = await asyncio.to_thread(self.check, method, path, headers, client)
-        if self.limiter is not None and not access.route_is_public:
+        if self.limiter is not None:
             decision = await self.limiter.acquire(access.principal.label, _bucket(access))
             _raise_if_limited(decision, access)
         return access

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -70,6 +71,8 @@ class LocalLimiter:
         self._max_buckets = max_buckets
         self._clock = clock
         self._buckets: OrderedDict[tuple[str, Scope], tuple[float, float]] = OrderedDict()
+        # Threaded servers (the controller's http.server) take tokens from several threads.
+        self._lock = threading.Lock()
 
     async def acquire(self, principal: str, scope: Scope) -> Decision:
         return self.take(principal, scope)
@@ -79,8 +82,11 @@ class LocalLimiter:
         rate = self.rates.get(scope)
         if rate is None:
             return ALLOW
+        with self._lock:
+            return self._take(rate, (principal, scope))
+
+    def _take(self, rate: Rate, key: tuple[str, Scope]) -> Decision:
         now = self._clock()
-        key = (principal, scope)
         tokens, then = self._buckets.get(key, (float(rate.burst), now))
         tokens = min(float(rate.burst), tokens + (now - then) * rate.per_s)
         if tokens >= 1.0:

@@ -49,8 +49,8 @@ TABLE = RouteTable(
 )
 
 
-async def healthz(_request: Request) -> Response:
-    return PlainTextResponse("ok")
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse(f"ok {request.headers.get('x-request-id')}")
 
 
 async def infer(request: Request) -> Response:
@@ -188,8 +188,16 @@ def refused(registry: CollectorRegistry, reason: str) -> float:
     return registry.get_sample_value(f"{REFUSED_METRIC}_total", {"reason": reason}) or 0.0
 
 
-def test_public_routes_answer_without_a_credential(client: Served) -> None:
-    assert client.get("/healthz").text == "ok"
+def test_public_routes_answer_without_a_credential(
+    client: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    # The app sees the audit line's correlation id as the request's id.
+    (line,) = [r for r in caplog.records if r.name == LOGGER]
+    assert response.text == f"ok {line.correlation_id}"  # type: ignore[attr-defined]
+    assert client.get("/healthz", headers={"x-request-id": "mine"}).text == "ok mine"
 
 
 def test_every_protected_route_is_401_without_a_credential(
