@@ -77,13 +77,18 @@ class SecurityMiddleware:
         headers = Headers(scope=scope)
         cid = _correlation_id(scope, headers)
         client = _client(scope)
-        method, path = scope["method"], scope["path"]
+        method, path = scope["method"], _path(scope)
         try:
             access = await self.guard.admit(method, path, headers, client)
         except SecurityError as error:
             await _refuse_http(send, error, cid)
             self._record(
-                scope, headers, cid=cid, principal="-", status=error.status, reason=error.reason
+                scope,
+                headers,
+                cid=cid,
+                principal=error.principal or "-",
+                status=error.status,
+                reason=error.reason,
             )
             return
         _remember(scope, access.principal)
@@ -111,12 +116,17 @@ class SecurityMiddleware:
         headers = Headers(scope=scope)
         cid = _correlation_id(scope, headers)
         try:
-            access = await self.guard.admit("WEBSOCKET", scope["path"], headers, _client(scope))
+            access = await self.guard.admit("WEBSOCKET", _path(scope), headers, _client(scope))
             self._check_caps(access.principal)
         except SecurityError as error:
             await _refuse_websocket(scope, receive, send, error)
             self._record(
-                scope, headers, cid=cid, principal="-", status=error.status, reason=error.reason
+                scope,
+                headers,
+                cid=cid,
+                principal=error.principal or "-",
+                status=error.status,
+                reason=error.reason,
             )
             return
         _remember(scope, access.principal)
@@ -132,10 +142,14 @@ class SecurityMiddleware:
 
     def _check_caps(self, principal: Principal) -> None:
         limits = self.websockets
+        error = None
         if sum(self._open.values()) >= limits.max_connections:
-            raise TooManyConnectionsError("this replica holds its most WebSockets", 5.0)
-        if self._open[principal.label] >= limits.max_per_principal:
-            raise TooManyConnectionsError(f"{principal.label} holds its most WebSockets", 5.0)
+            error = TooManyConnectionsError("this replica holds its most WebSockets", 5.0)
+        elif self._open[principal.label] >= limits.max_per_principal:
+            error = TooManyConnectionsError(f"{principal.label} holds its most WebSockets", 5.0)
+        if error is not None:
+            error.principal = principal.label
+            raise error
 
     async def _run_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         last = [time.monotonic()]
@@ -216,8 +230,16 @@ def starlette_operations(routes: Iterable[Any], prefix: str = "") -> list[tuple[
 
 
 def _declared(guard: Guard, scope: Scope) -> str:
-    route = guard.table.match(scope.get("method", "WEBSOCKET"), scope["path"])
+    route = guard.table.match(scope.get("method", "WEBSOCKET"), _path(scope))
     return "<undeclared>" if route is None else route.path
+
+
+def _path(scope: Scope) -> str:
+    # Route tables name paths inside the app; a proxy's prefix (root_path) is not part of them.
+    path, root = str(scope["path"]), str(scope.get("root_path", ""))
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path
 
 
 def _remember(scope: Scope, principal: Principal) -> None:

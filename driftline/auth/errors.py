@@ -16,6 +16,8 @@ class SecurityError(Exception):
 
     status: ClassVar[int] = 401
     reason: ClassVar[str] = "invalid"
+    # Who was refused, when known (403, 429): the audit line names them.
+    principal: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

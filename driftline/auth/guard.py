@@ -52,7 +52,9 @@ def bearer_token(headers: Headers | Mapping[str, str]) -> str:
 def authorize(principal: Principal, scope: Scope) -> None:
     """Raise `ForbiddenError` unless `principal` holds `scope` (or admin)."""
     if not principal.allows(scope):
-        raise ForbiddenError(f"{principal.label} lacks the scope {scope.value!r}", scope.value)
+        error = ForbiddenError(f"{principal.label} lacks the scope {scope.value!r}", scope.value)
+        error.principal = principal.label
+        raise error
 
 
 class Authenticator:
@@ -167,7 +169,9 @@ def _bucket(access: Access) -> Scope:
 
 def _raise_if_limited(decision: Decision, access: Access) -> None:
     if not decision.allowed:
-        raise RateLimitedError(
+        error = RateLimitedError(
             f"rate limit of {access.principal.label} for {_bucket(access).value!r} reached",
             decision.retry_after_s,
         )
+        error.principal = access.principal.label
+        raise error

@@ -368,6 +368,7 @@ def test_the_audit_trail_has_one_line_per_request_and_never_a_secret(
     assert first["status"] == 200
     assert first["correlation_id"] == "req-123"
     assert lines[1]["principal"] == "jwt:system:serviceaccount:driftline:monitor"
+    assert lines[2]["principal"] == "key:auditor"
     assert (lines[2]["status"], lines[2]["reason"], lines[2]["level"]) == (
         403,
         "forbidden",
@@ -382,3 +383,17 @@ def test_the_audit_trail_has_one_line_per_request_and_never_a_secret(
     for leaked in (key, secret, secret[:16], token, token.split(".")[2][:16]):
         assert leaked not in text
     assert "Bearer" not in text
+
+
+async def test_paths_are_matched_inside_the_proxy_prefix(
+    key_store: KeyStore, issue: Callable[..., str]
+) -> None:
+    app = Starlette(routes=[StarletteRoute("/metrics", metrics)])
+    guard = Guard(TABLE, Authenticator(KeyVerifier(key_store)))
+    secured = SecurityMiddleware(app, guard, audit=SecurityAudit(CollectorRegistry()))
+    transport = httpx.ASGITransport(app=secured, root_path="/driftline")
+    key = await asyncio.to_thread(issue, Scope.READ)
+    async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as http:
+        assert (await http.get("/driftline/metrics")).status_code == 401
+        response = await http.get("/driftline/metrics", headers=auth(key))
+    assert (response.status_code, response.text) == (200, "# metrics")
