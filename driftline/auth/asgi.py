@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -262,10 +261,6 @@ def _correlation_id(scope: Scope, headers: Headers) -> str:
     return cid
 
 
-def _body(error: SecurityError) -> bytes:
-    return orjson.dumps({"error": error.message})
-
-
 def _response_headers(error: SecurityError, cid: str | None = None) -> list[tuple[bytes, bytes]]:
     headers = {"content-type": "application/json", **error.headers()}
     if cid is not None:
@@ -274,7 +269,7 @@ def _response_headers(error: SecurityError, cid: str | None = None) -> list[tupl
 
 
 async def _refuse_http(send: Send, error: SecurityError, cid: str) -> None:
-    body = _body(error)
+    body = error.body()
     headers = [*_response_headers(error, cid), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -294,7 +289,7 @@ async def _refuse_websocket(
                 "headers": _response_headers(error),
             }
         )
-        await send({"type": "websocket.http.response.body", "body": _body(error)})
+        await send({"type": "websocket.http.response.body", "body": error.body()})
         return
     code = _WS_CLOSE_CODES.get(error.status, 1008)
     await send({"type": "websocket.close", "code": code, "reason": error.reason})

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
+import orjson
+
 REALM = "driftline"
 
 
@@ -22,6 +24,10 @@ class SecurityError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def body(self) -> bytes:
+        """The `{"error": "..."}` body every Driftline API answers errors with."""
+        return orjson.dumps({"error": self.message})
 
     def headers(self) -> dict[str, str]:
         """Response headers RFC 6750 asks for on this refusal."""

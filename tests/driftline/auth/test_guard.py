@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import email.message
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from driftline.auth.errors import (
@@ -156,3 +159,44 @@ def test_bearer_token_and_authorize_stand_alone() -> None:
     authorize(reader, Scope.READ)
     with pytest.raises(ForbiddenError):
         authorize(reader, Scope.PREDICT)
+
+
+def test_a_threaded_http_server_uses_the_guard_as_the_controller_would(
+    guard: Guard, issue: Callable[..., str]
+) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            try:
+                access = guard.admit_sync("GET", self.path, self.headers, self.client_address[0])  # type: ignore[arg-type]
+            except SecurityError as error:
+                self._send(error.status, error.body(), error.headers())
+                return
+            self._send(200, access.principal.label.encode(), {})
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        refused = httpx.get(f"{base}/metrics")
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == 'Bearer realm="driftline"'
+        assert refused.json()["error"].startswith("this route needs")
+        key = issue(Scope.READ, name="prometheus")
+        admitted = httpx.get(f"{base}/metrics", headers=bearer(key))
+        assert (admitted.status_code, admitted.text) == (200, "key:prometheus")
+    finally:
+        server.shutdown()
+        server.server_close()
