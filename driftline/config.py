@@ -416,6 +416,11 @@ class Settings(BaseSettings):
         description="Token bucket per principal and route scope, as JSON "
         '`{"predict": [rate_per_s, burst], ...}`; a scope left out is not limited.',
     )
+    auth_lookup_rate: tuple[float, int] = Field(
+        default=(2.0, 20),
+        description="Credential checks that miss the cache (a store query or JWKS fetch) per "
+        "client address, as [rate_per_s, burst]: what random keys can cost the store.",
+    )
     rate_limit_redis_url: str | None = Field(
         default=None,
         description="Redis (or Valkey) URL that shares the rate limits across replicas; unset: "

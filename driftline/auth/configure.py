@@ -45,7 +45,8 @@ def guard_from_settings(settings: Settings, table: RouteTable, keys: KeyLookup) 
     authenticator = Authenticator(
         KeyVerifier(keys, ttl_s=settings.auth_key_cache_ttl_s), jwt_verifier(settings)
     )
-    limiter = limiter_for(rates_from(settings.rate_limits), settings.rate_limit_redis_url)
+    rates = rates_from(settings.rate_limits, lookups=settings.auth_lookup_rate)
+    limiter = limiter_for(rates, settings.rate_limit_redis_url)
     return Guard(table, authenticator, limiter, enabled=settings.auth_enabled)
 
 

@@ -22,7 +22,7 @@ from driftline.auth.errors import (
 from driftline.auth.keys import KeyVerifier, looks_like_key
 from driftline.auth.oidc import JwtVerifier
 from driftline.auth.principal import ANONYMOUS, Principal
-from driftline.auth.ratelimit import Decision, Limiter, LocalLimiter
+from driftline.auth.ratelimit import LOOKUPS, Decision, Limiter, LocalLimiter
 from driftline.auth.routes import Route, RouteTable
 from driftline.auth.scopes import Scope
 
@@ -138,9 +138,12 @@ class Guard:
         route = self.table.match(method, path)
         if route is not None and route.is_public:
             return Access(route, ANONYMOUS)
-        if self.authenticator.is_cached(headers):
+        if self.authenticator.is_cached(headers) or not self.enabled:
             access = self.check(method, path, headers, client)
         else:
+            # A store query or a JWKS fetch: random keys from one address must not flood them.
+            if self.limiter is not None:
+                _raise_if_slow(await self.limiter.acquire(f"client:{client}", LOOKUPS), client)
             access = await asyncio.to_thread(self.check, method, path, headers, client)
         if self.limiter is not None:
             decision = await self.limiter.acquire(access.principal.label, _bucket(access))
@@ -151,9 +154,14 @@ class Guard:
         self, method: str, path: str, headers: Headers | Mapping[str, str], client: str | None
     ) -> Access:
         """`admit` for threaded servers; only an in-memory limiter applies here."""
+        route = self.table.match(method, path)
+        limiter = self.limiter if isinstance(self.limiter, LocalLimiter) else None
+        public = route is not None and route.is_public
+        if limiter and not public and self.enabled and not self.authenticator.is_cached(headers):
+            _raise_if_slow(limiter.take(f"client:{client}", LOOKUPS), client)
         access = self.check(method, path, headers, client)
-        if isinstance(self.limiter, LocalLimiter) and not access.route_is_public:
-            _raise_if_limited(self.limiter.take(access.principal.label, _bucket(access)), access)
+        if limiter is not None and not access.route_is_public:
+            _raise_if_limited(limiter.take(access.principal.label, _bucket(access)), access)
         return access
 
 
@@ -165,6 +173,16 @@ def _anonymous(client: str | None) -> Principal:
 def _bucket(access: Access) -> Scope:
     route = access.route
     return Scope.READ if route is None or route.is_public else Scope(route.scope)
+
+
+def _raise_if_slow(decision: Decision, client: str | None) -> None:
+    if not decision.allowed:
+        error = RateLimitedError(
+            f"too many credential checks from {client or 'this client'}; retry later",
+            decision.retry_after_s,
+        )
+        error.principal = f"client:{client}"
+        raise error
 
 
 def _raise_if_limited(decision: Decision, access: Access) -> None:

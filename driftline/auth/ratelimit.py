@@ -1,4 +1,4 @@
-"""Token buckets per principal and scope: in memory per replica, or shared through Redis.
+"""Token buckets per principal and bucket (a scope, or `LOOKUPS`): in memory or through Redis.
 
 The Redis bucket is one atomic Lua script that reads Redis's own clock, so replicas with
 skewed clocks still share one refill rate. When Redis is unreachable the limiter falls back
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from driftline.auth.scopes import Scope, parse_scopes
+from driftline.auth.scopes import parse_scopes
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,26 @@ class Decision:
 ALLOW = Decision(allowed=True)
 
 
-def rates_from(config: Mapping[str, tuple[float, int]]) -> dict[Scope, Rate]:
+# Credential checks that miss the caches (a store query or a JWKS fetch), per client address.
+LOOKUPS = "lookups"
+
+
+def rates_from(
+    config: Mapping[str, tuple[float, int]], lookups: tuple[float, int] | None = None
+) -> dict[str, Rate]:
     """`{"predict": (per_s, burst)}` (the settings' shape) as rates; unknown scopes raise."""
-    return {next(iter(parse_scopes([name]))): Rate(*pair) for name, pair in config.items()}
+    rates: dict[str, Rate] = {
+        next(iter(parse_scopes([name]))): Rate(*pair) for name, pair in config.items()
+    }
+    if lookups is not None:
+        rates[LOOKUPS] = Rate(*lookups)
+    return rates
 
 
 class Limiter(Protocol):
-    """Takes one token from a principal's bucket for a scope."""
+    """Takes one token from a principal's bucket (a scope's name, or `LOOKUPS`)."""
 
-    async def acquire(self, principal: str, scope: Scope) -> Decision: ...
+    async def acquire(self, principal: str, bucket: str) -> Decision: ...
 
     async def close(self) -> None: ...
 
@@ -62,7 +73,7 @@ class LocalLimiter:
 
     def __init__(
         self,
-        rates: Mapping[Scope, Rate],
+        rates: Mapping[str, Rate],
         *,
         max_buckets: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
@@ -70,22 +81,22 @@ class LocalLimiter:
         self.rates = dict(rates)
         self._max_buckets = max_buckets
         self._clock = clock
-        self._buckets: OrderedDict[tuple[str, Scope], tuple[float, float]] = OrderedDict()
+        self._buckets: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
         # Threaded servers (the controller's http.server) take tokens from several threads.
         self._lock = threading.Lock()
 
-    async def acquire(self, principal: str, scope: Scope) -> Decision:
-        return self.take(principal, scope)
+    async def acquire(self, principal: str, bucket: str) -> Decision:
+        return self.take(principal, bucket)
 
-    def take(self, principal: str, scope: Scope) -> Decision:
+    def take(self, principal: str, bucket: str) -> Decision:
         """`acquire` without the coroutine (no I/O happens here)."""
-        rate = self.rates.get(scope)
+        rate = self.rates.get(bucket)
         if rate is None:
             return ALLOW
         with self._lock:
-            return self._take(rate, (principal, scope))
+            return self._take(rate, (principal, str(bucket)))
 
-    def _take(self, rate: Rate, key: tuple[str, Scope]) -> Decision:
+    def _take(self, rate: Rate, key: tuple[str, str]) -> Decision:
         now = self._clock()
         tokens, then = self._buckets.get(key, (float(rate.burst), now))
         tokens = min(float(rate.burst), tokens + (now - then) * rate.per_s)
@@ -138,7 +149,7 @@ class RedisLimiter:
     def __init__(
         self,
         url: str,
-        rates: Mapping[Scope, Rate],
+        rates: Mapping[str, Rate],
         *,
         prefix: str = "driftline:ratelimit:",
         timeout_s: float = 0.25,
@@ -154,18 +165,18 @@ class RedisLimiter:
         self._fallback = LocalLimiter(rates)
         self._failing = False
 
-    async def acquire(self, principal: str, scope: Scope) -> Decision:
-        rate = self.rates.get(scope)
+    async def acquire(self, principal: str, bucket: str) -> Decision:
+        rate = self.rates.get(bucket)
         if rate is None:
             return ALLOW
-        key = f"{self.prefix}{scope.value}:{principal}"
+        key = f"{self.prefix}{bucket}:{principal}"
         try:
             allowed, wait = await self._script(keys=[key], args=[rate.per_s, rate.burst])
         except (TimeoutError, OSError, self._errors()) as error:
             if not self._failing:
                 log.warning("rate limiter: Redis unreachable, limiting per replica: %s", error)
             self._failing = True
-            return self._fallback.take(principal, scope)
+            return self._fallback.take(principal, bucket)
         if self._failing:
             log.info("rate limiter: Redis reachable again")
             self._failing = False
@@ -181,6 +192,6 @@ class RedisLimiter:
         return RedisError
 
 
-def limiter_for(rates: Mapping[Scope, Rate], redis_url: str | None) -> LocalLimiter | RedisLimiter:
+def limiter_for(rates: Mapping[str, Rate], redis_url: str | None) -> LocalLimiter | RedisLimiter:
     """The shared limiter when `redis_url` is set, else the per-replica one."""
     return RedisLimiter(redis_url, rates) if redis_url else LocalLimiter(rates)

@@ -10,7 +10,7 @@ import pytest
 from driftline.auth.configure import guard_from_settings, jwt_verifier, secure
 from driftline.auth.errors import ForbiddenError, RateLimitedError
 from driftline.auth.oidc import JwksFile, JwksUrl
-from driftline.auth.ratelimit import LocalLimiter, Rate, RedisLimiter
+from driftline.auth.ratelimit import LOOKUPS, LocalLimiter, Rate, RedisLimiter
 from driftline.auth.routes import PUBLIC, Route, RouteTable
 from driftline.auth.scopes import Scope
 from driftline.config import Settings
@@ -32,7 +32,8 @@ def test_defaults_protect_with_keys_only_and_per_replica_limits(
     assert guard.authenticator.jwts is None
     assert isinstance(guard.limiter, LocalLimiter)
     assert guard.limiter.rates[Scope.PREDICT] == Rate(100.0, 200)
-    assert set(guard.limiter.rates) == set(Scope)
+    assert set(guard.limiter.rates) == {*Scope, LOOKUPS}
+    assert guard.limiter.rates[LOOKUPS] == Rate(2.0, 20)
     middleware = secure(lambda *_: None, settings, guard)  # type: ignore[arg-type,return-value]
     assert middleware.websockets.max_per_principal == settings.ws_max_per_principal
 

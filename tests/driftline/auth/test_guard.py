@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.message
 import threading
 from collections.abc import Callable
@@ -21,12 +22,12 @@ from driftline.auth.errors import (
     SecurityError,
 )
 from driftline.auth.guard import Authenticator, Guard, authorize, bearer_token
-from driftline.auth.keys import KeyVerifier
+from driftline.auth.keys import KeyVerifier, new_key
 from driftline.auth.principal import Principal
-from driftline.auth.ratelimit import LocalLimiter, Rate
+from driftline.auth.ratelimit import LOOKUPS, LocalLimiter, Rate
 from driftline.auth.routes import PUBLIC, Route, RouteTable
 from driftline.auth.scopes import Scope
-from driftline.store.keys import KeyStore
+from driftline.store.keys import KeyStore, StoredKey
 
 TABLE = RouteTable(
     [
@@ -200,3 +201,32 @@ def test_a_threaded_http_server_uses_the_guard_as_the_controller_would(
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def test_credential_checks_that_miss_the_cache_are_limited_per_client(
+    key_store: KeyStore, issue: Callable[..., str]
+) -> None:
+    queries: list[str] = []
+
+    class CountingStore:
+        def by_key_id(self, key_id: str) -> StoredKey | None:
+            queries.append(key_id)
+            return key_store.by_key_id(key_id)
+
+    limiter = LocalLimiter({LOOKUPS: Rate(per_s=0.01, burst=3)})
+    guard = Guard(TABLE, Authenticator(KeyVerifier(CountingStore(), ttl_s=60)), limiter)
+    valid = bearer(await asyncio.to_thread(issue, Scope.READ))
+    await guard.admit("GET", "/metrics", valid, "10.0.0.9")  # one lookup, then cached
+    for _ in range(2):
+        with pytest.raises(InvalidCredentialsError):
+            await guard.admit("GET", "/metrics", bearer(new_key()[1]), "10.0.0.9")
+    with pytest.raises(RateLimitedError, match="too many credential checks") as caught:
+        await guard.admit("GET", "/metrics", bearer(new_key()[1]), "10.0.0.9")
+    assert caught.value.principal == "client:10.0.0.9"
+    assert len(queries) == 3  # the refused guess never reached the store
+    # A cached key from the same address, and other addresses, are unaffected.
+    assert (await guard.admit("GET", "/metrics", valid, "10.0.0.9")).principal.kind == "key"
+    with pytest.raises(InvalidCredentialsError):
+        await guard.admit("GET", "/metrics", bearer(new_key()[1]), "10.0.0.10")
+    with pytest.raises(RateLimitedError):
+        guard.admit_sync("GET", "/metrics", bearer(new_key()[1]), "10.0.0.9")
