@@ -36,7 +36,7 @@ from driftline.auth.routes import PUBLIC, Route, RouteTable
 from driftline.auth.scopes import Scope
 from driftline.observability.logs import JsonFormatter
 from driftline.store.keys import KeyStore
-from tests.driftline.auth.conftest import AUDIENCE, ISSUER, SigningKey, sign
+from tests.driftline.auth.jwts import AUDIENCE, ISSUER, SigningKey, sign
 
 TABLE = RouteTable(
     [

@@ -15,7 +15,7 @@ from driftline.auth.routes import PUBLIC, Route, RouteTable
 from driftline.auth.scopes import Scope
 from driftline.config import Settings
 from driftline.store.keys import KeyStore
-from tests.driftline.auth.conftest import AUDIENCE, ISSUER, SigningKey, sign
+from tests.driftline.auth.jwts import AUDIENCE, ISSUER, SigningKey, sign
 
 TABLE = RouteTable(
     [Route("GET", "/healthz", PUBLIC), Route("POST", "/v2/models/{model}/infer", Scope.PREDICT)]

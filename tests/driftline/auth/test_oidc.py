@@ -18,7 +18,7 @@ import pytest
 from driftline.auth.errors import ExpiredCredentialsError, InvalidCredentialsError
 from driftline.auth.oidc import JwksFile, JwksUrl, JwtVerifier, OidcConfig
 from driftline.auth.scopes import Scope
-from tests.driftline.auth.conftest import AUDIENCE, ISSUER, SigningKey, new_signing_key, sign
+from tests.driftline.auth.jwts import AUDIENCE, ISSUER, SigningKey, new_signing_key, sign
 
 JWKS_URL = "https://issuer.example.test/.well-known/jwks.json"
 
