@@ -120,7 +120,11 @@ class Guard:
         self, method: str, path: str, headers: Headers | Mapping[str, str], client: str | None
     ) -> Access:
         """Authenticate and authorize (no rate limit); refusals raise a `SecurityError`."""
-        route = self.table.match(method, path)
+        return self._check(self.table.match(method, path), headers, client)
+
+    def _check(
+        self, route: Route | None, headers: Headers | Mapping[str, str], client: str | None
+    ) -> Access:
         if route is not None and route.is_public:
             return Access(route, ANONYMOUS)
         if not self.enabled:
@@ -139,12 +143,12 @@ class Guard:
         if route is not None and route.is_public:
             return Access(route, ANONYMOUS)
         if self.authenticator.is_cached(headers) or not self.enabled:
-            access = self.check(method, path, headers, client)
+            access = self._check(route, headers, client)
         else:
             # A store query or a JWKS fetch: random keys from one address must not flood them.
             if self.limiter is not None:
                 _raise_if_slow(await self.limiter.acquire(f"client:{client}", LOOKUPS), client)
-            access = await asyncio.to_thread(self.check, method, path, headers, client)
+            access = await asyncio.to_thread(self._check, route, headers, client)
         if self.limiter is not None:
             decision = await self.limiter.acquire(access.principal.label, _bucket(access))
             _raise_if_limited(decision, access)
@@ -159,7 +163,7 @@ class Guard:
         public = route is not None and route.is_public
         if limiter and not public and self.enabled and not self.authenticator.is_cached(headers):
             _raise_if_slow(limiter.take(f"client:{client}", LOOKUPS), client)
-        access = self.check(method, path, headers, client)
+        access = self._check(route, headers, client)
         if limiter is not None and not access.route_is_public:
             _raise_if_limited(limiter.take(access.principal.label, _bucket(access)), access)
         return access

@@ -8,6 +8,7 @@ hash comparison uses `hmac.compare_digest`, so timing reveals nothing about the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -98,6 +99,12 @@ def issue_key(
     return IssuedKey(key=key, stored=stored)
 
 
+@functools.cache
+def _scopes(stored: str) -> frozenset[Scope]:
+    # A handful of distinct scope strings exist; parsing one per request is wasted work.
+    return parse_scopes(stored)
+
+
 class KeyVerifier:
     """Turns a presented key into a `Principal`, caching store rows for `ttl_s` seconds.
 
@@ -142,7 +149,7 @@ class KeyVerifier:
         return Principal(
             name=stored.name,
             kind="key",
-            scopes=parse_scopes(stored.scopes),
+            scopes=_scopes(stored.scopes),
             expires=stored.expires_at,
         )
 
