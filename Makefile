@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help install tools up test lint format bench lock postgres clean
+.PHONY: help install tools up test lint format bench lock postgres redis clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ up: install ## train if no model exists, serve, watch drift, stream predictions,
 postgres: ## start the local PostgreSQL 15 and create the test role
 	scripts/postgres.sh >/dev/null
 
+redis: ## install (if missing) and start a Redis on 127.0.0.1:6379 for the shared rate limiter
+	scripts/redis.sh >/dev/null
+
 lint: install ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -45,8 +48,9 @@ format: install ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install tools postgres lint ## lint, then the whole test suite against a real PostgreSQL
-	DRIFTLINE_TEST_DATABASE_URL="$$(scripts/postgres.sh)" $(BIN)/pytest $(PYTEST_ARGS)
+test: install tools postgres redis lint ## lint, then the whole suite against a real PostgreSQL and Redis
+	DRIFTLINE_TEST_DATABASE_URL="$$(scripts/postgres.sh)" DRIFTLINE_TEST_REDIS_URL="$$(scripts/redis.sh)" \
+	  $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install ## run the benchmarks side by side; figures go to benchmarks/results/
 	UV=$(CURDIR)/$(BIN)/uv scripts/install-tools.sh bench

@@ -364,6 +364,83 @@ class Settings(BaseSettings):
         default="driftline-controller", description="Kubernetes Lease used for leader election."
     )
 
+    # --- security (owner: security; issue 14) --------------------------------------------------
+    auth_enabled: bool = Field(
+        default=True,
+        description="Require a bearer credential (API key or JWT) on every non-public route.",
+    )
+    auth_key_cache_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="Seconds a replica trusts its cached view of an API key; a revocation "
+        "reaches every replica within this.",
+    )
+    auth_oidc_issuer: str | None = Field(
+        default=None,
+        description="`iss` a JWT must carry (e.g. https://kubernetes.default.svc); unset: JWTs "
+        "are refused and only API keys work.",
+    )
+    auth_oidc_audience: str | None = Field(
+        default=None, description="`aud` a JWT must carry (default: `driftline`)."
+    )
+    auth_jwks_url: str | None = Field(
+        default=None, description="URL of the issuer's JWKS (its `jwks_uri`)."
+    )
+    auth_jwks_file: Path | None = Field(
+        default=None,
+        description="A JWKS file instead of a URL (e.g. the cluster's service-account keys).",
+    )
+    auth_jwt_algorithms: str = Field(
+        default="RS256,ES256", description="Comma-separated JWT signature algorithms accepted."
+    )
+    auth_scope_claim: str = Field(
+        default="scope",
+        description="JWT claim carrying Driftline scopes (space-separated string or a list).",
+    )
+    auth_jwt_leeway_s: float = Field(
+        default=30.0, ge=0, le=300, description="Clock skew tolerated on `exp`, `nbf` and `iat`."
+    )
+    auth_jwks_refresh_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds a fetched JWKS is reused; an unknown `kid` refetches at most this "
+        "often / 10.",
+    )
+    rate_limits: dict[str, tuple[float, int]] = Field(
+        default={
+            "predict": (100.0, 200),
+            "stream": (1.0, 10),
+            "read": (20.0, 40),
+            "outcomes:write": (10.0, 20),
+            "alerts:write": (2.0, 10),
+            "admin": (10.0, 20),
+        },
+        description="Token bucket per principal and route scope, as JSON "
+        '`{"predict": [rate_per_s, burst], ...}`; a scope left out is not limited.',
+    )
+    auth_lookup_rate: tuple[float, int] = Field(
+        default=(2.0, 20),
+        description="Credential checks that miss the cache (a store query or JWKS fetch) per "
+        "client address, as [rate_per_s, burst]: what random keys can cost the store.",
+    )
+    rate_limit_redis_url: str | None = Field(
+        default=None,
+        description="Redis (or Valkey) URL that shares the rate limits across replicas; unset: "
+        "each replica limits on its own.",
+    )
+    ws_max_connections: int = Field(
+        default=64, ge=1, description="WebSocket connections one replica holds at once."
+    )
+    ws_max_per_principal: int = Field(
+        default=4, ge=1, description="WebSocket connections one principal holds per replica."
+    )
+    ws_idle_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A WebSocket with no message either way for this long is closed.",
+    )
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:

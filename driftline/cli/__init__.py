@@ -10,6 +10,7 @@ import click
 # MLflow and alibi-detect take seconds to import.
 COMMANDS: dict[str, str] = {
     "db": "driftline.cli.db:db",
+    "keys": "driftline.cli.keys:keys",
     "drift": "driftline.cli.drift:drift",
     "outcomes": "driftline.cli.drift:outcomes",
     "train": "driftline.cli.train:train",

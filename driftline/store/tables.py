@@ -227,3 +227,16 @@ controller_requests = sa.Table(
     sa.Column("consumed_at", Timestamp, nullable=True),
     sa.Column("outcome", sa.Text, nullable=True),
 )
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    # Keys Driftline issues (owner: driftline.store.keys): a SHA-256 of the key, never the key.
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(16), nullable=False, unique=True),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("scopes", sa.String(256), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=True),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
