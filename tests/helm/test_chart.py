@@ -12,6 +12,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from driftline.cli.drift import drift
+from driftline.config import Settings
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "helm" / "driftline"
 OWN_CRD = CHART / "crds" / "driftline.io_modeldeployments.yaml"
@@ -418,7 +421,7 @@ def test_gitops_mode_configures_the_controller_and_model_deployment(
     render_chart: Render,
 ) -> None:
     objs = render_chart("-f", str(STAGING_VALUES))
-    (deployment,) = find(objs, "Deployment")
+    (deployment,) = find(objs, "Deployment", "-controller")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["controller", "run", "--runtime", "gitops"]
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -470,3 +473,57 @@ def test_notes_render(tool: Callable[[str], str]) -> None:
     )
     assert "helm test driftline" in done.stdout
     assert "-> Service driftline-active" in done.stdout
+
+
+# --- the drift monitor (issue 13) ----------------------------------------------------------------
+
+
+def test_drift_monitor_runs_alone_and_is_scraped(render_chart: Render) -> None:
+    objs = render_chart("--set", "monitoring.serviceMonitor.enabled=true")
+    (deployment,) = find(objs, "Deployment", "-drift-monitor")
+    spec = deployment["spec"]
+    # One monitor at a time: one replica, and the old pod is gone before the new one starts.
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    (container,) = spec["template"]["spec"]["containers"]
+    assert container["args"] == ["drift", "monitor"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    settings_fields = {f"DRIFTLINE_{name.upper()}" for name in Settings.model_fields}
+    assert {n for n in env if n.startswith("DRIFTLINE_")} <= settings_fields
+    assert env["DRIFTLINE_DRIFT_METRICS_HOST"] == "0.0.0.0"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert int(env["DRIFTLINE_DRIFT_METRICS_PORT"]) == ports["http-metrics"]
+    assert "monitor" in drift.commands
+    # The ServiceMonitor selects its Service, scrapes the port by name and labels the component
+    # the absent() alert looks for.
+    (service,) = find(objs, "Service", "-drift-monitor")
+    (port,) = service["spec"]["ports"]
+    assert port["name"] == "http-metrics"
+    assert port["targetPort"] == "http-metrics"
+    (monitor,) = find(objs, "ServiceMonitor")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == port["name"]
+    relabel = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
+    assert relabel["component"] == ["__meta_kubernetes_service_label_app_kubernetes_io_component"]
+    assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "drift-monitor"
+
+
+def test_drift_monitor_absent_alert_ships_in_the_chart(render_chart: Render) -> None:
+    objs = render_chart("--set", "monitoring.prometheusRule.enabled=true")
+    (rule,) = find(objs, "PrometheusRule")
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    expr = alerts["DriftlineDriftMonitorAbsent"]["expr"]
+    assert expr.startswith("absent(")
+    assert 'component="drift-monitor"' in expr
+    off = render_chart(
+        "--set",
+        "monitoring.prometheusRule.enabled=true,"
+        "monitoring.prometheusRule.alerts.DriftlineDriftMonitorAbsent.enabled=false",
+    )
+    (rule,) = find(off, "PrometheusRule")
+    assert "DriftlineDriftMonitorAbsent" not in str(rule)
+    disabled = render_chart("--set", "driftMonitor.enabled=false")
+    assert not find(disabled, "Deployment", "-drift-monitor")

@@ -88,6 +88,18 @@ checkov.io/skip{{ .n }}: CKV_K8S_43=pulled by tag until {{ .value }} is set; a c
 {{- end }}
 {{- end }}
 
+{{- define "driftline.monitor.fullname" -}}
+{{- printf "%s-drift-monitor" (include "driftline.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "driftline.monitor.serviceAccountName" -}}
+{{- if .Values.driftMonitor.serviceAccount.create }}
+{{- default (include "driftline.monitor.fullname" .) .Values.driftMonitor.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.driftMonitor.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
 {{- define "driftline.workload.serviceAccountName" -}}
 {{- if .Values.serving.serviceAccount.create }}
 {{- default (printf "%s-workload" (include "driftline.fullname" .)) .Values.serving.serviceAccount.name }}
