@@ -122,17 +122,12 @@ checkov.io/skip{{ .n }}: CKV_K8S_43=pulled by tag until {{ .value }} is set; a c
 {{- end }}
 
 {{/*
-The colour the active Service selects. The controller patches the live selector; reading it back
-with `lookup` keeps `helm upgrade` from flipping traffic. `helm template` (no cluster) and first
-installs fall back to serving.activeColour.
+The colour the active Service selects: a value, never read back from the cluster (Argo CD renders
+with `helm template`, where `lookup` returns nothing). Who owns it after install is written in
+values.yaml (`serving.activeColour`) and docs/architecture.md ("Who owns what").
 */}}
 {{- define "driftline.serving.activeColour" -}}
-{{- $live := lookup "v1" "Service" .Release.Namespace (include "driftline.serving.activeServiceName" .) }}
-{{- $colour := .Values.serving.activeColour }}
-{{- if and $live $live.spec $live.spec.selector }}
-{{- $colour = default $colour (get $live.spec.selector "driftline.io/colour") }}
-{{- end }}
-{{- $colour }}
+{{- .Values.serving.activeColour }}
 {{- end }}
 
 {{- define "driftline.serving.previewColour" -}}
