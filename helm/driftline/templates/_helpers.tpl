@@ -134,6 +134,18 @@ values.yaml (`serving.activeColour`) and docs/architecture.md ("Who owns what").
 {{- if eq (include "driftline.serving.activeColour" .) "blue" }}green{{ else }}blue{{ end }}
 {{- end }}
 
+{{/*
+The serving pods' fast path, the port the active and preview Services target by name: Ray Serve's
+direct ingress for a RayService (not the proxy), the KServe server's own port otherwise.
+*/}}
+{{- define "driftline.serving.fastPortName" -}}
+{{- if eq .Values.serving.runtime "RayService" }}ingress{{ else }}http{{ end }}
+{{- end }}
+
+{{- define "driftline.serving.fastPort" -}}
+{{- if eq .Values.serving.runtime "RayService" }}{{ .Values.serving.directIngressPort }}{{ else }}{{ .Values.serving.port }}{{ end }}
+{{- end }}
+
 {{/* Model reference one colour serves: a version number or an alias. */}}
 {{- define "driftline.serving.modelRef" -}}
 {{- if eq .colour (include "driftline.serving.activeColour" .root) }}

@@ -35,6 +35,23 @@ spec:
         {{- with .extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
+        {{- if eq .kind "serving" }}
+        {{- $direct := int $root.Values.serving.directIngressPort }}
+        # Serve reads these when Ray starts (serving/control.py ray_env): direct ingress on a
+        # known port is the fast path the Services target; replicas at normal priority.
+        - name: RAY_SERVE_THROUGHPUT_OPTIMIZED
+          value: "1"
+        - name: RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT
+          value: {{ $direct | quote }}
+        - name: RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT
+          value: {{ add $direct 99 | quote }}
+        - name: RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT
+          value: {{ add $direct 100 | quote }}
+        - name: RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT
+          value: {{ add $direct 199 | quote }}
+        - name: RAY_worker_niceness
+          value: "0"
+        {{- end }}
       ports:
         {{- if eq .group "head" }}
         - name: gcs
@@ -47,6 +64,8 @@ spec:
         {{- if eq .kind "serving" }}
         - name: serve
           containerPort: {{ $root.Values.serving.port }}
+        - name: ingress
+          containerPort: {{ $root.Values.serving.directIngressPort }}
         {{- end }}
         - name: metrics
           containerPort: 8080
@@ -79,9 +98,11 @@ spec:
         periodSeconds: 5
         failureThreshold: 60
       readinessProbe:
+        # A serving worker is ready when its ingress replica answers on the fast path; one
+        # without an ingress replica stays out of the Services (it only hosts members).
         httpGet:
-          path: {{ ternary "/-/healthz" "/api/local_raylet_healthz" (eq .kind "serving") }}
-          port: {{ ternary $root.Values.serving.port 52365 (eq .kind "serving") }}
+          path: {{ ternary "/v2/health/ready" "/api/local_raylet_healthz" (eq .kind "serving") }}
+          port: {{ ternary "ingress" "52365" (eq .kind "serving") }}
         periodSeconds: 5
         timeoutSeconds: 2
         failureThreshold: 10
