@@ -647,3 +647,43 @@ def test_the_controller_may_read_endpoints_for_per_pod_health(rendered: list[Obj
     }
     assert granted[("", "endpoints")] == {"get", "list", "watch"}
     assert granted[("discovery.k8s.io", "endpointslices")] == {"get", "list", "watch"}
+
+
+# --- graceful shutdown (issue 15) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runtime", ["RayService", "InferenceService"])
+def test_serving_pods_outlive_their_drain_and_requests(render_chart: Render, runtime: str) -> None:
+    from serving.app import _ingress  # noqa: PLC0415  (imports Ray Serve: only this test)
+
+    objs = render_chart("--set", f"serving.runtime={runtime}")
+    (controller,) = find(objs, "Deployment", "-controller")
+    controller_env = {
+        e["name"]: e.get("value")
+        for e in controller["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    drain = float(controller_env["DRIFTLINE_CONTROLLER_DRAIN_S"])
+    serving_pods = [
+        (where, spec) for obj in find(objs, runtime) for where, spec, _ in pod_specs(obj)
+    ]
+    assert len(serving_pods) >= 2
+    for where, spec in serving_pods:
+        (container,) = spec["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        timeout = float(env["DRIFTLINE_SERVE_REQUEST_TIMEOUT_S"])
+        # The ingress's own graceful shutdown, as serving/app.py configures it for this timeout.
+        shutdown = _ingress(Settings(serve_request_timeout_s=timeout))._deployment_config
+        sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert sleep == drain, where  # the pod serves as long as the controller drains a colour
+        assert drain > timeout, where  # a request admitted before the drain finishes within it
+        grace = spec["terminationGracePeriodSeconds"]
+        assert grace >= sleep + shutdown.graceful_shutdown_timeout_s, where
+
+
+def test_shutdown_numbers_that_would_cut_requests_are_refused(render_chart: Render) -> None:
+    with pytest.raises(RuntimeError, match=r"drainSeconds \(5\) must exceed"):
+        render_chart("--set", "serving.shutdown.drainSeconds=5")
+    with pytest.raises(
+        RuntimeError, match=r"terminationGracePeriodSeconds \(30\) must be at least"
+    ):
+        render_chart("--set", "serving.shutdown.terminationGracePeriodSeconds=30")

@@ -146,6 +146,29 @@ direct ingress for a RayService (not the proxy), the KServe server's own port ot
 {{- if eq .Values.serving.runtime "RayService" }}{{ .Values.serving.directIngressPort }}{{ else }}{{ .Values.serving.port }}{{ end }}
 {{- end }}
 
+{{/*
+Graceful shutdown of a serving container: keep serving for the drain (endpoints and ingress
+controllers stop sending requests meanwhile), then the grace period covers the ingress's own
+shutdown (four request timeouts, serving/app.py). Refuses numbers that would cut requests.
+*/}}
+{{- define "driftline.serving.checkShutdown" -}}
+{{- $s := .Values.serving.shutdown }}
+{{- $timeout := float64 .Values.serving.requestTimeoutSeconds }}
+{{- if le (float64 $s.drainSeconds) $timeout }}
+{{- fail (printf "serving.shutdown.drainSeconds (%v) must exceed serving.requestTimeoutSeconds (%v)" $s.drainSeconds .Values.serving.requestTimeoutSeconds) }}
+{{- end }}
+{{- if lt (float64 $s.terminationGracePeriodSeconds) (addf $s.drainSeconds (mulf 4 $timeout)) }}
+{{- fail (printf "serving.shutdown.terminationGracePeriodSeconds (%v) must be at least drainSeconds + 4 x requestTimeoutSeconds (%v)" $s.terminationGracePeriodSeconds (addf $s.drainSeconds (mulf 4 $timeout))) }}
+{{- end }}
+{{- end }}
+
+{{- define "driftline.serving.preStop" -}}
+lifecycle:
+  preStop:
+    sleep:
+      seconds: {{ .Values.serving.shutdown.drainSeconds }}
+{{- end }}
+
 {{/* Model reference one colour serves: a version number or an alias. */}}
 {{- define "driftline.serving.modelRef" -}}
 {{- if eq .colour (include "driftline.serving.activeColour" .root) }}

@@ -24,6 +24,10 @@ spec:
   automountServiceAccountToken: false
   {{- end }}
   {{- with (include "driftline.imagePullSecrets" $root) }}{{ . | nindent 2 }}{{ end }}
+  {{- if eq .kind "serving" }}
+  {{- include "driftline.serving.checkShutdown" $root }}
+  terminationGracePeriodSeconds: {{ $root.Values.serving.shutdown.terminationGracePeriodSeconds }}
+  {{- end }}
   securityContext:
     {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
   containers:
@@ -51,6 +55,8 @@ spec:
           value: {{ add $direct 199 | quote }}
         - name: RAY_worker_niceness
           value: "0"
+        - name: DRIFTLINE_SERVE_REQUEST_TIMEOUT_S
+          value: {{ $root.Values.serving.requestTimeoutSeconds | quote }}
         {{- end }}
       ports:
         {{- if eq .group "head" }}
@@ -113,6 +119,9 @@ spec:
         periodSeconds: 10
         timeoutSeconds: 2
         failureThreshold: 120
+      {{- end }}
+      {{- if eq .kind "serving" }}
+      {{- include "driftline.serving.preStop" $root | nindent 6 }}
       {{- end }}
       resources:
         {{- toYaml .resources | nindent 8 }}
