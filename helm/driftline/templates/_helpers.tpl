@@ -100,11 +100,45 @@ checkov.io/skip{{ .n }}: CKV_K8S_43=pulled by tag until {{ .value }} is set; a c
 {{- end }}
 {{- end }}
 
-{{- define "driftline.workload.serviceAccountName" -}}
+{{- define "driftline.serving.serviceAccountName" -}}
 {{- if .Values.serving.serviceAccount.create }}
-{{- default (printf "%s-workload" (include "driftline.fullname" .)) .Values.serving.serviceAccount.name }}
+{{- default (printf "%s-serving" (include "driftline.fullname" .)) .Values.serving.serviceAccount.name }}
 {{- else }}
 {{- default "default" .Values.serving.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "driftline.training.serviceAccountName" -}}
+{{- if .Values.training.serviceAccount.create }}
+{{- default (printf "%s-training" (include "driftline.fullname" .)) .Values.training.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.training.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Environment of the inference API: the shared rate limiter's Redis and the API-key/JWT settings
+(names owned by driftline/config.py's security fields: DRIFTLINE_RATE_LIMIT_REDIS_URL,
+DRIFTLINE_AUTH_<NAME>).
+*/}}
+{{- define "driftline.serving.securityEnv" -}}
+{{- with .Values.rateLimit.redis.existingSecret }}
+- name: DRIFTLINE_RATE_LIMIT_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.rateLimit.redis.urlKey }}
+{{- end }}
+{{- range $name, $value := .Values.auth.settings }}
+- name: {{ printf "DRIFTLINE_AUTH_%s" ($name | snakecase | upper) }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- range $name, $ref := .Values.auth.secrets }}
+- name: {{ printf "DRIFTLINE_AUTH_%s" ($name | snakecase | upper) }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ref.secretName }}
+      key: {{ $ref.key }}
 {{- end }}
 {{- end }}
 

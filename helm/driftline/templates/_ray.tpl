@@ -19,7 +19,7 @@ spec:
   # only); the autoscaler sidecar needs that token.
   automountServiceAccountToken: true
   {{- else }}
-  serviceAccountName: {{ include "driftline.workload.serviceAccountName" $root }}
+  serviceAccountName: {{ include (printf "driftline.%s.serviceAccountName" .kind) $root }}
   # Ray workers and training pods never call the Kubernetes API.
   automountServiceAccountToken: false
   {{- end }}
@@ -57,6 +57,7 @@ spec:
           value: "0"
         - name: DRIFTLINE_SERVE_REQUEST_TIMEOUT_S
           value: {{ $root.Values.serving.requestTimeoutSeconds | quote }}
+        {{- include "driftline.serving.securityEnv" $root | nindent 8 }}
         {{- end }}
       ports:
         {{- if eq .group "head" }}
@@ -166,6 +167,17 @@ num-cpus: "0"
 {{- end }}
 {{- end }}
 
+{{/* Ray token authentication (KubeRay `authOptions`), when `rayAuth.enabled`. */}}
+{{- define "driftline.ray.authOptions" -}}
+{{- if .Values.rayAuth.enabled }}
+authOptions:
+  mode: token
+  {{- with .Values.rayAuth.existingSecret }}
+  secretName: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
 {{/* KubeRay's in-tree autoscaler sidecar, restricted like every other container. */}}
 {{- define "driftline.ray.autoscalerOptions" -}}
 upscalingMode: Default
@@ -193,6 +205,9 @@ env:
 {{- $labels := include "driftline.componentLabels" (dict "root" . "component" "training") }}
 {{- $image := include "driftline.image" (dict "root" . "name" .Values.training.imageName "digest" .Values.training.imageDigest) }}
 rayVersion: {{ .Values.serving.ray.version | quote }}
+{{- with (include "driftline.ray.authOptions" .) }}
+{{ . }}
+{{- end }}
 headGroupSpec:
   rayStartParams:
     {{- include "driftline.ray.startParams" (dict "group" "head") | nindent 4 }}
