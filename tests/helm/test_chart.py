@@ -70,7 +70,7 @@ def pod_specs(obj: Obj) -> Iterator[tuple[str, Obj, bool]]:
         for group in cluster.get("workerGroupSpecs", []):
             yield f"{where}.{group['groupName']}", group["template"]["spec"], True
 
-    if kind == "Deployment":
+    if kind in {"Deployment", "StatefulSet"}:
         yield f"{kind}/{name}", spec["template"]["spec"], True
     elif kind == "Pod":
         yield f"{kind}/{name}", spec, False
@@ -104,7 +104,14 @@ def test_helm_lint_strict_passes(tool: Callable[[str], str], values: tuple[str, 
 
 def test_every_mode_renders_its_parts(mode: str, rendered: list[Obj]) -> None:
     kinds = {o["kind"] for o in rendered}
-    assert {"Deployment", "ModelDeployment", "Service", "Role", "RoleBinding"} <= kinds
+    assert {
+        "Deployment",
+        "StatefulSet",
+        "ModelDeployment",
+        "Service",
+        "Role",
+        "RoleBinding",
+    } <= kinds
     serving_kind = "InferenceService" if mode == "inferenceservice" else "RayService"
     colours = sorted(
         o["metadata"]["labels"]["driftline.io/colour"] for o in find(rendered, serving_kind)
@@ -290,7 +297,7 @@ def test_network_policies_deny_by_default_and_cover_every_pod(rendered: list[Obj
 
 def _pod_labels(obj: Obj, where: str) -> dict[str, str]:
     spec = obj["spec"]
-    if obj["kind"] == "Deployment":
+    if obj["kind"] in {"Deployment", "StatefulSet"}:
         return dict(spec["template"]["metadata"]["labels"])
     if obj["kind"] == "Pod":
         return dict(obj["metadata"]["labels"])
@@ -486,11 +493,11 @@ def test_notes_render(tool: Callable[[str], str]) -> None:
 
 def test_drift_monitor_runs_alone_and_is_scraped(render_chart: Render) -> None:
     objs = render_chart("--set", "monitoring.serviceMonitor.enabled=true")
-    (deployment,) = find(objs, "Deployment", "-drift-monitor")
-    spec = deployment["spec"]
-    # One monitor at a time: one replica, and the old pod is gone before the new one starts.
+    (monitor_set,) = find(objs, "StatefulSet", "-drift-monitor")
+    spec = monitor_set["spec"]
+    # At most one monitor: a one-replica StatefulSet never overlaps the old pod with the new one.
     assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert not find(objs, "Deployment", "-drift-monitor")
     (container,) = spec["template"]["spec"]["containers"]
     assert container["args"] == ["drift", "monitor"]
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -532,7 +539,7 @@ def test_drift_monitor_absent_alert_ships_in_the_chart(render_chart: Render) -> 
     (rule,) = find(off, "PrometheusRule")
     assert "DriftlineDriftMonitorAbsent" not in str(rule)
     disabled = render_chart("--set", "driftMonitor.enabled=false")
-    assert not find(disabled, "Deployment", "-drift-monitor")
+    assert not find(disabled, "StatefulSet")
 
 
 # --- the fast path and every in-cluster URL (issues 13 and 16) ---------------------------------

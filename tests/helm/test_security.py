@@ -111,7 +111,7 @@ def test_one_service_account_per_component(render_chart: Render) -> None:
         )
 
     for obj in objs:
-        if obj["kind"] == "Deployment":
+        if obj["kind"] in {"Deployment", "StatefulSet"}:
             note(obj["spec"]["template"]["metadata"]["labels"], obj["spec"]["template"]["spec"])
         for cluster in ray_clusters([obj]).values():
             for template in [
@@ -161,7 +161,7 @@ def test_rate_limiter_and_auth_settings_reach_serving_only(render_chart: Render)
 
 def _containers(obj: Obj) -> list[Obj]:
     spec = obj.get("spec", {})
-    if obj["kind"] == "Deployment":
+    if obj["kind"] in {"Deployment", "StatefulSet"}:
         return list(spec["template"]["spec"]["containers"])
     if obj["kind"] == "InferenceService":
         return list(spec["predictor"]["containers"])
