@@ -72,19 +72,28 @@ def test_no_policy_opens_egress_to_everywhere(every_mode: dict[str, list[Obj]]) 
                     assert cidr not in {"0.0.0.0/0", "::/0"}, f"{mode}: {policy['metadata']}"
 
 
-def test_each_component_reaches_only_what_it_needs(render_chart: Render) -> None:
-    objs = render_chart(*all_egress_set(), "--set", "gitops.enabled=true,gitops.repoUrl=git@x:y")
+def reached(objs: list[Obj]) -> dict[str, set[str]]:
+    """The egress targets (of `all_egress_set`) each component's policies allow."""
     cidr_of = {f"10.0.{i}.0/24": name for i, name in enumerate(EGRESS)}
-    reached: dict[str, set[str]] = {}
+    found: dict[str, set[str]] = {}
     for policy in find(objs, "NetworkPolicy"):
-        labels = policy["spec"]["podSelector"].get("matchLabels", {})
-        component = labels.get("app.kubernetes.io/component")
+        component = (
+            policy["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component")
+        )
         for rule in policy["spec"].get("egress", []):
             for peer in rule.get("to", []):
                 cidr = peer.get("ipBlock", {}).get("cidr")
                 if cidr in cidr_of and component:
-                    reached.setdefault(component, set()).add(cidr_of[cidr])
-    assert reached == NEEDS
+                    found.setdefault(component, set()).add(cidr_of[cidr])
+    return found
+
+
+def test_each_component_reaches_only_what_it_needs(render_chart: Render) -> None:
+    objs = render_chart(*all_egress_set(), "--set", "gitops.enabled=true,gitops.repoUrl=git@x:y")
+    assert reached(objs) == NEEDS
+    # Without GitOps the controller pushes nowhere.
+    plain = reached(render_chart(*all_egress_set()))
+    assert plain["controller"] == NEEDS["controller"] - {"gitRemote"}
     # KubeRay's autoscaler sidecars reach the API server, nothing else outside the release.
     (kube_api,) = find(objs, "NetworkPolicy", "-kube-api")
     assert kube_api["spec"]["podSelector"]["matchLabels"]["driftline.io/kube-api"] == "true"
