@@ -486,6 +486,8 @@ def test_notes_render(tool: Callable[[str], str]) -> None:
     )
     assert "helm test driftline" in done.stdout
     assert "-> Service driftline-active" in done.stdout
+    # Egress nobody configured is named, not silently opened to 0.0.0.0/0.
+    assert "allow no egress yet to: database, artifactStore, apiServer" in done.stdout
 
 
 # --- the drift monitor (issue 13) ----------------------------------------------------------------
