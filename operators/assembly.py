@@ -12,9 +12,9 @@ from operators.controller import Controller, default_holder
 from operators.gate_runner import OfflineGates
 from operators.gitops import GitOpsRepository
 from operators.health import ScrapeHealth
-from operators.kube.api import KubeApi
+from operators.kube.api import SERVICE, KubeApi
 from operators.kube.handlers import OperatorContext
-from operators.kube.manifests import Target, dns_name
+from operators.kube.manifests import Target, dns_name, service_port
 from operators.metrics import ControllerMetrics
 from operators.observe import Observer
 from operators.registry_records import RegistryRecords
@@ -126,7 +126,9 @@ def operator_context(
         scoped, records = records_for(target)
         serving = target.section("serving")
         service = serving.get("activeServiceName") or dns_name(target.name, "active")
-        port = int(serving.get("port", 8000))
+        # The Service's own port by name (the chart's listens on 80 and targets the pods' port).
+        live = api.get(SERVICE, target.namespace, service)
+        port = service_port(live) or int(serving.get("port", 8000))
         health = ScrapeHealth(
             f"http://{service}.{target.namespace}.svc:{port}/metrics", target.model_name
         )

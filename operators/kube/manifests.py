@@ -30,6 +30,9 @@ MANAGED_BY = "driftline-controller"
 # KubeRay names a RayJob's cluster after the job plus a suffix; it refuses longer job names.
 MAX_RAYJOB_NAME = 47
 MAX_LABEL = 63
+# The active and preview Services' inference port is found by this name, never by number: the
+# Service's own port (80 in the chart) differs from the pods' (the direct ingress).
+SERVICE_PORT_NAME = "http"
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +244,14 @@ def isvc_version_patch(body: Body, version: str) -> Body:
         ]
         containers.append({**container, "env": env})
     return {"spec": {"predictor": {"containers": containers}}}
+
+
+def service_port(service: Body | None, name: str = SERVICE_PORT_NAME) -> int | None:
+    """The number of a Service's port called `name`, if the Service has one."""
+    for port in ((service or {}).get("spec") or {}).get("ports") or []:
+        if port.get("name") == name:
+            return int(port["port"])
+    return None
 
 
 def selector_patch(colour: Colour) -> Body:

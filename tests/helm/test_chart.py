@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kubernetes_validate
 import pytest
 import yaml
+
+from driftline.cli.drift import drift
+from driftline.config import Settings
+from driftline.store import Store
+from operators.assembly import operator_context
+from operators.kube.manifests import SERVICE_PORT_NAME, Target
+from operators.runtimes.kubernetes import KubernetesRuntime
+from tests.operators.kube.cluster import FakeKubeApi, Validator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "helm" / "driftline"
@@ -61,7 +70,7 @@ def pod_specs(obj: Obj) -> Iterator[tuple[str, Obj, bool]]:
         for group in cluster.get("workerGroupSpecs", []):
             yield f"{where}.{group['groupName']}", group["template"]["spec"], True
 
-    if kind == "Deployment":
+    if kind in {"Deployment", "StatefulSet"}:
         yield f"{kind}/{name}", spec["template"]["spec"], True
     elif kind == "Pod":
         yield f"{kind}/{name}", spec, False
@@ -95,7 +104,14 @@ def test_helm_lint_strict_passes(tool: Callable[[str], str], values: tuple[str, 
 
 def test_every_mode_renders_its_parts(mode: str, rendered: list[Obj]) -> None:
     kinds = {o["kind"] for o in rendered}
-    assert {"Deployment", "ModelDeployment", "Service", "Role", "RoleBinding"} <= kinds
+    assert {
+        "Deployment",
+        "StatefulSet",
+        "ModelDeployment",
+        "Service",
+        "Role",
+        "RoleBinding",
+    } <= kinds
     serving_kind = "InferenceService" if mode == "inferenceservice" else "RayService"
     colours = sorted(
         o["metadata"]["labels"]["driftline.io/colour"] for o in find(rendered, serving_kind)
@@ -281,7 +297,7 @@ def test_network_policies_deny_by_default_and_cover_every_pod(rendered: list[Obj
 
 def _pod_labels(obj: Obj, where: str) -> dict[str, str]:
     spec = obj["spec"]
-    if obj["kind"] == "Deployment":
+    if obj["kind"] in {"Deployment", "StatefulSet"}:
         return dict(spec["template"]["metadata"]["labels"])
     if obj["kind"] == "Pod":
         return dict(obj["metadata"]["labels"])
@@ -331,8 +347,8 @@ def test_active_and_preview_services_select_opposite_colours(render_chart: Rende
         assert svc_active["spec"]["selector"]["driftline.io/colour"] == active
         preview = svc_preview["spec"]["selector"]["driftline.io/colour"]
         assert {active, preview} == {"blue", "green"}
-        # RayService pods receive traffic only while KubeRay marks their Serve proxy healthy.
-        assert svc_active["spec"]["selector"]["ray.io/serve"] == "true"
+        # Serve replicas run on workers; the head (num-cpus 0) has no ingress to send traffic to.
+        assert svc_active["spec"]["selector"]["ray.io/node-type"] == "worker"
         for rs in find(objs, "RayService"):
             pods = rs["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["metadata"]
             colour = rs["metadata"]["labels"]["driftline.io/colour"]
@@ -368,7 +384,7 @@ def test_serve_config_carries_import_path_and_serve_autoscaling(render_chart: Re
         app["args"]["autoscaling_config"]["max_replicas"]
         >= app["args"]["autoscaling_config"]["min_replicas"]
     )
-    assert config["http_options"] == {"host": "0.0.0.0", "port": 8000}
+    assert config["http_options"] == {"host": "0.0.0.0", "port": 8000}  # the proxy, not the path
     cluster = find(objs, "RayService")[0]["spec"]["rayClusterConfig"]
     assert cluster["enableInTreeAutoscaling"] is True
     assert (
@@ -418,7 +434,7 @@ def test_gitops_mode_configures_the_controller_and_model_deployment(
     render_chart: Render,
 ) -> None:
     objs = render_chart("-f", str(STAGING_VALUES))
-    (deployment,) = find(objs, "Deployment")
+    (deployment,) = find(objs, "Deployment", "-controller")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["controller", "run", "--runtime", "gitops"]
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -470,3 +486,213 @@ def test_notes_render(tool: Callable[[str], str]) -> None:
     )
     assert "helm test driftline" in done.stdout
     assert "-> Service driftline-active" in done.stdout
+    # Egress nobody configured is named, not silently opened to 0.0.0.0/0.
+    assert "allow no egress yet to: database, artifactStore, apiServer" in done.stdout
+
+
+# --- the drift monitor (issue 13) ----------------------------------------------------------------
+
+
+def test_drift_monitor_runs_alone_and_is_scraped(render_chart: Render) -> None:
+    objs = render_chart("--set", "monitoring.serviceMonitor.enabled=true")
+    (monitor_set,) = find(objs, "StatefulSet", "-drift-monitor")
+    spec = monitor_set["spec"]
+    # At most one monitor: a one-replica StatefulSet never overlaps the old pod with the new one.
+    assert spec["replicas"] == 1
+    assert not find(objs, "Deployment", "-drift-monitor")
+    (container,) = spec["template"]["spec"]["containers"]
+    assert container["args"] == ["drift", "monitor"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    settings_fields = {f"DRIFTLINE_{name.upper()}" for name in Settings.model_fields}
+    assert {n for n in env if n.startswith("DRIFTLINE_")} <= settings_fields
+    assert env["DRIFTLINE_DRIFT_METRICS_HOST"] == "0.0.0.0"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert int(env["DRIFTLINE_DRIFT_METRICS_PORT"]) == ports["http-metrics"]
+    assert "monitor" in drift.commands
+    # The ServiceMonitor selects its Service, scrapes the port by name and labels the component
+    # the absent() alert looks for.
+    (service,) = find(objs, "Service", "-drift-monitor")
+    (port,) = service["spec"]["ports"]
+    assert port["name"] == "http-metrics"
+    assert port["targetPort"] == "http-metrics"
+    (monitor,) = find(objs, "ServiceMonitor")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == port["name"]
+    relabel = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
+    assert relabel["component"] == ["__meta_kubernetes_service_label_app_kubernetes_io_component"]
+    assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "drift-monitor"
+
+
+def test_drift_monitor_absent_alert_ships_in_the_chart(render_chart: Render) -> None:
+    objs = render_chart("--set", "monitoring.prometheusRule.enabled=true")
+    (rule,) = find(objs, "PrometheusRule")
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    expr = alerts["DriftlineDriftMonitorAbsent"]["expr"]
+    assert expr.startswith("absent(")
+    assert 'component="drift-monitor"' in expr
+    off = render_chart(
+        "--set",
+        "monitoring.prometheusRule.enabled=true,"
+        "monitoring.prometheusRule.alerts.DriftlineDriftMonitorAbsent.enabled=false",
+    )
+    (rule,) = find(off, "PrometheusRule")
+    assert "DriftlineDriftMonitorAbsent" not in str(rule)
+    disabled = render_chart("--set", "driftMonitor.enabled=false")
+    assert not find(disabled, "StatefulSet")
+
+
+# --- the fast path and every in-cluster URL (issues 13 and 16) ---------------------------------
+
+
+def _selected_pods(objs: list[Obj], selector: dict[str, str]) -> list[tuple[str, Obj]]:
+    """(where, pod spec) of rendered pods a Service selector matches (KubeRay adds node-type)."""
+    found = []
+    for obj in objs:
+        for where, spec, _ in pod_specs(obj):
+            if obj["kind"] == "ModelDeployment":
+                continue
+            labels = _pod_labels(obj, where)
+            if obj["kind"] in {"RayService", "RayJob"}:
+                labels["ray.io/node-type"] = "head" if where.endswith(".head") else "worker"
+            if selector.items() <= labels.items():
+                found.append((where, spec))
+    return found
+
+
+def _named_port(pod: Obj, name: str) -> int | None:
+    for container in pod["containers"]:
+        for port in container.get("ports", []):
+            if port.get("name") == name:
+                return int(port["containerPort"])
+    return None
+
+
+@pytest.mark.parametrize("runtime", ["RayService", "InferenceService"])
+def test_services_target_the_fast_path_by_name(render_chart: Render, runtime: str) -> None:
+    objs = render_chart("--set", f"serving.runtime={runtime}")
+    fast = "ingress" if runtime == "RayService" else "http"
+    for role in ("-active", "-preview"):
+        (service,) = find(objs, "Service", role)
+        (port,) = service["spec"]["ports"]
+        assert port["name"] == SERVICE_PORT_NAME
+        assert port["targetPort"] == fast
+        pods = _selected_pods(objs, service["spec"]["selector"])
+        assert pods, f"{role} selects no pod"
+        for where, pod in pods:
+            assert _named_port(pod, fast), f"{where} has no port {fast}"
+            (container,) = pod["containers"]
+            # The pod is in the Service only while the fast path itself answers.
+            assert container["readinessProbe"]["httpGet"]["port"] == fast, where
+    if runtime == "RayService":
+        cluster = find(objs, "RayService")[0]["spec"]["rayClusterConfig"]
+        (worker,) = cluster["workerGroupSpecs"][0]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in worker["env"]}
+        assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
+        ingress_port = _named_port(cluster["workerGroupSpecs"][0]["template"]["spec"], "ingress")
+        assert int(env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"]) == ingress_port
+        serve = yaml.safe_load(find(objs, "RayService")[0]["spec"]["serveConfigV2"])
+        assert serve["http_options"]["port"] != ingress_port  # the proxy is not the fast path
+        assert serve["applications"][0]["import_path"] == "serving.app:build_app"
+
+
+def _service_urls(objs: list[Obj]) -> Iterator[tuple[str, str, str, int]]:
+    """(where, service, namespace, port) of every in-cluster Service URL in a container's env."""
+    pattern = re.compile(r"https?://([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?:(\d+)")
+    for obj in objs:
+        for where, spec, _ in pod_specs(obj):
+            for container in spec["containers"]:
+                for item in [*container.get("env", []), *map(str, container.get("args", []))]:
+                    text = item.get("value", "") if isinstance(item, dict) else item
+                    for match in pattern.finditer(str(text)):
+                        yield where, match[1], match[2], int(match[3])
+
+
+def test_every_in_cluster_url_resolves_to_a_service_port(render_chart: Render) -> None:
+    objs = render_chart("--set", "mlflow.trackingUri=http://driftline-active.driftline.svc:80")
+    services = {s["metadata"]["name"]: s for s in find(objs, "Service")}
+    urls = list(_service_urls(objs))
+    assert urls, "no in-cluster URL found: the test would prove nothing"
+    for where, name, namespace, port in urls:
+        assert namespace == "driftline", where
+        assert name in services, f"{where}: no Service {name}"
+        assert port in {p["port"] for p in services[name]["spec"]["ports"]}, (
+            f"{where}: {name}:{port}"
+        )
+    wrong = render_chart("--set", "mlflow.trackingUri=http://driftline-active.driftline.svc:8000")
+    assert any(p == 8000 for *_, p in _service_urls(wrong))
+    services = {s["metadata"]["name"]: s for s in find(wrong, "Service")}
+    assert 8000 not in {p["port"] for p in services["driftline-active"]["spec"]["ports"]}
+
+
+def test_the_controller_scrapes_the_active_service_on_its_named_port(
+    rendered: list[Obj], shared_crds: Path, tmp_path: Path
+) -> None:
+    (md,) = find(rendered, "ModelDeployment")
+    api = FakeKubeApi(Validator(shared_crds))
+    for service in find(rendered, "Service"):
+        api.seed(service)
+    context = operator_context(Settings(home=tmp_path), cast(Store, None), api, gitops=False)
+    target = Target(md["metadata"]["name"], "driftline", "uid-md", md["spec"])
+    runtime = context.runtime_for(target)
+    # The GitOps runtime scrapes through the Kubernetes runtime it wraps.
+    kube = getattr(runtime, "delegate", runtime)
+    assert isinstance(kube, KubernetesRuntime)
+    url = getattr(kube.health_source, "metrics_url", None)
+    (active,) = find(rendered, "Service", "-active")
+    (port,) = [p for p in active["spec"]["ports"] if p["name"] == SERVICE_PORT_NAME]
+    assert url == f"http://{active['metadata']['name']}.driftline.svc:{port['port']}/metrics"
+
+
+def test_the_controller_may_read_endpoints_for_per_pod_health(rendered: list[Obj]) -> None:
+    (role,) = find(rendered, "Role")
+    granted = {
+        (g, r): set(rule["verbs"])
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
+    assert granted[("", "endpoints")] == {"get", "list", "watch"}
+    assert granted[("discovery.k8s.io", "endpointslices")] == {"get", "list", "watch"}
+
+
+# --- graceful shutdown (issue 15) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runtime", ["RayService", "InferenceService"])
+def test_serving_pods_outlive_their_drain_and_requests(render_chart: Render, runtime: str) -> None:
+    from serving.app import _ingress  # noqa: PLC0415  (imports Ray Serve: only this test)
+
+    objs = render_chart("--set", f"serving.runtime={runtime}")
+    (controller,) = find(objs, "Deployment", "-controller")
+    controller_env = {
+        e["name"]: e.get("value")
+        for e in controller["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    drain = float(controller_env["DRIFTLINE_CONTROLLER_DRAIN_S"])
+    serving_pods = [
+        (where, spec) for obj in find(objs, runtime) for where, spec, _ in pod_specs(obj)
+    ]
+    assert len(serving_pods) >= 2
+    for where, spec in serving_pods:
+        (container,) = spec["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        timeout = float(env["DRIFTLINE_SERVE_REQUEST_TIMEOUT_S"])
+        # The ingress's own graceful shutdown, as serving/app.py configures it for this timeout.
+        shutdown = _ingress(Settings(serve_request_timeout_s=timeout))._deployment_config
+        sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert sleep == drain, where  # the pod serves as long as the controller drains a colour
+        assert drain > timeout, where  # a request admitted before the drain finishes within it
+        grace = spec["terminationGracePeriodSeconds"]
+        assert grace >= sleep + shutdown.graceful_shutdown_timeout_s, where
+
+
+def test_shutdown_numbers_that_would_cut_requests_are_refused(render_chart: Render) -> None:
+    with pytest.raises(RuntimeError, match=r"drainSeconds \(5\) must exceed"):
+        render_chart("--set", "serving.shutdown.drainSeconds=5")
+    with pytest.raises(
+        RuntimeError, match=r"terminationGracePeriodSeconds \(30\) must be at least"
+    ):
+        render_chart("--set", "serving.shutdown.terminationGracePeriodSeconds=30")

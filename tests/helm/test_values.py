@@ -92,3 +92,8 @@ def test_optional_features_are_off_by_default() -> None:
         monitoring[k]["enabled"] for k in ("serviceMonitor", "prometheusRule", "dashboards")
     )
     assert values["networkPolicy"]["enabled"] is True  # secure by default stays on
+    assert values["rayAuth"]["enabled"] is True  # KubeRay generates the token when none is given
+    assert values["ingress"]["enabled"] is False
+    assert values["ingress"]["tls"]["enabled"] is False
+    assert values["rateLimit"]["redis"]["existingSecret"] == ""
+    assert values["auth"] == {"settings": {}, "secrets": {}}

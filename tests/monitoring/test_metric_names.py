@@ -19,14 +19,27 @@ from driftline.observability.references import (
 )
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
+# Series Prometheus writes itself for every target (DriftlineDriftMonitorAbsent reads `up`): in no
+# scrape and no catalogue.
+PROMETHEUS_SERIES = frozenset({"up"})
 
 
 def monitored_references() -> tuple[set[Reference], set[str]]:
-    return references.monitored_references(MONITORING)
+    used, recorded = references.monitored_references(MONITORING)
+    return {ref for ref in used if ref.name not in PROMETHEUS_SERIES}, recorded
 
 
 def exported_references() -> set[Reference]:
-    return references.exported_references(MONITORING)
+    return {
+        ref
+        for ref in references.exported_references(MONITORING)
+        if ref.name not in PROMETHEUS_SERIES
+    }
+
+
+def test_the_monitor_absent_alert_reads_prometheus_up() -> None:
+    used, _ = references.monitored_references(MONITORING)
+    assert {ref.name for ref in used} & PROMETHEUS_SERIES == PROMETHEUS_SERIES
 
 
 def catalogue_scrape() -> str:

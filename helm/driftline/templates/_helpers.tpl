@@ -88,11 +88,57 @@ checkov.io/skip{{ .n }}: CKV_K8S_43=pulled by tag until {{ .value }} is set; a c
 {{- end }}
 {{- end }}
 
-{{- define "driftline.workload.serviceAccountName" -}}
+{{- define "driftline.monitor.fullname" -}}
+{{- printf "%s-drift-monitor" (include "driftline.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "driftline.monitor.serviceAccountName" -}}
+{{- if .Values.driftMonitor.serviceAccount.create }}
+{{- default (include "driftline.monitor.fullname" .) .Values.driftMonitor.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.driftMonitor.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "driftline.serving.serviceAccountName" -}}
 {{- if .Values.serving.serviceAccount.create }}
-{{- default (printf "%s-workload" (include "driftline.fullname" .)) .Values.serving.serviceAccount.name }}
+{{- default (printf "%s-serving" (include "driftline.fullname" .)) .Values.serving.serviceAccount.name }}
 {{- else }}
 {{- default "default" .Values.serving.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "driftline.training.serviceAccountName" -}}
+{{- if .Values.training.serviceAccount.create }}
+{{- default (printf "%s-training" (include "driftline.fullname" .)) .Values.training.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.training.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Environment of the inference API: the shared rate limiter's Redis and the API-key/JWT settings
+(names owned by driftline/config.py's security fields: DRIFTLINE_RATE_LIMIT_REDIS_URL,
+DRIFTLINE_AUTH_<NAME>).
+*/}}
+{{- define "driftline.serving.securityEnv" -}}
+{{- with .Values.rateLimit.redis.existingSecret }}
+- name: DRIFTLINE_RATE_LIMIT_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.rateLimit.redis.urlKey }}
+{{- end }}
+{{- range $name, $value := .Values.auth.settings }}
+- name: {{ printf "DRIFTLINE_AUTH_%s" ($name | snakecase | upper) }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- range $name, $ref := .Values.auth.secrets }}
+- name: {{ printf "DRIFTLINE_AUTH_%s" ($name | snakecase | upper) }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ref.secretName }}
+      key: {{ $ref.key }}
 {{- end }}
 {{- end }}
 
@@ -110,21 +156,51 @@ checkov.io/skip{{ .n }}: CKV_K8S_43=pulled by tag until {{ .value }} is set; a c
 {{- end }}
 
 {{/*
-The colour the active Service selects. The controller patches the live selector; reading it back
-with `lookup` keeps `helm upgrade` from flipping traffic. `helm template` (no cluster) and first
-installs fall back to serving.activeColour.
+The colour the active Service selects: a value, never read back from the cluster (Argo CD renders
+with `helm template`, where `lookup` returns nothing). Who owns it after install is written in
+values.yaml (`serving.activeColour`) and docs/architecture.md ("Who owns what").
 */}}
 {{- define "driftline.serving.activeColour" -}}
-{{- $live := lookup "v1" "Service" .Release.Namespace (include "driftline.serving.activeServiceName" .) }}
-{{- $colour := .Values.serving.activeColour }}
-{{- if and $live $live.spec $live.spec.selector }}
-{{- $colour = default $colour (get $live.spec.selector "driftline.io/colour") }}
-{{- end }}
-{{- $colour }}
+{{- .Values.serving.activeColour }}
 {{- end }}
 
 {{- define "driftline.serving.previewColour" -}}
 {{- if eq (include "driftline.serving.activeColour" .) "blue" }}green{{ else }}blue{{ end }}
+{{- end }}
+
+{{/*
+The serving pods' fast path, the port the active and preview Services target by name: Ray Serve's
+direct ingress for a RayService (not the proxy), the KServe server's own port otherwise.
+*/}}
+{{- define "driftline.serving.fastPortName" -}}
+{{- if eq .Values.serving.runtime "RayService" }}ingress{{ else }}http{{ end }}
+{{- end }}
+
+{{- define "driftline.serving.fastPort" -}}
+{{- if eq .Values.serving.runtime "RayService" }}{{ .Values.serving.directIngressPort }}{{ else }}{{ .Values.serving.port }}{{ end }}
+{{- end }}
+
+{{/*
+Graceful shutdown of a serving container: keep serving for the drain (endpoints and ingress
+controllers stop sending requests meanwhile), then the grace period covers the ingress's own
+shutdown (four request timeouts, serving/app.py). Refuses numbers that would cut requests.
+*/}}
+{{- define "driftline.serving.checkShutdown" -}}
+{{- $s := .Values.serving.shutdown }}
+{{- $timeout := float64 .Values.serving.requestTimeoutSeconds }}
+{{- if le (float64 $s.drainSeconds) $timeout }}
+{{- fail (printf "serving.shutdown.drainSeconds (%v) must exceed serving.requestTimeoutSeconds (%v)" $s.drainSeconds .Values.serving.requestTimeoutSeconds) }}
+{{- end }}
+{{- if lt (float64 $s.terminationGracePeriodSeconds) (addf $s.drainSeconds (mulf 4 $timeout)) }}
+{{- fail (printf "serving.shutdown.terminationGracePeriodSeconds (%v) must be at least drainSeconds + 4 x requestTimeoutSeconds (%v)" $s.terminationGracePeriodSeconds (addf $s.drainSeconds (mulf 4 $timeout))) }}
+{{- end }}
+{{- end }}
+
+{{- define "driftline.serving.preStop" -}}
+lifecycle:
+  preStop:
+    sleep:
+      seconds: {{ .Values.serving.shutdown.drainSeconds }}
 {{- end }}
 
 {{/* Model reference one colour serves: a version number or an alias. */}}

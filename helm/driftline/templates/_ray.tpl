@@ -19,11 +19,15 @@ spec:
   # only); the autoscaler sidecar needs that token.
   automountServiceAccountToken: true
   {{- else }}
-  serviceAccountName: {{ include "driftline.workload.serviceAccountName" $root }}
+  serviceAccountName: {{ include (printf "driftline.%s.serviceAccountName" .kind) $root }}
   # Ray workers and training pods never call the Kubernetes API.
   automountServiceAccountToken: false
   {{- end }}
   {{- with (include "driftline.imagePullSecrets" $root) }}{{ . | nindent 2 }}{{ end }}
+  {{- if eq .kind "serving" }}
+  {{- include "driftline.serving.checkShutdown" $root }}
+  terminationGracePeriodSeconds: {{ $root.Values.serving.shutdown.terminationGracePeriodSeconds }}
+  {{- end }}
   securityContext:
     {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
   containers:
@@ -34,6 +38,26 @@ spec:
         {{- include "driftline.commonEnv" $root | nindent 8 }}
         {{- with .extraEnv }}
         {{- toYaml . | nindent 8 }}
+        {{- end }}
+        {{- if eq .kind "serving" }}
+        {{- $direct := int $root.Values.serving.directIngressPort }}
+        # Serve reads these when Ray starts (serving/control.py ray_env): direct ingress on a
+        # known port is the fast path the Services target; replicas at normal priority.
+        - name: RAY_SERVE_THROUGHPUT_OPTIMIZED
+          value: "1"
+        - name: RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT
+          value: {{ $direct | quote }}
+        - name: RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT
+          value: {{ add $direct 99 | quote }}
+        - name: RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT
+          value: {{ add $direct 100 | quote }}
+        - name: RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT
+          value: {{ add $direct 199 | quote }}
+        - name: RAY_worker_niceness
+          value: "0"
+        - name: DRIFTLINE_SERVE_REQUEST_TIMEOUT_S
+          value: {{ $root.Values.serving.requestTimeoutSeconds | quote }}
+        {{- include "driftline.serving.securityEnv" $root | nindent 8 }}
         {{- end }}
       ports:
         {{- if eq .group "head" }}
@@ -47,6 +71,8 @@ spec:
         {{- if eq .kind "serving" }}
         - name: serve
           containerPort: {{ $root.Values.serving.port }}
+        - name: ingress
+          containerPort: {{ $root.Values.serving.directIngressPort }}
         {{- end }}
         - name: metrics
           containerPort: 8080
@@ -79,9 +105,11 @@ spec:
         periodSeconds: 5
         failureThreshold: 60
       readinessProbe:
+        # A serving worker is ready when its ingress replica answers on the fast path; one
+        # without an ingress replica stays out of the Services (it only hosts members).
         httpGet:
-          path: {{ ternary "/-/healthz" "/api/local_raylet_healthz" (eq .kind "serving") }}
-          port: {{ ternary $root.Values.serving.port 52365 (eq .kind "serving") }}
+          path: {{ ternary "/v2/health/ready" "/api/local_raylet_healthz" (eq .kind "serving") }}
+          port: {{ ternary "ingress" "52365" (eq .kind "serving") }}
         periodSeconds: 5
         timeoutSeconds: 2
         failureThreshold: 10
@@ -92,6 +120,9 @@ spec:
         periodSeconds: 10
         timeoutSeconds: 2
         failureThreshold: 120
+      {{- end }}
+      {{- if eq .kind "serving" }}
+      {{- include "driftline.serving.preStop" $root | nindent 6 }}
       {{- end }}
       resources:
         {{- toYaml .resources | nindent 8 }}
@@ -136,6 +167,17 @@ num-cpus: "0"
 {{- end }}
 {{- end }}
 
+{{/* Ray token authentication (KubeRay `authOptions`), when `rayAuth.enabled`. */}}
+{{- define "driftline.ray.authOptions" -}}
+{{- if .Values.rayAuth.enabled }}
+authOptions:
+  mode: token
+  {{- with .Values.rayAuth.existingSecret }}
+  secretName: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
 {{/* KubeRay's in-tree autoscaler sidecar, restricted like every other container. */}}
 {{- define "driftline.ray.autoscalerOptions" -}}
 upscalingMode: Default
@@ -163,6 +205,9 @@ env:
 {{- $labels := include "driftline.componentLabels" (dict "root" . "component" "training") }}
 {{- $image := include "driftline.image" (dict "root" . "name" .Values.training.imageName "digest" .Values.training.imageDigest) }}
 rayVersion: {{ .Values.serving.ray.version | quote }}
+{{- with (include "driftline.ray.authOptions" .) }}
+{{ . }}
+{{- end }}
 headGroupSpec:
   rayStartParams:
     {{- include "driftline.ray.startParams" (dict "group" "head") | nindent 4 }}
