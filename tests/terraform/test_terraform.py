@@ -278,3 +278,13 @@ def test_environments_output_what_the_chart_install_needs(env: Path) -> None:
         "driftline_namespace",
     }
 
+
+def test_every_delivery_gets_terraforms_chart_values() -> None:
+    releases = resources(PLATFORM, "helm_release")
+    assert "${local.driftline_values}" in releases["driftline"]["values"]
+    text = (PLATFORM / "main.tf").read_text()
+    assert (
+        "helm           = merge(local.application.spec.source.helm, { values = local.driftline_values })"
+        in text
+    )
+    assert "local.application_source" in str(releases["driftline_application"]["values"])

@@ -72,6 +72,7 @@ module "platform" {
   enable_kserve               = true
   gitops_repo_url             = var.gitops_repo_url
   gitops_revision             = "main"
+  driftline_delivery          = var.driftline_delivery
   artifact_bucket             = module.data.artifact_bucket
   mlflow_role_arn             = module.data.mlflow_role_arn
   database = merge(module.data.database, {

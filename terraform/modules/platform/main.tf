@@ -6,9 +6,15 @@ locals {
   repo_root   = "${path.module}/../../.."
   env_values  = "${local.repo_root}/gitops/environments/${var.environment}/values.yaml"
   application = yamldecode(file("${local.repo_root}/gitops/applications/${var.environment}.yaml"))
-  # Argo CD deploys into the namespace its Application names; a Terraform release into ours.
+  # Argo CD deploys into the namespace its Application names; a release of our own into ours.
   driftline_namespace = var.driftline_delivery == "argocd" ? local.application.spec.destination.namespace : var.driftline_namespace
-  mlflow_url          = "http://mlflow.${kubernetes_namespace_v1.mlflow.metadata[0].name}.svc.cluster.local:5000"
+  # The cluster's facts (MLflow URL, the store's Secret) ride along with the environment's file.
+  application_source = merge(local.application.spec.source, {
+    repoURL        = var.gitops_repo_url
+    targetRevision = var.gitops_revision
+    helm           = merge(local.application.spec.source.helm, { values = local.driftline_values })
+  })
+  mlflow_url = "http://mlflow.${kubernetes_namespace_v1.mlflow.metadata[0].name}.svc.cluster.local:5000"
   # Ray pods go to the tainted Ray node group.
   ray_placement = {
     serving = {
@@ -212,7 +218,7 @@ resource "helm_release" "driftline_application" {
     applications = {
       (local.application.metadata.name) = merge(local.application.spec, {
         namespace = "argocd"
-        source    = merge(local.application.spec.source, { repoURL = var.gitops_repo_url, targetRevision = var.gitops_revision })
+        source    = local.application_source
       })
     }
   })]

@@ -14,7 +14,7 @@ output "monitoring_namespace" {
 }
 
 output "driftline_delivery" {
-  description = "How Driftline is deployed: argocd or helm."
+  description = "How Driftline is deployed: argocd, helm or none."
   value       = var.driftline_delivery
 }
 

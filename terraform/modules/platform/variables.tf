@@ -72,13 +72,13 @@ variable "driftline_namespace" {
 }
 
 variable "driftline_delivery" {
-  description = "How Driftline is deployed: `argocd` (an Argo CD Application follows the GitOps repository; promotions are commits) or `helm` (a Terraform-managed release)."
+  description = "How Driftline is deployed: `argocd` (an Argo CD Application follows the GitOps repository; promotions are commits), `helm` (a Terraform-managed release) or `none` (everything but the chart: you run `helm install` with the `driftline_values` output)."
   type        = string
   default     = "argocd"
 
   validation {
-    condition     = contains(["argocd", "helm"], var.driftline_delivery)
-    error_message = "driftline_delivery must be argocd or helm."
+    condition     = contains(["argocd", "helm", "none"], var.driftline_delivery)
+    error_message = "driftline_delivery must be argocd, helm or none."
   }
 }
 
