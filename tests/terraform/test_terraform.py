@@ -283,8 +283,9 @@ def test_every_delivery_gets_terraforms_chart_values() -> None:
     releases = resources(PLATFORM, "helm_release")
     assert "${local.driftline_values}" in releases["driftline"]["values"]
     text = (PLATFORM / "main.tf").read_text()
-    assert (
-        "helm           = merge(local.application.spec.source.helm, { values = local.driftline_values })"
-        in text
+    assert re.search(
+        r"helm\s+= merge\(local\.application\.spec\.source\.helm, "
+        r"\{ values = local\.driftline_values",
+        text,
     )
     assert "local.application_source" in str(releases["driftline_application"]["values"])
