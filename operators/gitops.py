@@ -187,6 +187,15 @@ class GitOpsRepository:
         merged = self.current_version_local() == version and self._promotion_of(version) is not None
         return Approval(version, branch, self.branch, tip, merged)
 
+    def under_review(self, version: str) -> bool:
+        """Whether a change to `version` awaits review (only ever under `require_approval`)."""
+        if not self.require_approval:
+            return False
+        return any(
+            self._remote_ref(f"refs/heads/{self.approval_branch(version, rollback=rollback)}")
+            for rollback in (False, True)
+        )
+
     def request_approval(self, action: SetChampion) -> str | None:
         """Push `action`'s commit to its review branch; the branch tip, None if already landed."""
         self._sync()

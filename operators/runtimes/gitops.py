@@ -26,6 +26,8 @@ class GitOpsRuntime:
         committed, recorded = self.repo.current_version(), self.delegate.champion_version()
         if committed is None or committed == recorded:
             return recorded  # an empty version follows the registry's alias
+        if recorded is not None and self.repo.under_review(recorded):
+            return recorded  # the file follows once the review branch merges: no need to ask again
         # The file and the registry disagree: report both, so `decide` publishes again.
         return f"git:{committed}/registry:{recorded}"
 

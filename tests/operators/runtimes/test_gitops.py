@@ -243,12 +243,16 @@ def test_under_approval_a_promotion_goes_to_its_own_branch(remote: Path, tmp_pat
 
 
 def test_under_approval_a_rollback_is_a_branch_too(remote: Path, tmp_path: Path) -> None:
-    r = repo(remote, "ctl", require_approval=True)
-    r.publish(promote("7", "6"))
+    delegate = FakeRuntime(champion="7")
+    runtime = GitOpsRuntime(delegate, repo(remote, "ctl", require_approval=True))
+    runtime.repo.publish(promote("7", "6"))
     merge_in_a_clone(remote, tmp_path)
-    sha = r.publish(SetChampion("6", "7", "r-1", "regressed", None, rollback=True))
-    assert 'version: "7"' in show(remote)
-    assert git(remote, "rev-parse", "driftline/rollback-market-ensemble-6").strip() == sha
+    runtime.set_champion(SetChampion("6", "7", "r-1", "regressed", None, rollback=True))
+    assert 'version: "7"' in show(remote)  # main changes only through review
+    rollback = git(remote, "log", "-1", "--format=%B", "driftline/rollback-market-ensemble-6")
+    assert "Roll back market-ensemble to version 6" in rollback
+    # Serving rolled back already; the pending branch is no disagreement to publish again.
+    assert (delegate.champion, runtime.champion_version()) == ("6", "6")
 
 
 def test_approve_merges_the_review_branch_as_a_reviewer(remote: Path) -> None:
