@@ -120,6 +120,14 @@ def _check_round(spec: RolloutSpec, world: World, decision: Decision, rejected: 
         if t.phase_to is Phase.VERIFYING:
             assert rollout is not None
             assert world.shadow == rollout.candidate_colour
+    # Under approval, a promotion needs the reviewer's merge of its own commit.
+    for t in decision.transitions:
+        if t.phase_to is Phase.PROMOTED and spec.rollout.require_approval:
+            assert rollout is not None
+            assert world.approval is not None
+            assert world.approval.merged
+            assert world.approval.version == rollout.candidate_version
+            event("promoted after approval")
     # A rollback always returns to the last version that passed.
     if new.phase is Phase.ROLLED_BACK:
         assert new.active_version == new.last_passed
