@@ -136,8 +136,8 @@ class SimWorld:
             case SetChampion(version=version):
                 self.champion = version
             case RequestApproval(promotion=promotion):
-                assert promotion.version not in self.review_branches, "approval requested twice"
-                self.review_branches[promotion.version] = f"sha-{promotion.version}"
+                # Idempotent, as in a repository: a version's review branch is pushed once.
+                self.review_branches.setdefault(promotion.version, f"sha-{promotion.version}")
             case ConsumeRequest(request_id=request_id):
                 self.requests = [r for r in self.requests if r.request_id != request_id]
 
