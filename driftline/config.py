@@ -363,6 +363,10 @@ class Settings(BaseSettings):
     controller_lease_name: str = Field(
         default="driftline-controller", description="Kubernetes Lease used for leader election."
     )
+    controller_require_approval: bool = Field(
+        default=False,
+        description="Promotions wait for a reviewer to merge their GitOps branch (needs a repo).",
+    )
 
     # --- security (owner: security; issue 14) --------------------------------------------------
     auth_enabled: bool = Field(

@@ -70,6 +70,13 @@ class SetChampion:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestApproval:
+    """Ask a reviewer to approve `promotion`: its commit goes to a branch of its own."""
+
+    promotion: SetChampion
+
+
+@dataclass(frozen=True, slots=True)
 class ConsumeRequest:
     """Mark an operator request handled, with what came of it."""
 
@@ -85,6 +92,7 @@ Action = (
     | Route
     | Retire
     | SetChampion
+    | RequestApproval
     | ConsumeRequest
 )
 
@@ -106,5 +114,7 @@ def describe(action: Action) -> str:
             return f"retire {colour}"
         case SetChampion(version=version, rollback=rollback):
             return f"{'restore' if rollback else 'set'} champion version {version}"
+        case RequestApproval(promotion=promotion):
+            return f"request approval to promote version {promotion.version}"
         case ConsumeRequest(request_id=request_id, outcome=outcome):
             return f"request {request_id}: {outcome}"

@@ -93,6 +93,7 @@ def gitops_repository(
     branch: str | None = None,
     values: str | None = None,
     cooldown_s: float | None = None,
+    require_approval: bool | None = None,
 ) -> GitOpsRepository:
     """The environment repository promotions are committed to."""
     url = remote or settings.controller_gitops_repo
@@ -107,6 +108,9 @@ def gitops_repository(
         cooldown_s=settings.controller_cooldown_s if cooldown_s is None else cooldown_s,
         push_attempts=settings.controller_gitops_push_attempts,
         identity=default_holder(),
+        require_approval=(
+            settings.controller_require_approval if require_approval is None else require_approval
+        ),
     )
 
 
@@ -145,6 +149,7 @@ def operator_context(
                     branch=spec_gitops.get("branch"),
                     values=spec_gitops.get("valuesPath"),
                     cooldown_s=float(target.section("driftPolicy").get("cooldownSeconds", 3600)),
+                    require_approval=bool(target.section("rollout").get("requireApproval")),
                 ),
             )
         return runtime

@@ -9,7 +9,7 @@ from typing import Any
 from driftline.store import AuditEvent
 from operators.actions import Action, describe
 from operators.decide import Decision
-from operators.observations import World
+from operators.observations import Approval, World
 from operators.states import GateResult, RolloutState
 
 ACTOR = "controller"
@@ -95,6 +95,36 @@ def gate_events(
         )
         for g in gates
     ]
+
+
+def approval_event(
+    model_name: str,
+    before: Approval | None,
+    after: Approval | None,
+    rollout_id: str | None,
+    at: datetime,
+) -> AuditEvent | None:
+    """A promotion's review as it changes: requested (branch, commit), still waiting, merged."""
+    if after is None or after == before or (after.commit is None and not after.merged):
+        return None  # nothing to say, or not pushed yet: the request itself is an action event
+    if after.merged:
+        reason = f"approved: {after.branch} merged into {after.target}"
+    else:
+        assert after.commit is not None
+        verb = "still waiting" if before is not None and before.commit else "approval requested"
+        reason = (
+            f"{verb}: {after.branch} at {after.commit[:10]} awaits a reviewer's merge "
+            f"into {after.target}"
+        )
+    return AuditEvent(
+        model_name=model_name,
+        kind="approval",
+        reason=reason,
+        actor=ACTOR,
+        rollout_id=rollout_id,
+        details=_jsonable(asdict(after)),
+        created_at=at,
+    )
 
 
 def fault_event(model_name: str, reason: str, details: dict[str, Any], at: datetime) -> AuditEvent:

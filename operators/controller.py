@@ -21,6 +21,7 @@ from operators.actions import (
     Action,
     ConsumeRequest,
     Deploy,
+    RequestApproval,
     Retire,
     Route,
     RunGates,
@@ -29,13 +30,21 @@ from operators.actions import (
     SubmitRetraining,
     describe,
 )
-from operators.audit import action_event, decision_events, fault_event, gate_events, new_gates
+from operators.audit import (
+    action_event,
+    approval_event,
+    decision_events,
+    fault_event,
+    gate_events,
+    new_gates,
+)
 from operators.codec import decode_state, encode_state
 from operators.decide import Decision, decide
 from operators.metrics import ControllerMetrics
-from operators.observations import Observed, World
+from operators.observations import Approval, Observed, World
 from operators.observe import Observer, one_line
-from operators.runtimes.base import Runtime
+from operators.runtimes.base import Runtime, RuntimeOperationError
+from operators.runtimes.gitops import approvals_of
 from operators.spec import RolloutSpec
 from operators.states import GateResult, RolloutState
 
@@ -102,6 +111,8 @@ class Controller:
     last_error: str | None = field(default=None, init=False)
     # Faults already reported; shared between successive controllers of one object.
     known_faults: dict[str, str] = field(default_factory=dict)
+    # The last approval observed, so the audit trail records its changes once each.
+    known_approval: Approval | None = field(default=None, init=False)
 
     @property
     def model_name(self) -> str:
@@ -122,6 +133,7 @@ class Controller:
         world = self.observer.observe(before, now)
         decision = decide(self.spec, Observed(before, world))
         self._record_faults(world)
+        self._record_approval(world, decision)
         self._audit(*decision_events(before, decision, world))
         self.store.save_controller_state(
             self.model_name,
@@ -204,6 +216,11 @@ class Controller:
                 self.runtime.retire(colour)
             case SetChampion():
                 self.runtime.set_champion(action)
+            case RequestApproval():
+                approvals = approvals_of(self.runtime)
+                if approvals is None:
+                    raise RuntimeOperationError("approval needs the GitOps runtime")
+                approvals.request_approval(action)
 
     def _run_gates(self, action: RunGates, state: RolloutState) -> None:
         results = self.gates.run(action.version, action.champion_version)
@@ -267,6 +284,20 @@ class Controller:
         decided = new_gates(before, after)
         if rollout is not None and rollout.candidate_version is not None and decided:
             self._store_gates(rollout.rollout_id, rollout.candidate_version, decided, at)
+
+    def _record_approval(self, world: World, decision: Decision) -> None:
+        rollout = decision.state.rollout
+        event = approval_event(
+            self.model_name,
+            self.known_approval,
+            world.approval,
+            rollout.rollout_id if rollout else None,
+            world.now,
+        )
+        if world.approval is not None:
+            self.known_approval = world.approval
+        if event is not None:
+            self._audit(event)
 
     def _record_faults(self, world: World) -> None:
         faults: dict[str, str] = {str(k): v for k, v in world.faults.items()}

@@ -16,6 +16,7 @@ from operators.actions import (
     Action,
     ConsumeRequest,
     Deploy,
+    RequestApproval,
     Retire,
     Route,
     RunGates,
@@ -24,6 +25,7 @@ from operators.actions import (
     SubmitRetraining,
 )
 from operators.observations import (
+    Approval,
     ColourObservation,
     Evidence,
     JobStatus,
@@ -444,12 +446,28 @@ def _verifying(spec: RolloutSpec, state: RolloutState, world: World) -> RolloutS
         )
     version = rollout.candidate_version
     assert version is not None
+    if spec.rollout.require_approval:
+        approval = world.approval
+        if approval is None or approval.version != version or not approval.merged:
+            return _hold(state, f"verified ({summary}); {_awaiting(approval, version, world)}")
+        summary += f"; approved: {approval.branch} merged into {approval.target}"
     return _end(
         replace(state, passed_versions=(*state.passed_versions, version)),
         world,
         Result.PROMOTED,
         f"promoted version {version} after {elapsed:.0f}s of verification: {summary}",
         gates=gates,
+    )
+
+
+def _awaiting(approval: Approval | None, version: str, world: World) -> str:
+    if "registry" in world.faults:
+        return f"approval unobservable: {world.faults['registry']}"
+    if approval is None or approval.version != version or approval.commit is None:
+        return f"requesting approval to promote version {version}"
+    return (
+        f"awaiting approval: {approval.branch} at {approval.commit[:10]} "
+        f"not yet merged into {approval.target}"
     )
 
 
@@ -653,6 +671,7 @@ def converge(spec: RolloutSpec, state: RolloutState, world: World) -> tuple[Acti
     if "runtime" not in world.faults:
         actions += _converge_serving(spec, state, world)
     if "registry" not in world.faults:
+        actions += _converge_approval(spec, state, world)
         actions += _converge_champion(state, world)
     return tuple(actions)
 
@@ -745,6 +764,34 @@ def _drained(spec: RolloutSpec, state: RolloutState, world: World) -> bool:
     that it can be retired without cutting any off.
     """
     return _elapsed(state, world) >= spec.rollout.drain_seconds
+
+
+def _converge_approval(spec: RolloutSpec, state: RolloutState, world: World) -> list[Action]:
+    """Push the promotion for review as soon as the candidate takes traffic.
+
+    The reviewer can read the offline and shadow evidence while verification runs; the
+    promotion counts only once verification passed *and* the commit reached the target branch.
+    """
+    rollout = state.current
+    if not spec.rollout.require_approval or state.phase is not Phase.VERIFYING or rollout is None:
+        return []
+    version = rollout.candidate_version
+    assert version is not None
+    approval = world.approval
+    if (
+        approval is not None
+        and approval.version == version
+        and (approval.commit is not None or approval.merged)
+    ):
+        return []
+    reason = (
+        f"Version {version} passed its offline gates and shadow; it serves live traffic on "
+        f"{state.active_colour} while verification runs. Merging this commit approves its "
+        f"promotion; `driftline rollback` rejects it."
+    )
+    champion, rid, gates = rollout.champion_version, rollout.rollout_id, rollout.gates
+    promotion = SetChampion(version, champion, rid, reason, rollout.trigger, gates)
+    return [RequestApproval(promotion)]
 
 
 def _converge_champion(state: RolloutState, world: World) -> list[Action]:

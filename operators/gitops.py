@@ -4,6 +4,9 @@ Promotions carry trailers (`Driftline-Promotion`, `Driftline-Rollout`, `Driftlin
 history itself says which commit promoted which version. A lock ref on the remote, updated with
 `--force-with-lease` (an atomic compare-and-swap), serialises promotions across controllers and
 people; a cooldown read from that history keeps versions from flapping.
+
+With `require_approval` the controller never pushes the target branch: each commit goes to a
+branch of its own (`driftline/promote-<model>-<version>`) and counts once a reviewer merged it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -23,6 +27,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from operators.actions import SetChampion
+from operators.observations import Approval
 
 log = logging.getLogger(__name__)
 PROMOTION, ROLLOUT, PREVIOUS, ROLLBACK = (
@@ -55,6 +60,7 @@ class GitOpsRepository:
     push_attempts: int = 4
     backoff_s: float = 1.0
     identity: str = "driftline-controller"
+    require_approval: bool = False
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @property
@@ -83,7 +89,13 @@ class GitOpsRepository:
 
     # --- promoting ------------------------------------------------------------------------
     def publish(self, action: SetChampion) -> str | None:
-        """Commit and push `action`; returns the new commit's sha, None if nothing changed."""
+        """Commit and push `action`; returns the new commit's sha, None if nothing changed.
+
+        Under `require_approval` the commit goes to its review branch instead (a rollback too:
+        serving has already rolled back, the values file follows once the branch is merged).
+        """
+        if self.require_approval:
+            return self.request_approval(action)
         with self._locked():
             for attempt in range(1, self.push_attempts + 1):
                 self._sync()
@@ -158,6 +170,66 @@ class GitOpsRepository:
         )
         self._git("commit", "-q", "-F", "-", stdin=message)
         return True
+
+    # --- approval -------------------------------------------------------------------------
+    def approval_branch(self, version: str, *, rollback: bool = False) -> str:
+        """The branch a reviewer merges to approve setting `version`."""
+        model = re.sub(r"[^A-Za-z0-9._-]+", "-", self.model_name).strip(".-") or "model"
+        return f"driftline/{'rollback' if rollback else 'promote'}-{model}-{version}"
+
+    def approval(self, version: str) -> Approval:
+        """Where the promotion of `version` stands: requested (branch tip) and merged or not."""
+        self._sync()
+        branch = self.approval_branch(version)
+        tip = self._remote_ref(f"refs/heads/{branch}")
+        # Landed: the target pins the version through a promotion commit (merged, squashed or
+        # rebased; the trailer survives each, and the branch may be deleted after the merge).
+        merged = self.current_version_local() == version and self._promotion_of(version) is not None
+        return Approval(version, branch, self.branch, tip, merged)
+
+    def under_review(self, version: str) -> bool:
+        """Whether a change to `version` awaits review (only ever under `require_approval`)."""
+        if not self.require_approval:
+            return False
+        return any(
+            self._remote_ref(f"refs/heads/{self.approval_branch(version, rollback=rollback)}")
+            for rollback in (False, True)
+        )
+
+    def request_approval(self, action: SetChampion) -> str | None:
+        """Push `action`'s commit to its review branch; the branch tip, None if already landed."""
+        self._sync()
+        if self.current_version_local() == action.version:
+            return None
+        ref = f"refs/heads/{self.approval_branch(action.version, rollback=action.rollback)}"
+        tip = self._remote_ref(ref)
+        if tip is not None:
+            return tip  # already requested; the reviewer may have pushed fixups since
+        sha = self._commit(action)
+        if not self._push(f"HEAD:{ref}", lease=f"{ref}:"):
+            raise GitOpsError(f"could not push {ref}: created by someone else just now")
+        log.info("requested approval of version %s on %s (%s)", action.version, ref, sha)
+        return sha
+
+    def approve(self, version: str, reviewer: str) -> str:
+        """Merge `version`'s review branch into the target and push: a reviewer's merge, locally."""
+        self._sync()
+        branch = self.approval_branch(version)
+        if self._remote_ref(f"refs/heads/{branch}") is None:
+            raise GitOpsError(f"no promotion of version {version} awaits approval ({branch})")
+        self._git("fetch", "-q", "origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
+        message = f"Merge {branch}: approve version {version}\n\nApproved-by: {reviewer}\n"
+        try:
+            self._git("merge", "-q", "--no-ff", "-m", message, f"origin/{branch}")
+        except GitOpsError as error:
+            self._git("merge", "--abort", check=False)
+            raise GitOpsError(
+                f"{branch} does not merge cleanly into {self.branch}: {error}"
+            ) from None
+        if not self._push(f"HEAD:refs/heads/{self.branch}"):
+            raise GitOpsError(f"push to {self.branch} rejected; fetch and approve again")
+        self._push(f":refs/heads/{branch}")  # merged: the branch has done its job
+        return self._git("rev-parse", "HEAD").strip()
 
     # --- the lock ---------------------------------------------------------------------------
     def _locked(self) -> _Lock:

@@ -113,6 +113,17 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
+class Approval:
+    """A promotion under review: its branch, the branch tip, and whether it reached `target`."""
+
+    version: str
+    branch: str
+    target: str
+    commit: str | None = None  # None: the branch was never pushed (or was deleted unmerged)
+    merged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class World:
     """Everything observed in one round; a source that could not be read is in `faults`."""
 
@@ -126,6 +137,8 @@ class World:
     drift: tuple[DriftSignal, ...] = ()
     evidence: Evidence | None = None
     requests: tuple[ManualRequest, ...] = ()
+    # Observed only while a rollout that requires approval is verifying.
+    approval: Approval | None = None
     faults: Mapping[FaultSource, str] = field(default_factory=dict)
 
 

@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from driftline.store import Store
 from operators.observations import (
+    Approval,
     DriftSignal,
     Evidence,
     FaultSource,
@@ -20,7 +21,8 @@ from operators.observations import (
     World,
 )
 from operators.quality import paired_evidence
-from operators.runtimes.base import Runtime, ServingObservation
+from operators.runtimes.base import Approvals, Runtime, ServingObservation
+from operators.runtimes.gitops import approvals_of
 from operators.spec import RolloutSpec
 from operators.states import GateResult, GateStage, Phase, RolloutState
 
@@ -56,9 +58,12 @@ class Observer:
         runtime: Runtime,
         drift: DriftSource,
         losses: PairedLosses,
+        *,
+        approvals: Approvals | None = None,
     ) -> None:
         self.spec, self.store, self.runtime = spec, store, runtime
         self.drift, self.losses = drift, losses
+        self.approvals = approvals or approvals_of(runtime)
 
     def observe(self, state: RolloutState | None, now: datetime) -> World:
         """The world as seen now, for the stored `state`."""
@@ -78,6 +83,7 @@ class Observer:
             drift=tuple(_guard(faults, "drift", self._drift) or ()),
             evidence=self._evidence(state, faults),
             requests=_guard(faults, "store", self._requests) or (),
+            approval=self._approval(state, faults),
             faults=faults,
         )
 
@@ -89,6 +95,26 @@ class Observer:
         if state is None or rollout is None or state.phase is not Phase.RETRAINING:
             return None, running
         return _guard(faults, "jobs", lambda: self.runtime.observe_job(rollout.job_id)), running
+
+    def _approval(
+        self, state: RolloutState | None, faults: dict[FaultSource, str]
+    ) -> Approval | None:
+        rollout = state.current if state else None
+        if (
+            not self.spec.rollout.require_approval
+            or state is None
+            or state.phase is not Phase.VERIFYING
+            or rollout is None
+            or rollout.candidate_version is None
+        ):
+            return None
+        if self.approvals is None:
+            faults.setdefault("registry", "approval is required but no GitOps repository is set")
+            return None
+        version = rollout.candidate_version
+        approvals = self.approvals
+        # The GitOps repository is the champion's record: its faults are the registry's.
+        return _guard(faults, "registry", lambda: approvals.approval(version))
 
     def _drift(self) -> Sequence[DriftSignal]:
         # Enough history to count a full streak even if reports arrived faster than rounds.

@@ -87,6 +87,8 @@ class RolloutPolicy(_Section):
     # Requests routed to a colour before it left routing end within the serving deadline;
     # retiring it sooner would cut them off.
     drain_seconds: float = Field(default=15, ge=0)
+    # A reviewer merges the promotion commit (pushed to a branch of its own) before it counts.
+    require_approval: bool = False
     shadow: ShadowPolicy = ShadowPolicy()
     gates: GatePolicy = GatePolicy()
     verification: VerificationPolicy = VerificationPolicy()
@@ -124,6 +126,7 @@ class RolloutSpec(_Section):
             rollout=RolloutPolicy(
                 deploy_timeout_seconds=settings.controller_deploy_timeout_s,
                 drain_seconds=settings.controller_drain_s,
+                require_approval=settings.controller_require_approval,
                 shadow=ShadowPolicy(
                     min_paired_outcomes=settings.controller_shadow_min_pairs,
                     max_duration_seconds=settings.controller_shadow_max_s,

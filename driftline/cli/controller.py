@@ -136,11 +136,20 @@ def status(as_json: bool) -> None:
 
 @click.command()
 @click.argument("version")
-def promote(version: str) -> None:
+@click.option(
+    "--approve",
+    is_flag=True,
+    help="Approve VERSION's pending promotion instead: merge its GitOps review branch "
+    "(driftline/promote-MODEL-VERSION) into the target branch and push, as a reviewer would.",
+)
+def promote(version: str, approve: bool) -> None:
     """Ask the controller to roll VERSION out (gates, shadow and verification still apply)."""
     if not version.isdigit():
         raise click.ClickException(f"VERSION must be a registered version number, got {version!r}")
     settings = Settings()
+    if approve:
+        _approve(settings, version)
+        return
     _check_version(settings, version)
     _queue(settings, ControllerRequest(settings.model_name, "promote", version, _actor()))
 
@@ -248,6 +257,20 @@ def _queue(settings: Settings, request: ControllerRequest) -> None:
     click.echo(
         f"queued request {request.request_id} to {what} {settings.model_name}; the controller "
         f"handles it in its next round (see `driftline audit` and `driftline status`)"
+    )
+
+
+def _approve(settings: Settings, version: str) -> None:
+    from operators.assembly import gitops_repository  # noqa: PLC0415
+    from operators.gitops import GitOpsError  # noqa: PLC0415
+
+    try:
+        sha = gitops_repository(settings).approve(version, _actor())
+    except (ValueError, GitOpsError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"approved version {version} of {settings.model_name}: merged as {sha[:10]} into "
+        f"{settings.controller_gitops_branch}; the controller promotes it once verified"
     )
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from operators.actions import SetChampion, SubmitRetraining
-from operators.observations import ColourObservation, Health, JobObservation
+from operators.actions import RequestApproval, SetChampion, SubmitRetraining
+from operators.observations import Approval, ColourObservation, Health, JobObservation
 from operators.states import Colour
 
 
@@ -102,4 +102,16 @@ class HealthSource(Protocol):
 
     def health(self, colour: Colour, version: str, since: datetime) -> Health:
         """Requests, errors and p99 since `since`."""
+        ...
+
+
+class Approvals(Protocol):
+    """Where promotions wait for a reviewer (a GitOps repository's review branches)."""
+
+    def approval(self, version: str) -> Approval:
+        """Whether the promotion of `version` was requested, and whether it was merged."""
+        ...
+
+    def request_approval(self, action: RequestApproval) -> None:
+        """Put the promotion up for review unless it already is."""
         ...

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from operators.actions import SetChampion, SubmitRetraining
+from operators.actions import RequestApproval, SetChampion, SubmitRetraining
 from operators.gitops import GitOpsRepository
-from operators.observations import Health, JobObservation
-from operators.runtimes.base import Runtime, ServingObservation
+from operators.observations import Approval, Health, JobObservation
+from operators.runtimes.base import Approvals, Runtime, ServingObservation
 from operators.states import Colour
 
 
 class GitOpsRuntime:
-    """Promotion edits `model.version` in the environment's values file; rollback reverts it."""
+    """Promotion edits `model.version` in the environment's values file; rollback reverts it.
+
+    It is also where promotions await approval: a review branch per version (`Approvals`).
+    """
 
     name = "gitops"
 
@@ -23,12 +26,20 @@ class GitOpsRuntime:
         committed, recorded = self.repo.current_version(), self.delegate.champion_version()
         if committed is None or committed == recorded:
             return recorded  # an empty version follows the registry's alias
+        if recorded is not None and self.repo.under_review(recorded):
+            return recorded  # the file follows once the review branch merges: no need to ask again
         # The file and the registry disagree: report both, so `decide` publishes again.
         return f"git:{committed}/registry:{recorded}"
 
     def set_champion(self, action: SetChampion) -> None:
         self.repo.publish(action)  # the environment's record first: it is the source of truth
         self.delegate.set_champion(action)
+
+    def approval(self, version: str) -> Approval:
+        return self.repo.approval(version)
+
+    def request_approval(self, action: RequestApproval) -> None:
+        self.repo.request_approval(action.promotion)
 
     def observe_serving(self) -> ServingObservation:
         return self.delegate.observe_serving()
@@ -56,3 +67,8 @@ class GitOpsRuntime:
 
     def retire(self, colour: Colour) -> None:
         self.delegate.retire(colour)
+
+
+def approvals_of(runtime: Runtime) -> Approvals | None:
+    """The runtime's approval branches, if it promotes through GitOps."""
+    return runtime if isinstance(runtime, GitOpsRuntime) else None

@@ -67,3 +67,13 @@ def test_values_file_holds_the_keys_the_controller_edits(
         if o["kind"] == "RayService"
     }
     assert "42" in versions
+
+
+@pytest.mark.parametrize(("env", "required"), [("prod", True), ("staging", False)])
+def test_prod_promotions_wait_for_a_reviewer_and_staging_ones_do_not(
+    env: str, required: bool, render_chart: Render
+) -> None:
+    values = GITOPS / "environments" / env / "values.yaml"
+    (deployment,) = [o for o in render_chart("-f", str(values)) if o["kind"] == "ModelDeployment"]
+    assert deployment["spec"]["rollout"].get("requireApproval", False) is required
+    assert deployment["spec"]["gitops"]["enabled"] is True

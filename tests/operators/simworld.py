@@ -12,6 +12,7 @@ from operators.actions import (
     Action,
     ConsumeRequest,
     Deploy,
+    RequestApproval,
     Retire,
     Route,
     RunGates,
@@ -20,6 +21,7 @@ from operators.actions import (
     SubmitRetraining,
 )
 from operators.observations import (
+    Approval,
     ColourObservation,
     DriftSignal,
     Evidence,
@@ -61,6 +63,9 @@ class SimWorld:
     faults: dict[FaultSource, str] = field(default_factory=dict)
     submitted: list[str] = field(default_factory=list)
     request_count: int = 0
+    # The GitOps repository under approval: review branches (version -> tip) and what main pins.
+    review_branches: dict[str, str] = field(default_factory=dict)
+    main_version: str | None = "1"
 
     def running(self) -> tuple[str, ...]:
         """Unfinished jobs."""
@@ -91,8 +96,19 @@ class SimWorld:
                 self.health,
             ),
             requests=tuple(self.requests),
+            approval=self._approval(state),
             faults=dict(self.faults),
         )
+
+    def _approval(self, state: RolloutState | None) -> Approval | None:
+        rollout = state.current if state else None
+        if state is None or state.phase is not Phase.VERIFYING or rollout is None:
+            return None
+        if "registry" in self.faults or rollout.candidate_version is None:
+            return None
+        version = rollout.candidate_version
+        tip = self.review_branches.get(version)
+        return Approval(version, f"promote-{version}", "main", tip, self.main_version == version)
 
     def apply(self, action: Action, gate_verdicts: dict[str, bool]) -> None:
         """Carry out one action the way a runtime would."""
@@ -119,6 +135,9 @@ class SimWorld:
                 del self.colours[colour]
             case SetChampion(version=version):
                 self.champion = version
+            case RequestApproval(promotion=promotion):
+                # Idempotent, as in a repository: a version's review branch is pushed once.
+                self.review_branches.setdefault(promotion.version, f"sha-{promotion.version}")
             case ConsumeRequest(request_id=request_id):
                 self.requests = [r for r in self.requests if r.request_id != request_id]
 
@@ -141,6 +160,7 @@ def specs(draw: st.DrawFn) -> RolloutSpec:
             },
             "rollout": {
                 "deployTimeoutSeconds": draw(st.sampled_from([300, 20000])),
+                "requireApproval": draw(st.integers(0, 2)) == 0,
                 "shadow": {
                     "minPairedOutcomes": draw(st.integers(1, 30)),
                     "maxDurationSeconds": draw(st.sampled_from([600, 50000])),
@@ -169,6 +189,7 @@ class Change:
     faults: frozenset[FaultSource]
     verdicts: tuple[bool, ...]
     failed_actions: frozenset[int]
+    merge: bool = False  # a reviewer merges the newest promotion awaiting review
 
 
 def _health(errors: list[int]) -> st.SearchStrategy[Health]:
@@ -219,6 +240,7 @@ def changes(*, hostile: bool) -> st.SearchStrategy[Change]:
         faults=_rarely(_FAULTS, frozenset(), 5) if hostile else st.just(frozenset()),
         verdicts=_rarely(st.tuples(*[st.booleans()] * 6), (True,) * 6, 2),
         failed_actions=_rarely(_FAILURES, frozenset(), 5) if hostile else st.just(frozenset()),
+        merge=_rarely(st.just(True), False, 7),
     )
 
 
@@ -250,4 +272,6 @@ def evolve(sim: SimWorld, change: Change, spec: RolloutSpec) -> dict[str, bool]:
         version = change.request.version if change.request.kind == "promote" else None
         sim.requests.append(ManualRequest(f"q{sim.request_count}", change.request.kind, version))
     sim.faults = dict.fromkeys(change.faults, "down")
+    if change.merge and sim.review_branches:
+        sim.main_version = list(sim.review_branches)[-1]
     return dict(zip(required_gates(spec.rollout.gates), change.verdicts, strict=False))

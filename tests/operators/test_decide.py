@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from operators.actions import (
     ConsumeRequest,
     Deploy,
+    RequestApproval,
     Retire,
     Route,
     RunGates,
@@ -23,6 +24,7 @@ from operators.actions import (
 from operators.codec import decode_state, encode_state
 from operators.decide import Decision, decide
 from operators.observations import (
+    Approval,
     ColourObservation,
     DriftSignal,
     Evidence,
@@ -118,6 +120,14 @@ def _check_round(spec: RolloutSpec, world: World, decision: Decision, rejected: 
         if t.phase_to is Phase.VERIFYING:
             assert rollout is not None
             assert world.shadow == rollout.candidate_colour
+    # Under approval, a promotion needs the reviewer's merge of its own commit.
+    for t in decision.transitions:
+        if t.phase_to is Phase.PROMOTED and spec.rollout.require_approval:
+            assert rollout is not None
+            assert world.approval is not None
+            assert world.approval.merged
+            assert world.approval.version == rollout.candidate_version
+            event("promoted after approval")
     # A rollback always returns to the last version that passed.
     if new.phase is Phase.ROLLED_BACK:
         assert new.active_version == new.last_passed
@@ -259,6 +269,38 @@ def test_a_restarted_controller_verifies_a_whole_window_of_its_own() -> None:
     assert "verifying for" in verdict(window + 50).reason
     assert verdict(50).state.phase is Phase.PROMOTED
     assert verdict(None).state.phase is Phase.PROMOTED
+
+
+def test_under_approval_verification_passes_but_promotion_waits_for_the_merge() -> None:
+    spec = RolloutSpec.model_validate({"modelName": "m", "rollout": {"requireApproval": True}})
+    state = _verifying_state()
+    branch = "driftline/promote-m-2"
+    early = _after_switch(state, START + timedelta(seconds=5), Health(40, 0, 12.0))
+    d = decide(spec, Observed(state, early))
+    (request,) = [a for a in d.actions if isinstance(a, RequestApproval)]
+    assert (request.promotion.version, request.promotion.previous) == ("2", "1")
+    # Requested already (the branch exists): nothing more to ask for.
+    pending = replace(early, approval=Approval("2", branch, "main", "abc1234def0"))
+    assert not any(
+        isinstance(a, RequestApproval) for a in decide(spec, Observed(state, pending)).actions
+    )
+
+    late = START + timedelta(seconds=spec.rollout.verification.window_seconds + 1)
+    waiting = replace(pending, now=late)
+    d = decide(spec, Observed(state, waiting))
+    assert d.state.phase is Phase.VERIFYING
+    assert d.reason.endswith(f"awaiting approval: {branch} at abc1234def not yet merged into main")
+    assert not any(isinstance(a, SetChampion) for a in d.actions)
+
+    merged = replace(waiting, approval=Approval("2", branch, "main", "abc1234def0", merged=True))
+    d = decide(spec, Observed(state, merged))
+    assert d.state.phase is Phase.PROMOTED
+    assert d.reason.endswith(f"approved: {branch} merged into main")
+    # A regression still rolls back while the promotion waits for review.
+    sick = _after_switch(state, late, Health(50, 5, 20.0))
+    assert decide(spec, Observed(state, replace(sick, approval=pending.approval))).state.phase is (
+        Phase.ROLLED_BACK
+    )
 
 
 def test_too_little_traffic_waits_past_the_window_then_rolls_back_unverified() -> None:

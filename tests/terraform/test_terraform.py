@@ -10,6 +10,7 @@ from typing import Any
 
 import hcl2
 import pytest
+import yaml
 
 TERRAFORM = Path(__file__).resolve().parents[2] / "terraform"
 MODULES = sorted(p for p in (TERRAFORM / "modules").iterdir() if p.is_dir())
@@ -50,7 +51,7 @@ def unquote(value: Any) -> Any:
 
 
 def test_standard_layout() -> None:
-    assert [m.name for m in MODULES] == ["cluster", "platform"]
+    assert [m.name for m in MODULES] == ["cluster", "data", "platform"]
     assert [e.name for e in ENVS] == ["prod", "staging"]
     for module in MODULES:
         for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"):
@@ -143,13 +144,16 @@ def test_platform_module_installs_every_release() -> None:
         "argo_cd",
         "driftline",
         "driftline_application",
+        "cert_manager",
+        "prometheus_adapter",
+        "mlflow",
     }
 
 
 @pytest.mark.parametrize("env", ENVS, ids=lambda p: p.name)
 def test_environments_pass_every_required_module_input(env: Path) -> None:
     calls = {name: body for block in parse(env)["module"] for name, body in block.items()}
-    assert set(calls) == {"cluster", "platform"}
+    assert set(calls) == {"cluster", "data", "platform"}
     for name, body in calls.items():
         module_dir = (env / unquote(body["source"])).resolve()
         required = {
@@ -175,3 +179,113 @@ def test_terraform_fmt_is_clean() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout
+
+
+def resources(root: Path, kind: str) -> dict[str, dict[str, Any]]:
+    """Every resource of one type in a module, by name."""
+    return {
+        name: body
+        for block in parse(root).get("resource", [])
+        for resource_kind, found in block.items()
+        if resource_kind == kind
+        for name, body in found.items()
+    }
+
+
+PLATFORM = TERRAFORM / "modules" / "platform"
+DATA = TERRAFORM / "modules" / "data"
+CHART = TERRAFORM.parent / "helm" / "driftline"
+
+
+def test_the_database_is_private_encrypted_and_keeps_its_own_master_password() -> None:
+    (db,) = resources(DATA, "aws_db_instance").values()
+    assert db["storage_encrypted"] is True
+    assert db["publicly_accessible"] is False
+    assert db["manage_master_user_password"] is True
+    assert "password" not in db
+    assert db["deletion_protection"] == "${var.deletion_protection}"
+    (params,) = resources(DATA, "aws_db_parameter_group").values()
+    forced = {p["name"]: p["value"] for p in params["parameter"]}
+    assert forced["rds.force_ssl"] == "1"
+
+
+def test_the_artifact_bucket_is_versioned_encrypted_and_never_public() -> None:
+    found = {kind: resources(DATA, kind) for kind in ("aws_s3_bucket_public_access_block",)}
+    (block,) = found["aws_s3_bucket_public_access_block"].values()
+    assert all(block[k] is True for k in ("block_public_acls", "block_public_policy"))
+    (versioning,) = resources(DATA, "aws_s3_bucket_versioning").values()
+    assert versioning["versioning_configuration"][0]["status"] == "Enabled"
+    (sse,) = resources(DATA, "aws_s3_bucket_server_side_encryption_configuration").values()
+    rule = sse["rule"][0]["apply_server_side_encryption_by_default"][0]
+    assert rule["sse_algorithm"] == "aws:kms"
+
+
+def test_kserve_waits_for_cert_manager_and_both_follow_enable_kserve() -> None:
+    releases = resources(PLATFORM, "helm_release")
+    assert releases["cert_manager"]["count"] == releases["kserve"]["count"]
+    assert "${helm_release.cert_manager}" in releases["kserve_crd"]["depends_on"]
+
+
+def test_prometheus_adapter_serves_the_metric_the_charts_hpa_reads() -> None:
+    hpa = (CHART / "templates" / "serving" / "hpa.yaml").read_text()
+    text = (PLATFORM / "main.tf").read_text()
+    metric = re.search(r'as\s*=\s*"(\w+)"', text)
+    assert metric is not None
+    assert f"name: {metric[1]}" in hpa
+    assert 'seriesQuery  = "driftline_requests_total' in text
+
+
+def test_the_mlflow_url_terraform_outputs_is_the_charts_default() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    text = (PLATFORM / "main.tf").read_text()
+    (url,) = re.findall(r'mlflow_url\s*=\s*"([^"]+)"', text)
+    namespace = resources(PLATFORM, "kubernetes_namespace_v1")["mlflow"]["metadata"][0]["name"]
+    rendered = url.replace("${kubernetes_namespace_v1.mlflow.metadata[0].name}", namespace)
+    assert rendered == values["mlflow"]["trackingUri"]
+
+
+def test_every_component_gets_a_role_a_password_and_a_secret() -> None:
+    variables = {n: b for block in parse(PLATFORM)["variable"] for n, b in block.items()}
+    assert set(variables["database_components"]["default"]) == {
+        "serving",
+        "monitor",
+        "controller",
+        "training",
+    }
+    assert variables["database"]["sensitive"] is True
+    secrets = resources(PLATFORM, "kubernetes_secret_v1")
+    assert secrets["component_database"]["for_each"] == "${var.database_components}"
+    assert "sslmode=require" in secrets["component_database"]["data"]["url"]
+    sql = (PLATFORM / "files" / "database-roles.sql.tftpl").read_text()
+    # Passwords reach psql from the Job's Secret, never through the rendered script.
+    assert "\\getenv pw_${c} PASSWORD_${upper(c)}" in sql
+    assert "PASSWORD_${upper(c)}" in secrets["database_roles"]["data"]
+    assert "ALTER DEFAULT PRIVILEGES FOR ROLE driftline_controller" in sql
+    job = resources(PLATFORM, "kubernetes_job_v1")["database_roles"]
+    assert job["wait_for_completion"] is True
+    container = job["spec"][0]["template"][0]["spec"][0]["container"][0]
+    assert container["security_context"][0]["read_only_root_filesystem"] is True
+
+
+@pytest.mark.parametrize("env", ENVS, ids=lambda p: p.name)
+def test_environments_output_what_the_chart_install_needs(env: Path) -> None:
+    outputs = {n for block in parse(env)["output"] for n in block}
+    assert outputs >= {
+        "driftline_values",
+        "mlflow_tracking_uri",
+        "database_secrets",
+        "artifact_bucket",
+        "driftline_namespace",
+    }
+
+
+def test_every_delivery_gets_terraforms_chart_values() -> None:
+    releases = resources(PLATFORM, "helm_release")
+    assert "${local.driftline_values}" in releases["driftline"]["values"]
+    text = (PLATFORM / "main.tf").read_text()
+    assert re.search(
+        r"helm\s+= merge\(local\.application\.spec\.source\.helm, "
+        r"\{ values = local\.driftline_values",
+        text,
+    )
+    assert "local.application_source" in str(releases["driftline_application"]["values"])

@@ -19,6 +19,12 @@ provider "helm" {
   }
 }
 
+provider "kubernetes" {
+  host                   = module.cluster.cluster_endpoint
+  cluster_ca_certificate = base64decode(module.cluster.cluster_certificate_authority_data)
+  token                  = data.aws_eks_cluster_auth.this.token
+}
+
 module "cluster" {
   source = "../../modules/cluster"
 
@@ -41,6 +47,25 @@ module "cluster" {
   }
 }
 
+module "data" {
+  source = "../../modules/data"
+
+  name                      = module.cluster.cluster_name
+  vpc_id                    = module.cluster.vpc_id
+  subnet_ids                = module.cluster.private_subnet_ids
+  client_security_group_ids = [module.cluster.node_security_group_id]
+  oidc_provider_arn         = module.cluster.oidc_provider_arn
+}
+
+# RDS keeps the master credentials in Secrets Manager; the roles job uses them once.
+data "aws_secretsmanager_secret_version" "database_master" {
+  secret_id = module.data.master_user_secret_arn
+}
+
+locals {
+  database_master = jsondecode(data.aws_secretsmanager_secret_version.database_master.secret_string)
+}
+
 module "platform" {
   source = "../../modules/platform"
 
@@ -52,4 +77,11 @@ module "platform" {
   enable_kserve               = false
   gitops_repo_url             = var.gitops_repo_url
   gitops_revision             = "main"
+  driftline_delivery          = var.driftline_delivery
+  artifact_bucket             = module.data.artifact_bucket
+  mlflow_role_arn             = module.data.mlflow_role_arn
+  database = merge(module.data.database, {
+    admin_username = local.database_master.username
+    admin_password = local.database_master.password
+  })
 }

@@ -35,3 +35,14 @@ variable "availability_zones" {
     error_message = "Give at least two availability zones."
   }
 }
+
+variable "driftline_delivery" {
+  description = "How the chart is deployed: argocd (default; Argo CD follows gitops/), helm (Terraform installs it) or none (you run helm install; docs/cluster-install.md)."
+  type        = string
+  default     = "argocd"
+
+  validation {
+    condition     = contains(["argocd", "helm", "none"], var.driftline_delivery)
+    error_message = "driftline_delivery must be argocd, helm or none."
+  }
+}

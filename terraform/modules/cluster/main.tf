@@ -53,6 +53,8 @@ module "eks" {
     kube-proxy             = {}
     vpc-cni                = { before_compute = true }
     eks-pod-identity-agent = {}
+    # The Resource Metrics API the chart's CPU HorizontalPodAutoscalers read.
+    metrics-server = {}
   }
 
   eks_managed_node_groups = {

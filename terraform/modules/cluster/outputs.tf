@@ -30,3 +30,18 @@ output "ray_node_selector" {
     toleration    = { key = "driftline.io/ray", operator = "Equal", value = "true", effect = "NoSchedule" }
   }
 }
+
+output "vpc_id" {
+  description = "VPC of the cluster (the database and other stateful services go in it)."
+  value       = module.vpc.vpc_id
+}
+
+output "private_subnet_ids" {
+  description = "Private subnets of the cluster, one per availability zone."
+  value       = module.vpc.private_subnets
+}
+
+output "node_security_group_id" {
+  description = "Security group of the cluster's nodes (allowed to reach the database)."
+  value       = module.eks.node_security_group_id
+}

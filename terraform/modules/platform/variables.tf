@@ -27,6 +27,9 @@ variable "chart_versions" {
     kube_prometheus_stack = string
     argo_cd               = string
     argocd_apps           = string
+    cert_manager          = string
+    prometheus_adapter    = string
+    mlflow                = string
   })
   default = {
     cluster_autoscaler    = "9.46.6"
@@ -35,6 +38,9 @@ variable "chart_versions" {
     kube_prometheus_stack = "72.9.1"
     argo_cd               = "8.0.17"
     argocd_apps           = "2.0.2"
+    cert_manager          = "v1.17.2"
+    prometheus_adapter    = "4.11.0"
+    mlflow                = "1.12.0"
   }
 
   validation {
@@ -44,7 +50,7 @@ variable "chart_versions" {
 }
 
 variable "enable_kserve" {
-  description = "Install KServe (raw deployment mode) for serving.runtime=InferenceService; needs cert-manager in the cluster."
+  description = "Install KServe (raw deployment mode) for serving.runtime=InferenceService, and cert-manager for its webhook certificates."
   type        = bool
   default     = false
 }
@@ -66,13 +72,13 @@ variable "driftline_namespace" {
 }
 
 variable "driftline_delivery" {
-  description = "How Driftline is deployed: `argocd` (an Argo CD Application follows the GitOps repository; promotions are commits) or `helm` (a Terraform-managed release)."
+  description = "How Driftline is deployed: `argocd` (an Argo CD Application follows the GitOps repository; promotions are commits), `helm` (a Terraform-managed release) or `none` (everything but the chart: you run `helm install` with the `driftline_values` output)."
   type        = string
   default     = "argocd"
 
   validation {
-    condition     = contains(["argocd", "helm"], var.driftline_delivery)
-    error_message = "driftline_delivery must be argocd or helm."
+    condition     = contains(["argocd", "helm", "none"], var.driftline_delivery)
+    error_message = "driftline_delivery must be argocd, helm or none."
   }
 }
 
@@ -93,4 +99,63 @@ variable "ray_node_selector" {
     node_selector = map(string)
     toleration    = map(string)
   })
+}
+
+variable "database" {
+  description = "The managed PostgreSQL (modules/data output `database`) and its master credentials (from `master_user_secret_arn`), used once by the job that creates the component roles."
+  type = object({
+    host           = string
+    port           = number
+    name           = string
+    admin_username = string
+    admin_password = string
+  })
+  sensitive = true
+
+  validation {
+    condition     = var.database.port > 0 && var.database.port < 65536 && length(var.database.admin_password) >= 8
+    error_message = "database needs a valid port and the master password."
+  }
+}
+
+variable "database_components" {
+  description = "Components that get a PostgreSQL login role and a Secret `driftline-database-<component>` with their URL."
+  type        = set(string)
+  default     = ["serving", "monitor", "controller", "training"]
+
+  validation {
+    condition     = alltrue([for c in var.database_components : can(regex("^[a-z][a-z0-9]{1,20}$", c))]) && contains(var.database_components, "controller")
+    error_message = "Components are short lower-case names, and `controller` (it runs the migrations) must be one."
+  }
+}
+
+variable "psql_image" {
+  description = "Image with psql 15 or newer for the roles job (pin a digest where the registry is not trusted)."
+  type        = string
+  default     = "postgres:16.9-alpine"
+
+  validation {
+    condition     = can(regex("^[^:@]+(:[0-9][^@]*|@sha256:[0-9a-f]{64})$", var.psql_image))
+    error_message = "psql_image must carry a version tag or a digest, never float on latest."
+  }
+}
+
+variable "artifact_bucket" {
+  description = "S3 bucket for MLflow artifacts (modules/data output `artifact_bucket`)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.artifact_bucket))
+    error_message = "artifact_bucket must be a valid S3 bucket name."
+  }
+}
+
+variable "mlflow_role_arn" {
+  description = "IAM role of the MLflow server's ServiceAccount (modules/data output `mlflow_role_arn`)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", var.mlflow_role_arn))
+    error_message = "mlflow_role_arn must be an IAM role ARN."
+  }
 }

@@ -1,4 +1,5 @@
-"""GitOps promotion against a real bare repository: commits, retries, reverts, lock, cooldown."""
+"""GitOps promotion against a real bare repository: commits, retries, reverts, lock, cooldown,
+and promotions that wait for a reviewer to merge their branch."""
 
 from __future__ import annotations
 
@@ -7,12 +8,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from driftline.cli.controller import promote as cli_promote
+from driftline.store import Store
 from operators.actions import SetChampion
+from operators.controller import Controller
 from operators.gitops import GitOpsError, GitOpsRepository, PromotionBlockedError
+from operators.observations import Approval, ColourObservation
+from operators.observe import Observer
 from operators.runtimes.gitops import GitOpsRuntime
-from operators.states import GateResult
-from tests.operators.fakes import Clock, FakeRuntime
+from operators.spec import RolloutSpec
+from operators.states import GateResult, Phase
+from tests.operators.fakes import Clock, FakeDrift, FakeGates, FakeLosses, FakeRuntime
 
 VALUES = "gitops/environments/staging/values.yaml"
 ORIGINAL = """\
@@ -191,3 +199,144 @@ def test_a_missing_values_file_is_a_one_line_error(remote: Path) -> None:
     )
     with pytest.raises(GitOpsError, match=r"prod/values\.yaml does not exist"):
         broken.current_version()
+
+
+# --- approval: the controller pushes a review branch, never the target ------------------------
+BRANCH = "driftline/promote-market-ensemble-7"
+APPROVAL_SPEC = RolloutSpec.model_validate(
+    {
+        "modelName": "market-ensemble",
+        "driftPolicy": {"sustainedReports": 1, "cooldownSeconds": 0},
+        "rollout": {
+            "requireApproval": True,
+            "shadow": {"minPairedOutcomes": 30},
+            "gates": {"test": "paired-t"},
+            "verification": {"windowSeconds": 120, "minRequests": 10},
+        },
+    }
+)
+
+
+def merge_in_a_clone(remote: Path, tmp_path: Path, branch: str = BRANCH) -> None:
+    """What a reviewer does: merge the review branch into main and push."""
+    reviewer = tmp_path / "reviewer"
+    git(tmp_path, "clone", "-q", str(remote), str(reviewer))
+    git(reviewer, "merge", "-q", "--no-ff", "-m", "Merge approved promotion", f"origin/{branch}")
+    git(reviewer, "push", "-q", "origin", "HEAD:main")
+
+
+def test_under_approval_a_promotion_goes_to_its_own_branch(remote: Path, tmp_path: Path) -> None:
+    r = repo(remote, "ctl", require_approval=True)
+    assert r.approval("7") == Approval("7", BRANCH, "main", None, False)
+    sha = r.publish(promote("7", "6"))
+    assert show(remote) == ORIGINAL  # main untouched
+    assert git(remote, "rev-parse", BRANCH).strip() == sha
+    assert 'version: "7"' in show(remote, BRANCH)
+    message = git(remote, "log", "-1", "--format=%B", BRANCH)
+    assert "- beats_champion: diebold-mariano p=0.012" in message
+    assert "Driftline-Promotion: 7" in message
+    assert r.request_approval(promote("7", "6")) == sha  # idempotent: already requested
+    assert r.approval("7") == Approval("7", BRANCH, "main", sha, False)
+    merge_in_a_clone(remote, tmp_path)
+    assert r.approval("7").merged
+    assert r.publish(promote("7", "6")) is None  # landed: nothing left to push
+
+
+def test_under_approval_a_rollback_is_a_branch_too(remote: Path, tmp_path: Path) -> None:
+    delegate = FakeRuntime(champion="7")
+    runtime = GitOpsRuntime(delegate, repo(remote, "ctl", require_approval=True))
+    runtime.repo.publish(promote("7", "6"))
+    merge_in_a_clone(remote, tmp_path)
+    runtime.set_champion(SetChampion("6", "7", "r-1", "regressed", None, rollback=True))
+    assert 'version: "7"' in show(remote)  # main changes only through review
+    rollback = git(remote, "log", "-1", "--format=%B", "driftline/rollback-market-ensemble-6")
+    assert "Roll back market-ensemble to version 6" in rollback
+    # Serving rolled back already; the pending branch is no disagreement to publish again.
+    assert (delegate.champion, runtime.champion_version()) == ("6", "6")
+
+
+def test_approve_merges_the_review_branch_as_a_reviewer(remote: Path) -> None:
+    r = repo(remote, "ctl", require_approval=True)
+    with pytest.raises(GitOpsError, match="no promotion of version 7 awaits approval"):
+        r.approve("7", "cli:alice")
+    requested = r.publish(promote("7", "6"))
+    merged = repo(remote, "alice").approve("7", "cli:alice")
+    assert 'version: "7"' in show(remote)
+    assert git(remote, "rev-parse", "main^2").strip() == requested
+    assert "Approved-by: cli:alice" in git(remote, "log", "-1", "--format=%B", merged)
+    assert git(remote, "for-each-ref", "refs/heads/driftline").strip() == ""  # branch deleted
+    assert r.approval("7").merged
+
+
+def _step_until(controller: Controller, clock: Clock, phase: Phase, rounds: int = 12) -> str:
+    for _ in range(rounds):
+        report = controller.step()
+        assert report.decision is not None
+        assert not report.errors, report.to_json()
+        if report.decision.state.phase is phase:
+            return report.decision.reason
+        clock.advance(5)
+    raise AssertionError(f"never reached {phase}: {report.to_json()}")
+
+
+def test_the_controller_promotes_only_once_the_review_branch_is_merged(
+    remote: Path, tmp_path: Path, store: Store
+) -> None:
+    clock = Clock()
+    delegate = FakeRuntime(champion="6", colours={"blue": ColourObservation("6", True)})
+    runtime = GitOpsRuntime(delegate, repo(remote, "ctl", clock, require_approval=True))
+    drift = FakeDrift()
+    controller = Controller(
+        APPROVAL_SPEC,
+        store,
+        runtime,
+        Observer(APPROVAL_SPEC, store, runtime, drift, FakeLosses()),
+        FakeGates(),
+        clock=clock,
+    )
+    drift.add("critical", clock.now)
+    _step_until(controller, clock, Phase.RETRAINING)
+    delegate.finish_jobs("7")
+    _step_until(controller, clock, Phase.VERIFYING)
+    assert git(remote, "log", "-1", "--format=%B", BRANCH).count("- artifact: ok") == 1
+    assert "- shadow_quality: paired-t" in git(remote, "log", "-1", "--format=%B", BRANCH)
+    clock.advance(300)  # well past the verification window: verified, but not approved
+    for _ in range(3):
+        report = controller.step()
+        assert report.decision is not None
+        assert report.decision.state.phase is Phase.VERIFYING
+        clock.advance(30)
+    assert "awaiting approval: driftline/promote-market-ensemble-7 at" in report.decision.reason
+    assert (show(remote), delegate.champion) == (ORIGINAL, "6")
+
+    merge_in_a_clone(remote, tmp_path)
+    reason = _step_until(controller, clock, Phase.PROMOTED, rounds=1)
+    assert reason.endswith(f"approved: {BRANCH} merged into main")
+    controller.step()
+    assert delegate.champion == "7"
+    # The controller never pushed main: its first-parent history is the seed and the merge.
+    assert len(git(remote, "rev-list", "--first-parent", "main").split()) == 2
+    trail = [e.reason for e in store.audit_events(model_name="market-ensemble", kind="approval")]
+    assert [line.split(":")[0] for line in trail] == ["approval requested", "approved"]
+    assert f"{BRANCH} at " in trail[0]
+
+
+def test_driftline_promote_approve_merges_the_pending_promotion(
+    remote: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo(remote, "ctl", require_approval=True).publish(promote("7", "6"))
+    for name, value in {
+        "DRIFTLINE_HOME": str(tmp_path / "home"),
+        "DRIFTLINE_MODEL_NAME": "market-ensemble",
+        "DRIFTLINE_CONTROLLER_GITOPS_REPO": str(remote),
+        "DRIFTLINE_CONTROLLER_GITOPS_VALUES": VALUES,
+    }.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli_promote, ["7", "--approve"])
+    assert result.exit_code == 0, result.output
+    assert "approved version 7 of market-ensemble: merged as" in result.output
+    assert 'version: "7"' in show(remote)
+    again = CliRunner().invoke(cli_promote, ["7", "--approve"])
+    assert again.exit_code == 1
+    assert "no promotion of version 7 awaits approval" in again.output
+    assert "Traceback" not in again.output
