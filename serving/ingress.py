@@ -128,7 +128,7 @@ class Ingress:
         self._info_labels: set[tuple[str, str, str, str]] = set()
         store = self.store = Store.from_settings(self.settings)
         self.writer = PredictionWriter(
-            store,
+            store.predictions,
             batch_size=self.settings.serve_write_batch,
             interval_s=self.settings.serve_write_interval_s,
             max_buffer=self.settings.serve_write_buffer,

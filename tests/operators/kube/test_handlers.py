@@ -127,7 +127,7 @@ def test_finalizer_stops_jobs_and_records_the_deletion(
     assert len(kube.of(RAY_JOB)) == 1
     finalize(context, body)
     assert kube.of(RAY_JOB) == []
-    (event,) = store.audit_events(kind="deleted")
+    (event,) = store.controller.audit_events(kind="deleted")
     assert "stopped 1 retraining job" in event.reason
 
 
