@@ -208,7 +208,7 @@ def test_run_waits_out_a_store_outage_and_records_it(store: Store) -> None:
     c = w.controller()
     stop = threading.Event()
     broken = {"on": True}
-    real = store.acquire_controller_lease
+    real = store.controller.acquire_controller_lease
 
     def flaky(*args: object, **kwargs: object) -> object:
         if broken["on"]:
@@ -217,7 +217,7 @@ def test_run_waits_out_a_store_outage_and_records_it(store: Store) -> None:
         stop.set()
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    store.acquire_controller_lease = flaky  # type: ignore[method-assign]
+    store.controller.acquire_controller_lease = flaky  # type: ignore[method-assign]
     c.run(stop, interval_s=0.01)
     (event,) = store.controller.audit_events(kind="fault")
     assert "store unavailable" in event.reason
