@@ -134,7 +134,7 @@ def _monitor_run(
         store = Store.from_settings(settings)
         store.upgrade()
         start = datetime(2010, 1, 4, tzinfo=UTC)
-        store.record_predictions(
+        store.predictions.record_predictions(
             [
                 PredictionRecord(
                     request_id=f"r{i}",
@@ -153,7 +153,7 @@ def _monitor_run(
             ]
         )
         rng = np.random.default_rng(4)
-        store.record_outcomes(
+        store.drift.record_outcomes(
             [
                 Outcome("SPX", start + timedelta(days=i), float(rng.normal(0, 0.01)))
                 for i in range(len(rows))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import cast
 
 from driftline.config import Settings
 from driftline.store import Store
@@ -22,7 +21,7 @@ from operators.runtimes.base import Runtime
 from operators.runtimes.gitops import GitOpsRuntime
 from operators.runtimes.kubernetes import KubernetesRuntime
 from operators.runtimes.local import LocalRayRuntime
-from operators.sources import DriftReports, PairedOutcomes, StoreDriftSource, StorePairedLosses
+from operators.sources import StoreDriftSource, StorePairedLosses
 from operators.spec import RolloutSpec
 
 
@@ -81,8 +80,8 @@ def local_controller(
 def sources(store: Store) -> tuple[StoreDriftSource, StorePairedLosses]:
     """Drift reports and paired losses from the store (tables of migrations 0002 and 0001)."""
     return (
-        StoreDriftSource(cast(DriftReports, store)),
-        StorePairedLosses(cast(PairedOutcomes, store)),
+        StoreDriftSource(store.drift),
+        StorePairedLosses(store.controller),
     )
 
 

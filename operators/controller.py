@@ -122,11 +122,11 @@ class Controller:
     def step(self) -> StepReport:
         """One round; raises only when the store itself cannot be reached."""
         now = self.clock()
-        record = self.store.acquire_controller_lease(
+        record = self.store.controller.acquire_controller_lease(
             self.model_name, self.holder, ttl_s=self.lease_s, now=now
         )
         if record is None:
-            current = self.store.controller_state(self.model_name)
+            current = self.store.controller.controller_state(self.model_name)
             holder = current.lease_holder if current else "unknown"
             return StepReport(self.model_name, skipped=f"lease held by {holder}")
         before = decode_state(record.state) if record.state else None
@@ -135,7 +135,7 @@ class Controller:
         self._record_faults(world)
         self._record_approval(world, decision)
         self._audit(*decision_events(before, decision, world))
-        self.store.save_controller_state(
+        self.store.controller.save_controller_state(
             self.model_name,
             encode_state(decision.state),
             phase=decision.state.phase.value,
@@ -171,13 +171,13 @@ class Controller:
     def close(self) -> None:
         """Hand the lease on so a successor need not wait for it to expire."""
         try:
-            self.store.release_controller_lease(self.model_name, self.holder)
+            self.store.controller.release_controller_lease(self.model_name, self.holder)
         except Exception as error:
             log.warning("could not release the lease: %s", one_line(error))
 
     def state(self) -> RolloutState | None:
         """The stored state, if any."""
-        record = self.store.controller_state(self.model_name)
+        record = self.store.controller.controller_state(self.model_name)
         return decode_state(record.state) if record and record.state else None
 
     # --- acting ---------------------------------------------------------------------------
@@ -201,7 +201,9 @@ class Controller:
     def _execute(self, action: Action, state: RolloutState) -> None:
         match action:
             case ConsumeRequest(request_id=request_id, outcome=outcome):
-                self.store.consume_controller_request(request_id, outcome, now=self.clock())
+                self.store.controller.consume_controller_request(
+                    request_id, outcome, now=self.clock()
+                )
             case RunGates():
                 self._run_gates(action, state)
             case SubmitRetraining():
@@ -231,7 +233,7 @@ class Controller:
     def _store_gates(
         self, rollout_id: str, version: str, results: tuple[GateResult, ...], at: datetime
     ) -> None:
-        self.store.record_gate_results(
+        self.store.controller.record_gate_results(
             [
                 GateRecord(
                     rollout_id,
@@ -251,7 +253,7 @@ class Controller:
     # --- bookkeeping ------------------------------------------------------------------------
     def _audit(self, *events: AuditEvent) -> None:
         if events:
-            self.store.record_audit(*events)
+            self.store.controller.record_audit(*events)
 
     def _record_rollout(self, before: RolloutState | None, after: RolloutState) -> None:
         rollout = after.rollout
@@ -259,7 +261,7 @@ class Controller:
             before is not None and before.rollout == rollout and before.phase == after.phase
         ):
             return
-        self.store.upsert_rollout(
+        self.store.controller.upsert_rollout(
             RolloutRecord(
                 rollout_id=rollout.rollout_id,
                 model_name=self.model_name,

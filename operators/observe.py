@@ -124,7 +124,7 @@ class Observer:
     def _requests(self) -> tuple[ManualRequest, ...]:
         return tuple(
             ManualRequest(r.request_id, _kind(r.kind), r.version, r.actor)
-            for r in self.store.controller_requests(self.spec.model_name)
+            for r in self.store.controller.controller_requests(self.spec.model_name)
         )
 
     def _evidence(
@@ -155,7 +155,7 @@ class Observer:
     def _gates(self, rollout_id: str, version: str) -> tuple[GateResult, ...]:
         return tuple(
             GateResult(g.name, g.passed, g.detail, dict(g.figures), _stage(g.stage))
-            for g in self.store.gate_results(rollout_id)
+            for g in self.store.controller.gate_results(rollout_id)
             if g.version == version and g.stage == "offline"
         )
 

@@ -14,7 +14,7 @@ from operators.spec import SEVERITIES, Severity
 
 
 class DriftReports(Protocol):
-    """What the drift branch's Store offers the controller."""
+    """What the store's drift owner offers the controller."""
 
     def drift_reports(self, *, model_name: str | None = ..., limit: int = ...) -> list[Any]:
         """Reports, newest first."""

@@ -1,13 +1,16 @@
-"""The ingress's HTTP handlers: KServe V1/V2, the domain endpoints, health and metrics."""
+"""The ingress's HTTP handlers: KServe V1/V2, the domain endpoints, health and metrics.
+
+Each handler takes the Router (routing and scoring) and the request; the Serve deployment
+mounts them. This layer knows nothing of Serve itself.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from importlib.metadata import version as package_version
 
-import orjson
 import pandas as pd
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,20 +18,19 @@ from starlette.responses import Response
 from driftline.data import DataValidationError, validate_bars
 from serving import protocol
 from serving.errors import BadInputError, NotReadyError, ServingError
-from serving.ingress import JSON, Ingress, correlation, error_response, request_id_of
+from serving.http import JSON, correlation, error_response, json_response
 from serving.metrics import exposition
+from serving.routing import Router
 
 log = logging.getLogger(__name__)
 
-Endpoint = Callable[[Ingress, Request], Awaitable[Response]]
+Endpoint = Callable[[Router, Request], Awaitable[Response]]
 SERVER_NAME = "driftline"
 
 
-def wrap(
-    ingress: Ingress, name: str, endpoint: Endpoint
-) -> Callable[[Request], Awaitable[Response]]:
+def wrap(router: Router, name: str, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     """Add correlation ids, error mapping and per-endpoint metrics to `endpoint`."""
-    m = ingress.metrics
+    m = router.metrics
 
     async def handler(request: Request) -> Response:
         start = time.perf_counter()
@@ -37,10 +39,10 @@ def wrap(
         with correlation(request) as cid:
             request.state.request_id = cid
             try:
-                response = await endpoint(ingress, request)
+                response = await endpoint(router, request)
             except ServingError as error:
                 m.errors.labels(name, error.kind).inc()
-                response = error_response(error, cid, ingress.settings.serve_retry_after_s)
+                response = error_response(error, cid, router.settings.serve_retry_after_s)
             except Exception:
                 log.exception("unhandled error", extra={"endpoint": name})
                 m.errors.labels(name, "internal").inc()
@@ -50,21 +52,13 @@ def wrap(
             # Serve itself echoes x-request-id; ours names the id our logs and store use.
             response.headers["x-correlation-id"] = cid
         version = request.state.version
-        m.request_duration.labels(name, ingress.model_name, version).observe(
+        m.request_duration.labels(name, router.model_name, version).observe(
             time.perf_counter() - start
         )
-        m.requests.labels(name, ingress.model_name, version, str(response.status_code)).inc()
+        m.requests.labels(name, router.model_name, version, str(response.status_code)).inc()
         return response
 
     return handler
-
-
-def _json(document: Any, status: int = 200) -> Response:
-    return Response(
-        orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY),
-        status_code=status,
-        media_type=JSON,
-    )
 
 
 def _elapsed_ms(request: Request) -> float:
@@ -72,19 +66,19 @@ def _elapsed_ms(request: Request) -> float:
 
 
 # --- KServe V2 ----------------------------------------------------------------------------
-async def v2_infer(ingress: Ingress, request: Request) -> Response:
+async def v2_infer(router: Router, request: Request) -> Response:
     """POST /v2/models/{model}[/versions/{version}]/infer."""
-    route = ingress.route_for(request.path_params["model"], request.path_params.get("version"))
+    route = router.route_for(request.path_params["model"], request.path_params.get("version"))
     request.state.version = route.version
     body = await request.body()
     length = request.headers.get(protocol.JSON_LENGTH_HEADER)
     infer = protocol.parse_v2(
-        body, int(length) if length and length.isdigit() else None, ingress.model_name
+        body, int(length) if length and length.isdigit() else None, router.model_name
     )
     inputs = protocol.v2_inputs(infer, route.limits)
-    rows, ensemble, members = await ingress.predict_inputs(route, inputs)
+    rows, ensemble, members = await router.predict_inputs(route, inputs)
     request_id = request.state.request_id
-    ingress.record(
+    router.record(
         request_id=request_id,
         endpoint="v2_infer",
         route=route,
@@ -93,10 +87,10 @@ async def v2_infer(ingress: Ingress, request: Request) -> Response:
         members=members,
         latency_ms=_elapsed_ms(request),
     )
-    ingress.mirror(request_id, "v2_infer", rows)
+    router.mirror(request_id, "v2_infer", rows)
     payload, json_length = protocol.v2_response(
         infer,
-        model_name=ingress.model_name,
+        model_name=router.model_name,
         version=route.version,
         prediction=ensemble,
         members=members,
@@ -110,20 +104,22 @@ async def v2_infer(ingress: Ingress, request: Request) -> Response:
     )
 
 
-async def v2_server_metadata(ingress: Ingress, _request: Request) -> Response:
+async def v2_server_metadata(router: Router, _request: Request) -> Response:
     """GET /v2."""
-    return _json({"name": SERVER_NAME, "version": _version(), "extensions": ["binary_tensor_data"]})
+    return json_response(
+        {"name": SERVER_NAME, "version": _version(), "extensions": ["binary_tensor_data"]}
+    )
 
 
-async def v2_live(_ingress: Ingress, _request: Request) -> Response:
+async def v2_live(_router: Router, _request: Request) -> Response:
     """GET /v2/health/live."""
-    return _json({"live": True})
+    return json_response({"live": True})
 
 
-async def v2_ready(ingress: Ingress, _request: Request) -> Response:
+async def v2_ready(router: Router, _request: Request) -> Response:
     """GET /v2/health/ready: ready while a version is active; the store's state is reported."""
-    status = ingress.writer.status()
-    ready = ingress.routing.active is not None
+    status = router.writer.status()
+    ready = router.routing.active is not None
     document = {
         "ready": ready,
         "degraded": status.degraded,
@@ -134,47 +130,47 @@ async def v2_ready(ingress: Ingress, _request: Request) -> Response:
         },
     }
     # A store outage degrades but does not stop serving: stay in rotation and say so.
-    return _json(document, 200 if ready else 503)
+    return json_response(document, 200 if ready else 503)
 
 
-async def v2_model_ready(ingress: Ingress, request: Request) -> Response:
+async def v2_model_ready(router: Router, request: Request) -> Response:
     """GET /v2/models/{model}[/versions/{version}]/ready."""
-    route = ingress.route_for(request.path_params["model"], request.path_params.get("version"))
+    route = router.route_for(request.path_params["model"], request.path_params.get("version"))
     request.state.version = route.version
-    return _json({"name": ingress.model_name, "ready": True})
+    return json_response({"name": router.model_name, "ready": True})
 
 
-async def v2_model_metadata(ingress: Ingress, request: Request) -> Response:
+async def v2_model_metadata(router: Router, request: Request) -> Response:
     """GET /v2/models/{model}[/versions/{version}]."""
-    route = ingress.route_for(request.path_params["model"], request.path_params.get("version"))
+    route = router.route_for(request.path_params["model"], request.path_params.get("version"))
     request.state.version = route.version
     document = protocol.model_metadata(
-        ingress.model_name, sorted(ingress.routing.by_version), route.limits.n_features
+        router.model_name, sorted(router.routing.by_version), route.limits.n_features
     )
-    return _json(document)
+    return json_response(document)
 
 
 # --- KServe V1 ----------------------------------------------------------------------------
-async def v1_live(_ingress: Ingress, _request: Request) -> Response:
+async def v1_live(_router: Router, _request: Request) -> Response:
     """GET / (the V1 liveness check)."""
-    return _json({"status": "alive"})
+    return json_response({"status": "alive"})
 
 
-async def v1_model(ingress: Ingress, request: Request) -> Response:
+async def v1_model(router: Router, request: Request) -> Response:
     """GET /v1/models/{model}."""
-    route = ingress.route_for(request.path_params["model"], None)
+    route = router.route_for(request.path_params["model"], None)
     request.state.version = route.version
-    return _json({"name": ingress.model_name, "ready": True})
+    return json_response({"name": router.model_name, "ready": True})
 
 
-async def v1_predict(ingress: Ingress, request: Request) -> Response:
+async def v1_predict(router: Router, request: Request) -> Response:
     """POST /v1/models/{model}:predict."""
-    route = ingress.route_for(request.path_params["model"], None)
+    route = router.route_for(request.path_params["model"], None)
     request.state.version = route.version
     rows = protocol.v1_rows(protocol.loads(await request.body()), route.limits)
-    ensemble, members = await ingress.predict_rows(route, rows)
+    ensemble, members = await router.predict_rows(route, rows)
     request_id = request.state.request_id
-    ingress.record(
+    router.record(
         request_id=request_id,
         endpoint="v1_predict",
         route=route,
@@ -183,19 +179,19 @@ async def v1_predict(ingress: Ingress, request: Request) -> Response:
         members=members,
         latency_ms=_elapsed_ms(request),
     )
-    ingress.mirror(request_id, "v1_predict", rows)
+    router.mirror(request_id, "v1_predict", rows)
     return Response(protocol.v1_response(ensemble), media_type=JSON)
 
 
 # --- domain -------------------------------------------------------------------------------
-async def forecast(ingress: Ingress, request: Request) -> Response:
+async def forecast(router: Router, request: Request) -> Response:
     """POST /api/forecast: `{"symbol": ..., "bars": [{date, open, high, low, close, volume}]}`."""
-    route = ingress.route_for(ingress.model_name, None)
+    route = router.route_for(router.model_name, None)
     request.state.version = route.version
     document = protocol.loads(await request.body())
     if not isinstance(document, dict) or not isinstance(document.get("bars"), list):
         raise BadInputError('forecast body must be {"symbol": "...", "bars": [{"date": ..., ...}]}')
-    symbol = str(document.get("symbol") or ingress.settings.symbol)
+    symbol = str(document.get("symbol") or router.settings.symbol)
     try:
         bars = validate_bars(
             pd.DataFrame(document["bars"]), "request", min_rows=1, max_gap_days=None
@@ -204,11 +200,11 @@ async def forecast(ingress: Ingress, request: Request) -> Response:
         raise BadInputError(str(error)) from None
     columns = {c: bars[c].to_numpy() for c in protocol.BAR_INPUTS}
     inputs = protocol.Inputs(bars=protocol.check_bars(columns, route.limits))
-    rows, ensemble, members = await ingress.predict_inputs(route, inputs)
+    rows, ensemble, members = await router.predict_inputs(route, inputs)
     as_of = bars.index[-1]
     request_id = request.state.request_id
     latency = _elapsed_ms(request)
-    ingress.record(
+    router.record(
         request_id=request_id,
         endpoint="forecast",
         route=route,
@@ -219,8 +215,8 @@ async def forecast(ingress: Ingress, request: Request) -> Response:
         symbol=symbol,
         as_of=as_of.tz_localize("UTC").to_pydatetime(),
     )
-    ingress.mirror(request_id, "forecast", rows)
-    return _json(
+    router.mirror(request_id, "forecast", rows)
+    return json_response(
         {
             "request_id": request_id,
             "symbol": symbol,
@@ -234,23 +230,23 @@ async def forecast(ingress: Ingress, request: Request) -> Response:
     )
 
 
-async def models(ingress: Ingress, _request: Request) -> Response:
+async def models(router: Router, _request: Request) -> Response:
     """GET /api/models: the active and shadow versions with members, spec hash, evaluation."""
-    routing = ingress.routing
+    routing = router.routing
     if routing.active is None:
         raise NotReadyError("no model version is active yet")
     document = {
-        "model": ingress.model_name,
+        "model": router.model_name,
         "active": {**routing.active.info, "colour": routing.active.colour},
         "shadow": None
         if routing.shadow is None
         else {**routing.shadow.info, "colour": routing.shadow.colour},
         "deployed_versions": sorted(routing.by_version),
     }
-    return _json(document)
+    return json_response(document)
 
 
-async def prometheus(_ingress: Ingress, _request: Request) -> Response:
+async def prometheus(_router: Router, _request: Request) -> Response:
     """GET /metrics: every serving process on this node, merged."""
     body, content_type = exposition()
     return Response(body, media_type=content_type)
@@ -280,9 +276,4 @@ def routes() -> list[tuple[str, str, Endpoint, list[str]]]:
 
 
 def _version() -> str:
-    from importlib.metadata import version  # noqa: PLC0415
-
-    return version("driftline")
-
-
-__all__ = ["request_id_of", "routes", "wrap"]
+    return package_version("driftline")

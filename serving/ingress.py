@@ -1,111 +1,51 @@
-"""The one HTTP ingress: KServe V1/V2, domain endpoints, the stream, metrics and blue/green routing.
+"""The Serve deployment of the one HTTP ingress: KServe V1/V2, the domain endpoints, the stream,
+metrics and blue/green routing, assembled into one ASGI app per replica.
 
-The active and shadow colours live in the deployment's `user_config`; Serve applies a new one
-in place through `reconfigure`, so switching colour swaps one reference between requests and
-never fails a request in flight.
+The top layer: it builds on `routing` (routing and scoring), `endpoints` (the HTTP handlers) and
+`http` (HTTP helpers), none of which imports it. The active and shadow colours live in the
+deployment's `user_config`; Serve applies a new one in place through `reconfigure`, so switching
+colour swaps one reference between requests and never fails a request in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import importlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
-import numpy as np
-import orjson
 from ray import serve
-from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from driftline.config import Settings
 from driftline.data import load_bars
-from driftline.observability.logs import bound_correlation_id, configure_logging
-from driftline.store import PredictionRecord, Store
-from serving import protocol
-from serving.channel import MemberEndpoint, endpoints, in_background, score, socket_dir
-from serving.coalesce import Coalescer
-from serving.errors import (
-    BadInputError,
-    DeadlineExceededError,
-    NotFoundError,
-    NotReadyError,
-    OverloadedError,
-    PayloadTooLargeError,
-    ServingError,
-)
+from driftline.observability.logs import configure_logging
+from driftline.store import Store
+from serving import endpoints, protocol
+from serving.channel import endpoints as member_endpoints
+from serving.channel import in_background, socket_dir
+from serving.http import BodyLimit, http_error
 from serving.metrics import enable_multiprocess, metrics, process_exiting
-from serving.model import combine
+from serving.routing import ColourRoute, Router, Routing
 from serving.stream import BarReplay, OutcomeHook, StreamHub
 from serving.stream import Message as StreamMessage
 from serving.writer import PredictionWriter, WriterStatus
 
 log = logging.getLogger(__name__)
 
-JSON = "application/json"
-Array = np.ndarray[Any, Any]
-Scored = tuple[Array, dict[str, Array]]
-REQUEST_ID_HEADERS = (b"x-request-id", b"x-correlation-id")
-
-
-@dataclass(frozen=True, eq=False)
-class ColourRoute:
-    """A deployed colour: its handle and what its model accepts."""
-
-    colour: str
-    handle: DeploymentHandle[Any]
-    info: dict[str, Any]
-    members: dict[str, MemberEndpoint] = field(default_factory=dict)
-
-    async def score(self, rows: Array) -> Scored:
-        """Ensemble and member outputs for feature rows: the members are asked directly and
-        combined here, one hop instead of two through the colour's combiner."""
-        # Members compare float32 features (trees, ONNX): float32 halves what is sent.
-        outputs = await score(self.members, rows.astype(np.float32))
-        return combine(outputs, self.weights, float(self.info["intercept"])), outputs
-
-    @functools.cached_property
-    def weights(self) -> dict[str, float]:
-        """Each member's weight in the ensemble."""
-        return {m: float(w) for m, w in self.info["weights"].items()}
-
-    @property
-    def version(self) -> str:
-        return str(self.info["version"])
-
-    @functools.cached_property
-    def limits(self) -> protocol.Limits:
-        return protocol.Limits(
-            n_features=int(self.info["n_features"]),
-            window=int(self.info["window"]),
-            max_rows=int(self.info["max_rows"]),
-        )
-
-
-@dataclass
-class Routing:
-    """The active colour, an optional shadow, and every deployed colour by version."""
-
-    active: ColourRoute | None = None
-    shadow: ColourRoute | None = None
-    by_version: dict[str, ColourRoute] = field(default_factory=dict)
-
 
 @serve.deployment
 @serve.ingress()
 class Ingress:
-    """HTTP and WebSocket front door; routes to the active colour's combiner."""
+    """HTTP and WebSocket front door; routes to the active colour's members."""
 
     def __init__(
         self,
@@ -118,23 +58,20 @@ class Ingress:
         enable_multiprocess(self.settings.home / "serve-metrics")
         self.model_name = model_name
         self.metrics = metrics()
-        self.routing = Routing()
         # Colours bound into this application (a RayService per colour); others are looked up
         # as applications of their own by name.
         self._handles: dict[str, DeploymentHandle[Any]] = dict(graphs or {})
-        self._batch = self.metrics.batch_size.labels("ingress")
-        self._scorer = Coalescer(self._score, self.settings.serve_batch_size)
-        self._shadow_inflight = 0
         self._info_labels: set[tuple[str, str, str, str]] = set()
-        store = self.store = Store.from_settings(self.settings)
-        self.writer = PredictionWriter(
-            store,
+        self._dropped_seen = 0
+        self.store = Store.from_settings(self.settings)
+        writer = PredictionWriter(
+            self.store.predictions,
             batch_size=self.settings.serve_write_batch,
             interval_s=self.settings.serve_write_interval_s,
             max_buffer=self.settings.serve_write_buffer,
             on_change=self._writer_changed,
         )
-        self._dropped_seen = 0
+        self.router = Router(model_name, self.settings, self.metrics, writer)
         self._replay: BarReplay | None = None
         self._outcome_hook: OutcomeHook | None = _import(outcome_hook) if outcome_hook else None
         self.stream = StreamHub(
@@ -152,13 +89,13 @@ class Ingress:
         """Apply `{"colours": {colour: version}, "active": colour, "shadow": colour|None}`."""
         colours: dict[str, str] = dict(config.get("colours", {}))
         # A colour still serving the same version keeps its route and member connections.
-        known = {(r.colour, r.version): r for r in self.routing.by_version.values()}
+        known = {(r.colour, r.version): r for r in self.router.routing.by_version.values()}
         routes = {c: known.get((c, str(v))) or await self._route(c) for c, v in colours.items()}
         for route in set(known.values()) - set(routes.values()):
             in_background(self._retire(route))
         active = routes.get(config.get("active") or "")
         shadow = routes.get(config.get("shadow") or "")
-        self.routing = Routing(
+        self.router.routing = Routing(
             active=active,
             shadow=shadow if shadow is not active else None,
             by_version={r.version: r for r in routes.values()},
@@ -191,14 +128,15 @@ class Ingress:
             m["name"]: serve.get_deployment_handle(f"member_{m['name']}", app_name=app)
             for m in info["members"]
         }
-        members = endpoints(handles, socket_dir(self.settings), app)
+        members = member_endpoints(handles, socket_dir(self.settings), app)
         info = {**info, "max_rows": self.settings.serve_max_rows}
         return ColourRoute(colour, handle, info, members)
 
     def _publish_model_info(self) -> None:
         gauge = self.metrics.model_info
         live = set()
-        for route in (self.routing.active, self.routing.shadow):
+        routing = self.router.routing
+        for route in (routing.active, routing.shadow):
             if route is not None:
                 live.add((self.model_name, route.version, route.colour, route.info["spec_hash"]))
         for labels in self._info_labels - live:
@@ -218,163 +156,19 @@ class Ingress:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         """Start the store writer; on shutdown stop the stream and flush every prediction."""
-        self.writer.start()
+        writer = self.router.writer
+        writer.start()
         try:
             yield
         finally:
             await self.stream.close()
-            await self.writer.close(timeout_s=self.settings.serve_request_timeout_s * 3)
+            await writer.close(timeout_s=self.settings.serve_request_timeout_s * 3)
             process_exiting()
-
-    # --- routing helpers ------------------------------------------------------------------
-    def route_for(self, model: str, version: str | None) -> ColourRoute:
-        """The colour that answers for `model` (and `version`), or NotFoundError/NotReadyError."""
-        if model != self.model_name:
-            raise NotFoundError(
-                f"model {model!r} not found; this server serves {self.model_name!r}"
-            )
-        if version is not None:
-            route = self.routing.by_version.get(version)
-            if route is None:
-                known = sorted(self.routing.by_version)
-                raise NotFoundError(
-                    f"model {model!r} has no deployed version {version!r} ({known})"
-                )
-            return route
-        if self.routing.active is None:
-            raise NotReadyError("no model version is active yet")
-        return self.routing.active
-
-    async def call(self, awaitable: Awaitable[Any]) -> Any:
-        """Await a handle call under the end-to-end deadline, mapping Serve's errors to ours."""
-        try:
-            # A timeout scope, not wait_for: no extra task per request on the hot path.
-            async with asyncio.timeout(self.settings.serve_request_timeout_s):
-                return await awaitable
-        except TimeoutError:
-            raise DeadlineExceededError(
-                f"no answer within {self.settings.serve_request_timeout_s:g}s"
-            ) from None
-        except BackPressureError:
-            raise OverloadedError("the model is at capacity; retry shortly") from None
-
-    async def predict_rows(self, route: ColourRoute, rows: Array) -> Scored:
-        """Ensemble and member outputs for feature rows from `route`."""
-        result: Scored = await self.call(self._scorer((route, rows)))
-        return result
-
-    async def _score(self, items: list[tuple[ColourRoute, Array]]) -> list[Scored]:
-        # Requests that arrive while a batch is in flight share the next member round: one
-        # round per batch instead of one per request is what lets the graph keep up under load.
-        self._batch.observe(len(items))
-        if len(items) == 1:
-            route, rows = items[0]
-            return [await route.score(rows)]
-        by_route: dict[str, list[int]] = {}
-        for i, (route, _rows) in enumerate(items):
-            by_route.setdefault(route.colour, []).append(i)
-        results: list[Scored | None] = [None] * len(items)
-        for indices in by_route.values():
-            route = items[indices[0]][0]
-            parts = [items[i][1] for i in indices]
-            rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            ensemble, members = await route.score(rows)
-            bounds = np.cumsum([len(p) for p in parts])[:-1]
-            ens_parts = np.split(ensemble, bounds)
-            member_parts = {k: np.split(v, bounds) for k, v in members.items()}
-            for j, i in enumerate(indices):
-                results[i] = (ens_parts[j], {k: v[j] for k, v in member_parts.items()})
-        return [r for r in results if r is not None]
-
-    async def predict_inputs(
-        self, route: ColourRoute, inputs: protocol.Inputs
-    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], dict[str, np.ndarray[Any, Any]]]:
-        """Feature rows, ensemble and member outputs for rows or a bar window."""
-        if inputs.rows is not None:
-            ensemble, members = await self.predict_rows(route, inputs.rows)
-            return inputs.rows, ensemble, members
-        assert inputs.bars is not None
-        try:
-            result = await self.call(route.handle.predict_bars.remote(dict(inputs.bars)))
-        except BadInputError:
-            raise
-        except Exception as error:
-            # A BadInputError raised inside the feature replica arrives wrapped by Ray.
-            cause = getattr(error, "cause", None)
-            if isinstance(cause, BadInputError):
-                raise BadInputError(cause.message) from None
-            raise
-        rows, ensemble, members = result
-        return rows, ensemble, members
-
-    def record(
-        self,
-        *,
-        request_id: str,
-        endpoint: str,
-        route: ColourRoute,
-        rows: np.ndarray[Any, Any],
-        ensemble: np.ndarray[Any, Any],
-        members: dict[str, np.ndarray[Any, Any]],
-        latency_ms: float,
-        slot: str = "live",
-        symbol: str | None = None,
-        as_of: Any = None,
-    ) -> None:
-        """Queue one prediction for the store."""
-        self.writer.submit(
-            PredictionRecord(
-                request_id=request_id,
-                model_name=self.model_name,
-                model_version=route.version,
-                endpoint=endpoint,
-                prediction=ensemble.tolist(),
-                member_outputs={k: v.tolist() for k, v in members.items()},
-                latency_ms=latency_ms,
-                features=rows,
-                colour=route.colour,
-                slot=slot,
-                symbol=symbol,
-                as_of=as_of,
-            )
-        )
-
-    def mirror(self, request_id: str, endpoint: str, rows: np.ndarray[Any, Any]) -> None:
-        """Score `rows` on the shadow colour in the background; its answer is only stored."""
-        shadow = self.routing.shadow
-        if shadow is None or self._shadow_inflight >= self.settings.serve_max_ongoing_requests:
-            return
-        self._shadow_inflight += 1
-        in_background(self._shadow(shadow, request_id, endpoint, rows))
-
-    async def _shadow(
-        self, route: ColourRoute, request_id: str, endpoint: str, rows: np.ndarray[Any, Any]
-    ) -> None:
-        start = time.perf_counter()
-        try:
-            # Straight to the shadow colour, not through the live batcher: a batch answers all
-            # its callers at once, so sharing one would make live requests wait for the shadow.
-            scored: Scored = await self.call(route.score(rows))
-            ensemble, members = scored
-            latency = (time.perf_counter() - start) * 1e3
-            self.record(
-                request_id=request_id,
-                endpoint=endpoint,
-                route=route,
-                rows=rows,
-                ensemble=ensemble,
-                members=members,
-                latency_ms=latency,
-                slot="shadow",
-            )
-        except Exception as error:
-            log.warning("shadow scoring failed: %s", error, extra={"colour": route.colour})
-        finally:
-            self._shadow_inflight -= 1
 
     # --- stream ---------------------------------------------------------------------------
     async def _stream_message(self) -> StreamMessage | None:
-        route = self.routing.active
+        router = self.router
+        route = router.routing.active
         if route is None:
             return None
         if self._replay is None:
@@ -388,13 +182,13 @@ class Ingress:
             if pending is not None:
                 await pending
         start = time.perf_counter()
-        rows, ensemble, members = await self.predict_inputs(
+        rows, ensemble, members = await router.predict_inputs(
             route, protocol.Inputs(bars=BarReplay.columns(window))
         )
         latency = (time.perf_counter() - start) * 1e3
         as_of = window.index[-1]
         request_id = uuid.uuid4().hex
-        self.record(
+        router.record(
             request_id=request_id,
             endpoint="stream",
             route=route,
@@ -407,7 +201,7 @@ class Ingress:
         )
         # The stream is live traffic too: a shadow colour scores it, and the replay's outcomes
         # settle those pairs, which is what the controller's shadow gate compares.
-        self.mirror(request_id, "stream", rows)
+        router.mirror(request_id, "stream", rows)
         return {
             "timestamp": as_of.isoformat(),
             "symbol": self.settings.symbol,
@@ -421,24 +215,18 @@ class Ingress:
 
 
 def _import(path: str) -> Any:
-    import importlib  # noqa: PLC0415
-
     module, attribute = path.split(":")
     return getattr(importlib.import_module(module), attribute)
 
 
-# --- the ASGI application -----------------------------------------------------------------
-Handler = Callable[[Request], Awaitable[Response]]
-
-
 def build_app(ingress: Ingress) -> ASGIApp:
     """The Starlette app of one ingress replica, wrapped in our own body-limit middleware."""
-    from driftline.drift.api import drift_app  # noqa: PLC0415  (FastAPI off the import path)
+    # FastAPI (the drift API) stays off the import path of everything that imports this module.
+    from driftline.drift.api import drift_app  # noqa: PLC0415
     from driftline.drift.outcomes import OutcomeRecorder  # noqa: PLC0415
-    from serving import endpoints  # noqa: PLC0415  (endpoints import this module)
 
     http = [
-        Route(path, endpoints.wrap(ingress, name, fn), methods=methods)
+        Route(path, endpoints.wrap(ingress.router, name, fn), methods=methods)
         for path, name, fn, methods in endpoints.routes()
     ]
     # Drift status, reports, alerts and outcome ingestion under /api/drift/... and /api/outcomes.
@@ -454,86 +242,6 @@ def build_app(ingress: Ingress) -> ASGIApp:
             Mount("/api", app=drift),
         ],
         lifespan=ingress.lifespan,
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: http_error},
     )
     return BodyLimit(app, ingress.settings.serve_max_body_bytes)
-
-
-class BodyLimit:
-    """Refuses bodies over `limit` bytes with 413, by header or while streaming."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await send_error(send, PayloadTooLargeError(self._message(int(value))))
-                return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:
-                raise PayloadTooLargeError(self._message(received))
-            return message
-
-        await self.app(scope, limited, send)
-
-    def _message(self, size: int) -> str:
-        return f"request body of {size} bytes exceeds the limit of {self.limit} bytes"
-
-
-async def _http_error(_request: Request, error: Exception) -> Response:
-    # Unknown routes and methods answer in the protocol's error shape too.
-    assert isinstance(error, HTTPException)
-    return Response(
-        orjson.dumps({"error": f"{error.detail}"}), status_code=error.status_code, media_type=JSON
-    )
-
-
-async def send_error(send: Send, error: ServingError) -> None:
-    """Send `error` as a complete JSON response."""
-    response = error_response(error)
-    await response({"type": "http"}, _no_receive, send)
-
-
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
-
-
-def error_response(
-    error: ServingError, correlation_id: str | None = None, retry_after_s: int = 1
-) -> Response:
-    """The protocol's `{"error": "..."}` body with the error's status."""
-    headers = {}
-    if error.status == 503:
-        headers["retry-after"] = str(retry_after_s)
-    if correlation_id:
-        headers["x-correlation-id"] = correlation_id
-    return Response(
-        orjson.dumps({"error": error.message}),
-        status_code=error.status,
-        media_type=JSON,
-        headers=headers,
-    )
-
-
-def request_id_of(request: Request) -> str:
-    """The caller's request id header (trimmed to the store's 64 chars) or a new one."""
-    for name in REQUEST_ID_HEADERS:
-        value = request.headers.get(name.decode())
-        if value:
-            return value[:64]
-    return uuid.uuid4().hex
-
-
-def correlation(request: Request) -> contextlib.AbstractContextManager[str]:
-    """Bind the request's correlation id to every log line of the handler."""
-    return bound_correlation_id(request_id_of(request))

@@ -84,7 +84,7 @@ def status(as_json: bool) -> None:
     settings = Settings()
     store = _store(settings)
     try:
-        record = _read(lambda: store.controller_state(settings.model_name))
+        record = _read(lambda: store.controller.controller_state(settings.model_name))
     finally:
         store.close()  # release pooled connections now, not at garbage collection
     if record is None or record.state is None:
@@ -177,7 +177,7 @@ def audit(since: str, rollout_id: str | None, kind: str | None, as_json: bool) -
     store = _store(settings)
     try:
         events = _read(
-            lambda: store.audit_events(
+            lambda: store.controller.audit_events(
                 model_name=settings.model_name, since=start, rollout_id=rollout_id, kind=kind
             )
         )
@@ -250,7 +250,7 @@ def _read(read: Any) -> Any:
 def _queue(settings: Settings, request: ControllerRequest) -> None:
     store = _store(settings, migrate=True)
     try:
-        _read(lambda: store.add_controller_request(request))
+        _read(lambda: store.controller.add_controller_request(request))
     finally:
         store.close()
     what = f"promote version {request.version}" if request.version else "roll back"

@@ -20,8 +20,8 @@ from driftline.drift.compare import DateRange, compare
 from driftline.drift.detectors import FeatureDrift
 from driftline.drift.errors import DriftInputError
 from driftline.features import FeatureSpec, UnsupportedFeatureSpecError, default_spec
-from driftline.store import Store
-from driftline.store.drift_records import Outcome, StoreUnavailableError, UnknownOutcomeError
+from driftline.store import Store, StoreUnavailableError
+from driftline.store.drift_records import Outcome, UnknownOutcomeError
 
 INPUT_ERRORS = (
     DriftInputError,
@@ -130,8 +130,8 @@ def status_command(as_json: bool) -> None:
     settings = Settings()
     store = Store.from_settings(settings)
     try:
-        report = store.latest_report(settings.model_name)
-        open_alerts = store.alerts(model_name=settings.model_name, acknowledged=False)
+        report = store.drift.latest_report(settings.model_name)
+        open_alerts = store.drift.alerts(model_name=settings.model_name, acknowledged=False)
     except INPUT_ERRORS as error:
         raise click.ClickException(_one_line(error)) from None
     finally:
@@ -188,7 +188,7 @@ def ingest_command(path: Path, from_bars: bool, symbol: str | None) -> None:
         if from_bars:
             bars = load_bars(path, max_gap_days=settings.max_gap_days)
             batch = realised(symbol or settings.symbol, bars, settings.horizon, source="cli")
-            result = store.record_outcomes(
+            result = store.drift.record_outcomes(
                 batch, late_after_s=settings.drift_outcome_late_s, allow_unknown=True
             )
         else:

@@ -25,12 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from driftline.drift.outcomes import OutcomeRecorder, utc
 from driftline.drift.report import Severity
-from driftline.store import Store, utcnow
+from driftline.store import Store, StoreUnavailableError, utcnow
 from driftline.store.drift_records import (
     Alert,
     Outcome,
     StoredReport,
-    StoreUnavailableError,
     UnknownOutcomeError,
 )
 
@@ -77,10 +76,10 @@ def drift_router(store: Store, recorder: OutcomeRecorder, *, model_name: str) ->
 
     @router.get("/drift/status")
     def status(model: str = model_name) -> dict[str, Any]:
-        report = store.latest_report(model)
+        report = store.drift.latest_report(model)
         if report is None:
             raise HTTPException(404, f"no drift report for model {model!r} yet")
-        open_alerts = store.alerts(model_name=model, acknowledged=False, limit=100)
+        open_alerts = store.drift.alerts(model_name=model, acknowledged=False, limit=100)
         return {
             **_summary(report),
             "reasons": report.payload.get("reasons", []),
@@ -97,14 +96,14 @@ def drift_router(store: Store, recorder: OutcomeRecorder, *, model_name: str) ->
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         level = None if min_severity is None else int(_severity(min_severity))
-        found = store.drift_reports(
+        found = store.drift.drift_reports(
             model_name=model, since=_since(since), min_severity_level=level, limit=limit
         )
         return [_summary(r) for r in found]
 
     @router.get("/drift/reports/{report_id}")
     def report(report_id: str) -> dict[str, Any]:
-        found = store.drift_report(report_id)
+        found = store.drift.drift_report(report_id)
         if found is None:
             raise HTTPException(404, f"no drift report {report_id!r}")
         return found.payload
@@ -120,11 +119,11 @@ def drift_router(store: Store, recorder: OutcomeRecorder, *, model_name: str) ->
         if method is not None and method not in METHODS:
             raise HTTPException(422, f"unknown method {method!r}; use one of {sorted(METHODS)}")
         if feature is not None:
-            latest = store.latest_report(model)
+            latest = store.drift.latest_report(model)
             known = set(latest.payload.get("features", {})) if latest else set()
             if known and feature not in known and feature not in {"prediction", "error"}:
                 raise HTTPException(404, f"unknown feature {feature!r} for model {model!r}")
-        rows = store.drift_scores(
+        rows = store.drift.drift_scores(
             model_name=model, feature=feature, method=method, since=_since(since), limit=limit
         )
         return [
@@ -149,14 +148,14 @@ def drift_router(store: Store, recorder: OutcomeRecorder, *, model_name: str) ->
         since: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
-        found = store.alerts(
+        found = store.drift.alerts(
             model_name=model, acknowledged=acknowledged, since=_since(since), limit=limit
         )
         return [_alert(a) for a in found]
 
     @router.post("/drift/alerts/{alert_id}/acknowledge")
     def acknowledge(alert_id: str, body: AcknowledgeIn) -> dict[str, Any]:
-        alert = store.acknowledge_alert(alert_id, by=body.by, at=utcnow())
+        alert = store.drift.acknowledge_alert(alert_id, by=body.by, at=utcnow())
         if alert is None:
             raise HTTPException(404, f"no alert {alert_id!r}")
         return _alert(alert)

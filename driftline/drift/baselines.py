@@ -76,7 +76,7 @@ class Baselines:
         data = self.source(model_name, version)
         window = self.settings.drift_window
         null = _usable(data.null, window) or _usable(
-            self.store.load_null_model(model_name, version, window), window
+            self.store.drift.load_null_model(model_name, version, window), window
         )
         if null is None:
             try:
@@ -89,7 +89,7 @@ class Baselines:
                 )
             except CalibrationError as error:
                 raise CalibrationError(f"{model_name} v{version}: {error}") from None
-            self.store.save_null_model(model_name, version, window, null.to_dict(), utcnow())
+            self.store.drift.save_null_model(model_name, version, window, null.to_dict(), utcnow())
             log.info(
                 "calibrated the drift null model",
                 extra={"model": model_name, "version": version, "window": window},

@@ -5,7 +5,3 @@ from __future__ import annotations
 
 class DriftInputError(ValueError):
     """A window, range, feature list or reference the detectors cannot use."""
-
-
-class UnknownPredictionError(LookupError):
-    """Outcomes that match no stored prediction; nothing was stored."""

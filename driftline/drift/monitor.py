@@ -88,10 +88,10 @@ class DriftMonitor:
 
     def run_once(self) -> MonitorRun:
         """Judge the newest window; store and export the report."""
-        version = self.store.latest_live_version(self.model_name)
+        version = self.store.drift.latest_live_version(self.model_name)
         if version is None:
             return self._skip("no live predictions yet")
-        records = self.store.latest_predictions(
+        records = self.store.drift.latest_predictions(
             self.model_name, limit=self.settings.drift_window, model_version=version
         )
         features, predictions = _rows(records, self.settings.drift_window)
@@ -115,7 +115,7 @@ class DriftMonitor:
             window_end=window.end,
             created_at=self.clock(),
         )
-        self.store.record_report(*_stored(report))
+        self.store.drift.record_report(*_stored(report))
         self.metrics.observe(report)
         alert = self._alert(report)
         run = MonitorRun(report=report, alert=alert)
@@ -166,7 +166,7 @@ class DriftMonitor:
                 f"live rows of v{version} have {features.shape[1]} features; its reference "
                 f"has {len(names)}"
             )
-        pairs = self.store.outcome_pairs(
+        pairs = self.store.drift.outcome_pairs(
             self.model_name, limit=self.settings.drift_performance_window, model_version=version
         )
         outcomes = outcome_frame(
@@ -183,7 +183,7 @@ class DriftMonitor:
 
     def _alert(self, report: DriftReport) -> Alert | None:
         now = self.clock()
-        last = self.store.alerts(model_name=self.model_name, limit=1)
+        last = self.store.drift.alerts(model_name=self.model_name, limit=1)
         if not should_alert(
             report,
             last[0] if last else None,
@@ -193,7 +193,7 @@ class DriftMonitor:
         ):
             return None
         alert = alert_for(report, now)
-        if self.store.record_alert(alert):
+        if self.store.drift.record_alert(alert):
             self.metrics.alerted(self.model_name, report.severity)
         return alert
 

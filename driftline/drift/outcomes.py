@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from driftline.config import Settings
-from driftline.store import Store
-from driftline.store.drift_records import Outcome, OutcomeIngest, StoreUnavailableError
+from driftline.store import Store, StoreUnavailableError
+from driftline.store.drift_records import Outcome, OutcomeIngest
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class OutcomeRecorder:
     def ingest(self, outcomes: Sequence[Outcome]) -> OutcomeIngest:
         """Store `outcomes` all or nothing: any without a prediction raises UnknownOutcomeError."""
         try:
-            result = self.store.record_outcomes(
+            result = self.store.drift.record_outcomes(
                 outcomes, late_after_s=self.settings.drift_outcome_late_s
             )
         except LookupError:
@@ -86,7 +86,7 @@ class OutcomeRecorder:
         waiting_keys = {(w.symbol, w.as_of) for w, _ in waiting}
         fresh = [o for o in settled if (o.symbol, o.as_of) not in waiting_keys]
         batch = [o for o, _ in waiting] + fresh
-        result = self.store.record_outcomes(
+        result = self.store.drift.record_outcomes(
             batch, late_after_s=self.settings.drift_outcome_late_s, allow_unknown=True
         )
         missing = set(result.unknown_keys)

@@ -1,6 +1,7 @@
-"""Driftline's store: SQLAlchemy Core tables, Alembic migrations, idempotent writes."""
+"""Driftline's store: SQLAlchemy Core tables, Alembic migrations, idempotent writes by owner."""
 
 from driftline.store.records import AuditEvent, PredictionRecord, new_id, utcnow
 from driftline.store.repository import Store
+from driftline.store.retry import StoreUnavailableError
 
-__all__ = ["AuditEvent", "PredictionRecord", "Store", "new_id", "utcnow"]
+__all__ = ["AuditEvent", "PredictionRecord", "Store", "StoreUnavailableError", "new_id", "utcnow"]

@@ -9,10 +9,6 @@ from typing import Any
 from driftline.store.records import new_id, utcnow
 
 
-class StoreUnavailableError(RuntimeError):
-    """The store stayed unreachable through every retry; the message says how long we tried."""
-
-
 class UnknownOutcomeError(LookupError):
     """Outcomes whose (symbol, as_of) matches no stored prediction; nothing was written."""
 

@@ -1,4 +1,5 @@
-"""Store engines: pooled psycopg 3 for PostgreSQL, WAL-mode SQLite for the embedded default."""
+"""Store engines: pooled psycopg 3 for PostgreSQL, WAL-mode SQLite for the embedded default,
+and the dialect's idempotent inserts every owner's tables share."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 # JSON columns carry whole prediction vectors: orjson encodes them several times faster than
 # the json module, on the writer thread that shares the ingress's interpreter lock.
@@ -51,3 +53,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def insert_ignoring_duplicates(
+    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: tuple[str, ...]
+) -> set[tuple[Any, ...]]:
+    """Insert `rows`, skipping those whose `keys` are stored; the keys of the rows written."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(table)
+        .on_conflict_do_nothing(index_elements=list(keys))
+        .returning(*(table.c[k] for k in keys))
+    )
+    return {tuple(row) for row in conn.execute(statement, rows).all()}
+
+
+def upsert(table: sa.Table, row: dict[str, Any], key: str, dialect_name: str) -> sa.Insert:
+    """An insert of `row` that updates every other column when `key` is already stored."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(row)
+    upserting: sa.Insert = statement.on_conflict_do_update(
+        index_elements=[key], set_={k: statement.excluded[k] for k in row if k != key}
+    )
+    return upserting

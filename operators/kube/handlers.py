@@ -108,8 +108,8 @@ def finalize(context: OperatorContext, body: Mapping[str, Any]) -> None:
         jobs = runtime.running_jobs()
         for job_id in jobs:
             runtime.stop_retraining(job_id)
-        context.store.release_controller_lease(target.model_name, context.holder)
-        context.store.record_audit(
+        context.store.controller.release_controller_lease(target.model_name, context.holder)
+        context.store.controller.record_audit(
             AuditEvent(
                 model_name=target.model_name,
                 kind="deleted",

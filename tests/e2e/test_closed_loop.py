@@ -82,7 +82,7 @@ class LoopRun:
 
 
 def _rollouts(platform: Platform, model: str) -> list[RolloutRecord]:
-    return platform.store.rollouts(model, limit=50)
+    return platform.store.controller.rollouts(model, limit=50)
 
 
 def _finished(platform: Platform, model: str, rollout_id: str) -> RolloutRecord | None:
@@ -91,7 +91,7 @@ def _finished(platform: Platform, model: str, rollout_id: str) -> RolloutRecord 
 
 
 def _phase(platform: Platform, model: str) -> str | None:
-    record = platform.store.controller_state(model)
+    record = platform.store.controller.controller_state(model)
     return record.phase if record else None
 
 
@@ -229,13 +229,13 @@ def closed_loop(platform: Platform, load_rows: list[list[float]]) -> LoopRun:
     )
     print(f"e2e loop: {done.result}: {done.reason}")
     report_id = done.trigger.removeprefix("drift:")
-    report = platform.store.drift_report(report_id)
+    report = platform.store.drift.drift_report(report_id)
     assert report is not None
     events = audit(MODEL)
     return LoopRun(
         rollout=done,
         severity=report.severity,
-        gates=platform.store.gate_results(done.rollout_id),
+        gates=platform.store.controller.gate_results(done.rollout_id),
         events=events,
         job_status=_job_status(platform, events, done.rollout_id),
         load=load,
@@ -334,7 +334,7 @@ def test_a_candidate_with_damaged_artifacts_is_rejected_at_the_gate(
             300,
         )
     assert (rollout.result, rollout.candidate_version) == ("rejected", version)
-    (gate,) = platform.store.gate_results(rollout.rollout_id)
+    (gate,) = platform.store.controller.gate_results(rollout.rollout_id)
     assert (gate.name, gate.passed) == ("artifact", False)
     assert "does not load" in gate.detail
     events = audit(MODEL)
@@ -478,7 +478,7 @@ def test_a_regression_after_the_switch_is_rolled_back_within_the_verification_wi
     within = (_at(back) - _at(switched)).total_seconds()
     assert within < settings.controller_verify_window_s
     # Every offline gate and the shadow gate passed: the regression was only visible live.
-    gates = platform.store.gate_results(rid)
+    gates = platform.store.controller.gate_results(rid)
     assert {g.name for g in gates} >= {*required_gates(GatePolicy()), "shadow_quality"}
     assert all(g.passed for g in gates if g.name != "live_quality")
     shadow = next(g for g in gates if g.name == "shadow_quality").figures
@@ -558,7 +558,7 @@ def test_a_controller_killed_mid_rollout_resumes_the_one_rollout(
             )
             if rollout.result == "promoted":
                 wait_for("blue's retirement", lambda: len(_serving(platform)["colours"]) == 1, 120)
-            holder = platform.store.controller_state(BIASED)
+            holder = platform.store.controller.controller_state(BIASED)
             assert holder is not None
             assert holder.lease_holder is not None
             assert holder.lease_holder.endswith(f":{third.pid}")

@@ -90,16 +90,18 @@ def test_drift_to_promotion_leaves_the_whole_chain_in_the_audit(store: Store) ->
     c.step()
     assert "blue" not in w.runtime.colours
 
-    kinds = [(e.kind, e.state_to) for e in store.audit_events(model_name="market-ensemble")]
+    kinds = [
+        (e.kind, e.state_to) for e in store.controller.audit_events(model_name="market-ensemble")
+    ]
     phases = [to for kind, to in kinds if kind == "transition"]
     assert phases == ["drifting", "retraining", "evaluating", "deploying", "verifying", "promoted"]
-    gates = store.audit_events(kind="gate")
+    gates = store.controller.audit_events(kind="gate")
     assert {e.details["gate"] for e in gates} >= {"artifact", "beats_champion", "shadow_quality"}
     assert all(e.details["passed"] for e in gates)
-    (rollout,) = store.rollouts("market-ensemble")
+    (rollout,) = store.controller.rollouts("market-ensemble")
     assert (rollout.result, rollout.candidate_version) == ("promoted", "2")
     # The shadow verdict is stored beside the offline ones, once, for the candidate.
-    stored = store.gate_results(rollout.rollout_id)
+    stored = store.controller.gate_results(rollout.rollout_id)
     assert {g.name: g.stage for g in stored}["shadow_quality"] == "shadow"
     assert [g.name for g in stored].count("shadow_quality") == 1
     assert {g.version for g in stored} == {"2"}
@@ -134,7 +136,7 @@ def test_a_restarted_controller_resumes_and_never_starts_a_second_rollout(store:
     second.step()
     assert w.runtime.submitted == [job]
     assert (w.runtime.routed, w.runtime.champion) == ("blue", "1")
-    assert len(store.rollouts("market-ensemble")) == 1
+    assert len(store.controller.rollouts("market-ensemble")) == 1
 
 
 def test_a_corrupt_candidate_is_rejected_and_the_champion_keeps_serving(store: Store) -> None:
@@ -148,7 +150,7 @@ def test_a_corrupt_candidate_is_rejected_and_the_champion_keeps_serving(store: S
     _until(c, Phase.REJECTED)
     assert w.runtime.colours.keys() == {"blue"}
     assert (w.runtime.routed, w.runtime.champion) == ("blue", "1")
-    (event,) = [e for e in store.audit_events(kind="gate") if not e.details["passed"]]
+    (event,) = [e for e in store.controller.audit_events(kind="gate") if not e.details["passed"]]
     assert "protobuf parsing failed" in event.reason
 
 
@@ -161,7 +163,7 @@ def test_failed_actions_are_audited_and_retried(store: Store) -> None:
     report = c.step()
     assert report.errors
     assert "refused by the test" in report.errors[0]
-    assert store.audit_events(kind="action_failed")
+    assert store.controller.audit_events(kind="action_failed")
     w.runtime.fail.clear()
     c.clock.advance(5)  # type: ignore[attr-defined]
     assert not c.step().errors
@@ -181,7 +183,7 @@ def test_a_runtime_outage_is_a_fault_and_the_rollout_holds(store: Store) -> None
     assert "unobservable" in report.decision.reason
     w.runtime.fail.clear()
     c.step()
-    reasons = [e.reason for e in store.audit_events(kind="fault")]
+    reasons = [e.reason for e in store.controller.audit_events(kind="fault")]
     assert any(r.startswith("jobs unavailable: RuntimeOperationError") for r in reasons)
     assert "jobs recovered" in reasons
 
@@ -206,7 +208,7 @@ def test_run_waits_out_a_store_outage_and_records_it(store: Store) -> None:
     c = w.controller()
     stop = threading.Event()
     broken = {"on": True}
-    real = store.acquire_controller_lease
+    real = store.controller.acquire_controller_lease
 
     def flaky(*args: object, **kwargs: object) -> object:
         if broken["on"]:
@@ -215,8 +217,8 @@ def test_run_waits_out_a_store_outage_and_records_it(store: Store) -> None:
         stop.set()
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    store.acquire_controller_lease = flaky  # type: ignore[method-assign]
+    store.controller.acquire_controller_lease = flaky  # type: ignore[method-assign]
     c.run(stop, interval_s=0.01)
-    (event,) = store.audit_events(kind="fault")
+    (event,) = store.controller.audit_events(kind="fault")
     assert "store unavailable" in event.reason
     assert "connection refused" in event.reason

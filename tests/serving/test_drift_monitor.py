@@ -47,7 +47,7 @@ async def test_monitor_reports_and_alerts_on_streamed_predictions(served: Any) -
     store = served.store
     model = received[0].get("model_name") or served.settings.model_name
     deadline = time.monotonic() + 30
-    while len(store.latest_predictions(model, limit=WINDOW)) < WINDOW:
+    while len(store.drift.latest_predictions(model, limit=WINDOW)) < WINDOW:
         assert time.monotonic() < deadline, "the ingress did not write the streamed predictions"
         await asyncio.sleep(0.2)
 
@@ -89,12 +89,14 @@ async def test_monitor_reports_and_alerts_on_streamed_predictions(served: Any) -
     run = await asyncio.to_thread(monitor.run_once)
     assert run.report is not None, run.skipped
     assert run.report.n_rows == WINDOW
-    stored = store.latest_report(model)
+    stored = store.drift.latest_report(model)
     assert stored is not None
     assert stored.report_id == run.report.report_id
     assert run.alert is not None
-    assert [a.alert_id for a in store.alerts(model_name=model, limit=1)] == [run.alert.alert_id]
-    assert store.drift_scores(model_name=model, feature="rsi_14", method="ks")
+    assert [a.alert_id for a in store.drift.alerts(model_name=model, limit=1)] == [
+        run.alert.alert_id
+    ]
+    assert store.drift.drift_scores(model_name=model, feature="rsi_14", method="ks")
     _every_referenced_metric_is_scraped(served, generate_latest(drift_registry).decode())
 
 

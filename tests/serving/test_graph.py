@@ -192,10 +192,12 @@ def test_predictions_are_persisted(served: Served) -> None:
     assert response.headers["x-correlation-id"] == request_id
     assert request_id in response.headers["x-request-id"]
     deadline = time.monotonic() + 30
-    while served.store.count_predictions([request_id]) == 0:
+    while served.store.predictions.count_predictions([request_id]) == 0:
         assert time.monotonic() < deadline, "prediction never reached the store"
         time.sleep(0.2)
-    (record,) = [r for r in served.store.predictions(limit=10_000) if r.request_id == request_id]
+    (record,) = [
+        r for r in served.store.predictions.predictions(limit=10_000) if r.request_id == request_id
+    ]
     assert record.model_version == "1"
     assert record.colour == "blue"
     assert record.features is not None
@@ -270,7 +272,11 @@ def test_shadow_mirrors_without_answering(served: Served) -> None:
     assert response.json()["model_version"] == "1"
     deadline = time.monotonic() + 30
     while True:
-        shadows = [r for r in served.store.predictions(slot="shadow") if r.request_id == request_id]
+        shadows = [
+            r
+            for r in served.store.predictions.predictions(slot="shadow")
+            if r.request_id == request_id
+        ]
         if shadows:
             break
         assert time.monotonic() < deadline, "shadow prediction never stored"
@@ -317,4 +323,4 @@ def test_every_answered_request_is_stored_after_shutdown(served: Served) -> None
             )
             assert response.status_code == 200
     served.control.shutdown()
-    assert served.store.count_predictions(ids) == len(ids)
+    assert served.store.predictions.count_predictions(ids) == len(ids)

@@ -35,7 +35,7 @@ class FlakyStore:
         if self.down:
             raise ConnectionError("connection refused")
         self.batches.append(len(records))
-        return self.store.record_predictions(records) if self.store else len(records)
+        return self.store.predictions.record_predictions(records) if self.store else len(records)
 
 
 async def wait_for(predicate: object, timeout: float = 10.0) -> None:
@@ -133,5 +133,5 @@ async def test_outage_against_postgres_is_idempotent(postgres_url: str) -> None:
     # A retried request (same id) is stored once.
     writer.submit(record(ids[0]))
     await writer.close()
-    assert store.count_predictions(ids) == 40
+    assert store.predictions.count_predictions(ids) == 40
     store.close()

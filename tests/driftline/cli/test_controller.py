@@ -71,7 +71,7 @@ def test_rollback_is_queued_for_the_controller(home: Path) -> None:
     result = CliRunner().invoke(main, ["rollback"])
     assert result.exit_code == 0
     assert "queued request" in result.output
-    (request,) = store.controller_requests("market-ensemble")
+    (request,) = store.controller.controller_requests("market-ensemble")
     assert request.kind == "rollback"
     assert request.actor.startswith("cli")
 

@@ -37,7 +37,7 @@ async def client(store: Store, settings: Settings) -> AsyncIterator[httpx.AsyncC
 
 
 def _predictions(store: Store, days: int) -> None:
-    store.record_predictions(
+    store.predictions.record_predictions(
         [
             PredictionRecord(
                 request_id=f"r{d}",
@@ -57,7 +57,7 @@ def _predictions(store: Store, days: int) -> None:
 
 
 def _report(store: Store, report_id: str, severity: str, level: int, at: datetime) -> None:
-    store.record_report(
+    store.drift.record_report(
         StoredReport(
             report_id,
             at,
@@ -92,7 +92,7 @@ async def test_outcomes_are_counted_and_unknown_ones_change_nothing(
     response = await client.post("/outcomes", json=unknown)
     assert response.status_code == 404
     assert "1 outcome(s) match no stored prediction" in response.json()["error"]
-    assert store.count_outcomes() == 1
+    assert store.drift.count_outcomes() == 1
 
 
 @pytest.mark.parametrize(
@@ -118,7 +118,7 @@ async def test_status_history_and_alerts(client: httpx.AsyncClient, store: Store
     _report(store, "a", "low", 1, t0)
     _report(store, "b", "high", 3, t0 + timedelta(seconds=1))
     alert = Alert("m", "1", "high", 3, "retrain", "high drift", report_id="b")
-    store.record_alert(alert)
+    store.drift.record_alert(alert)
 
     status = (await client.get("/drift/status")).json()
     assert (status["severity"], status["recommendation"]) == ("high", "retrain")

@@ -59,7 +59,7 @@ def _reference(series: npt.NDArray[np.float64]) -> pd.DataFrame:
 def _serve(store: Store, rows: npt.NDArray[np.float64], start: int = 0) -> None:
     """Write live predictions the way the serving ingress does: one row, symbol and as-of each."""
     now = utcnow()
-    store.record_predictions(
+    store.predictions.record_predictions(
         [
             PredictionRecord(
                 request_id=f"req-{start + i}",
@@ -121,14 +121,14 @@ def test_monitor_writes_reports_and_alerts_and_exports_metrics(
     assert monitor.run_once().alert is not None
 
     assert calls == [("m", "1")], "the baseline is loaded once per version"
-    assert store.load_null_model("m", "1", WINDOW) is not None
-    latest = store.latest_report("m")
+    assert store.drift.load_null_model("m", "1", WINDOW) is not None
+    latest = store.drift.latest_report("m")
     assert latest is not None
     assert latest.severity == "critical"
     assert latest.recommendation == "retrain"
-    assert len(store.drift_reports(model_name="m")) == 4
-    assert len(store.alerts(model_name="m")) == 2
-    assert store.drift_scores(model_name="m", feature="f05", method="psi")
+    assert len(store.drift.drift_reports(model_name="m")) == 4
+    assert len(store.drift.alerts(model_name="m")) == 2
+    assert store.drift.drift_scores(model_name="m", feature="f05", method="psi")
 
     port = monitor.metrics.serve("127.0.0.1", free_port())
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
@@ -159,7 +159,7 @@ def test_monitor_judges_performance_from_outcomes(
         Outcome("SPX", DAY0 + timedelta(days=i), 0.001 * float(rows[i, 0]) + rng.normal(0, 0.05))
         for i in range(WINDOW)
     ]
-    assert store.record_outcomes(outcomes, late_after_s=86400).stored == WINDOW
+    assert store.drift.record_outcomes(outcomes, late_after_s=86400).stored == WINDOW
     run = monitor.run_once()
     assert run.report is not None
     performance = run.report.result("performance")

@@ -31,7 +31,7 @@ def _bars(closes: list[float]) -> pd.DataFrame:
 
 
 def _predict(store: Store, when: pd.Timestamp) -> None:
-    store.record_predictions(
+    store.predictions.record_predictions(
         [
             PredictionRecord(
                 request_id=str(when.value),
@@ -66,7 +66,7 @@ def test_the_newest_bar_settles_the_previous_prediction(store: Store, settings: 
     recorder = OutcomeRecorder(store, settings)
     result = recorder.record_bars("SPX", bars)
     assert result.stored == 1
-    (pair,) = store.outcome_pairs("m", limit=5)
+    (pair,) = store.drift.outcome_pairs("m", limit=5)
     assert pair.value == pytest.approx(math.log(102 / 101))
 
 
@@ -79,7 +79,7 @@ def test_outcomes_wait_for_predictions_written_late_then_count_as_unknown(
     assert recorder.record_bars("SPX", bars.iloc[:3]).as_dict()["unknown"] == 0
     _predict(store, bars.index[1])
     assert recorder.record_bars("SPX", bars).stored == 1
-    assert store.count_outcomes() == 1
+    assert store.drift.count_outcomes() == 1
     # Bar 2's prediction never arrives: after PENDING_CALLS calls it is counted and dropped.
     for _ in range(PENDING_CALLS):
         recorder.record_bars("SPX", bars)
@@ -95,4 +95,4 @@ async def test_replay_hook_records_through_the_default_recorder(
     bars = _bars([100.0, 105.0])
     _predict(store, bars.index[0])
     await replay_hook("SPX", bars)
-    assert store.count_outcomes() == 1
+    assert store.drift.count_outcomes() == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -15,7 +14,6 @@ from driftline.store.drift_records import (
     Outcome,
     ScoreRow,
     StoredReport,
-    StoreUnavailableError,
     UnknownOutcomeError,
 )
 
@@ -25,7 +23,7 @@ LATE_S = 3 * 86400.0
 
 
 def _predict(store: Store, *days: int, created_at: datetime | None = None) -> None:
-    store.record_predictions(
+    store.predictions.record_predictions(
         [
             PredictionRecord(
                 request_id=f"r{d}",
@@ -62,7 +60,7 @@ def test_migration_0002_goes_down_to_0001_and_back(store: Store) -> None:
 
 def test_outcomes_join_predictions_and_count_duplicates_and_conflicts(store: Store) -> None:
     _predict(store, 0, 1, 2)
-    first = store.record_outcomes([_outcome(0), _outcome(1)], late_after_s=LATE_S)
+    first = store.drift.record_outcomes([_outcome(0), _outcome(1)], late_after_s=LATE_S)
     assert first.as_dict() == {
         "stored": 2,
         "late": 0,
@@ -70,7 +68,7 @@ def test_outcomes_join_predictions_and_count_duplicates_and_conflicts(store: Sto
         "conflicting": 0,
         "unknown": 0,
     }
-    again = store.record_outcomes(
+    again = store.drift.record_outcomes(
         [_outcome(0), _outcome(1, 0.5), _outcome(2), _outcome(2)], late_after_s=LATE_S
     )
     assert again.as_dict() == {
@@ -80,7 +78,7 @@ def test_outcomes_join_predictions_and_count_duplicates_and_conflicts(store: Sto
         "conflicting": 1,
         "unknown": 0,
     }
-    pairs = store.outcome_pairs("m", limit=10)
+    pairs = store.drift.outcome_pairs("m", limit=10)
     assert [p.as_of for p in pairs] == [DAY, DAY + timedelta(days=1), DAY + timedelta(days=2)]
     # The conflicting value did not replace the stored one.
     assert pairs[1].value == 0.01
@@ -90,9 +88,9 @@ def test_outcomes_join_predictions_and_count_duplicates_and_conflicts(store: Sto
 def test_unknown_outcomes_are_refused_and_nothing_is_stored(store: Store) -> None:
     _predict(store, 0)
     with pytest.raises(UnknownOutcomeError, match="1 outcome\\(s\\) match no stored prediction"):
-        store.record_outcomes([_outcome(0), _outcome(9)], late_after_s=LATE_S)
-    assert store.count_outcomes() == 0
-    counted = store.record_outcomes(
+        store.drift.record_outcomes([_outcome(0), _outcome(9)], late_after_s=LATE_S)
+    assert store.drift.count_outcomes() == 0
+    counted = store.drift.record_outcomes(
         [_outcome(0), _outcome(9)], late_after_s=LATE_S, allow_unknown=True
     )
     assert (counted.stored, counted.unknown) == (1, 1)
@@ -101,18 +99,18 @@ def test_unknown_outcomes_are_refused_and_nothing_is_stored(store: Store) -> Non
 def test_outcomes_arriving_long_after_their_prediction_are_late(store: Store) -> None:
     _predict(store, 0, created_at=utcnow() - timedelta(days=5))
     _predict(store, 1)
-    result = store.record_outcomes([_outcome(0), _outcome(1)], late_after_s=LATE_S)
+    result = store.drift.record_outcomes([_outcome(0), _outcome(1)], late_after_s=LATE_S)
     assert (result.stored, result.late) == (2, 1)
-    assert store.count_outcomes(late=True) == 1
-    assert [p.late for p in store.outcome_pairs("m", limit=5)] == [True, False]
+    assert store.drift.count_outcomes(late=True) == 1
+    assert [p.late for p in store.drift.outcome_pairs("m", limit=5)] == [True, False]
 
 
 def test_latest_predictions_and_live_version(store: Store) -> None:
     _predict(store, 0, created_at=utcnow() - timedelta(seconds=2))
     _predict(store, 1)
-    assert store.latest_live_version("m") == "1"
-    assert store.latest_live_version("other") is None
-    latest = store.latest_predictions("m", limit=1)
+    assert store.drift.latest_live_version("m") == "1"
+    assert store.drift.latest_live_version("other") is None
+    latest = store.drift.latest_predictions("m", limit=1)
     assert [r.request_id for r in latest] == ["r1"]
 
 
@@ -138,80 +136,51 @@ def _score(report_id: str, feature: str, method: str, at: datetime) -> ScoreRow:
 
 def test_reports_and_scores_are_stored_once_and_filtered(store: Store) -> None:
     t0 = utcnow()
-    assert store.record_report(
+    assert store.drift.record_report(
         _report("a", "low", 1, t0),
         [_score("a", "rsi_14", "ks", t0), _score("a", "rsi_14", "psi", t0)],
     )
     t1 = t0 + timedelta(seconds=1)
-    assert store.record_report(_report("b", "high", 3, t1), [_score("b", "adx_14", "ks", t1)])
-    assert not store.record_report(_report("b", "high", 3, t1), [])
-    latest = store.latest_report("m")
+    assert store.drift.record_report(_report("b", "high", 3, t1), [_score("b", "adx_14", "ks", t1)])
+    assert not store.drift.record_report(_report("b", "high", 3, t1), [])
+    latest = store.drift.latest_report("m")
     assert latest is not None
     assert latest.report_id == "b"
     # NaN cannot live in JSONB: it is stored as null.
     assert latest.payload["r2"] is None
-    assert [r.report_id for r in store.drift_reports(model_name="m", min_severity_level=2)] == ["b"]
-    assert [r.report_id for r in store.drift_reports(since=t1)] == ["b"]
-    assert [(s.feature, s.method) for s in store.drift_scores(feature="rsi_14", method="psi")] == [
-        ("rsi_14", "psi")
-    ]
-    assert store.drift_scores(model_name="m", since=t1)[0].pvalue is None
-    assert store.drift_report("a") is not None
-    assert store.drift_report("nope") is None
+    assert [
+        r.report_id for r in store.drift.drift_reports(model_name="m", min_severity_level=2)
+    ] == ["b"]
+    assert [r.report_id for r in store.drift.drift_reports(since=t1)] == ["b"]
+    assert [
+        (s.feature, s.method) for s in store.drift.drift_scores(feature="rsi_14", method="psi")
+    ] == [("rsi_14", "psi")]
+    assert store.drift.drift_scores(model_name="m", since=t1)[0].pvalue is None
+    assert store.drift.drift_report("a") is not None
+    assert store.drift.drift_report("nope") is None
 
 
 def test_alerts_are_acknowledged_once(store: Store) -> None:
     alert = Alert("m", "1", "high", 3, "retrain", "high drift")
-    assert store.record_alert(alert)
-    assert not store.record_alert(alert)
-    assert [a.alert_id for a in store.alerts(acknowledged=False)] == [alert.alert_id]
+    assert store.drift.record_alert(alert)
+    assert not store.drift.record_alert(alert)
+    assert [a.alert_id for a in store.drift.alerts(acknowledged=False)] == [alert.alert_id]
     at = utcnow()
-    acked = store.acknowledge_alert(alert.alert_id, by="ops", at=at)
+    acked = store.drift.acknowledge_alert(alert.alert_id, by="ops", at=at)
     assert acked is not None
     assert (acked.acknowledged_by, acked.acknowledged_at) == ("ops", at)
-    again = store.acknowledge_alert(alert.alert_id, by="someone-else", at=utcnow())
+    again = store.drift.acknowledge_alert(alert.alert_id, by="someone-else", at=utcnow())
     assert again is not None
     assert again.acknowledged_by == "ops"
-    assert store.acknowledge_alert("missing", by="ops", at=at) is None
-    assert store.alerts(acknowledged=False) == []
+    assert store.drift.acknowledge_alert("missing", by="ops", at=at) is None
+    assert store.drift.alerts(acknowledged=False) == []
 
 
 def test_null_models_are_cached_per_version_and_window(store: Store) -> None:
-    store.save_null_model("m", "1", 250, {"window": 250}, utcnow())
-    store.save_null_model("m", "1", 250, {"window": 999}, utcnow())
-    assert store.load_null_model("m", "1", 250) == {"window": 250}
-    assert store.load_null_model("m", "1", 100) is None
-
-
-def test_lost_connections_are_retried_with_backoff_and_logged(
-    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    real_connect = store.engine.connect
-    failures = iter([True, True])
-
-    def flaky() -> sa.Connection:
-        if next(failures, False):
-            raise sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
-        return real_connect()
-
-    monkeypatch.setattr(store.engine, "connect", flaky)
-    with caplog.at_level(logging.WARNING, logger="driftline.store.repository"):
-        assert store.count_outcomes() == 0
-    retries = [r for r in caplog.records if r.getMessage() == "store connection lost; retrying"]
-    assert [r.__dict__["attempt"] for r in retries] == [1, 2]
-
-
-def test_a_store_that_stays_down_is_reported_not_dropped(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def down() -> sa.Connection:
-        raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
-
-    monkeypatch.setattr(store.engine, "connect", down)
-    with pytest.raises(
-        StoreUnavailableError, match="failed after 3 attempt\\(s\\): connection refused"
-    ):
-        store.count_outcomes()
+    store.drift.save_null_model("m", "1", 250, {"window": 250}, utcnow())
+    store.drift.save_null_model("m", "1", 250, {"window": 999}, utcnow())
+    assert store.drift.load_null_model("m", "1", 250) == {"window": 250}
+    assert store.drift.load_null_model("m", "1", 100) is None
 
 
 @pytest.mark.postgres
@@ -219,7 +188,7 @@ def test_pooled_connections_killed_by_the_server_are_replaced(postgres_url: str)
     store = Store(postgres_url)
     store.upgrade()
     try:
-        assert store.count_outcomes() == 0
+        assert store.drift.count_outcomes() == 0
         admin = sa.create_engine(postgres_url, poolclass=sa.NullPool)
         with admin.connect() as conn:
             conn.execute(
@@ -230,7 +199,7 @@ def test_pooled_connections_killed_by_the_server_are_replaced(postgres_url: str)
             )
         admin.dispose()
         # The pool's pre-ping finds the dead connection and opens a new one.
-        assert store.count_outcomes() == 0
+        assert store.drift.count_outcomes() == 0
     finally:
         migrate.downgrade(postgres_url, "base")
         store.close()

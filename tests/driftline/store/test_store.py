@@ -47,8 +47,8 @@ def test_upgrade_reaches_head_and_downgrade_reaches_base(store: Store) -> None:
 
 def test_prediction_round_trip_is_exact(store: Store) -> None:
     record = _prediction()
-    assert store.record_predictions([record]) == 1
-    (stored,) = store.predictions()
+    assert store.predictions.record_predictions([record]) == 1
+    (stored,) = store.predictions.predictions()
     assert stored.features is not None
     assert record.features is not None
     assert np.array_equal(stored.features, record.features)
@@ -61,12 +61,12 @@ def test_prediction_round_trip_is_exact(store: Store) -> None:
 
 def test_prediction_writes_are_idempotent_on_request_id(store: Store) -> None:
     first = _prediction("req-a")
-    assert store.record_predictions([first, _prediction("req-b")]) == 2
-    assert store.record_predictions([first, _prediction("req-c")]) == 1
-    assert store.count_predictions() == 3
+    assert store.predictions.record_predictions([first, _prediction("req-b")]) == 2
+    assert store.predictions.record_predictions([first, _prediction("req-c")]) == 1
+    assert store.predictions.count_predictions() == 3
     shadow = PredictionRecord(**{**_as_kwargs(first), "slot": "shadow"})
-    assert store.record_predictions([shadow]) == 1
-    assert store.count_predictions(["req-a"]) == 2
+    assert store.predictions.record_predictions([shadow]) == 1
+    assert store.predictions.count_predictions(["req-a"]) == 2
 
 
 def test_audit_events_are_idempotent_and_filtered(store: Store) -> None:
@@ -78,11 +78,11 @@ def test_audit_events_are_idempotent_and_filtered(store: Store) -> None:
         details={"dm_pvalue": 0.01},
         created_at=early.created_at + timedelta(seconds=5),
     )
-    assert store.record_audit(early, late, early) == 2
-    assert [e.kind for e in store.audit_events(model_name="m")] == ["decision", "gate"]
-    assert [e.kind for e in store.audit_events(since=late.created_at)] == ["gate"]
-    assert store.audit_events(rollout_id="r1") == [early]
-    assert store.audit_events(model_name="other") == []
+    assert store.controller.record_audit(early, late, early) == 2
+    assert [e.kind for e in store.controller.audit_events(model_name="m")] == ["decision", "gate"]
+    assert [e.kind for e in store.controller.audit_events(since=late.created_at)] == ["gate"]
+    assert store.controller.audit_events(rollout_id="r1") == [early]
+    assert store.controller.audit_events(model_name="other") == []
 
 
 def test_naive_timestamps_are_refused(store: Store) -> None:
@@ -90,8 +90,8 @@ def test_naive_timestamps_are_refused(store: Store) -> None:
         **{**_as_kwargs(_prediction()), "created_at": utcnow().replace(tzinfo=None)}
     )
     with pytest.raises(sa.exc.StatementError, match="naive datetime"):
-        store.record_predictions([naive])
-    assert store.count_predictions() == 0
+        store.predictions.record_predictions([naive])
+    assert store.predictions.count_predictions() == 0
 
 
 def _as_kwargs(record: PredictionRecord) -> dict[str, object]:

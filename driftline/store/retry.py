@@ -1,0 +1,65 @@
+"""The store's one retry policy: a whole transaction again after a lost connection, with backoff."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class StoreUnavailableError(RuntimeError):
+    """The store stayed unreachable through every retry; the message says how long we tried."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry lost connections `retries` times, waiting `backoff_s`, then twice as long each time.
+
+    Every store write is idempotent (client ids, compare-and-set), so repeating a transaction
+    whose commit was lost in flight is safe.
+    """
+
+    retries: int = 5
+    backoff_s: float = 0.5
+
+    def run(self, operation: Callable[[], T], what: str) -> T:
+        """Run `operation` (one whole transaction); StoreUnavailableError once retries run out."""
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            try:
+                return operation()
+            except sa.exc.DBAPIError as error:
+                if not _connection_lost(error):
+                    raise
+                if attempt == self.retries:
+                    raise StoreUnavailableError(
+                        f"store unreachable: {what} failed after {attempt + 1} attempt(s): "
+                        f"{_first_line(error)}"
+                    ) from error
+                log.warning(
+                    "store connection lost; retrying",
+                    extra={"operation": what, "attempt": attempt + 1, "delay_s": delay},
+                )
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _connection_lost(error: sa.exc.DBAPIError) -> bool:
+    # OperationalError covers refused/dropped connections (and SQLite's "database is locked");
+    # InterfaceError a connection that was closed under us.
+    return bool(error.connection_invalidated) or isinstance(
+        error, sa.exc.OperationalError | sa.exc.InterfaceError
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
