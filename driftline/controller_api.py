@@ -27,7 +27,7 @@ def controller_router(store: Store, *, model_name: str) -> APIRouter:
 
     @router.get("/controller/state")
     def state(model: str = model_name) -> dict[str, Any]:
-        record = store.controller_state(model)
+        record = store.controller.controller_state(model)
         if record is None or record.state is None:
             raise HTTPException(404, f"no controller round for model {model!r} yet")
         return {
@@ -45,7 +45,9 @@ def controller_router(store: Store, *, model_name: str) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         start = since or utcnow() - DEFAULT_AUDIT_SPAN
-        events = store.audit_events(model_name=model, since=start, rollout_id=rollout_id, kind=kind)
+        events = store.controller.audit_events(
+            model_name=model, since=start, rollout_id=rollout_id, kind=kind
+        )
         return [_event(e) for e in events[-limit:]]
 
     return router

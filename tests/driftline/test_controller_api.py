@@ -44,10 +44,10 @@ async def test_the_stored_state_is_served_as_the_controller_wrote_it(
     store: Store, client: httpx.AsyncClient
 ) -> None:
     now = utcnow()
-    assert store.acquire_controller_lease("m", "c1", ttl_s=30, now=now)
-    revision = store.controller_state("m").revision  # type: ignore[union-attr]
+    assert store.controller.acquire_controller_lease("m", "c1", ttl_s=30, now=now)
+    revision = store.controller.controller_state("m").revision  # type: ignore[union-attr]
     state = {"phase": "shadowing", "reason": "shadow: 3 of 20 pairs", "rollout": None}
-    store.save_controller_state(
+    store.controller.save_controller_state(
         "m", state, phase="shadowing", revision=revision, holder="c1", now=now
     )
     body = (await client.get("/controller/state")).json()
@@ -60,7 +60,7 @@ async def test_audit_returns_the_newest_events_oldest_first(
     store: Store, client: httpx.AsyncClient
 ) -> None:
     start = utcnow() - timedelta(minutes=10)
-    store.record_audit(
+    store.controller.record_audit(
         *(
             AuditEvent("m", "decision", f"step {i}", created_at=start + timedelta(seconds=i))
             for i in range(5)
