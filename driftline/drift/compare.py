@@ -87,15 +87,37 @@ def compare(
                 f"{detector.min_rows} are needed (each row needs {spec.window} bars of history)"
             )
     try:
-        null = calibrate(ref_rows, len(cur_rows), bins=bins, max_windows=null_windows)
+        return compare_rows(
+            ref_rows,
+            cur_rows,
+            detector=detector,
+            model_name=model_name,
+            model_version=model_version,
+            bins=bins,
+            null_windows=null_windows,
+        )
     except CalibrationError as error:
         raise DriftInputError(f"reference range {reference}: {error}") from None
+
+
+def compare_rows(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    detector: FeatureDrift,
+    model_name: str = "offline",
+    model_version: str = "",
+    bins: int = 10,
+    null_windows: int = 200,
+) -> DriftReport:
+    """`compare` on feature rows already computed (date-indexed); CalibrationError if too short."""
+    null = calibrate(reference, len(current), bins=bins, max_windows=null_windows)
     window = Window(
-        features=cur_rows,
-        start=_utc(cur_rows.index[0]),
-        end=_utc(cur_rows.index[-1]),
+        features=current,
+        start=_utc(current.index[0]),
+        end=_utc(current.index[-1]),
     )
-    baseline = Baseline(reference=ref_rows, null=null)
+    baseline = Baseline(reference=reference, null=null)
     results = (
         detector.detect(window, baseline),
         JointDrift(min_rows=detector.min_rows).detect(window, baseline),
@@ -108,7 +130,7 @@ def compare(
         recommendation=recommendation,
         reasons=reasons,
         results=results,
-        n_rows=len(cur_rows),
+        n_rows=len(current),
         window_start=window.start,
         window_end=window.end,
     )
