@@ -122,7 +122,7 @@ def run(seeds: int = 10) -> dict[str, Any]:
             "median_rows_medium_or_worse": _median([d.medium for d in found]),
         }
     return {
-        "title": "Synthetic panel: detection delay of mean shifts in an AR(1) feature, false alarms",
+        "title": "Synthetic panel: delay to detect mean shifts in an AR(1) feature; false alarms",
         "setup": {
             "rho": RHO,
             "features": NAMES,
