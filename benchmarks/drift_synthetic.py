@@ -13,10 +13,8 @@ Run standalone: `python -m benchmarks.drift_synthetic` (writes results/drift_syn
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.signal import lfilter
 
+from benchmarks.harness import main_for
 from driftline.drift.calibration import calibrate
 from driftline.drift.detectors import FeatureDrift, JointDrift
 from driftline.drift.report import Severity
@@ -41,7 +40,6 @@ STEP = 10
 HORIZON = 750
 SHIFTS = (0.25, 0.5, 1.0)
 STATIONARY_WINDOWS = 200
-RESULTS = Path(__file__).with_name("results")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +110,7 @@ def false_alarms(seed: int = 1, windows: int = STATIONARY_WINDOWS) -> dict[str, 
 def run(seeds: int = 10) -> dict[str, Any]:
     """Every figure of this benchmark as one JSON-ready dict."""
     delays: dict[str, Any] = {}
+    alarms = false_alarms()
     for shift in SHIFTS:
         found = [delay(shift, seed) for seed in range(100, 100 + seeds)]
         delays[f"{shift:g}sigma"] = {
@@ -132,36 +131,44 @@ def run(seeds: int = 10) -> dict[str, Any]:
             "horizon_rows": HORIZON,
         },
         "delay": delays,
-        "false_alarms": false_alarms(),
+        "false_alarms": alarms,
+        "tables": _tables(delays, alarms),
+        "notes": [
+            f"AR(1) rho {RHO}; windows of {WINDOW} rows every {STEP} rows against a "
+            f"{REFERENCE_ROWS}-row reference; a median of None: most seeds found nothing "
+            f"within {HORIZON} rows.",
+        ],
     }
 
 
-def markdown(figures: dict[str, Any]) -> str:
-    """The figures as a Markdown table."""
-    lines = [
-        f"# {figures['title']}",
-        "",
-        f"AR(1) rho {RHO}, reference {REFERENCE_ROWS} rows, windows of {WINDOW} rows every "
-        f"{STEP} rows; delay in rows after the shift (median over seeds; none within "
-        f"{HORIZON} rows counts as not detected).",
-        "",
-        "| shift | detected (low+) | median delay (low+) | detected (medium+) | "
-        "median delay (medium+) |",
-        "|---|---|---|---|---|",
+def _tables(delays: dict[str, Any], alarms: dict[str, float]) -> list[dict[str, Any]]:
+    return [
+        {
+            "title": "Detection delay, rows after the shift (median over seeds)",
+            "columns": [
+                "shift",
+                "detected (low+)",
+                "delay (low+)",
+                "detected (medium+)",
+                "delay (medium+)",
+            ],
+            "rows": [
+                [
+                    shift,
+                    f"{d['detected_low_or_worse']:.0%}",
+                    d["median_rows_low_or_worse"],
+                    f"{d['detected_medium_or_worse']:.0%}",
+                    d["median_rows_medium_or_worse"],
+                ]
+                for shift, d in delays.items()
+            ],
+        },
+        {
+            "title": f"False alarms on {alarms['windows']} stationary windows",
+            "columns": ["low or worse", "medium or worse"],
+            "rows": [[f"{alarms['low_or_worse']:.1%}", f"{alarms['medium_or_worse']:.1%}"]],
+        },
     ]
-    for shift, d in figures["delay"].items():
-        lines.append(
-            f"| {shift} | {d['detected_low_or_worse']:.0%} | {d['median_rows_low_or_worse']} | "
-            f"{d['detected_medium_or_worse']:.0%} | {d['median_rows_medium_or_worse']} |"
-        )
-    fa = figures["false_alarms"]
-    lines += [
-        "",
-        f"False alarms on {fa['windows']} stationary windows: {fa['low_or_worse']:.1%} graded "
-        f"low or worse, {fa['medium_or_worse']:.1%} medium or worse.",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 def _median(values: list[int | None]) -> int | None:
@@ -178,14 +185,5 @@ def _ar(rng: np.random.Generator, rho: float, n: int) -> Array:
     return np.asarray(lfilter([1.0], [1.0, -rho], shocks), dtype=np.float64)
 
 
-def main() -> None:
-    """Run, print and save the figures."""
-    figures = run()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "drift_synthetic.json").write_text(json.dumps(figures, indent=2) + "\n")
-    (RESULTS / "drift_synthetic.md").write_text(markdown(figures))
-    print(markdown(figures))
-
-
 if __name__ == "__main__":
-    main()
+    main_for(__name__, run)

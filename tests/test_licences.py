@@ -31,7 +31,7 @@ def licence_text(distribution: metadata.Distribution) -> str:
     """What the distribution's metadata says its licence is."""
     meta = distribution.metadata
     for field in ("License-Expression", "License"):
-        value = (meta.get(field) or "").strip()
+        value = next(iter(meta.get_all(field) or []), "").strip()
         if value and value.upper() not in {"UNKNOWN", "NONE"}:
             return value.splitlines()[0] if len(value) > 200 else value
     classifiers = [c for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]

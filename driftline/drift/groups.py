@@ -55,4 +55,4 @@ def lagged_correlation(values: Array, max_lag: int) -> Array:
         strength = np.maximum(strength, np.maximum(lagged, lagged.T))
     strength = np.clip(strength, 0.0, 1.0)
     np.fill_diagonal(strength, 1.0)
-    return strength
+    return np.asarray(strength, dtype=np.float64)

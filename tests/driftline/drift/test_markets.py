@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.drift_windows import MARKETS, driftline_report, windows
+from benchmarks._drift_windows import MARKETS, driftline_report, windows
 from driftline.drift.report import Severity
 
 

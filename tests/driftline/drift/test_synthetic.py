@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pytest
 from scipy.signal import lfilter
@@ -37,7 +38,7 @@ def test_the_shifted_feature_and_its_lag_form_one_group() -> None:
     assert sum(len(g) for g in groups) == len(synthetic.NAMES)
 
 
-def _ar(n: int, rng: np.random.Generator) -> np.ndarray:
+def _ar(n: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:
     return np.asarray(lfilter([1.0], [1.0, -0.5], rng.standard_normal(n)) * np.sqrt(0.75))
 
 
