@@ -135,7 +135,7 @@ def _summary(rows: list[dict[str, Any]], versions: dict[str, str]) -> dict[str, 
                     "tool",
                     "calm windows with an alarm",
                     "crash windows with an alarm",
-                    "seconds per window",
+                    "median seconds per window",
                 ],
                 "rows": [
                     [
