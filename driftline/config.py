@@ -79,7 +79,8 @@ class Settings(BaseSettings):
         default=200, ge=20, description="Most reference blocks the empirical null slides through."
     )
     drift_prefer_alibi: bool = Field(
-        default=True, description="Use alibi-detect's KS detector when installed (BSL 1.1)."
+        default=False,
+        description="Use alibi-detect's KS (the optional `alibi` extra, BSL 1.1) over scipy's.",
     )
     drift_performance_window: int = Field(
         default=250, ge=30, description="Most recent outcomes the performance detectors use."

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import pandas as pd
 
 from driftline.drift.calibration import CalibrationError, calibrate
-from driftline.drift.detectors import FeatureDrift
+from driftline.drift.detectors import FeatureDrift, JointDrift
 from driftline.drift.errors import DriftInputError
 from driftline.drift.report import DriftReport
 from driftline.drift.severity import grade
@@ -59,7 +59,11 @@ def compare(
     bins: int = 10,
     null_windows: int = 200,
 ) -> DriftReport:
-    """Feature drift of `current` against `reference`, calibrated on the reference itself."""
+    """Feature and joint drift of `current` against `reference`, calibrated on the reference.
+
+    The same detectors and severity rules as the live monitor's, so that one window grades
+    alike on both paths when the references are alike.
+    """
     for label, rng in (("reference", reference), ("current", current)):
         # Refuse empty or short ranges before computing seconds of indicators.
         if len(rng.select(bars)) < detector.min_rows:
@@ -83,24 +87,50 @@ def compare(
                 f"{detector.min_rows} are needed (each row needs {spec.window} bars of history)"
             )
     try:
-        null = calibrate(ref_rows, len(cur_rows), bins=bins, max_windows=null_windows)
+        return compare_rows(
+            ref_rows,
+            cur_rows,
+            detector=detector,
+            model_name=model_name,
+            model_version=model_version,
+            bins=bins,
+            null_windows=null_windows,
+        )
     except CalibrationError as error:
         raise DriftInputError(f"reference range {reference}: {error}") from None
+
+
+def compare_rows(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    detector: FeatureDrift,
+    model_name: str = "offline",
+    model_version: str = "",
+    bins: int = 10,
+    null_windows: int = 200,
+) -> DriftReport:
+    """`compare` on feature rows already computed (date-indexed); CalibrationError if too short."""
+    null = calibrate(reference, len(current), bins=bins, max_windows=null_windows)
     window = Window(
-        features=cur_rows,
-        start=_utc(cur_rows.index[0]),
-        end=_utc(cur_rows.index[-1]),
+        features=current,
+        start=_utc(current.index[0]),
+        end=_utc(current.index[-1]),
     )
-    result = detector.detect(window, Baseline(reference=ref_rows, null=null))
-    severity, recommendation, reasons = grade([result])
+    baseline = Baseline(reference=reference, null=null)
+    results = (
+        detector.detect(window, baseline),
+        JointDrift(min_rows=detector.min_rows).detect(window, baseline),
+    )
+    severity, recommendation, reasons = grade(results)
     return DriftReport(
         model_name=model_name,
         model_version=model_version,
         severity=severity,
         recommendation=recommendation,
         reasons=reasons,
-        results=(result,),
-        n_rows=len(cur_rows),
+        results=results,
+        n_rows=len(current),
         window_start=window.start,
         window_end=window.end,
     )

@@ -1,10 +1,13 @@
-"""Feature and prediction drift behind the one `Detector` interface.
+"""Feature, joint and prediction drift behind the one `Detector` interface.
 
-Both run the textbook KS test (alibi-detect or scipy, FDR-corrected) and then judge each
-statistic against the reference's own null: the calibrated p-value uses the effective sample
-size `calibrate` measured, and Benjamini-Hochberg at the same level decides which features
-drifted. PSI and Jensen-Shannon use the bins frozen in the null model, so their values stay
-comparable from window to window; they measure by how much, the calibrated KS decides whether.
+Feature and prediction drift run the textbook KS test (scipy, or alibi-detect when installed
+and preferred; FDR-corrected) and then judge each statistic against the reference's own null:
+the calibrated p-value uses the effective sample size `calibrate` measured, and
+Benjamini-Hochberg at the same level decides which features drifted. PSI and Jensen-Shannon
+use the bins frozen in the null model, so their values stay comparable from window to window;
+they measure by how much. Feature drift also summarises each group of features that carry one
+signal (its members' verdicts, median PSI over the null quantile, largest KS), so severity can
+count a signal once and weigh how far it moved. Joint drift scores the whole feature vector.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from scipy import stats as scipy_stats
 from driftline.drift import stats
 from driftline.drift.calibration import FeatureNull
 from driftline.drift.errors import DriftInputError
+from driftline.drift.joint import joint_statistic
 from driftline.drift.ks import ks_test
 from driftline.drift.report import DetectorResult, Score
 from driftline.drift.window import PREDICTION, Baseline, Window
@@ -50,7 +54,7 @@ class FeatureDrift:
     """Per-feature calibrated KS, PSI and Jensen-Shannon."""
 
     alpha: float = 0.05
-    prefer_alibi: bool = True
+    prefer_alibi: bool = False
     min_rows: int = 30
     name: str = "feature"
 
@@ -89,6 +93,7 @@ class FeatureDrift:
             ]
         ratio = psis / np.maximum([n.psi_quantile for n in nulls], stats.PROPORTION_FLOOR)
         n_drifted = int(drifted.sum())
+        groups = _groups(baseline.null.groups, names, drifted, ratio, ks.statistic)
         return DetectorResult(
             detector=self.name,
             drifted=n_drifted > 0,
@@ -103,7 +108,35 @@ class FeatureDrift:
                 "textbook_psi_over_0_25": int((psis > TEXTBOOK_PSI).sum()),
                 "backend": ks.backend,
                 "pipeline_suspects": _pipeline_suspects(names, reference, current),
+                "groups": groups,
             },
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JointDrift:
+    """The whole feature vector's whitened distance from the reference, against its null."""
+
+    min_rows: int = 30
+    name: str = "joint"
+
+    def detect(self, window: Window, baseline: Baseline) -> DetectorResult:
+        names = _check_columns(list(window.features.columns), baseline.feature_names)
+        current = _finite(window.features.loc[:, names].to_numpy(dtype=np.float64), "window")
+        reference = baseline.reference.loc[:, names].to_numpy(dtype=np.float64)
+        _check_rows(len(current), baseline.null.window, self.min_rows)
+        quantile = baseline.null.joint_quantile
+        statistic = joint_statistic(reference, current)
+        ratio = statistic / quantile if quantile > 0 else 0.0
+        return DetectorResult(
+            detector=self.name,
+            drifted=statistic > quantile,
+            scores=(
+                Score(
+                    "all_features", "whitened_distance", statistic, statistic > quantile, quantile
+                ),
+            ),
+            summary={"ratio": ratio, "n_features": len(names)},
         )
 
 
@@ -112,7 +145,7 @@ class PredictionDrift:
     """The ensemble's output distribution against the reference's predictions."""
 
     alpha: float = 0.05
-    prefer_alibi: bool = True
+    prefer_alibi: bool = False
     min_rows: int = 30
     name: str = "prediction"
 
@@ -146,6 +179,30 @@ class PredictionDrift:
             ),
             summary={"mean": float(current.mean()), "reference_mean": float(reference.mean())},
         )
+
+
+def _groups(
+    groups: tuple[tuple[str, ...], ...],
+    names: list[str],
+    drifted: npt.NDArray[np.bool_],
+    psi_ratio: Array,
+    ks: Array,
+) -> list[dict[str, object]]:
+    # A null model without groups (none calibrated) counts every feature as its own signal.
+    position = {name: j for j, name in enumerate(names)}
+    out: list[dict[str, object]] = []
+    for members in groups or tuple((name,) for name in names):
+        index = [position[m] for m in members if m in position]
+        if index:
+            out.append(
+                {
+                    "features": [names[j] for j in index],
+                    "tested": bool(drifted[index].any()),
+                    "psi_ratio": float(np.median(psi_ratio[index])),
+                    "ks_max": float(ks[index].max()),
+                }
+            )
+    return out
 
 
 def _check_columns(given: list[str], known: list[str]) -> list[str]:

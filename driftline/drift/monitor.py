@@ -22,7 +22,7 @@ from driftline.config import Settings
 from driftline.drift.alerting import alert_for, should_alert
 from driftline.drift.baselines import Baselines
 from driftline.drift.concept import ConceptDrift
-from driftline.drift.detectors import Detector, FeatureDrift, PredictionDrift
+from driftline.drift.detectors import Detector, FeatureDrift, JointDrift, PredictionDrift
 from driftline.drift.errors import DriftInputError
 from driftline.drift.ks import alibi_ks_class
 from driftline.drift.metrics import DriftMetrics
@@ -46,12 +46,13 @@ class MonitorRun:
 
 
 def default_detectors(settings: Settings) -> tuple[Detector, ...]:
-    """Feature, prediction, performance and concept drift as the settings configure them."""
+    """Feature, joint, prediction, performance and concept drift as the settings configure them."""
     alpha = settings.drift_alpha
     prefer = settings.drift_prefer_alibi
     minimum = settings.drift_min_rows
     return (
         FeatureDrift(alpha=alpha, prefer_alibi=prefer, min_rows=minimum),
+        JointDrift(min_rows=minimum),
         PredictionDrift(alpha=alpha, prefer_alibi=prefer, min_rows=minimum),
         PerformanceDrift(alpha=alpha, min_outcomes=settings.drift_min_outcomes),
         ConceptDrift(min_outcomes=settings.drift_min_outcomes),
