@@ -149,7 +149,10 @@ async def v2_model_metadata(ingress: Ingress, request: Request) -> Response:
     route = ingress.route_for(request.path_params["model"], request.path_params.get("version"))
     request.state.version = route.version
     document = protocol.model_metadata(
-        ingress.model_name, sorted(ingress.routing.by_version), route.limits.n_features
+        ingress.model_name,
+        sorted(ingress.routing.by_version),
+        route.limits.n_features,
+        [m["name"] for m in route.info["members"]],
     )
     return _json(document)
 

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from driftline.config import Settings
 from driftline.data import load_bars
 from driftline.observability.logs import bound_correlation_id, configure_logging
+from driftline.registry.predictor import combine
 from driftline.store import PredictionRecord, Store
 from serving import protocol
 from serving.channel import MemberEndpoint, endpoints, in_background, score, socket_dir
@@ -46,7 +47,6 @@ from serving.errors import (
     ServingError,
 )
 from serving.metrics import enable_multiprocess, metrics, process_exiting
-from serving.model import combine
 from serving.stream import BarReplay, OutcomeHook, StreamHub
 from serving.stream import Message as StreamMessage
 from serving.writer import PredictionWriter, WriterStatus

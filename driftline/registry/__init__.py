@@ -10,10 +10,12 @@ from driftline.registry.bundle import (
 )
 from driftline.registry.flavours import UnknownFlavourError
 from driftline.registry.onnx import OnnxParityError
+from driftline.registry.outputs import PREDICTION, member_output, named_outputs, output_names
 from driftline.registry.predictor import (
     EnsemblePredictor,
     FeatureInputError,
     MemberRuntime,
+    combine,
     load_member,
     load_native_member,
 )
@@ -30,6 +32,7 @@ from driftline.registry.registry import (
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "PREDICTION",
     "BundleContents",
     "BundleError",
     "EnsemblePredictor",
@@ -44,8 +47,12 @@ __all__ = [
     "RegistryError",
     "UnknownFlavourError",
     "VersionInfo",
+    "combine",
     "load_member",
     "load_native_member",
+    "member_output",
+    "named_outputs",
+    "output_names",
     "read_bundle",
     "write_bundle",
 ]

@@ -1,7 +1,13 @@
-"""The one inference path: every member through ONNX Runtime (or natively), combined by weight."""
+"""The one inference runtime: load a version's members (ONNX Runtime first), combine by weight.
+
+Serving (Ray members and combiner, the KServe predictor), the gates, training's evaluation and
+the benchmarks all predict through here.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,13 +51,23 @@ def load_native_member(member: MemberArtifact) -> Any:
     return flavour(member.flavour).load_model(member.native_path)
 
 
+def combine(outputs: Mapping[str, Array], weights: Mapping[str, float], intercept: float) -> Array:
+    """Intercept plus the weighted sum of member outputs, summed in `weights` order."""
+    total = np.full(len(next(iter(outputs.values()))), intercept, dtype=np.float64)
+    for name, weight in weights.items():
+        total = total + weight * np.asarray(outputs[name], dtype=np.float64)
+    return total
+
+
+MemberTimer = Callable[[str, float], None]
+
+
 class EnsemblePredictor:
     """Predicts with every member of a bundle and combines them: intercept + sum(w * member)."""
 
     def __init__(self, bundle: ModelBundle, *, prefer_onnx: bool = True) -> None:
         self.bundle = bundle
         self.members = [load_member(m, prefer_onnx=prefer_onnx) for m in bundle.members]
-        self._weights = np.array([bundle.weights[m.name] for m in self.members])
         self._names = bundle.spec.names
 
     @property
@@ -61,11 +77,19 @@ class EnsemblePredictor:
 
     def predict(self, features: pd.DataFrame | npt.ArrayLike) -> tuple[Array, dict[str, Array]]:
         """The ensemble prediction per row and each member's prediction, keyed by member name."""
-        x = self.to_matrix(features)
-        outputs = {m.name: m.predict(x) for m in self.members}
-        stacked = np.column_stack([outputs[m.name] for m in self.members])
-        ensemble: Array = self.bundle.intercept + stacked @ self._weights
-        return ensemble, outputs
+        return self.predict_rows(self.to_matrix(features))
+
+    def predict_rows(
+        self, x: Array, *, timer: MemberTimer | None = None
+    ) -> tuple[Array, dict[str, Array]]:
+        """`predict` for rows already validated; `timer(member, seconds)` hears each member."""
+        outputs = {}
+        for member in self.members:
+            started = time.perf_counter()
+            outputs[member.name] = member.predict(x)
+            if timer is not None:
+                timer(member.name, time.perf_counter() - started)
+        return combine(outputs, self.bundle.weights, self.bundle.intercept), outputs
 
     def to_matrix(self, features: pd.DataFrame | npt.ArrayLike) -> Array:
         """Validated float64 rows in the model's feature order; FeatureInputError otherwise."""
