@@ -1,6 +1,7 @@
 """Model versions in MLflow: bundles of ONNX/native members, the one inference path, aliases."""
 
 from driftline.registry.bundle import (
+    ArtifactIntegrityError,
     BundleContents,
     BundleError,
     MemberArtifact,
@@ -33,6 +34,7 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "PREDICTION",
+    "ArtifactIntegrityError",
     "BundleContents",
     "BundleError",
     "EnsemblePredictor",

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from driftline.registry.bundle import MemberArtifact, ModelBundle
+from driftline.registry.bundle import MemberArtifact, ModelBundle, verify_sha256
 from driftline.registry.flavours import flavour
 from driftline.registry.onnx import OnnxSession
 
@@ -40,14 +40,18 @@ class MemberRuntime:
 
 
 def load_member(member: MemberArtifact, *, prefer_onnx: bool = True) -> MemberRuntime:
-    """ONNX Runtime when the member has an ONNX artifact and it is preferred, else native."""
+    """ONNX Runtime when the member has an ONNX artifact and it is preferred, else native; the
+    file is checked against its recorded SHA-256 first (ArtifactIntegrityError)."""
     if prefer_onnx and member.onnx_path is not None:
+        verify_sha256(member.onnx_path, member.onnx_sha256)
         return MemberRuntime(member.name, "onnx", OnnxSession(member.onnx_path).predict)
+    verify_sha256(member.native_path, member.native_sha256)
     return MemberRuntime(member.name, "native", flavour(member.flavour).load(member.native_path))
 
 
 def load_native_member(member: MemberArtifact) -> Any:
     """The member's native model object (a scikit-learn estimator or an XGBoost Booster)."""
+    verify_sha256(member.native_path, member.native_sha256)
     return flavour(member.flavour).load_model(member.native_path)
 
 
