@@ -360,6 +360,11 @@ class Settings(BaseSettings):
     controller_lease_name: str = Field(
         default="driftline-controller", description="Kubernetes Lease used for leader election."
     )
+    allow_native_members: bool = Field(
+        default=False,
+        description="Let serving and the gates unpickle a member's native model (a member "
+        "without ONNX, or serve_prefer_onnx off); off, they load ONNX artifacts only.",
+    )
 
     @field_validator("home")
     @classmethod

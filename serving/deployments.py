@@ -43,7 +43,11 @@ class Member:
         enable_multiprocess(settings.home / "serve-metrics")
         model = ref.load(settings)
         spec = next(m for m in model.members if m.name == member)
-        self.runtime = load_member(spec, prefer_onnx=settings.serve_prefer_onnx)
+        self.runtime = load_member(
+            spec,
+            prefer_onnx=settings.serve_prefer_onnx,
+            allow_native=settings.allow_native_members,
+        )
         cast(Any, self.predict).set_max_batch_size(settings.serve_batch_size)
         cast(Any, self.predict).set_batch_wait_timeout_s(settings.serve_batch_wait_s)
         m = metrics()
@@ -134,7 +138,7 @@ class Combiner:
         settings = Settings()
         enable_multiprocess(settings.home / "serve-metrics")
         self.model: ModelBundle = ref.load(settings)
-        self.prefer_onnx = settings.serve_prefer_onnx
+        self.settings = settings
         self.colour = colour
         app = serve.get_replica_context().app_name
         self.members = endpoints(members, socket_dir(settings), app)
@@ -165,7 +169,7 @@ class Combiner:
 
     def info(self) -> dict[str, Any]:
         """The served version, colour, members, spec hash and evaluation summary."""
-        return {**summary(self.model, prefer_onnx=self.prefer_onnx), "colour": self.colour}
+        return {**summary(self.model, self.settings), "colour": self.colour}
 
 
 def build_colour_graph(ref: ModelRef, colour: str, settings: Settings) -> Application:

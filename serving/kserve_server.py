@@ -50,7 +50,7 @@ def build_model(settings: Settings, bundle: ModelBundle) -> Any:
     from kserve import InferOutput, InferRequest, InferResponse, Model  # noqa: PLC0415
     from kserve.errors import InvalidInput  # noqa: PLC0415
 
-    predictor = EnsemblePredictor(bundle)
+    predictor = EnsemblePredictor(bundle, allow_native=settings.allow_native_members)
     limits = protocol.Limits(
         n_features=len(bundle.spec.features),
         window=bundle.spec.window,

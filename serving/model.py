@@ -12,6 +12,7 @@ from typing import Any
 
 from driftline.config import Settings
 from driftline.registry.bundle import ModelBundle
+from driftline.registry.predictor import runtime_of
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def registry_bundle(settings: Settings, name: str, ref: str) -> ModelBundle:
     return Registry(settings, name=name).load_bundle(ref)
 
 
-def summary(bundle: ModelBundle, *, prefer_onnx: bool = True) -> dict[str, Any]:
+def summary(bundle: ModelBundle, settings: Settings) -> dict[str, Any]:
     """A JSON-ready description of a served version for the models endpoint and metadata."""
     return {
         "name": bundle.name,
@@ -47,7 +48,11 @@ def summary(bundle: ModelBundle, *, prefer_onnx: bool = True) -> dict[str, Any]:
             {
                 "name": m.name,
                 "flavour": m.flavour,
-                "runtime": "onnx" if prefer_onnx and m.onnx_path is not None else "native",
+                "runtime": runtime_of(
+                    m,
+                    prefer_onnx=settings.serve_prefer_onnx,
+                    allow_native=settings.allow_native_members,
+                ),
             }
             for m in bundle.members
         ],

@@ -54,8 +54,8 @@ class ArtifactIntegrityError(BundleError):
 
 @dataclass(frozen=True, slots=True)
 class MemberArtifact:
-    """One ensemble member as stored: flavour, native and ONNX files (None if absent), and
-    each file's SHA-256 as recorded at registration (None when the bundle records none)."""
+    """One ensemble member as stored: flavour, native and ONNX files (None if absent), each
+    file's SHA-256 and the ONNX-versus-native difference, as recorded at registration."""
 
     name: str
     flavour: str
@@ -63,6 +63,7 @@ class MemberArtifact:
     onnx_path: Path | None
     native_sha256: str | None = None
     onnx_sha256: str | None = None
+    onnx_max_abs_diff: float | None = None
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,12 @@ def _member(directory: Path, entry: Mapping[str, Any], hashes: Mapping[str, str]
         onnx,
         native_sha256=hashes.get(native_file),
         onnx_sha256=hashes.get(str(onnx_file)) if onnx_file else None,
+        onnx_max_abs_diff=_float_or_none(entry.get("onnx_max_abs_diff")),
     )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _check_contents(contents: BundleContents) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from driftline.registry.bundle import MemberArtifact, ModelBundle, verify_sha256
+from driftline.registry.bundle import BundleError, MemberArtifact, ModelBundle, verify_sha256
 from driftline.registry.flavours import flavour
 from driftline.registry.onnx import OnnxSession
 
@@ -39,12 +39,33 @@ class MemberRuntime:
     predict: _Predict
 
 
-def load_member(member: MemberArtifact, *, prefer_onnx: bool = True) -> MemberRuntime:
-    """ONNX Runtime when the member has an ONNX artifact and it is preferred, else native; the
-    file is checked against its recorded SHA-256 first (ArtifactIntegrityError)."""
-    if prefer_onnx and member.onnx_path is not None:
+class NativeMemberRefusedError(BundleError):
+    """A member would run natively (unpickling its model) where only ONNX artifacts may load."""
+
+
+def runtime_of(
+    member: MemberArtifact, *, prefer_onnx: bool = True, allow_native: bool = True
+) -> str:
+    """Which runtime runs `member`: "onnx" when it has an artifact that is preferred or required."""
+    use_onnx = member.onnx_path is not None and (prefer_onnx or not allow_native)
+    return "onnx" if use_onnx else "native"
+
+
+def load_member(
+    member: MemberArtifact, *, prefer_onnx: bool = True, allow_native: bool = True
+) -> MemberRuntime:
+    """The member in ONNX Runtime or natively (`runtime_of`), its file checked against its
+    recorded SHA-256 first (ArtifactIntegrityError); NativeMemberRefusedError when it would
+    have to run natively and `allow_native` is off (serving and the gates unless configured)."""
+    if runtime_of(member, prefer_onnx=prefer_onnx, allow_native=allow_native) == "onnx":
+        assert member.onnx_path is not None
         verify_sha256(member.onnx_path, member.onnx_sha256)
         return MemberRuntime(member.name, "onnx", OnnxSession(member.onnx_path).predict)
+    if not allow_native:
+        raise NativeMemberRefusedError(
+            f"member {member.name} has no ONNX artifact and native (pickled) members may not "
+            "be loaded here (DRIFTLINE_ALLOW_NATIVE_MEMBERS)"
+        )
     verify_sha256(member.native_path, member.native_sha256)
     return MemberRuntime(member.name, "native", flavour(member.flavour).load(member.native_path))
 
@@ -69,9 +90,14 @@ MemberTimer = Callable[[str, float], None]
 class EnsemblePredictor:
     """Predicts with every member of a bundle and combines them: intercept + sum(w * member)."""
 
-    def __init__(self, bundle: ModelBundle, *, prefer_onnx: bool = True) -> None:
+    def __init__(
+        self, bundle: ModelBundle, *, prefer_onnx: bool = True, allow_native: bool = True
+    ) -> None:
         self.bundle = bundle
-        self.members = [load_member(m, prefer_onnx=prefer_onnx) for m in bundle.members]
+        self.members = [
+            load_member(m, prefer_onnx=prefer_onnx, allow_native=allow_native)
+            for m in bundle.members
+        ]
         self._names = bundle.spec.names
 
     @property

@@ -1,11 +1,13 @@
 """Issue 14: every bundle file's SHA-256 is recorded at registration and checked before loading;
-an altered artifact is refused with ArtifactIntegrityError by serving and by the gates."""
+an altered artifact is refused with ArtifactIntegrityError by serving and by the gates, which
+also load ONNX artifacts only unless native members are allowed."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from driftline.features import FeatureSpec
 from driftline.registry import (
     ArtifactIntegrityError,
     EnsemblePredictor,
+    NativeMemberRefusedError,
     Registry,
     load_member,
     read_bundle,
@@ -24,6 +27,7 @@ from driftline.registry import (
 from driftline.registry.bundle import MANIFEST, file_sha256
 from operators.gate_runner import OfflineGates
 from operators.spec import GatePolicy
+from serving.kserve_server import build_model
 from serving.model import ModelRef
 
 from .conftest import make_contents
@@ -74,6 +78,20 @@ def test_a_member_altered_after_reading_is_refused_by_the_runtime(
     assert load_member(bundle.members[0]).runtime == "onnx"  # the ONNX file is intact
     with pytest.raises(ArtifactIntegrityError, match=r"model\.joblib"):
         EnsemblePredictor(bundle, prefer_onnx=False)
+
+
+def test_serving_runs_a_member_without_onnx_only_when_allowed(
+    tmp_path: Path, spec: FeatureSpec, xy: Any, estimators: dict[str, Any]
+) -> None:
+    write_bundle(tmp_path, make_contents(spec, xy, {"rf": estimators["rf"]}), onnx_tolerance=1e-5)
+    bundle = read_bundle(tmp_path)
+    native_only = replace(bundle, members=tuple(replace(m, onnx_path=None) for m in bundle.members))
+    settings = Settings(home=tmp_path / "home")
+    assert not settings.allow_native_members
+    build_model(settings, bundle)
+    with pytest.raises(NativeMemberRefusedError, match="DRIFTLINE_ALLOW_NATIVE_MEMBERS"):
+        build_model(settings, native_only)
+    build_model(settings.model_copy(update={"allow_native_members": True}), native_only)
 
 
 @pytest.fixture(scope="module")
