@@ -2,7 +2,7 @@
 
 V2 tensors, pyfunc columns and V2 metadata use these flat names. The stream message, the
 forecast answer and the prediction log keep member outputs in their own map (`members`,
-`member_outputs`) keyed by the bare member name: `member_name` maps one onto the other.
+`member_outputs`), keyed by the member's own name, which `member_output` turns into its flat name.
 """
 
 from __future__ import annotations
@@ -19,11 +19,6 @@ T = TypeVar("T")
 def member_output(member: str) -> str:
     """The flat output name of `member`'s prediction."""
     return f"{MEMBER_PREFIX}{member}"
-
-
-def member_name(output: str) -> str | None:
-    """The member an output name belongs to, or None for the ensemble's own output."""
-    return output[len(MEMBER_PREFIX) :] if output.startswith(MEMBER_PREFIX) else None
 
 
 def output_names(members: Iterable[str]) -> list[str]:

@@ -100,11 +100,6 @@ class EnsemblePredictor:
         ]
         self._names = bundle.spec.names
 
-    @property
-    def feature_names(self) -> list[str]:
-        """Columns `predict` expects, in order."""
-        return list(self._names)
-
     def predict(self, features: pd.DataFrame | npt.ArrayLike) -> tuple[Array, dict[str, Array]]:
         """The ensemble prediction per row and each member's prediction, keyed by member name."""
         return self.predict_rows(self.to_matrix(features))

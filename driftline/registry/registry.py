@@ -123,10 +123,6 @@ class Registry:
         """Point `alias` at `version`."""
         self._call(self._client.set_registered_model_alias, self.name, alias, str(version))
 
-    def delete_alias(self, alias: str) -> None:
-        """Remove `alias` from whichever version holds it."""
-        self._call(self._client.delete_registered_model_alias, self.name, alias)
-
     def set_version_tag(self, version: str | int, key: str, value: str) -> None:
         """Tag a version (rollout results, gate outcomes)."""
         self._call(self._client.set_model_version_tag, self.name, str(version), key, value)
