@@ -22,6 +22,8 @@ pytestmark = [
     pytest.mark.slow,
     # MLflow warns, on loading any pyfunc with an untyped predict, that it cannot validate it.
     pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
+    # KServe's REST app answers through FastAPI's ORJSONResponse, which FastAPI now deprecates.
+    pytest.mark.filterwarnings("ignore:ORJSONResponse is deprecated"),
 ]
 
 

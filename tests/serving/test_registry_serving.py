@@ -29,6 +29,8 @@ pytestmark = [
     pytest.mark.ray,
     pytest.mark.slow,
     pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
+    # KServe's REST app answers through FastAPI's ORJSONResponse, which FastAPI now deprecates.
+    pytest.mark.filterwarnings("ignore:ORJSONResponse is deprecated"),
 ]
 
 
