@@ -1,7 +1,8 @@
 """The baseline: KServe's own ModelServer serving the same ensemble in one process.
 
-Run as `python -m benchmarks.kserve_server --port P --home H --version V`. The members are the
-same ONNX sessions serving uses (one thread each), combined in-process. Two changes from
+Run as `python -m benchmarks.kserve_server --port P --home H --version V`. The model is the
+InferenceService predictor's own (`serving.kserve_server.build_model`): the registry's runtime,
+ONNX sessions of one thread each, combined in-process. Two changes from
 KServe's defaults, both in its favour or required here: per-request access and timing logs are
 off (our ingress does not log per request either), and uvicorn binds 127.0.0.1 (KServe
 hard-codes 0.0.0.0; nothing here may listen beyond loopback).
@@ -13,7 +14,6 @@ import argparse
 import logging
 from typing import Any
 
-import numpy as np
 import uvicorn
 
 
@@ -31,33 +31,18 @@ def main() -> None:
     args = parser.parse_args()
     uvicorn.Config = _LoopbackConfig  # type: ignore[misc,assignment]
 
-    from kserve import InferOutput, InferRequest, InferResponse, Model, ModelServer  # noqa: PLC0415
+    from kserve import ModelServer  # noqa: PLC0415
 
     from benchmarks import synthetic  # noqa: PLC0415
     from driftline.config import Settings  # noqa: PLC0415
-    from serving.model import MemberRuntime, served_model  # noqa: PLC0415
+    from serving.kserve_server import build_model  # noqa: PLC0415
 
     settings = Settings(home=args.home)
-    model = served_model(synthetic.load(settings, settings.model_name, args.version))
-    runtimes = {m.name: MemberRuntime(m) for m in model.members}
-
-    class Ensemble(Model):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__(model.name)
-            self.ready = True
-
-        def predict(self, payload: InferRequest, headers: Any = None) -> InferResponse:
-            rows = np.asarray(payload.inputs[0].as_numpy(), dtype=np.float64)
-            outputs = {name: r.predict(rows) for name, r in runtimes.items()}
-            prediction = model.combine(outputs)
-            out = InferOutput("prediction", shape=[len(prediction)], datatype="FP64")
-            out.set_data_from_numpy(prediction, binary_data=False)
-            return InferResponse(model_name=model.name, infer_outputs=[out], response_id=payload.id)
-
+    model = build_model(settings, synthetic.load(settings, settings.model_name, args.version))
     server = ModelServer(http_port=args.port, enable_grpc=False, enable_latency_logging=False)
     for name in ("uvicorn.access", "kserve.trace"):
         logging.getLogger(name).disabled = True
-    server.start([Ensemble()])
+    server.start([model])
 
 
 if __name__ == "__main__":

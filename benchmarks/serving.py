@@ -27,6 +27,8 @@ from benchmarks import synthetic
 from benchmarks.loadgen import LoadResult, run_load
 from driftline.config import Settings
 from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster, free_port
+from driftline.registry.bundle import ModelBundle
+from driftline.registry.predictor import EnsemblePredictor
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = (1, 4, 16)
@@ -46,20 +48,17 @@ def body(rows: np.ndarray[Any, Any]) -> bytes:
     return orjson.dumps({"id": "bench", "inputs": [tensor]})
 
 
-def onnx_ensemble(bundle: synthetic.Bundle) -> Callable[[np.ndarray[Any, Any]], Any]:
-    """The ensemble through ONNX Runtime in this process, one thread per member, batched."""
-    from serving.model import MemberRuntime, served_model  # noqa: PLC0415
-
-    model = served_model(bundle)
-    onnx = {m.name: MemberRuntime(m) for m in model.members}
+def onnx_ensemble(bundle: ModelBundle) -> Callable[[np.ndarray[Any, Any]], Any]:
+    """The ensemble through the registry's runtime in this process: ONNX, one thread a member."""
+    predictor = EnsemblePredictor(bundle)
 
     def predict(rows: np.ndarray[Any, Any]) -> Any:
-        return model.combine({n: r.predict(rows) for n, r in onnx.items()})
+        return predictor.predict_rows(rows)[0]
 
     return predict
 
 
-def in_process(bundle: synthetic.Bundle, x: np.ndarray[Any, Any], repeats: int) -> dict[str, Any]:
+def in_process(bundle: ModelBundle, x: np.ndarray[Any, Any], repeats: int) -> dict[str, Any]:
     """The ensemble predict called directly: native models and ONNX Runtime, 1 and 1,024 rows."""
     onnx_predict = onnx_ensemble(bundle)
 

@@ -1,48 +1,27 @@
 """A real RandomForest + XGBoost pair on synthetic features, saved like a registry bundle.
 
 Serving's benchmark and tests use it where a registered model is not needed: members are real
-fitted models converted to ONNX (skl2onnx, onnxmltools at opset 15), and the feature spec is
-Driftline's default one, so raw-bar requests work too.
+fitted models converted to ONNX (skl2onnx, onnxmltools at opset 15), the feature spec is
+Driftline's default one, so raw-bar requests work too, and `load` returns the registry's own
+`ModelBundle`, so the one runtime predicts it.
 """
 
 from __future__ import annotations
 
 import json
 import pickle
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from driftline.config import Settings
 from driftline.features import FeatureSpec, default_spec
+from driftline.registry.bundle import MemberArtifact, ModelBundle
+from driftline.registry.predictor import EnsemblePredictor
 
 MANIFEST = "bundle.json"
-
-
-@dataclass(frozen=True)
-class Member:
-    """A member as the registry describes it."""
-
-    name: str
-    flavour: str
-    native_path: Path | None
-    onnx_path: Path | None
-
-
-@dataclass(frozen=True)
-class Bundle:
-    """The parts of a registry ModelBundle that serving reads."""
-
-    name: str
-    version: str
-    spec: FeatureSpec
-    members: list[Member]
-    weights: dict[str, float]
-    intercept: float
-    evaluation: dict[str, Any] = field(default_factory=dict)
-    local_dir: Path | None = None
 
 
 def bundle_dir(settings: Settings, name: str, version: str) -> Path:
@@ -59,7 +38,7 @@ def make_bundle(
     rows: int = 3000,
     seed: int = 0,
     onnx: bool = True,
-) -> Bundle:
+) -> ModelBundle:
     """Fit, convert and save a two-member ensemble; returns the loaded bundle."""
     import onnxmltools  # noqa: PLC0415  (conversion tools load slowly)
     import xgboost as xgb  # noqa: PLC0415
@@ -116,48 +95,38 @@ def make_bundle(
     return load(settings, settings.model_name, version)
 
 
-def load(settings: Settings, name: str, version: str) -> Bundle:
+def load(settings: Settings, name: str, version: str) -> ModelBundle:
     """Read a bundle `make_bundle` saved (the serving `loader` for synthetic models)."""
     root = bundle_dir(settings, name, version)
     manifest = json.loads((root / MANIFEST).read_text())
-    return Bundle(
+    return ModelBundle(
         name=manifest["name"],
         version=manifest["version"],
         spec=FeatureSpec.from_dict(manifest["spec"]),
-        members=[
-            Member(
+        members=tuple(
+            MemberArtifact(
                 name=m["name"],
                 flavour=m["flavour"],
                 native_path=root / m["native"],
                 onnx_path=root / m["onnx"] if m["onnx"] else None,
             )
             for m in manifest["members"]
-        ],
+        ),
         weights=manifest["weights"],
         intercept=manifest["intercept"],
+        horizon=1,
         evaluation=manifest["evaluation"],
+        data_window={},
+        reference=pd.DataFrame(),
+        importances={},
         local_dir=root,
     )
 
 
-def native_predict(bundle: Bundle, rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+def native_predict(bundle: ModelBundle, rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """The ensemble through the native models (the reference serving must match)."""
-    import xgboost as xgb  # noqa: PLC0415
-
-    outputs = {}
-    for member in bundle.members:
-        assert member.native_path is not None
-        if member.flavour == "xgboost":
-            booster = xgb.Booster()
-            booster.load_model(member.native_path)
-            outputs[member.name] = booster.inplace_predict(rows)
-        else:
-            model = pickle.loads(member.native_path.read_bytes())
-            outputs[member.name] = model.predict(rows.astype(np.float32))
-    total = np.full(len(rows), bundle.intercept)
-    for name, values in outputs.items():
-        total = total + bundle.weights[name] * np.asarray(values, dtype=np.float64)
-    return total
+    prediction, _ = EnsemblePredictor(bundle, prefer_onnx=False).predict(rows)
+    return prediction
 
 
 LOADER = "benchmarks.synthetic:load"

@@ -312,7 +312,8 @@ class Settings(BaseSettings):
     )
     controller_gate_alpha: float = Field(default=0.05, gt=0, le=0.5, description="Its level.")
     controller_gate_baselines: bool = Field(
-        default=True, description="Require the candidate to lose to no naive baseline the champion beats."
+        default=True,
+        description="Require the candidate to lose to no naive baseline the champion beats.",
     )
     controller_gate_window_bars: int = Field(
         default=250, ge=20, description="Bars in the latest walk-forward window the gates score."
@@ -444,6 +445,11 @@ class Settings(BaseSettings):
         default=300.0,
         gt=0,
         description="A WebSocket with no message either way for this long is closed.",
+    )
+    allow_native_members: bool = Field(
+        default=False,
+        description="Let serving and the gates unpickle a member's native model (a member "
+        "without ONNX, or serve_prefer_onnx off); off, they load ONNX artifacts only.",
     )
 
     @field_validator("home")

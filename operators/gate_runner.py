@@ -47,9 +47,11 @@ class OfflineGates:
         candidate, error = self._load(version)
         if candidate is None:
             return (gates.artifact_gate(error),)
+        allow_native = self.settings.allow_native_members
         try:
-            native = EnsemblePredictor(candidate, prefer_onnx=False)
-            fast = EnsemblePredictor(candidate, prefer_onnx=True)
+            fast = EnsemblePredictor(candidate, allow_native=allow_native)
+            # Unpickling native members only where allowed; else registration's parity stands.
+            native = EnsemblePredictor(candidate, prefer_onnx=False) if allow_native else None
         except Exception as failure:
             return (gates.artifact_gate(one_line(failure)),)
         results = [gates.artifact_gate(None, members=len(candidate.members))]
@@ -61,16 +63,8 @@ class OfflineGates:
         if isinstance(predicted, GateResult):
             return (*results, predicted)
         results.append(gates.smoke_gate(np.asarray(predicted, dtype=np.float64), len(rows)))
-        has_onnx = any(m.onnx_path is not None for m in candidate.members)
         results.append(
-            self._guard(
-                "onnx_parity",
-                lambda: gates.parity_gate(
-                    np.asarray(native.predict(rows)[0], dtype=np.float64),
-                    np.asarray(predicted, dtype=np.float64) if has_onnx else None,
-                    self.policy.onnx_tolerance,
-                ),
-            )
+            self._guard("onnx_parity", lambda: self._parity(candidate, native, rows, predicted))
         )
         results.append(self._guard("latency", lambda: self._latency(fast, rows)))
         loss = (np.asarray(predicted, dtype=np.float64) - target) ** 2
@@ -144,6 +138,18 @@ class OfflineGates:
             train_mean,
         )
 
+    def _parity(self, bundle: Any, native: Any, rows: pd.DataFrame, predicted: Any) -> GateResult:
+        tolerance = self.policy.onnx_tolerance
+        if native is None:
+            recorded = {m.name: m.onnx_max_abs_diff for m in bundle.members}
+            return gates.recorded_parity_gate(recorded, tolerance)
+        has_onnx = any(m.onnx_path is not None for m in bundle.members)
+        return gates.parity_gate(
+            np.asarray(native.predict(rows)[0], dtype=np.float64),
+            np.asarray(predicted, dtype=np.float64) if has_onnx else None,
+            tolerance,
+        )
+
     def _latency(self, predictor: Any, rows: pd.DataFrame) -> GateResult:
         one = rows.iloc[[-1]]
         for _ in range(3):
@@ -163,7 +169,8 @@ class OfflineGates:
         champion = Registry(self.settings).load_bundle(version)
         features = compute_matrix(self._bars(), champion.spec).reindex(dates)
         usable = features.notna().all(axis=1).to_numpy()
-        predicted = EnsemblePredictor(champion).predict(features[usable])[0]
+        predictor = EnsemblePredictor(champion, allow_native=self.settings.allow_native_members)
+        predicted = predictor.predict(features[usable])[0]
         loss = (np.asarray(predicted, dtype=np.float64) - target[usable]) ** 2
         return usable, np.asarray(loss, dtype=np.float64)
 

@@ -48,6 +48,28 @@ def parity_gate(native: Array, onnx: Array | None, tolerance: float) -> GateResu
     )
 
 
+def recorded_parity_gate(differences: Mapping[str, float | None], tolerance: float) -> GateResult:
+    """The ONNX-versus-native differences registration measured, within `tolerance`: the gate's
+    verdict where native members may not be unpickled."""
+    missing = sorted(name for name, diff in differences.items() if diff is None)
+    if missing:
+        return GateResult(
+            "onnx_parity",
+            False,
+            f"no parity recorded at registration for {', '.join(missing)}, and native members "
+            "may not be loaded here",
+        )
+    worst = max((float(d) for d in differences.values() if d is not None), default=0.0)
+    passed = bool(np.isfinite(worst)) and worst <= tolerance
+    return GateResult(
+        "onnx_parity",
+        passed,
+        f"max |native - onnx| {worst:.3g} recorded at registration "
+        f"{'<=' if passed else '>'} {tolerance:g}",
+        {"max_abs_diff": worst, "tolerance": tolerance},
+    )
+
+
 def latency_gate(samples_ms: Array, budget_ms: float) -> GateResult:
     """p99 of one-row ensemble inference within the budget, judged on the best of the rounds.
 

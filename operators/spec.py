@@ -12,7 +12,6 @@ from driftline.config import Settings
 Severity = Literal["none", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("none", "low", "medium", "high", "critical")
 QualityTest = Literal["diebold-mariano", "paired-t", "wilcoxon"]
-ServingRuntime = Literal["RayService", "InferenceService"]
 
 
 def severity_rank(severity: Severity) -> int:

@@ -14,6 +14,8 @@ from ray.serve.handle import DeploymentHandle
 
 from driftline.config import Settings
 from driftline.features import FeatureComputationError, InsufficientBarsError, compute_vector
+from driftline.registry.bundle import ModelBundle
+from driftline.registry.predictor import Array, combine, load_member
 from serving.autoscaling import BUSY_METRIC, BusyClock
 from serving.channel import (
     MemberServer,
@@ -24,7 +26,7 @@ from serving.channel import (
 )
 from serving.errors import BadInputError
 from serving.metrics import enable_multiprocess, metrics
-from serving.model import Array, MemberRuntime, ModelRef, ServedModel
+from serving.model import ModelRef, summary
 
 
 def _split(values: Array, sizes: list[int]) -> list[Array]:
@@ -41,7 +43,11 @@ class Member:
         enable_multiprocess(settings.home / "serve-metrics")
         model = ref.load(settings)
         spec = next(m for m in model.members if m.name == member)
-        self.runtime = MemberRuntime(spec, prefer_onnx=settings.serve_prefer_onnx)
+        self.runtime = load_member(
+            spec,
+            prefer_onnx=settings.serve_prefer_onnx,
+            allow_native=settings.allow_native_members,
+        )
         cast(Any, self.predict).set_max_batch_size(settings.serve_batch_size)
         cast(Any, self.predict).set_batch_wait_timeout_s(settings.serve_batch_wait_s)
         m = metrics()
@@ -84,7 +90,7 @@ class Member:
 
     def describe(self) -> dict[str, str]:
         """Which runtime this member uses."""
-        return {"name": self.runtime.member.name, "runtime": self.runtime.runtime}
+        return {"name": self.runtime.name, "runtime": self.runtime.runtime}
 
     async def record_autoscaling_stats(self) -> dict[str, float]:
         """Busy share since the last report: Serve's queue does not see socket calls."""
@@ -131,7 +137,8 @@ class Combiner:
     ) -> None:
         settings = Settings()
         enable_multiprocess(settings.home / "serve-metrics")
-        self.model: ServedModel = ref.load(settings)
+        self.model: ModelBundle = ref.load(settings)
+        self.settings = settings
         self.colour = colour
         app = serve.get_replica_context().app_name
         self.members = endpoints(members, socket_dir(settings), app)
@@ -146,7 +153,7 @@ class Combiner:
         rows = batches[0] if len(batches) == 1 else np.concatenate(batches)
         self._batch.observe(len(rows))
         by_member = await score(self.members, rows.astype(np.float32))
-        ensemble = self.model.combine(by_member)
+        ensemble = combine(by_member, self.model.weights, self.model.intercept)
         sizes = [len(b) for b in batches]
         splits = {name: _split(values, sizes) for name, values in by_member.items()}
         return [
@@ -162,7 +169,7 @@ class Combiner:
 
     def info(self) -> dict[str, Any]:
         """The served version, colour, members, spec hash and evaluation summary."""
-        return {**self.model.summary(), "colour": self.colour}
+        return {**summary(self.model, self.settings), "colour": self.colour}
 
 
 def build_colour_graph(ref: ModelRef, colour: str, settings: Settings) -> Application:

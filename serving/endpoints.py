@@ -145,7 +145,10 @@ async def v2_model_metadata(router: Router, request: Request) -> Response:
     route = router.route_for(request.path_params["model"], request.path_params.get("version"))
     request.state.version = route.version
     document = protocol.model_metadata(
-        router.model_name, sorted(router.routing.by_version), route.limits.n_features
+        router.model_name,
+        sorted(router.routing.by_version),
+        route.limits.n_features,
+        [m["name"] for m in route.info["members"]],
     )
     return json_response(document)
 

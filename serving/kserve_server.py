@@ -2,9 +2,10 @@
 
 `python -m serving.kserve_server` serves `DRIFTLINE_MODEL_VERSION` (a version or an alias,
 resolved once at start) of `DRIFTLINE_MODEL_NAME` with KServe V1/V2 on `DRIFTLINE_SERVING_PORT`.
-Members run in ONNX Runtime (native when a member has no ONNX artifact) inside this process:
-KServe's raw deployment mode scales pods, not Serve replicas. `/metrics` carries KServe's own
-series and Driftline's request, error and member-latency metrics.
+Members run in the registry's runtime (ONNX Runtime first) inside this process: KServe's raw
+deployment mode scales pods, not Serve replicas. Answers carry the same output names and values
+as the Ray path's. `/metrics` carries KServe's own series and Driftline's request, error and
+member-latency metrics.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from prometheus_client.registry import Collector
 
 from driftline.config import Settings
 from driftline.observability.logs import configure_logging
+from driftline.registry.bundle import ModelBundle
+from driftline.registry.outputs import named_outputs
+from driftline.registry.predictor import Array, EnsemblePredictor
+from serving import protocol
+from serving.errors import BadInputError
 from serving.metrics import _LOCAL, metrics
-from serving.model import MemberRuntime, ServedModel, served_model
 
 log = logging.getLogger(__name__)
-FEATURES = "features"
 
 
 class _DriftlineMetrics(Collector):
@@ -34,71 +38,78 @@ class _DriftlineMetrics(Collector):
         yield from _LOCAL.collect()
 
 
-def load(settings: Settings) -> ServedModel:
-    """The configured version's bundle from the registry, adapted for serving."""
+def load(settings: Settings) -> ModelBundle:
+    """The configured version's bundle from the registry."""
     from driftline.registry import Registry  # noqa: PLC0415  (MLflow imports slowly)
 
-    return served_model(Registry(settings).load_bundle(settings.model_version))
+    return Registry(settings).load_bundle(settings.model_version)
 
 
-def check_rows(model: ServedModel, data: np.ndarray[Any, Any], max_rows: int) -> str | None:
-    """Why `data` cannot be scored by `model`, or None when it can."""
-    n_features = len(model.spec.features)
-    if data.ndim != 2 or data.shape[1] != n_features:
-        return f"input '{FEATURES}': shape {list(data.shape)}, expected [n, {n_features}]"
-    if not 1 <= data.shape[0] <= max_rows:
-        return f"input '{FEATURES}': {data.shape[0]} rows, expected 1 to {max_rows}"
-    if not np.isfinite(data).all():
-        return f"input '{FEATURES}': values must be finite numbers"
-    return None
-
-
-def build_model(settings: Settings, served: ServedModel) -> Any:
-    """A `kserve.Model` scoring feature rows with the ensemble and its members."""
+def build_model(settings: Settings, bundle: ModelBundle) -> Any:
+    """A `kserve.Model` answering V1 and V2 with the ensemble and its members."""
     from kserve import InferOutput, InferRequest, InferResponse, Model  # noqa: PLC0415
     from kserve.errors import InvalidInput  # noqa: PLC0415
 
-    runtimes = {m.name: MemberRuntime(m) for m in served.members}
+    predictor = EnsemblePredictor(bundle, allow_native=settings.allow_native_members)
+    limits = protocol.Limits(
+        n_features=len(bundle.spec.features),
+        window=bundle.spec.window,
+        max_rows=settings.serve_max_rows,
+    )
     serving_metrics = metrics()
-    labels = (settings.model_name, served.version)
+    labels = (bundle.name, bundle.version)
+
+    def timer(member: str, seconds: float) -> None:
+        serving_metrics.member_duration.labels(*labels, member).observe(seconds)
+
+    def score(rows: Array) -> tuple[Array, dict[str, Array]]:
+        return predictor.predict_rows(rows, timer=timer)
+
+    def rows_of(payload: dict[str, Any] | InferRequest) -> Array:
+        if isinstance(payload, dict):
+            return protocol.v1_rows(payload, limits)
+        inputs = protocol.v2_inputs(payload, limits)
+        if inputs.rows is None:
+            raise BadInputError(
+                f"this predictor scores feature rows: send one input named "
+                f"{protocol.FEATURES_INPUT!r}"
+            )
+        return inputs.rows
 
     class Ensemble(Model):  # type: ignore[misc]
         def __init__(self) -> None:
-            super().__init__(settings.model_name)
+            super().__init__(bundle.name)
             self.ready = True
 
-        def predict(self, payload: InferRequest, headers: Any = None) -> InferResponse:
+        def predict(
+            self, payload: dict[str, Any] | InferRequest, headers: Any = None
+        ) -> dict[str, Any] | InferResponse:
             started = time.perf_counter()
-            tensor = next((i for i in payload.inputs if i.name == FEATURES), None)
-            if tensor is None:
+            try:
+                rows = rows_of(payload)
+            except BadInputError as error:
                 serving_metrics.errors.labels("infer", "bad_input").inc()
-                raise InvalidInput(f"an input named '{FEATURES}' is required")
-            rows = np.asarray(tensor.as_numpy(), dtype=np.float64)
-            problem = check_rows(served, rows, settings.serve_max_rows)
-            if problem is not None:
-                serving_metrics.errors.labels("infer", "bad_input").inc()
-                raise InvalidInput(problem)
-            outputs = {}
-            for name, runtime in runtimes.items():
-                member_started = time.perf_counter()
-                outputs[name] = runtime.predict(rows)
-                serving_metrics.member_duration.labels(*labels, name).observe(
-                    time.perf_counter() - member_started
-                )
-            tensors = [_output("prediction", served.combine(outputs), InferOutput)]
-            tensors += [_output(name, out, InferOutput) for name, out in outputs.items()]
+                raise InvalidInput(error.message) from None
+            prediction, members = score(rows)
             serving_metrics.requests.labels("infer", *labels, "200").inc()
             serving_metrics.request_duration.labels("infer", *labels).observe(
                 time.perf_counter() - started
             )
+            if isinstance(payload, dict):
+                return {"predictions": prediction.tolist()}
+            outputs = named_outputs(prediction, members)
             return InferResponse(
-                model_name=settings.model_name, infer_outputs=tensors, response_id=payload.id
+                # The protocol makes the id optional; KServe's response model requires one.
+                response_id=payload.id or "",
+                model_name=bundle.name,
+                model_version=bundle.version,
+                infer_outputs=[_output(n, v, InferOutput) for n, v in outputs.items()],
             )
 
     return Ensemble()
 
 
-def _output(name: str, values: np.ndarray[Any, Any], kind: Any) -> Any:
+def _output(name: str, values: Array, kind: Any) -> Any:
     out = kind(name, shape=[len(values)], datatype="FP64")
     out.set_data_from_numpy(np.asarray(values, dtype=np.float64), binary_data=False)
     return out
@@ -110,17 +121,17 @@ def main() -> None:
 
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
-    served = load(settings)
+    bundle = load(settings)
     metrics().model_info.labels(
-        settings.model_name, served.version, settings.colour, served.spec.hash
+        settings.model_name, bundle.version, settings.colour, bundle.spec.hash
     ).set(1)
     REGISTRY.register(_DriftlineMetrics())
     log.info(
         "serving with KServe's ModelServer",
-        extra={"version": served.version, "colour": settings.colour, "port": settings.serving_port},
+        extra={"version": bundle.version, "colour": settings.colour, "port": settings.serving_port},
     )
     server = ModelServer(http_port=settings.serving_port, enable_grpc=False)
-    server.start([build_model(settings, served)])
+    server.start([build_model(settings, bundle)])
 
 
 if __name__ == "__main__":

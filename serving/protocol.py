@@ -15,6 +15,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
 from kserve.protocol.rest.v2_datamodels import InferenceRequest
 
+from driftline.registry.outputs import named_outputs, output_names
 from serving.errors import BadInputError
 
 Array = npt.NDArray[np.float64]
@@ -171,7 +172,7 @@ def v2_response(
     members: Mapping[str, Array],
 ) -> tuple[bytes, int | None]:
     """The V2 response body (echoing the request id) and, for binary outputs, its JSON length."""
-    outputs = {"prediction": prediction, **{f"member_{k}": v for k, v in members.items()}}
+    outputs = named_outputs(prediction, members)
     if request.use_binary_outputs or request.request_outputs:
         return kserve_response(request, model_name, version, outputs)
     # The common case, all outputs as JSON, written directly: the same document KServe's
@@ -220,8 +221,10 @@ def v1_response(prediction: Array) -> bytes:
     return orjson.dumps({"predictions": prediction}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def model_metadata(model_name: str, versions: Sequence[str], n_features: int) -> dict[str, Any]:
-    """V2 model metadata: the two accepted input forms and the outputs."""
+def model_metadata(
+    model_name: str, versions: Sequence[str], n_features: int, members: Sequence[str]
+) -> dict[str, Any]:
+    """V2 model metadata: the two accepted input forms and the ensemble's and members' outputs."""
     return {
         "name": model_name,
         "versions": list(versions),
@@ -230,5 +233,7 @@ def model_metadata(model_name: str, versions: Sequence[str], n_features: int) ->
             {"name": FEATURES_INPUT, "datatype": "FP64", "shape": [-1, n_features]},
             *({"name": name, "datatype": "FP64", "shape": [-1]} for name in BAR_INPUTS),
         ],
-        "outputs": [{"name": "prediction", "datatype": "FP64", "shape": [-1]}],
+        "outputs": [
+            {"name": name, "datatype": "FP64", "shape": [-1]} for name in output_names(members)
+        ],
     }

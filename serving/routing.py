@@ -20,6 +20,7 @@ from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
 from driftline.config import Settings
+from driftline.registry.predictor import combine
 from driftline.store.records import PredictionRecord
 from serving import protocol
 from serving.channel import MemberEndpoint, in_background, score
@@ -32,7 +33,6 @@ from serving.errors import (
     OverloadedError,
 )
 from serving.metrics import ServingMetrics
-from serving.model import combine
 from serving.writer import PredictionWriter
 
 log = logging.getLogger(__name__)

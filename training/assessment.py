@@ -21,8 +21,9 @@ from driftline.evaluation import (
     naive_baselines,
 )
 from driftline.evaluation.plots import plot_equity_curves
+from driftline.registry.predictor import combine
 from training.dataset import Dataset
-from training.ensemble import combine
+from training.ensemble import INTERCEPT
 from training.members import native_importances
 
 Array = npt.NDArray[np.float64]
@@ -44,7 +45,7 @@ def holdout_forecasts(
     """The ensemble's, each member's and each baseline's forecasts over the hold-out."""
     x = data.x(data.holdout)
     members = {name: np.asarray(e.predict(x), dtype=np.float64) for name, e in estimators.items()}
-    ensemble = model_forecast("ensemble", combine(members, weights))
+    ensemble = model_forecast("ensemble", combine(members, weights, INTERCEPT))
     training_mean = float(np.mean(data.y(data.development)))
     previous = data.previous_return.to_numpy(dtype=np.float64)[data.holdout]
     baselines = naive_baselines(previous, training_mean)
@@ -127,7 +128,7 @@ def reference_sample(
     row, so its spread and errors are what a deployed model shows on new data. In-sample
     predictions of the final fit would understate both and make drift checks fire.
     """
-    ensemble = combine(oof, weights)
+    ensemble = combine(oof, weights, INTERCEPT)
     covered = np.flatnonzero(np.isfinite(ensemble))
     if covered.size == 0:
         raise ValueError("no development row has out-of-fold predictions")
@@ -180,4 +181,5 @@ class _Ensemble(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     def predict(self, x: Array) -> Array:
-        return combine({n: e.predict(x) for n, e in self.estimators.items()}, self.weights)
+        members = {n: e.predict(x) for n, e in self.estimators.items()}
+        return combine(members, self.weights, INTERCEPT)

@@ -9,6 +9,8 @@ import numpy.typing as npt
 from scipy.optimize import minimize
 
 Array = npt.NDArray[np.float64]
+# Convex weights and no intercept: the ensemble is a weighted average of its members.
+INTERCEPT = 0.0
 
 
 def learn_weights(oof: Mapping[str, Array], target: Array) -> dict[str, float]:
@@ -42,9 +44,3 @@ def learn_weights(oof: Mapping[str, Array], target: Array) -> dict[str, float]:
     weights = np.clip(result.x, 0.0, None)
     weights /= weights.sum()
     return {n: float(w) for n, w in zip(names, weights, strict=True)}
-
-
-def combine(predictions: Mapping[str, Array], weights: Mapping[str, float]) -> Array:
-    """The weighted sum of member predictions."""
-    total: Array = np.sum([weights[n] * predictions[n] for n in weights], axis=0)
-    return total

@@ -23,7 +23,7 @@ from training.assessment import (
     reference_sample,
 )
 from training.dataset import Dataset, build_dataset
-from training.ensemble import learn_weights
+from training.ensemble import INTERCEPT, learn_weights
 from training.fitting import fit_members
 from training.members import member_kind
 from training.progress import Progress
@@ -214,7 +214,7 @@ def _register(
             spec=spec,
             estimators=estimators,
             weights=weights,
-            intercept=0.0,
+            intercept=INTERCEPT,
             horizon=settings.horizon,
             evaluation=report,
             importances=assessment.importances,

@@ -55,10 +55,10 @@ def trial_cpus(configured: float | None, cluster: ClusterCpus) -> float:
 
 def cluster_cpus() -> ClusterCpus:
     """The connected cluster's total and currently free CPUs."""
-    return ClusterCpus(
-        total=float(ray.cluster_resources().get("CPU", 0.0)),
-        free=float(ray.available_resources().get("CPU", 0.0)),
-    )
+    # Ray's resource queries carry no type hints.
+    total = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    free = ray.available_resources()  # type: ignore[no-untyped-call]
+    return ClusterCpus(total=float(total.get("CPU", 0.0)), free=float(free.get("CPU", 0.0)))
 
 
 class SchedulingWatchdog(tune.Callback):

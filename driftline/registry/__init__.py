@@ -1,6 +1,7 @@
 """Model versions in MLflow: bundles of ONNX/native members, the one inference path, aliases."""
 
 from driftline.registry.bundle import (
+    ArtifactIntegrityError,
     BundleContents,
     BundleError,
     MemberArtifact,
@@ -10,10 +11,13 @@ from driftline.registry.bundle import (
 )
 from driftline.registry.flavours import UnknownFlavourError
 from driftline.registry.onnx import OnnxParityError
+from driftline.registry.outputs import PREDICTION, member_output, named_outputs, output_names
 from driftline.registry.predictor import (
     EnsemblePredictor,
     FeatureInputError,
     MemberRuntime,
+    NativeMemberRefusedError,
+    combine,
     load_member,
     load_native_member,
 )
@@ -30,6 +34,8 @@ from driftline.registry.registry import (
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "PREDICTION",
+    "ArtifactIntegrityError",
     "BundleContents",
     "BundleError",
     "EnsemblePredictor",
@@ -38,14 +44,19 @@ __all__ = [
     "MemberRuntime",
     "ModelBundle",
     "ModelNotFoundError",
+    "NativeMemberRefusedError",
     "OnnxParityError",
     "Registration",
     "Registry",
     "RegistryError",
     "UnknownFlavourError",
     "VersionInfo",
+    "combine",
     "load_member",
     "load_native_member",
+    "member_output",
+    "named_outputs",
+    "output_names",
     "read_bundle",
     "write_bundle",
 ]

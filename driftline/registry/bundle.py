@@ -2,7 +2,8 @@
 
 Layout of a bundle directory (the `bundle` artifact of the MLflow pyfunc model):
 
-    bundle.json               manifest: members, weights, intercept, spec hash, horizon
+    bundle.json               manifest: members, weights, intercept, spec hash, horizon, and
+                              the SHA-256 of every other file (checked before anything is read)
     feature_spec.json         the FeatureSpec, readable by `FeatureSpec.from_dict`
     data_window.json          source, first/last date, rows, file sha256
     evaluation.json           the hold-out evaluation report
@@ -14,9 +15,10 @@ Layout of a bundle directory (the `bundle` artifact of the MLflow pyfunc model):
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ IMPORTANCES_FILE = "feature_importances.json"
 EQUITY_FILE = "equity_curve.png"
 REFERENCE_FILE = "reference.parquet"
 ONNX_FILE = "model.onnx"
+SHA256_KEY = "sha256"
 
 Array = npt.NDArray[np.float64]
 
@@ -45,14 +48,22 @@ class BundleError(ValueError):
     """A bundle directory is incomplete or inconsistent."""
 
 
+class ArtifactIntegrityError(BundleError):
+    """A bundle file differs from the SHA-256 recorded when its version was registered."""
+
+
 @dataclass(frozen=True, slots=True)
 class MemberArtifact:
-    """One ensemble member as stored: flavour, native file and ONNX file (None if absent)."""
+    """One ensemble member as stored: flavour, native and ONNX files (None if absent), each
+    file's SHA-256 and the ONNX-versus-native difference, as recorded at registration."""
 
     name: str
     flavour: str
     native_path: Path
     onnx_path: Path | None
+    native_sha256: str | None = None
+    onnx_sha256: str | None = None
+    onnx_max_abs_diff: float | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,7 @@ class ModelBundle:
     reference: pd.DataFrame
     importances: dict[str, Any]
     local_dir: Path
+    sha256: dict[str, str] = field(default_factory=dict)
 
     @property
     def feature_names(self) -> list[str]:
@@ -138,13 +150,14 @@ def write_bundle(
         "intercept": float(contents.intercept),
         "onnx_tolerance": onnx_tolerance,
     }
-    _write_json(directory / MANIFEST, manifest)
     _write_json(directory / SPEC_FILE, contents.spec.to_dict())
     _write_json(directory / WINDOW_FILE, contents.data_window)
     _write_json(directory / EVALUATION_FILE, contents.evaluation)
     _write_json(directory / IMPORTANCES_FILE, contents.importances)
     (directory / EQUITY_FILE).write_bytes(contents.equity_curve_png)
     contents.reference.to_parquet(directory / REFERENCE_FILE)
+    manifest[SHA256_KEY] = artifact_hashes(directory)
+    _write_json(directory / MANIFEST, manifest)
     return parity
 
 
@@ -152,6 +165,13 @@ def read_bundle(directory: Path, *, name: str | None = None, version: str = "loc
     """The bundle in `directory`, refusing one whose spec this code cannot compute."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError) as error:
+        raise BundleError(f"{directory}: not a readable model bundle ({error})") from None
+    hashes = {str(k): str(v) for k, v in (manifest.get(SHA256_KEY) or {}).items()}
+    for relative, expected in hashes.items():
+        if (directory / relative).is_file():  # a missing file is named by the checks below
+            verify_sha256(directory / relative, expected)
+    try:
         spec_data = json.loads((directory / SPEC_FILE).read_text())
         evaluation = json.loads((directory / EVALUATION_FILE).read_text())
         window = json.loads((directory / WINDOW_FILE).read_text())
@@ -167,7 +187,7 @@ def read_bundle(directory: Path, *, name: str | None = None, version: str = "loc
             f"{directory}: feature spec hash {spec.hash[:12]} does not match the manifest's "
             f"{str(manifest['spec_hash'])[:12]}"
         )
-    members = tuple(_member(directory, m) for m in manifest["members"])
+    members = tuple(_member(directory, m, hashes) for m in manifest["members"])
     weights = {str(k): float(v) for k, v in manifest["weights"].items()}
     if set(weights) != {m.name for m in members}:
         raise BundleError(f"{directory}: weights {sorted(weights)} do not match the members")
@@ -184,17 +204,63 @@ def read_bundle(directory: Path, *, name: str | None = None, version: str = "loc
         reference=reference,
         importances=importances,
         local_dir=directory,
+        sha256=hashes,
     )
 
 
-def _member(directory: Path, entry: Mapping[str, Any]) -> MemberArtifact:
+def artifact_hashes(directory: Path) -> dict[str, str]:
+    """The SHA-256 of every file under `directory` but the manifest, by relative path."""
+    return {
+        path.relative_to(directory).as_posix(): file_sha256(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of the file at `path`."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str | None) -> None:
+    """Refuse (ArtifactIntegrityError) a file whose SHA-256 is not the `expected` one."""
+    if expected is None:
+        return
+    if not path.is_file():
+        raise ArtifactIntegrityError(f"{path}: recorded at registration but missing")
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ArtifactIntegrityError(
+            f"{path}: SHA-256 {actual[:12]}... differs from the {expected[:12]}... recorded at "
+            "registration; refusing to load it"
+        )
+
+
+def _member(directory: Path, entry: Mapping[str, Any], hashes: Mapping[str, str]) -> MemberArtifact:
     kind = flavour(str(entry["flavour"]))
-    native = directory / str(entry["native"])
-    onnx = directory / str(entry["onnx"]) if entry.get("onnx") else None
+    native_file, onnx_file = str(entry["native"]), entry.get("onnx")
+    native = directory / native_file
+    onnx = directory / str(onnx_file) if onnx_file else None
     for path in (native, onnx):
         if path is not None and not path.is_file():
             raise BundleError(f"{directory}: member {entry['name']} is missing {path.name}")
-    return MemberArtifact(str(entry["name"]), kind.name, native, onnx)
+    return MemberArtifact(
+        str(entry["name"]),
+        kind.name,
+        native,
+        onnx,
+        native_sha256=hashes.get(native_file),
+        onnx_sha256=hashes.get(str(onnx_file)) if onnx_file else None,
+        onnx_max_abs_diff=_float_or_none(entry.get("onnx_max_abs_diff")),
+    )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _check_contents(contents: BundleContents) -> None:

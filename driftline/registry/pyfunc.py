@@ -11,6 +11,7 @@ from mlflow.pyfunc.model import PythonModel
 from mlflow.types import ColSpec, Schema
 
 from driftline.registry.bundle import read_bundle
+from driftline.registry.outputs import named_outputs, output_names
 from driftline.registry.predictor import EnsemblePredictor
 
 BUNDLE_ARTIFACT = "bundle"
@@ -28,14 +29,12 @@ class EnsemblePyfunc(PythonModel):
         """A `prediction` column and one `member_<name>` column per member, row for row."""
         # MLflow reads these type hints: a DataFrame hint keeps it from re-validating rows.
         ensemble, members = self._predictor.predict(model_input)
-        columns = {"prediction": ensemble} | {f"member_{k}": v for k, v in members.items()}
-        return pd.DataFrame(columns, index=model_input.index)
+        return pd.DataFrame(named_outputs(ensemble, members), index=model_input.index)
 
 
 def signature(feature_names: list[str], member_names: list[str]) -> ModelSignature:
     """Float64 feature columns in; the ensemble and member predictions out."""
-    outputs = ["prediction", *(f"member_{m}" for m in member_names)]
     return ModelSignature(
         inputs=Schema([ColSpec("double", name) for name in feature_names]),
-        outputs=Schema([ColSpec("double", name) for name in outputs]),
+        outputs=Schema([ColSpec("double", name) for name in output_names(member_names)]),
     )

@@ -21,6 +21,7 @@ from driftline.registry.bundle import (
     MANIFEST,
     SPEC_FILE,
     WINDOW_FILE,
+    ArtifactIntegrityError,
     BundleContents,
     ModelBundle,
     read_bundle,
@@ -29,6 +30,9 @@ from driftline.registry.bundle import (
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# Version tags `sha256/<file>`: each bundle file's digest, kept in the registry's database apart
+# from the artifact store, so a bundle altered there (manifest included) is refused on load.
+SHA256_TAG = "sha256/"
 # What a stock MLflow environment needs to load the pyfunc, besides the driftline package itself.
 _RUNTIME_PACKAGES = (
     "mlflow",
@@ -119,10 +123,6 @@ class Registry:
         """Point `alias` at `version`."""
         self._call(self._client.set_registered_model_alias, self.name, alias, str(version))
 
-    def delete_alias(self, alias: str) -> None:
-        """Remove `alias` from whichever version holds it."""
-        self._call(self._client.delete_registered_model_alias, self.name, alias)
-
     def set_version_tag(self, version: str | int, key: str, value: str) -> None:
         """Tag a version (rollout results, gate outcomes)."""
         self._call(self._client.set_model_version_tag, self.name, str(version), key, value)
@@ -178,7 +178,27 @@ class Registry:
         target = self.settings.home / "bundles" / self.name / version
         if not (target / MANIFEST).is_file():
             self._download(version, target)
-        return read_bundle(target, name=self.name, version=version)
+        bundle = read_bundle(target, name=self.name, version=version)
+        self._check_recorded(version, bundle)
+        return bundle
+
+    def _check_recorded(self, version: str, bundle: ModelBundle) -> None:
+        info = self._call(self._client.get_model_version, self.name, version)
+        recorded = {
+            k.removeprefix(SHA256_TAG): v
+            for k, v in (info.tags or {}).items()
+            if k.startswith(SHA256_TAG)
+        }
+        if recorded and recorded != bundle.sha256:
+            changed = sorted(
+                p
+                for p in recorded.keys() | bundle.sha256.keys()
+                if recorded.get(p) != bundle.sha256.get(p)
+            )
+            raise ArtifactIntegrityError(
+                f"{self.name} version {version}: the bundle's SHA-256 of {', '.join(changed[:3])} "
+                "differs from the one the registry recorded at registration; refusing to load it"
+            )
 
     def model_uri(self, ref: str | int) -> str:
         """The `models:/` URI stock MLflow tools load `ref` from."""
@@ -252,6 +272,8 @@ class Registry:
         version = str(info.registered_model_version)
         for key, value in tags.items():
             self.set_version_tag(version, key, value)
+        for path, digest in bundle.sha256.items():
+            self.set_version_tag(version, f"{SHA256_TAG}{path}", digest)
         return version, str(run.info.run_id)
 
     def _download(self, version: str, target: Path) -> None:

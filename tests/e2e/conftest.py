@@ -41,6 +41,9 @@ CHAMPION_WINDOW = (date(2001, 1, 1), date(2006, 12, 31))
 # more room than the product has hides the product's scheduling bugs.
 E2E_ENV = {
     "DRIFTLINE_LOG_JSON": "true",
+    # Fault injection wraps a member as a native model (tests/e2e/faults.py); serving and the
+    # gates load native members only when allowed.
+    "DRIFTLINE_ALLOW_NATIVE_MEMBERS": "true",
     "DRIFTLINE_STREAM_START": "2008-01-01",
     "DRIFTLINE_STREAM_INTERVAL_S": "0.25",
     "DRIFTLINE_DRIFT_WINDOW": "30",

@@ -19,6 +19,16 @@ def test_parity_fails_beyond_the_tolerance_and_passes_without_onnx() -> None:
     assert gates.parity_gate(native, None, 1e-5).passed
 
 
+def test_recorded_parity_judges_registration_figures_and_fails_without_them() -> None:
+    assert gates.recorded_parity_gate({"rf": 2e-7, "xgb": 4e-6}, 1e-5).passed
+    off = gates.recorded_parity_gate({"rf": 2e-7, "xgb": 3e-4}, 1e-5)
+    assert not off.passed
+    assert off.figures["max_abs_diff"] == pytest.approx(3e-4)
+    unknown = gates.recorded_parity_gate({"rf": None, "xgb": 0.0}, 1e-5)
+    assert not unknown.passed
+    assert "rf" in unknown.detail
+
+
 def test_smoke_rejects_non_finite_or_misshapen_outputs() -> None:
     assert gates.smoke_gate(np.zeros(5), 5).passed
     assert not gates.smoke_gate(np.array([0.0, np.nan, 0.0]), 3).passed

@@ -5,14 +5,20 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from benchmarks import synthetic
 from driftline.config import Settings
 from driftline.raycluster import LocalRayCluster, free_port
+from driftline.registry import ModelBundle
 from driftline.store import Store
 from serving.control import ServingControl, settings_env
+from serving.kserve_server import build_model
+
+if TYPE_CHECKING:
+    from tests.conftest import RegisteredModel
 
 # Small limits so that the limit tests stay small.
 SERVING_ENV = {
@@ -34,7 +40,7 @@ class Served:
     control: ServingControl
     store: Store
     base_url: str
-    bundles: dict[str, synthetic.Bundle]
+    bundles: dict[str, ModelBundle]
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +58,7 @@ def serving_settings(
 
 
 @pytest.fixture(scope="session")
-def bundles(serving_settings: Settings) -> dict[str, synthetic.Bundle]:
+def bundles(serving_settings: Settings) -> dict[str, ModelBundle]:
     """Two small real versions (RandomForest + XGBoost with ONNX twins)."""
     return {
         v: synthetic.make_bundle(
@@ -64,7 +70,7 @@ def bundles(serving_settings: Settings) -> dict[str, synthetic.Bundle]:
 
 @pytest.fixture(scope="session")
 def served(
-    ray_cluster: LocalRayCluster, serving_settings: Settings, bundles: dict[str, synthetic.Bundle]
+    ray_cluster: LocalRayCluster, serving_settings: Settings, bundles: dict[str, ModelBundle]
 ) -> Iterator[Served]:
     """Version 1 served on blue through Serve's proxy on a free port; removed at the end."""
     store = Store(serving_settings.store_url)
@@ -82,3 +88,26 @@ def served(
     yield Served(serving_settings, control, store, f"http://127.0.0.1:{port}", bundles)
     control.shutdown()
     store.close()
+
+
+@pytest.fixture(scope="session")
+def kserve_app(registered_model: RegisteredModel) -> Any:
+    """The InferenceService predictor over the registered version: KServe's own REST application
+    (endpoints, data plane, error handlers) with `serving.kserve_server`'s model, in process.
+
+    KServe builds its one module-level FastAPI app, so the session shares one.
+    """
+    import kserve.model_server  # noqa: PLC0415
+    from kserve import ModelServer  # noqa: PLC0415
+    from kserve.protocol.rest.server import RESTServer  # noqa: PLC0415
+
+    server = ModelServer(enable_grpc=False, enable_latency_logging=False)
+    server.register_model(build_model(registered_model.settings, registered_model.bundle))
+    rest = RESTServer(
+        "kserve.model_server:app",
+        server.dataplane,
+        server.model_repository_extension,
+        http_port=free_port(),
+    )
+    rest.create_application()
+    return kserve.model_server.app

@@ -15,7 +15,7 @@ import joblib
 
 from benchmarks import synthetic
 from driftline.config import Settings
-from driftline.registry import MemberArtifact, load_native_member
+from driftline.registry import MemberArtifact, ModelBundle, load_native_member
 from tests.e2e.faults import predict_native
 
 LOADER = "tests.serving.faults:load"
@@ -33,7 +33,7 @@ class Delayed:
         return predict_native(self.inner, rows)
 
 
-def load(settings: Settings, name: str, version: str) -> synthetic.Bundle:
+def load(settings: Settings, name: str, version: str) -> ModelBundle:
     """The synthetic bundle; with `DELAY_ENV` set, its first member sleeps that long per call."""
     bundle = synthetic.load(settings, name, version)
     delay = float(os.environ.get(DELAY_ENV) or 0)
@@ -47,5 +47,5 @@ def load(settings: Settings, name: str, version: str) -> synthetic.Bundle:
         native = MemberArtifact(first.name, first.flavour, first.native_path, None)
         joblib.dump(Delayed(load_native_member(native), delay), scratch)
         scratch.rename(slow)  # several replicas may load it at once
-    member = synthetic.Member(first.name, "sklearn", slow, None)
-    return replace(bundle, members=[member, *bundle.members[1:]])
+    member = MemberArtifact(first.name, "sklearn", slow, None)
+    return replace(bundle, members=(member, *bundle.members[1:]))

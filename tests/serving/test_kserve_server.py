@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import mlflow
 import numpy as np
 import pytest
 from kserve import InferInput, InferRequest
 from kserve.errors import InvalidInput
 
-from serving.kserve_server import build_model, check_rows
-from serving.model import served_model
+from driftline.registry import member_output, output_names
+from serving.kserve_server import build_model
 
 if TYPE_CHECKING:
     from tests.conftest import RegisteredModel
@@ -21,6 +22,8 @@ pytestmark = [
     pytest.mark.slow,
     # MLflow warns, on loading any pyfunc with an untyped predict, that it cannot validate it.
     pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
+    # KServe's REST app answers through FastAPI's ORJSONResponse, which FastAPI now deprecates.
+    pytest.mark.filterwarnings("ignore:ORJSONResponse is deprecated"),
 ]
 
 
@@ -36,22 +39,58 @@ def test_predictions_match_the_registered_pyfunc(registered_model: RegisteredMod
     pyfunc = mlflow.pyfunc.load_model(registered_model.model_uri)
     example = pyfunc.input_example
     expected = pyfunc.predict(example)
-    model = build_model(registered_model.settings, served_model(registered_model.bundle))
+    model = build_model(registered_model.settings, registered_model.bundle)
     response = model.predict(_request(example.to_numpy(dtype=np.float64)))
-    assert response.id == "r1"
+    assert (response.id, response.model_version) == ("r1", registered_model.version)
     outputs = {o.name: o.as_numpy() for o in response.outputs}
-    np.testing.assert_allclose(outputs["prediction"], expected["prediction"], atol=1e-5)
-    for name in (m.name for m in registered_model.bundle.members):
-        np.testing.assert_allclose(outputs[name], expected[f"member_{name}"], atol=1e-5)
+    members = [m.name for m in registered_model.bundle.members]
+    assert list(outputs) == output_names(members) == list(expected.columns)
+    for name in output_names(members):
+        np.testing.assert_allclose(outputs[name], expected[name], atol=1e-5)
+    assert member_output("rf") in outputs
 
 
 def test_bad_rows_are_refused_with_what_was_wrong(registered_model: RegisteredModel) -> None:
-    served = served_model(registered_model.bundle)
-    n = len(served.spec.features)
-    assert check_rows(served, np.zeros((2, n)), 10) is None
-    assert "expected [n, 45]" in str(check_rows(served, np.zeros((2, 3)), 10))
-    assert "11 rows, expected 1 to 10" in str(check_rows(served, np.zeros((11, n)), 10))
-    assert "finite" in str(check_rows(served, np.full((1, n), np.nan), 10))
-    model = build_model(registered_model.settings, served)
-    with pytest.raises(InvalidInput, match="an input named 'features' is required"):
+    n = len(registered_model.bundle.spec.features)
+    settings = registered_model.settings.model_copy(update={"serve_max_rows": 10})
+    model = build_model(settings, registered_model.bundle)
+    for rows, message in (
+        (np.zeros((2, 3)), "expected \\[n, 45\\]"),
+        (np.zeros((11, n)), "11 rows exceed the limit of 10"),
+        (np.full((1, n), np.nan), "non-finite value"),
+    ):
+        with pytest.raises(InvalidInput, match=message):
+            model.predict(_request(rows))
+    with pytest.raises(InvalidInput, match="expected one input named 'features'"):
         model.predict(_request(np.zeros((1, n)), name="rows"))
+    with pytest.raises(InvalidInput, match="instances"):
+        model.predict({"rows": [[0.0] * n]})
+
+
+async def _post(app: Any, path: str, body: dict[str, Any]) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kserve") as client:
+        return await client.post(path, json=body)
+
+
+async def test_a_v2_request_without_an_id_is_answered(
+    kserve_app: Any, registered_model: RegisteredModel
+) -> None:
+    # The protocol makes the id optional; KServe's response model alone used to refuse it (500).
+    n = len(registered_model.bundle.spec.features)
+    tensor = {"name": "features", "shape": [1, n], "datatype": "FP64", "data": [0.0] * n}
+    response = await _post(kserve_app, "/v2/models/market-ensemble/infer", {"inputs": [tensor]})
+    assert response.status_code == 200, response.text
+    document = response.json()
+    assert document["id"] == ""
+    assert [o["name"] for o in document["outputs"]] == output_names(["rf", "xgb"])
+
+
+async def test_bad_input_over_http_is_a_400_naming_the_problem(
+    kserve_app: Any, registered_model: RegisteredModel
+) -> None:
+    response = await _post(
+        kserve_app, "/v1/models/market-ensemble:predict", {"instances": [[0.0, 1.0]]}
+    )
+    assert response.status_code == 400
+    assert "expected [n, 45]" in response.text

@@ -47,7 +47,8 @@ def deployed(
         cluster.dashboard_url,
         http_port=served.control.http_port,
         loader=faults.LOADER,
-        env={**served.control.env, **env},
+        # The slow member is a wrapped native model: serving may load it only when allowed.
+        env={**served.control.env, "DRIFTLINE_ALLOW_NATIVE_MEMBERS": "true", **env},
     )
     control.deploy("1")
     try:

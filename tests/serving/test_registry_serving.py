@@ -1,5 +1,6 @@
 """Issue 3, item 1: the registered version served through the Serve graph with the registry
 loader (what `driftline serve` deploys) answers KServe's own client like its MLflow pyfunc.
+Issue 12, item 2: the InferenceService predictor answers exactly as the Serve graph does.
 
 Runs after test_graph.py (file order), which shuts its synthetic system down at its end.
 """
@@ -7,8 +8,9 @@ Runs after test_graph.py (file order), which shuts its synthetic system down at 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import mlflow
 import numpy as np
 import pandas as pd
@@ -16,6 +18,7 @@ import pytest
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
 from driftline.raycluster import LocalRayCluster
+from driftline.registry import output_names
 from serving.control import ServingControl, settings_env
 
 if TYPE_CHECKING:
@@ -26,6 +29,8 @@ pytestmark = [
     pytest.mark.ray,
     pytest.mark.slow,
     pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
+    # KServe's REST app answers through FastAPI's ORJSONResponse, which FastAPI now deprecates.
+    pytest.mark.filterwarnings("ignore:ORJSONResponse is deprecated"),
 ]
 
 
@@ -90,3 +95,40 @@ async def test_v1_predict_matches_the_pyfunc(
     np.testing.assert_allclose(
         np.asarray(response["predictions"], dtype=np.float64), expected["prediction"], atol=1e-5
     )
+
+
+async def test_both_runtimes_answer_v2_and_v1_alike(
+    registry_served: str,
+    kserve_app: Any,
+    registered_model: RegisteredModel,
+    reference: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    x = reference[0].to_numpy(dtype=np.float64)
+    tensor = {"name": "features", "shape": list(x.shape), "datatype": "FP64", "data": x.tolist()}
+    v2 = ("/v2/models/market-ensemble/infer", {"id": "same", "inputs": [tensor]})
+    v1 = ("/v1/models/market-ensemble:predict", {"instances": x.tolist()})
+    transport = httpx.ASGITransport(app=kserve_app)
+    async with (
+        httpx.AsyncClient(base_url=registry_served, timeout=60) as ray,
+        httpx.AsyncClient(transport=transport, base_url="http://kserve") as kserve,
+    ):
+        answers = {
+            (kind, runtime): await client.post(path, json=body)
+            for kind, (path, body) in {"v2": v2, "v1": v1}.items()
+            for runtime, client in {"ray": ray, "kserve": kserve}.items()
+        }
+    assert {key: a.status_code for key, a in answers.items()} == dict.fromkeys(answers, 200)
+    ray_v2, kserve_v2 = answers["v2", "ray"].json(), answers["v2", "kserve"].json()
+    for field in ("id", "model_name", "model_version"):
+        assert ray_v2[field] == kserve_v2[field], field
+    assert kserve_v2["model_version"] == registered_model.version
+    members = [m.name for m in registered_model.bundle.members]
+    for outputs in (ray_v2["outputs"], kserve_v2["outputs"]):
+        assert [o["name"] for o in outputs] == output_names(members)
+        assert [(o["shape"], o["datatype"]) for o in outputs] == [([len(x)], "FP64")] * len(outputs)
+    for ours, theirs in zip(ray_v2["outputs"], kserve_v2["outputs"], strict=True):
+        np.testing.assert_allclose(ours["data"], theirs["data"], rtol=0, atol=1e-6)
+    ray_v1, kserve_v1 = answers["v1", "ray"].json(), answers["v1", "kserve"].json()
+    assert list(ray_v1) == list(kserve_v1) == ["predictions"]
+    np.testing.assert_allclose(ray_v1["predictions"], kserve_v1["predictions"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ray_v1["predictions"], ray_v2["outputs"][0]["data"], atol=1e-6)

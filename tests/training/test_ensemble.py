@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.ensemble import combine, learn_weights
+from driftline.registry import combine
+from training.ensemble import INTERCEPT, learn_weights
 
 
 def test_known_convex_weights_are_recovered() -> None:
@@ -38,6 +39,6 @@ def test_rows_some_member_did_not_predict_are_ignored() -> None:
 def test_one_member_takes_all_the_weight_and_combine_sums() -> None:
     assert learn_weights({"rf": np.zeros(3)}, np.zeros(3)) == {"rf": 1.0}
     combined = combine(
-        {"a": np.array([1.0, 2.0]), "b": np.array([3.0, 5.0])}, {"a": 0.25, "b": 0.75}
+        {"a": np.array([1.0, 2.0]), "b": np.array([3.0, 5.0])}, {"a": 0.25, "b": 0.75}, INTERCEPT
     )
     assert combined.tolist() == [2.5, 4.25]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ from driftline.features import FeatureSpec
 from driftline.registry import (
     EnsemblePredictor,
     FeatureInputError,
+    NativeMemberRefusedError,
+    load_member,
     load_native_member,
     read_bundle,
     write_bundle,
@@ -55,8 +59,10 @@ def test_a_member_without_onnx_falls_back_to_native(
 ) -> None:
     write_bundle(tmp_path, make_contents(spec, xy, {"rf": estimators["rf"]}), onnx_tolerance=1e-5)
     (tmp_path / "members" / "rf" / "model.onnx").unlink()
-    manifest = (tmp_path / "bundle.json").read_text().replace('"members/rf/model.onnx"', "null")
-    (tmp_path / "bundle.json").write_text(manifest)
+    manifest = json.loads((tmp_path / "bundle.json").read_text())
+    manifest["members"][0]["onnx"] = None
+    del manifest["sha256"]["members/rf/model.onnx"]
+    (tmp_path / "bundle.json").write_text(json.dumps(manifest))
     predictor = EnsemblePredictor(read_bundle(tmp_path))
     assert predictor.members[0].runtime == "native"
     assert predictor.predict(xy[0][:3])[0].shape == (3,)
@@ -100,3 +106,16 @@ def test_parity_check_refuses_differences_and_nan() -> None:
         check_parity("m", native, native + 2e-5, 1e-5)
     with pytest.raises(ValueError, match="nan"):
         check_parity("m", native, np.array([0.01, np.nan]), 1e-5)
+
+
+def test_native_members_are_refused_where_only_onnx_may_load(
+    tmp_path: Path, spec: FeatureSpec, xy: Any, estimators: dict[str, Any]
+) -> None:
+    write_bundle(tmp_path, make_contents(spec, xy, {"rf": estimators["rf"]}), onnx_tolerance=1e-5)
+    bundle = read_bundle(tmp_path)
+    (member,) = bundle.members
+    assert load_member(member, prefer_onnx=False, allow_native=False).runtime == "onnx"
+    without_onnx = replace(member, onnx_path=None)
+    assert load_member(without_onnx).runtime == "native"
+    with pytest.raises(NativeMemberRefusedError, match="member rf has no ONNX artifact"):
+        load_member(without_onnx, allow_native=False)
