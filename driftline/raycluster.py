@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -55,6 +56,7 @@ class LocalRayCluster:
     gcs_port: int = field(default_factory=free_port)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _temp_dir: str | None = field(default=None, init=False, repr=False)
+    _auth_env: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> LocalRayCluster:
@@ -104,6 +106,9 @@ class LocalRayCluster:
         os.environ.update(LOOPBACK_ENV)
         # Unix socket paths are limited to 107 bytes: keep the temp dir short.
         self._temp_dir = tempfile.mkdtemp(prefix="dl-ray-", dir="/tmp")
+        self._auth_env = _token_auth(Path(self._temp_dir))
+        # Drivers in this process (Serve, Jobs clients, ray.init) present the same token.
+        os.environ.update(self._auth_env)
         argv = [
             str(Path(sys.executable).with_name("ray")),
             "start",
@@ -157,7 +162,7 @@ class LocalRayCluster:
         # Job entrypoints say `python`: make it this interpreter, with our packages installed.
         bin_dir = str(Path(sys.executable).parent)
         path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-        return {**os.environ, "PATH": path, **LOOPBACK_ENV, **self.env}
+        return {**os.environ, "PATH": path, **LOOPBACK_ENV, **self._auth_env, **self.env}
 
     def client_env(self) -> dict[str, str]:
         """Environment variables that point Ray clients at this cluster."""
@@ -168,6 +173,7 @@ class LocalRayCluster:
             # given this URL; this is the one variable Ray lets outrank it.
             "RAY_API_SERVER_ADDRESS": self.dashboard_url,
             **LOOPBACK_ENV,
+            **self._auth_env,
         }
 
     def __enter__(self) -> LocalRayCluster:
@@ -200,11 +206,29 @@ class LocalRayCluster:
     def _node_alive(self) -> bool:
         # The dashboard answers before the raylet has registered; on a loaded machine Ray
         # gives the raylet 30 s and then tears the head down, so wait for a live node.
-        reply = httpx.get(f"{self.dashboard_url}/nodes?view=summary", timeout=5)
+        token = Path(self._auth_env["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
+        reply = httpx.get(
+            f"{self.dashboard_url}/nodes?view=summary",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
         if reply.status_code != 200:
             return False
         nodes = reply.json().get("data", {}).get("summary", [])
         return any(node.get("raylet", {}).get("state") == "ALIVE" for node in nodes)
+
+
+def _token_auth(directory: Path) -> dict[str, str]:
+    """Token authentication for one cluster, its own token in a 0600 file under `directory`.
+
+    Ray's default is one token at ~/.ray/auth_token shared by every cluster of the user: two heads
+    started at once rewrite it under each other, and anyone with that file reaches every cluster.
+    """
+    path = directory / "auth_token"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_hex(32))
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(path)}
 
 
 def _port_is_free(port: int) -> bool:
