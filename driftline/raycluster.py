@@ -107,8 +107,7 @@ class LocalRayCluster:
         # Unix socket paths are limited to 107 bytes: keep the temp dir short.
         self._temp_dir = tempfile.mkdtemp(prefix="dl-ray-", dir="/tmp")
         self._auth_env = _token_auth(Path(self._temp_dir))
-        # Drivers in this process (Serve, Jobs clients, ray.init) present the same token.
-        os.environ.update(self._auth_env)
+        _present_token(self._auth_env)
         argv = [
             str(Path(sys.executable).with_name("ray")),
             "start",
@@ -229,6 +228,19 @@ def _token_auth(directory: Path) -> dict[str, str]:
     with os.fdopen(descriptor, "w") as file:
         file.write(secrets.token_hex(32))
     return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(path)}
+
+
+def _present_token(auth_env: Mapping[str, str]) -> None:
+    """Make this process's Ray clients (Serve, Jobs, ray.init) present the cluster's token."""
+    os.environ.update(auth_env)
+    # Ray caches its auth mode and token at first use; this is how `ray start` refreshes them.
+    from ray._raylet import (  # type: ignore[attr-defined]  # noqa: PLC0415  (compiled, no stubs)
+        AuthenticationTokenLoader,
+        Config,
+    )
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def _port_is_free(port: int) -> bool:
