@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from driftline.contracts import Colour, other_colour
 from operators.actions import (
     Action,
     ConsumeRequest,
@@ -32,9 +33,8 @@ from operators.observations import (
     PairedEvidence,
     World,
 )
-from operators.spec import RolloutSpec, VerificationPolicy, required_gates, severity_rank
+from operators.spec import RolloutSpec, VerificationPolicy, required_gates
 from operators.states import (
-    Colour,
     GateResult,
     GateStage,
     Phase,
@@ -42,7 +42,6 @@ from operators.states import (
     Rollout,
     RolloutKind,
     RolloutState,
-    other,
 )
 
 # Each transition moves forward through a finite machine; more rounds than this is a bug.
@@ -130,7 +129,7 @@ def track_drift(spec: RolloutSpec, state: RolloutState, world: World) -> Rollout
     ids = [r.report_id for r in world.drift]
     seen = ids.index(state.drift_report_id) + 1 if state.drift_report_id in ids else 0
     for signal in world.drift[seen:]:
-        high = severity_rank(signal.severity) >= severity_rank(spec.drift_policy.retrain_at)
+        high = signal.severity >= spec.drift_policy.retrain_at
         state = replace(
             state,
             drift_severity=signal.severity,
@@ -544,7 +543,7 @@ def _start(
         started_at=world.now,
         champion_version=state.active_version,
         champion_colour=state.active_colour,
-        candidate_colour=other(state.active_colour),
+        candidate_colour=other_colour(state.active_colour),
         candidate_version=candidate_version,
     )
     return _goto(state, phase, world, reason, rollout=rollout)

@@ -7,15 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from operators.spec import Severity
-
-Colour = Literal["blue", "green"]
-COLOURS: tuple[Colour, Colour] = ("blue", "green")
-
-
-def other(colour: Colour) -> Colour:
-    """The idle colour when `colour` takes traffic."""
-    return "green" if colour == "blue" else "blue"
+from driftline.contracts import Colour, Severity, SeverityField
 
 
 class Phase(StrEnum):
@@ -115,7 +107,7 @@ class RolloutState:
     active_colour: Colour = "blue"
     active_version: str | None = None
     passed_versions: tuple[str, ...] = ()
-    drift_severity: Severity = "none"
+    drift_severity: SeverityField = Severity.NONE
     drift_report_id: str | None = None
     drift_streak: int = 0
     rollout: Rollout | None = None

@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from driftline.drift.report import DetectorResult, Recommendation, Severity
+from driftline.contracts import Severity
+from driftline.drift.report import DetectorResult, Recommendation
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from typing import Any, cast
 import kopf
 import yaml
 
+from driftline.contracts import Colour
 from operators.actions import SubmitRetraining
 from operators.kube.api import (
     INFERENCE_SERVICE,
@@ -20,7 +21,6 @@ from operators.kube.api import (
     Body,
     Kind,
 )
-from operators.states import Colour
 
 LABEL_MODEL = "driftline.io/model"
 LABEL_COLOUR = "driftline.io/colour"

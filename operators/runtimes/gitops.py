@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from driftline.contracts import Colour
 from operators.actions import SetChampion, SubmitRetraining
 from operators.gitops import GitOpsRepository
 from operators.observations import Health, JobObservation
 from operators.runtimes.base import Runtime, ServingObservation
-from operators.states import Colour
 
 
 class GitOpsRuntime:

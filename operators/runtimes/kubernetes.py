@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from driftline.contracts import COLOURS, Colour
 from operators.actions import SetChampion, SubmitRetraining
 from operators.kube import manifests as m
 from operators.kube.api import INFERENCE_SERVICE, RAY_JOB, RAY_SERVICE, SERVICE, Body, Kind, KubeApi
@@ -18,7 +19,6 @@ from operators.runtimes.base import (
     RuntimeOperationError,
     ServingObservation,
 )
-from operators.states import COLOURS, Colour
 
 SHADOW_ANNOTATION = "driftline.io/shadow-colour"
 # Values the chart puts in a colour's model_version: aliases, resolved, not pinned versions.

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from driftline.config import Settings
+from driftline.contracts import COLOURS, Colour
 from operators.actions import SetChampion, SubmitRetraining
 from operators.health import ScrapeHealth
 from operators.observations import ColourObservation, Health, JobObservation, JobStatus
@@ -21,7 +22,6 @@ from operators.runtimes.base import (
     RuntimeOperationError,
     ServingObservation,
 )
-from operators.states import COLOURS, Colour
 
 # Serving's contract (serving/README.md): application names, import paths and the ingress config.
 INGRESS_APP = "driftline"

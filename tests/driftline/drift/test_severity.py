@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from driftline.drift.report import Recommendation, Severity
+from driftline.contracts import Severity
+from driftline.drift.report import Recommendation
 from driftline.drift.severity import Findings, recommendation_of, severity_of
 
 
