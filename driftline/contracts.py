@@ -90,7 +90,7 @@ RAYSERVICE_IMPORT_PATH = "serving.app:build_app"
 
 
 @dataclass(frozen=True)
-class Routing:
+class RoutingConfig:
     """The ingress `user_config`: deployed colours with their versions, the active and shadow."""
 
     colours: Mapping[str, str]
@@ -102,7 +102,7 @@ class Routing:
         return {"colours": dict(self.colours), "active": self.active, "shadow": self.shadow}
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Routing:
+    def from_config(cls, config: Mapping[str, Any]) -> RoutingConfig:
         """Read back `to_config` (an empty mapping routes nowhere)."""
         colours = {str(c): str(v) for c, v in (config.get("colours") or {}).items()}
         return cls(colours, config.get("active"), config.get("shadow"))

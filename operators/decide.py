@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from driftline.contracts import Colour, other_colour
+from driftline.contracts import COLOURS, Colour, other_colour
 from operators.actions import (
     Action,
     ConsumeRequest,
@@ -106,7 +106,7 @@ def _transition(before: RolloutState, after: RolloutState) -> Transition:
 
 def bootstrap(spec: RolloutSpec, world: World) -> RolloutState:
     """The first state: adopt whatever colour already takes traffic, else blue and the champion."""
-    colour: Colour = world.routed or "blue"
+    colour: Colour = world.routed or COLOURS[0]
     serving = world.colours.get(colour)
     version = (serving.version if serving else None) or world.champion_version
     return RolloutState(

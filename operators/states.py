@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from driftline.contracts import Colour, Severity, SeverityField
+from driftline.contracts import COLOURS, Colour, Severity, SeverityField
 
 
 class Phase(StrEnum):
@@ -104,7 +104,7 @@ class RolloutState:
     model_name: str
     phase: Phase = Phase.STABLE
     since: datetime | None = None
-    active_colour: Colour = "blue"
+    active_colour: Colour = COLOURS[0]
     active_version: str | None = None
     passed_versions: tuple[str, ...] = ()
     drift_severity: SeverityField = Severity.NONE

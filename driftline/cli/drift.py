@@ -15,6 +15,7 @@ import orjson
 import pandas as pd
 
 from driftline.config import Settings
+from driftline.contracts import CHAMPION
 from driftline.data import DataValidationError, load_bars
 from driftline.drift.compare import DateRange, compare
 from driftline.drift.detectors import FeatureDrift
@@ -234,13 +235,13 @@ def _spec(path: Path | None, settings: Settings) -> tuple[FeatureSpec, str]:
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
             raise DriftInputError(f"{path}: not a feature spec ({_one_line(error)})") from None
     champion = _champion_spec(settings)
-    return (champion, "champion") if champion is not None else (default_spec(), "default")
+    return (champion, CHAMPION) if champion is not None else (default_spec(), "default")
 
 
 def _champion_spec(settings: Settings) -> FeatureSpec | None:
     try:
         registry = importlib.import_module("driftline.registry").Registry(settings)
-        spec = registry.load_bundle("champion").spec
+        spec = registry.load_bundle(CHAMPION).spec
     except Exception:
         click.echo("no registered champion: using the default feature spec", err=True)
         return None

@@ -11,11 +11,12 @@ from pathlib import Path
 import click
 
 from driftline.config import Settings
+from driftline.contracts import TrainingRequest
 from driftline.data import DataValidationError
 from driftline.features import default_spec
 from driftline.raycluster import LocalRayCluster, RayClusterError
 from driftline.training_data import load_training_bars
-from driftline.training_job import TrainingRequest, dashboard_address, run_training_job
+from driftline.training_job import dashboard_address, run_training_job
 
 EXIT_BAD_DATA = 2
 DATE = click.DateTime(formats=["%Y-%m-%d"])

@@ -94,7 +94,8 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
 
 def _champion(settings: Settings, dashboard_url: str, trials: int) -> str:
     """The champion version, training and registering one first when there is none."""
-    from driftline.training_job import TrainingRequest, run_training_job  # noqa: PLC0415
+    from driftline.contracts import TrainingRequest  # noqa: PLC0415
+    from driftline.training_job import run_training_job  # noqa: PLC0415
     from serving.follow import registry_alias  # noqa: PLC0415
 
     alias = registry_alias(settings)

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from driftline.config import Settings
+from driftline.contracts import CHALLENGER, CHAMPION
 from driftline.registry.bundle import (
     EQUITY_FILE,
     EVALUATION_FILE,
@@ -27,8 +28,6 @@ from driftline.registry.bundle import (
     write_bundle,
 )
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 # What a stock MLflow environment needs to load the pyfunc, besides the driftline package itself.
 _RUNTIME_PACKAGES = (
     "mlflow",

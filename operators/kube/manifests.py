@@ -11,7 +11,7 @@ from typing import Any, cast
 import kopf
 import yaml
 
-from driftline.contracts import Colour
+from driftline.contracts import RAYSERVICE_IMPORT_PATH, Colour
 from operators.actions import SubmitRetraining
 from operators.kube.api import (
     INFERENCE_SERVICE,
@@ -139,7 +139,7 @@ def serve_config(target: Target, colour: Colour, version: str) -> str:
     serving = target.section("serving")
     app = {
         "name": serving.get("appName", "driftline"),
-        "import_path": serving.get("importPath", "serving.app:build_app"),
+        "import_path": serving.get("importPath", RAYSERVICE_IMPORT_PATH),
         "route_prefix": "/",
         "args": {"model_name": target.model_name, "model_version": version, "colour": colour},
     }

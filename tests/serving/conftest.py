@@ -10,9 +10,10 @@ import pytest
 
 from benchmarks import synthetic
 from driftline.config import Settings
+from driftline.contracts import forwarded_env
 from driftline.raycluster import LocalRayCluster, free_port
 from driftline.store import Store
-from serving.control import ServingControl, settings_env
+from serving.control import ServingControl
 
 # Small limits so that the limit tests stay small.
 SERVING_ENV = {
@@ -70,7 +71,7 @@ def served(
     store = Store(serving_settings.store_url)
     store.upgrade()
     port = free_port()
-    env = {**settings_env(serving_settings), **SERVING_ENV}
+    env = {**forwarded_env(serving_settings), **SERVING_ENV}
     control = ServingControl(
         serving_settings,
         ray_cluster.dashboard_url,
