@@ -36,7 +36,13 @@ INPUT_ERRORS = (
 
 @click.group()
 def drift() -> None:
-    """Detect drift: compare date ranges offline, run the monitor, show the latest verdict."""
+    """Detect drift: compare date ranges offline, run the monitor, show the latest verdict.
+
+    \b
+    Examples:
+      driftline drift compare --reference 2000-01-01:2004-12-31 --current 2008-01-01:2008-12-31
+      driftline drift status --json
+    """
 
 
 @drift.command("compare")
@@ -162,7 +168,12 @@ def status_command(as_json: bool) -> None:
 
 @click.group()
 def outcomes() -> None:
-    """Record realised values so that live performance can be judged."""
+    """Record realised values so that live performance can be judged.
+
+    \b
+    Example:
+      driftline outcomes ingest outcomes.csv
+    """
 
 
 @outcomes.command("ingest")

@@ -1,4 +1,4 @@
-"""`driftline train`: validate the data here, then train as a Ray job and follow its progress."""
+"""`driftline train` (training owns it): validate the data here, then train as a Ray job."""
 
 from __future__ import annotations
 
@@ -43,6 +43,11 @@ def train(
     """Train and register a new version (alias `challenger`) through the Ray Jobs API.
 
     Uses the cluster RAY_ADDRESS names, or starts a local Ray head for the run.
+
+    \b
+    Examples:
+      driftline train --trials 5
+      driftline train --data bars.csv --start 2005-01-01 --members rf,xgb
     """
     settings = Settings()
     data = data or settings.data_path
