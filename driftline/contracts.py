@@ -127,6 +127,8 @@ def forwarded_env(settings: Settings, environ: Mapping[str, str] = os.environ) -
 
 # --- the training job's command line ---------------------------------------------------------
 TRAINING_MODULE = "training.job"
+TRAINING_ENTRYPOINT = f"python -m {TRAINING_MODULE}"
+"""The job's command in an image whose `python` has Driftline installed (RayJob, RayCluster)."""
 JOB_ID_ENV = "DRIFTLINE_JOB_ID"
 ROLLOUT_ID_ENV = "DRIFTLINE_ROLLOUT_ID"
 
@@ -144,15 +146,19 @@ class TrainingRequest:
 
     def argv(self, python: str = sys.executable) -> list[str]:
         """`python -m training.job ...`, run by `python` so the cluster uses our environment."""
-        argv = [python, "-m", TRAINING_MODULE]
+        return [python, "-m", TRAINING_MODULE, *self.options()]
+
+    def options(self) -> list[str]:
+        """The job's options, for an entrypoint given elsewhere (a RayJob's `entrypoint`)."""
+        options: list[str] = []
         if self.trials is not None:
-            argv += ["--trials", str(self.trials)]
+            options += ["--trials", str(self.trials)]
         if self.data is not None:
-            argv += ["--data", str(self.data.resolve())]
+            options += ["--data", str(self.data.resolve())]
         if self.start is not None:
-            argv += ["--start", self.start.isoformat()]
+            options += ["--start", self.start.isoformat()]
         if self.end is not None:
-            argv += ["--end", self.end.isoformat()]
+            options += ["--end", self.end.isoformat()]
         if self.members is not None:
-            argv += ["--members", self.members]
-        return argv + list(self.extra)
+            options += ["--members", self.members]
+        return options + list(self.extra)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from driftline.config import Settings
-from driftline.contracts import TRAINING_MODULE, Severity, SeverityField
+from driftline.contracts import TRAINING_ENTRYPOINT, Severity, SeverityField
 
 QualityTest = Literal["diebold-mariano", "paired-t", "wilcoxon"]
 ServingRuntime = Literal["RayService", "InferenceService"]
@@ -40,7 +40,7 @@ class DriftPolicy(_Section):
 class RetrainingPolicy(_Section):
     """The retraining job: how long it may run and how often it is retried."""
 
-    entrypoint: str = f"python -m {TRAINING_MODULE}"
+    entrypoint: str = TRAINING_ENTRYPOINT
     trials: int = Field(default=20, ge=1)
     timeout_seconds: float = Field(default=3600, gt=0)
     max_attempts: int = Field(default=2, ge=1)

@@ -24,6 +24,8 @@ SERVING_ENV = {
     "DRIFTLINE_SERVE_WRITE_INTERVAL_S": "0.1",
     "DRIFTLINE_SERVE_MAX_REPLICAS": "1",
     "DRIFTLINE_LOG_JSON": "true",
+    # A colour out of routing is retired this long after the switch (15 s in production).
+    "DRIFTLINE_CONTROLLER_DRAIN_S": "3",
 }
 
 
