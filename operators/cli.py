@@ -136,7 +136,7 @@ def status(as_json: bool) -> None:
         "reason": state.reason,
         "active": {"colour": state.active_colour, "version": state.active_version},
         "last_passed": state.last_passed,
-        "drift": {"severity": state.drift_severity, "streak": state.drift_streak},
+        "drift": {"severity": state.drift_severity.label, "streak": state.drift_streak},
         "candidate": None,
         "lease": {
             "holder": record.lease_holder,

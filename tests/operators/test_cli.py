@@ -55,6 +55,7 @@ def test_status_and_audit_show_the_rollout(home: Path) -> None:
     assert status["state"] == "retraining"
     assert status["active"] == {"colour": "blue", "version": "1"}
     assert status["candidate"]["trigger"] == "drift:report-0"
+    assert status["drift"]["severity"] == "critical"
     text = runner.invoke(main, ["status"]).output
     assert "serving version 1 on blue" in text
     audit = runner.invoke(main, ["audit", "--since", "2h"])
