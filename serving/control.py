@@ -163,8 +163,8 @@ class ServingControl:
         # 2. The ingress switches in place (reconfigure, no restart).
         if keep_shadow:
             both = {old: current.colours[old], idle: version}
-            return self._settled(ServingState(both, idle, old), route=True)
-        routed = self._settled(ServingState({idle: version}, idle, None), route=True)
+            return self._switch(ServingState(both, idle, old))
+        routed = self._switch(ServingState({idle: version}, idle, None))
         # 3. Requests already routed to the old colour finish before it is removed.
         time.sleep(self.settings.controller_drain_s)
         self.retire(old)
@@ -179,7 +179,7 @@ class ServingControl:
             raise RolloutError("nothing is deployed yet")
         active_only = {current.active: current.colours[current.active]}
         if version is None:
-            state = self._settled(ServingState(active_only, current.active, None), route=True)
+            state = self._switch(ServingState(active_only, current.active, None))
             if current.shadow is not None:
                 self.retire(current.shadow)
                 self.wait_gone(current.shadow)
@@ -188,13 +188,12 @@ class ServingControl:
         self.deploy_colour(idle, version)
         self.wait_running([idle], current)
         mirrored = ServingState({**active_only, idle: version}, current.active, idle)
-        return self._settled(mirrored, route=True)
+        return self._switch(mirrored)
 
-    def _settled(self, state: ServingState, *, route: bool = False) -> ServingState:
-        """Route as `state` says (when asked) and wait until the ingress runs with it."""
-        if route:
-            assert state.active is not None
-            self.route(state.active, state.shadow)
+    def _switch(self, state: ServingState) -> ServingState:
+        """Route as `state` says and wait until the ingress runs with it."""
+        assert state.active is not None
+        self.route(state.active, state.shadow)
         self.wait_running([*state.colours, INGRESS_APP], state)
         return state
 
