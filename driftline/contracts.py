@@ -2,7 +2,8 @@
 
 Registry aliases, the two colours, drift severity, the Serve applications that make one local
 serving system (serving/README.md), the environment a replica or job inherits, and the training
-job's command line. Importing this module is cheap: it pulls in nothing heavier than pydantic.
+job's command line. Importing it is cheap (nothing heavier than pydantic) and it imports no
+other Driftline module, so any of them, `driftline.config` included, may import it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, PlainSerializer
 
-from driftline.config import Settings
+if TYPE_CHECKING:  # only for annotations: driftline.config may import this module
+    from driftline.config import Settings
 
 # --- registry aliases -------------------------------------------------------------------------
 CHAMPION = "champion"
