@@ -22,10 +22,11 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
+from driftline.contracts import Severity
 from driftline.data import validate_bars
 from driftline.drift.compare import DateRange, compare_rows
 from driftline.drift.detectors import FeatureDrift
-from driftline.drift.report import DriftReport, Severity
+from driftline.drift.report import DriftReport
 from driftline.features import compute_matrix, default_spec
 
 MARKETS = ("sp500", "nasdaq")

@@ -26,7 +26,7 @@ from typing import Any
 
 from benchmarks import _drift_windows as markets
 from benchmarks.harness import main_for
-from driftline.drift.report import Severity
+from driftline.contracts import Severity
 from driftline.drift.severity import SeverityRules, findings_of
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,9 +23,9 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from benchmarks.harness import main_for
+from driftline.contracts import Severity
 from driftline.drift.calibration import calibrate
 from driftline.drift.detectors import FeatureDrift, JointDrift
-from driftline.drift.report import Severity
 from driftline.drift.severity import grade
 from driftline.drift.window import Baseline, Window
 

@@ -117,12 +117,13 @@ def _train(home: Path) -> dict[str, Any]:
 
 def _predict_costs(home: Path) -> list[dict[str, Any]]:
     from driftline.config import Settings  # noqa: PLC0415
+    from driftline.contracts import CHALLENGER  # noqa: PLC0415
     from driftline.registry import Registry  # noqa: PLC0415
     from driftline.registry.predictor import load_member  # noqa: PLC0415
 
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     settings = Settings(home=home)
-    bundle = Registry(settings).load_bundle("challenger")
+    bundle = Registry(settings).load_bundle(CHALLENGER)
     features = bundle.reference.loc[:, bundle.spec.names].to_numpy(dtype=np.float64)
     batches = {1: features[-1:], 1000: np.resize(features, (1000, features.shape[1]))}
     runtimes = {

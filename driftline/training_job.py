@@ -16,11 +16,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
-from pathlib import Path
 from typing import Any
 
 from driftline.config import Settings
+from driftline.contracts import TrainingRequest, forwarded_env
 
 # Ray's own lines in a job log ("2026-01-01 12:00:00,123\tINFO job_manager.py:581 -- ...") and
 # its entrypoint banner; the job's progress lines are everything else.
@@ -39,17 +38,6 @@ _QUIET = {
 
 
 @dataclass(frozen=True, slots=True)
-class TrainingRequest:
-    """The job's command-line options; None leaves the job's default (from settings)."""
-
-    trials: int | None = None
-    data: Path | None = None
-    start: date | None = None
-    end: date | None = None
-    members: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class JobOutcome:
     """How a training job ended."""
 
@@ -63,27 +51,12 @@ class JobOutcome:
 
 def entrypoint(request: TrainingRequest, python: str = sys.executable) -> str:
     """The job's shell command, run by this interpreter so the cluster uses our environment."""
-    argv = [python, "-m", "training.job"]
-    if request.trials is not None:
-        argv += ["--trials", str(request.trials)]
-    if request.data is not None:
-        argv += ["--data", str(request.data.resolve())]
-    if request.start is not None:
-        argv += ["--start", request.start.isoformat()]
-    if request.end is not None:
-        argv += ["--end", request.end.isoformat()]
-    if request.members is not None:
-        argv += ["--members", request.members]
-    return shlex.join(argv)
+    return shlex.join(request.argv(python))
 
 
 def job_environment(settings: Settings, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """Variables the job needs: every DRIFTLINE_* setting, with home and MLflow made absolute."""
-    env = {k: v for k, v in environ.items() if k.startswith("DRIFTLINE_")}
-    env.update(_QUIET)
-    env["DRIFTLINE_HOME"] = str(settings.home)
-    env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
-    return env
+    """What the job inherits: the forwarded settings, with MLflow and Ray Tune kept quiet."""
+    return {**forwarded_env(settings, environ), **_QUIET}
 
 
 def is_progress_line(line: str) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from operators.states import Colour, GateResult
+from driftline.contracts import Colour
+from operators.states import GateResult
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from driftline.config import Settings
+from driftline.contracts import forwarded_env
 from driftline.store import Store
 from operators.controller import Controller, default_holder
 from operators.gate_runner import OfflineGates
@@ -34,15 +35,6 @@ def dashboard_url(settings: Settings) -> str:
     )
 
 
-def job_env(settings: Settings) -> dict[str, str]:
-    """What a retraining job needs to reach the same registry and store as the controller."""
-    env = {k: v for k, v in os.environ.items() if k.startswith(("DRIFTLINE_", "MLFLOW_"))}
-    env.update(DRIFTLINE_HOME=str(settings.home), MLFLOW_TRACKING_URI=settings.tracking_uri)
-    if settings.database_url:
-        env["DRIFTLINE_DATABASE_URL"] = settings.database_url
-    return env
-
-
 def local_controller(
     settings: Settings,
     store: Store,
@@ -59,8 +51,8 @@ def local_controller(
         settings.controller_serve_url,
         records,
         records,
-        job_env=job_env(settings),
-        serve_env=job_env(settings),
+        job_env=forwarded_env(settings),
+        serve_env=forwarded_env(settings),
         outcome_hook=settings.controller_outcome_hook,
     )
     if gitops:

@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from driftline.contracts import COLOURS, Colour, other_colour
 from operators.actions import (
     Action,
     ConsumeRequest,
@@ -34,9 +35,8 @@ from operators.observations import (
     PairedEvidence,
     World,
 )
-from operators.spec import RolloutSpec, VerificationPolicy, required_gates, severity_rank
+from operators.spec import RolloutSpec, VerificationPolicy, required_gates
 from operators.states import (
-    Colour,
     GateResult,
     GateStage,
     Phase,
@@ -44,7 +44,6 @@ from operators.states import (
     Rollout,
     RolloutKind,
     RolloutState,
-    other,
 )
 
 # Each transition moves forward through a finite machine; more rounds than this is a bug.
@@ -109,7 +108,7 @@ def _transition(before: RolloutState, after: RolloutState) -> Transition:
 
 def bootstrap(spec: RolloutSpec, world: World) -> RolloutState:
     """The first state: adopt whatever colour already takes traffic, else blue and the champion."""
-    colour: Colour = world.routed or "blue"
+    colour: Colour = world.routed or COLOURS[0]
     serving = world.colours.get(colour)
     version = (serving.version if serving else None) or world.champion_version
     return RolloutState(
@@ -132,7 +131,7 @@ def track_drift(spec: RolloutSpec, state: RolloutState, world: World) -> Rollout
     ids = [r.report_id for r in world.drift]
     seen = ids.index(state.drift_report_id) + 1 if state.drift_report_id in ids else 0
     for signal in world.drift[seen:]:
-        high = severity_rank(signal.severity) >= severity_rank(spec.drift_policy.retrain_at)
+        high = signal.severity >= spec.drift_policy.retrain_at
         state = replace(
             state,
             drift_severity=signal.severity,
@@ -570,7 +569,7 @@ def _start(
         started_at=world.now,
         champion_version=state.active_version,
         champion_colour=state.active_colour,
-        candidate_colour=other(state.active_colour),
+        candidate_colour=other_colour(state.active_colour),
         candidate_version=candidate_version,
     )
     return _goto(state, phase, world, reason, rollout=rollout)

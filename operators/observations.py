@@ -8,8 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from operators.spec import Severity
-from operators.states import Colour, GateResult, Phase, RolloutState
+from driftline.contracts import Colour, Severity
+from operators.states import GateResult, Phase, RolloutState
 
 FaultSource = Literal["runtime", "jobs", "registry", "store", "drift"]
 

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from driftline.config import Settings
+from driftline.contracts import CHAMPION
 from operators.actions import SetChampion
 
-CHAMPION = "champion"
 JOB_TAG = "driftline.job_id"
 # Registration finishes a moment before the job reports its end.
 _SLACK = timedelta(seconds=30)

@@ -8,9 +8,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from driftline.contracts import Severity
 from operators.observations import DriftSignal
 from operators.observe import Losses
-from operators.spec import SEVERITIES, Severity
 
 
 class DriftReports(Protocol):
@@ -65,4 +65,7 @@ class StorePairedLosses:
 
 
 def _severity(text: str) -> Severity:
-    return next((s for s in SEVERITIES if s == text.lower()), "none")
+    try:
+        return Severity.parse(text)
+    except ValueError:
+        return Severity.NONE

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from driftline.config import Settings
+from driftline.contracts import TRAINING_ENTRYPOINT, Severity, SeverityField
 
-Severity = Literal["none", "low", "medium", "high", "critical"]
-SEVERITIES: tuple[Severity, ...] = ("none", "low", "medium", "high", "critical")
 QualityTest = Literal["diebold-mariano", "paired-t", "wilcoxon"]
-
-
-def severity_rank(severity: Severity) -> int:
-    """0 for none up to 4 for critical."""
-    return SEVERITIES.index(severity)
 
 
 class _Section(BaseModel):
@@ -29,15 +23,23 @@ class _Section(BaseModel):
 class DriftPolicy(_Section):
     """When drift starts a retraining."""
 
-    retrain_at: Literal["medium", "high", "critical"] = "high"
+    retrain_at: SeverityField = Severity.HIGH
     sustained_reports: int = Field(default=2, ge=1)
     cooldown_seconds: float = Field(default=3600, ge=0)
+
+    @field_validator("retrain_at")
+    @classmethod
+    def _at_least_medium(cls, value: Severity) -> Severity:
+        # Retraining on low drift would retrain on noise: the CRD allows medium and above.
+        if value < Severity.MEDIUM:
+            raise ValueError("retrainAt must be medium, high or critical")
+        return value
 
 
 class RetrainingPolicy(_Section):
     """The retraining job: how long it may run and how often it is retried."""
 
-    entrypoint: str = "python -m training.job"
+    entrypoint: str = TRAINING_ENTRYPOINT
     trials: int = Field(default=20, ge=1)
     timeout_seconds: float = Field(default=3600, gt=0)
     # A job the cluster cannot place fails fast with the reason, not at the timeout above.

@@ -7,15 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from operators.spec import Severity
-
-Colour = Literal["blue", "green"]
-COLOURS: tuple[Colour, Colour] = ("blue", "green")
-
-
-def other(colour: Colour) -> Colour:
-    """The idle colour when `colour` takes traffic."""
-    return "green" if colour == "blue" else "blue"
+from driftline.contracts import COLOURS, Colour, Severity, SeverityField
 
 
 class Phase(StrEnum):
@@ -112,10 +104,10 @@ class RolloutState:
     model_name: str
     phase: Phase = Phase.STABLE
     since: datetime | None = None
-    active_colour: Colour = "blue"
+    active_colour: Colour = COLOURS[0]
     active_version: str | None = None
     passed_versions: tuple[str, ...] = ()
-    drift_severity: Severity = "none"
+    drift_severity: SeverityField = Severity.NONE
     drift_report_id: str | None = None
     drift_streak: int = 0
     rollout: Rollout | None = None

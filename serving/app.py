@@ -17,14 +17,18 @@ from typing import Any, cast
 from ray.serve import Application, Deployment
 
 from driftline.config import Settings
+from driftline.contracts import (
+    CHAMPION,
+    COLOUR_IMPORT_PATH,
+    COLOURS,
+    INGRESS_APP,
+    INGRESS_DEPLOYMENT,
+    INGRESS_IMPORT_PATH,
+    RoutingConfig,
+)
 from serving.deployments import access_log, build_colour_graph
 from serving.ingress import Ingress
 from serving.model import ModelRef
-
-COLOURS = ("blue", "green")
-INGRESS_APP = "driftline"
-COLOUR_IMPORT_PATH = "serving.app:colour_app"
-INGRESS_IMPORT_PATH = "serving.app:ingress_app"
 
 
 def colour_app(args: dict[str, Any]) -> Application:
@@ -57,11 +61,13 @@ def build_app(args: dict[str, Any]) -> Application:
     """
     settings = _with_serve_args(Settings(), args)
     name = str(args.get("model_name") or settings.model_name)
-    colour = str(args.get("colour") or "blue")
+    colour = str(args.get("colour") or COLOURS[0])
     loader = str(args.get("loader") or ModelRef.loader)
-    version = _resolve(settings, name, str(args.get("model_version") or "champion"), loader)
+    version = _resolve(settings, name, str(args.get("model_version") or CHAMPION), loader)
     graph = build_colour_graph(ModelRef(name, version, loader), colour, settings)
-    ingress = _ingress(settings).options(user_config=routing_config({colour: version}, colour))
+    ingress = _ingress(settings).options(
+        user_config=RoutingConfig({colour: version}, colour).to_config()
+    )
     app: Application = ingress.bind(name, args.get("outcome_hook"), {colour: graph})
     return app
 
@@ -108,13 +114,6 @@ def _ingress(settings: Settings) -> Deployment:
     )
 
 
-def routing_config(
-    colours: dict[str, str], active: str | None, shadow: str | None = None
-) -> dict[str, Any]:
-    """The ingress `user_config`: deployed colours with versions, the active and shadow."""
-    return {"colours": dict(colours), "active": active, "shadow": shadow}
-
-
 def serve_config(
     settings: Settings,
     *,
@@ -158,7 +157,10 @@ def serve_config(
                 **({"outcome_hook": outcome_hook} if outcome_hook else {}),
             },
             "deployments": [
-                {"name": "Ingress", "user_config": routing_config(colours, active, shadow)}
+                {
+                    "name": INGRESS_DEPLOYMENT,
+                    "user_config": RoutingConfig(colours, active, shadow).to_config(),
+                }
             ],
         }
     )

@@ -1,14 +1,17 @@
-"""Drives serving through Serve's REST API: deploy, inspect, and switch colours blue/green.
+"""The one owner of local blue/green: deploy, route, drain and retire colours on one Ray cluster.
 
 Everything goes through the declarative config on the dashboard (`PUT /api/serve/applications/`),
-the same surface the controller's local runtime and KubeRay's RayService use.
+the same surface KubeRay's RayService uses. `driftline serve` (following the champion alias) and
+the controller's local runtime (operators/runtimes/local.py) both act through this module, so a
+colour leaves routing and is retired the same way, after `DRIFTLINE_CONTROLLER_DRAIN_S`.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,13 +19,20 @@ import requests
 from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
 
 from driftline.config import Settings
-from serving.app import COLOURS, INGRESS_APP, serve_config
+from driftline.contracts import (
+    COLOURS,
+    INGRESS_APP,
+    INGRESS_DEPLOYMENT,
+    RoutingConfig,
+    forwarded_env,
+)
+from serving.app import serve_config
 
 log = logging.getLogger(__name__)
 
 
 class RolloutError(RuntimeError):
-    """A colour did not become healthy in time; the previous routing stays in force."""
+    """A colour did not become healthy in time, or cannot be routed; routing stays as it was."""
 
 
 @dataclass(frozen=True)
@@ -56,13 +66,14 @@ class ServingControl:
         outcome_hook: str | None = None,
         env: dict[str, str] | None = None,
         timeout_s: float = 600.0,
+        client: ServeSubmissionClient | None = None,
     ) -> None:
         self.settings = settings
-        self.client = ServeSubmissionClient(dashboard_url)
+        self.client = client or ServeSubmissionClient(dashboard_url)
         self.http_port = http_port
         self.loader = loader
         self.outcome_hook = outcome_hook
-        self.env = dict(env) if env is not None else settings_env(settings)
+        self.env = dict(env) if env is not None else forwarded_env(settings)
         self.timeout_s = timeout_s
 
     # --- observe --------------------------------------------------------------------------
@@ -73,13 +84,8 @@ class ServingControl:
 
     def state(self) -> ServingState:
         """What the ingress is configured to route, read back from the deployed config."""
-        apps = self.details().get("applications", {})
-        ingress = apps.get(INGRESS_APP, {}).get("deployed_app_config") or {}
-        for deployment in ingress.get("deployments", []):
-            if deployment.get("name") == "Ingress" and deployment.get("user_config"):
-                config = deployment["user_config"]
-                return ServingState(dict(config["colours"]), config["active"], config["shadow"])
-        return ServingState({}, None, None)
+        routing = routing_in(self.details().get("applications") or {})
+        return ServingState(dict(routing.colours), routing.active, routing.shadow)
 
     def direct_urls(self) -> list[str]:
         """URLs of the ingress replicas' own HTTP servers (direct ingress), if enabled."""
@@ -89,9 +95,42 @@ class ServingControl:
                 urls += [f"http://{t['ip']}:{t['port']}" for t in group.get("targets", [])]
         return urls
 
-    # --- act ------------------------------------------------------------------------------
+    # --- act: one config change each, not waited for (the controller observes) -------------
+    def deploy_colour(self, colour: str, version: str) -> None:
+        """Put `version` on `colour` beside what runs; the ingress does not route to it yet."""
+        config = self._in_force()
+        apps = [a for a in config["applications"] if a["name"] != colour]
+        apps.insert(0, self._colour_app(config, colour, version))
+        self._put({**config, "applications": apps})
+
+    def route(self, active: str, shadow: str | None = None) -> RoutingConfig:
+        """Switch the ingress in place to `active`, mirroring to `shadow`; both must be deployed."""
+        config = self._in_force()
+        versions = {
+            a["name"]: str(a["args"]["version"])
+            for a in config["applications"]
+            if a["name"] in COLOURS
+        }
+        missing = [c for c in (active, shadow) if c is not None and c not in versions]
+        if missing:
+            raise RolloutError(f"cannot route to {missing[0]}: it is not deployed")
+        colours = {c: versions[c] for c in (active, shadow) if c is not None}
+        routing = RoutingConfig(colours, active, shadow)
+        apps = [a for a in config["applications"] if a["name"] != INGRESS_APP]
+        apps.append(self._ingress_app(config, routing))
+        self._put({**config, "applications": apps})
+        return routing
+
+    def retire(self, colour: str) -> None:
+        """Delete `colour`'s application (call it once the colour has drained)."""
+        config = self._in_force()
+        apps = [a for a in config["applications"] if a["name"] != colour]
+        if len(apps) != len(config["applications"]):
+            self._put({**config, "applications": apps})
+
+    # --- sequences, each waited for -------------------------------------------------------
     def config(self, state: ServingState) -> dict[str, Any]:
-        """The declarative Serve config that serves `state`."""
+        """The declarative Serve config that serves `state` from nothing."""
         return serve_config(
             self.settings,
             colours=state.colours,
@@ -103,39 +142,35 @@ class ServingControl:
             env=self.env,
         )
 
-    def apply(self, state: ServingState) -> None:
-        """Deploy the config for `state` and wait until every application runs."""
-        self._put(self.config(state))
-        self.wait_running([*state.colours, INGRESS_APP], state)
-
-    def deploy(self, version: str, colour: str = "blue") -> ServingState:
+    def deploy(self, version: str, colour: str = COLOURS[0]) -> ServingState:
         """Serve `version` on `colour` as the only, active colour."""
         state = ServingState({colour: version}, colour, None)
-        self.apply(state)
+        self._put(self.config(state))
+        self.wait_running([colour, INGRESS_APP], state)
         return state
 
     def rollout(self, version: str, *, keep_shadow: bool = False) -> ServingState:
-        """Blue/green: deploy `version` to the idle colour, wait, switch, retire the old one."""
+        """Blue/green: `version` to the idle colour, wait, switch, drain, retire the old one."""
         current = self.state()
         if current.active is None:
             return self.deploy(version)
         if current.active_version == version:
             return current
-        idle = current.idle_colour()
-        old = current.active
+        idle, old = current.idle_colour(), current.active
         # 1. The new colour comes up beside the old; the ingress does not know it yet.
-        self.apply(ServingState({**current.colours, idle: version}, old, current.shadow))
-        # 2. The ingress learns both colours and switches in place (reconfigure, no restart).
-        both = {old: current.colours[old], idle: version}
-        self.apply(ServingState(both, idle, old if keep_shadow else None))
+        self.deploy_colour(idle, version)
+        self.wait_running([idle], current)
+        # 2. The ingress switches in place (reconfigure, no restart).
         if keep_shadow:
-            return self.state()
+            both = {old: current.colours[old], idle: version}
+            return self._switch(ServingState(both, idle, old))
+        routed = self._switch(ServingState({idle: version}, idle, None))
         # 3. Requests already routed to the old colour finish before it is removed.
-        time.sleep(self.settings.serve_request_timeout_s / 4)
-        retired = ServingState({idle: version}, idle, None)
-        self.apply(retired)
+        time.sleep(self.settings.controller_drain_s)
+        self.retire(old)
+        self.wait_gone(old)
         log.info("rolled out", extra={"version": version, "colour": idle, "retired": old})
-        return retired
+        return routed
 
     def set_shadow(self, version: str | None) -> ServingState:
         """Mirror live traffic to `version` on the idle colour (or stop mirroring)."""
@@ -144,14 +179,77 @@ class ServingControl:
             raise RolloutError("nothing is deployed yet")
         active_only = {current.active: current.colours[current.active]}
         if version is None:
-            state = ServingState(active_only, current.active, None)
-            self.apply(state)
+            state = self._switch(ServingState(active_only, current.active, None))
+            if current.shadow is not None:
+                self.retire(current.shadow)
+                self.wait_gone(current.shadow)
             return state
         idle = current.idle_colour()
-        self.apply(ServingState({**current.colours, idle: version}, current.active, None))
-        state = ServingState({**active_only, idle: version}, current.active, idle)
-        self.apply(state)
+        self.deploy_colour(idle, version)
+        self.wait_running([idle], current)
+        mirrored = ServingState({**active_only, idle: version}, current.active, idle)
+        return self._switch(mirrored)
+
+    def _switch(self, state: ServingState) -> ServingState:
+        """Route as `state` says and wait until the ingress runs with it."""
+        assert state.active is not None
+        self.route(state.active, state.shadow)
+        self.wait_running([*state.colours, INGRESS_APP], state)
         return state
+
+    # --- the config in force, edited in place ---------------------------------------------
+    def _in_force(self) -> dict[str, Any]:
+        """The declarative config now deployed, so a change touches only what it means to."""
+        details = self.details()
+        apps = [
+            _app_config(app)
+            for app in (details.get("applications") or {}).values()
+            if app.get("deployed_app_config")
+        ]
+        http = details.get("http_options") or {}
+        return {
+            "proxy_location": details.get("proxy_location") or "HeadOnly",
+            "http_options": {
+                "host": http.get("host") or self.settings.serve_host,
+                "port": http.get("port") or self.http_port,
+            },
+            "applications": apps,
+        }
+
+    def _fresh(self, name: str, colour: str, version: str) -> dict[str, Any]:
+        """Application `name` as `config` would write it for `colour` serving `version`."""
+        fresh = self.config(ServingState({colour: version}, colour, None))
+        return next(a for a in fresh["applications"] if a["name"] == name)
+
+    def _colour_app(self, config: dict[str, Any], colour: str, version: str) -> dict[str, Any]:
+        # Copy a deployed colour's settings (runtime_env, loader): the cluster may have been
+        # set up by another process (`driftline serve`, `driftline up`) than the one editing it.
+        template = next((a for a in config["applications"] if a["name"] in COLOURS), None)
+        app = copy.deepcopy(template) if template else self._fresh(colour, colour, version)
+        app.update(name=colour, route_prefix=None)
+        app["args"] = {**app.get("args", {}), "model": self.settings.model_name}
+        app["args"].update(version=version, colour=colour)
+        app.pop("deployments", None)
+        return app
+
+    def _ingress_app(self, config: dict[str, Any], routing: RoutingConfig) -> dict[str, Any]:
+        current = next((a for a in config["applications"] if a["name"] == INGRESS_APP), None)
+        colour, version = next(iter(routing.colours.items()))
+        app = copy.deepcopy(current) if current else self._fresh(INGRESS_APP, colour, version)
+        app.update(name=INGRESS_APP, route_prefix="/")
+        app.setdefault("args", {})["model"] = self.settings.model_name
+        if self.outcome_hook and "outcome_hook" not in app["args"]:
+            app["args"]["outcome_hook"] = self.outcome_hook
+        others = [d for d in app.get("deployments", []) if d.get("name") != INGRESS_DEPLOYMENT]
+        ingress: dict[str, Any] = next(
+            (d for d in app.get("deployments", []) if d.get("name") == INGRESS_DEPLOYMENT), {}
+        )
+        user_config = routing.to_config()
+        app["deployments"] = [
+            *others,
+            {**ingress, "name": INGRESS_DEPLOYMENT, "user_config": user_config},
+        ]
+        return app
 
     def _put(self, config: dict[str, Any], attempts: int = 4) -> None:
         # The config is declarative, so re-sending it is safe; the dashboard drops connections
@@ -189,6 +287,14 @@ class ServingControl:
             time.sleep(0.5)
         raise RolloutError(f"applications not running after {self.timeout_s:.0f}s: {statuses}")
 
+    def wait_gone(self, app: str) -> None:
+        """Block until Serve has deleted `app`."""
+        deadline = time.monotonic() + self.timeout_s
+        while app in (self.details().get("applications") or {}):
+            if time.monotonic() > deadline:
+                raise RolloutError(f"application {app} not deleted after {self.timeout_s:.0f}s")
+            time.sleep(0.5)
+
     def _routed(self, state: ServingState) -> bool:
         # RUNNING alone can be the previous config's status: confirm ours is the one deployed.
         return self.state() == state
@@ -216,12 +322,21 @@ def ray_env(settings: Settings, *, direct_port_base: int) -> dict[str, str]:
     return env
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """This process's Driftline and MLflow settings, to hand to the replicas."""
-    prefixes = ("DRIFTLINE_", "MLFLOW_")
-    env = {k: v for k, v in os.environ.items() if k.startswith(prefixes)}
-    env["DRIFTLINE_HOME"] = str(settings.home)
-    env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
-    if settings.database_url:
-        env["DRIFTLINE_DATABASE_URL"] = settings.database_url
-    return env
+def routing_in(applications: Mapping[str, Any]) -> RoutingConfig:
+    """The ingress's routing as deployed, from Serve's application details."""
+    ingress = (applications.get(INGRESS_APP) or {}).get("deployed_app_config") or {}
+    for deployment in ingress.get("deployments") or []:
+        if deployment.get("name") == INGRESS_DEPLOYMENT and deployment.get("user_config"):
+            return RoutingConfig.from_config(deployment["user_config"])
+    return RoutingConfig({}, None, None)
+
+
+def _app_config(app: Mapping[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(dict(app["deployed_app_config"]))
+    # Serve reports deployments it filled in itself; only the ones we set are ours to resend.
+    config["deployments"] = [
+        d for d in config.get("deployments") or [] if d.get("name") == INGRESS_DEPLOYMENT
+    ]
+    if not config["deployments"]:
+        config.pop("deployments")
+    return config

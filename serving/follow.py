@@ -8,11 +8,10 @@ import threading
 from collections.abc import Callable
 
 from driftline.config import Settings
+from driftline.contracts import CHAMPION
 from serving.control import ServingControl, ServingState
 
 log = logging.getLogger(__name__)
-
-CHAMPION = "champion"
 
 
 def registry_alias(settings: Settings, alias: str = CHAMPION) -> Callable[[], str | None]:

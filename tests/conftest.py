@@ -261,8 +261,9 @@ def registered_model(ray_cluster: LocalRayCluster) -> RegisteredModel:
     It is version 1 with aliases `champion` and `challenger` unless a test registers another
     first; refer to it by `.version`, which never moves.
     """
+    from driftline.contracts import TrainingRequest  # noqa: PLC0415
     from driftline.registry import Registry  # noqa: PLC0415  (MLflow is slow to import)
-    from driftline.training_job import TrainingRequest, run_training_job  # noqa: PLC0415
+    from driftline.training_job import run_training_job  # noqa: PLC0415
 
     settings = Settings()
     lines: list[str] = []

@@ -11,7 +11,13 @@ from driftline.store.engine import create_engine
 
 @click.group()
 def db() -> None:
-    """Manage the store's schema (Alembic migrations)."""
+    """Manage the store's schema (Alembic migrations).
+
+    \b
+    Examples:
+      driftline db upgrade
+      driftline db current
+    """
 
 
 @db.command()

@@ -15,6 +15,7 @@ import orjson
 import pandas as pd
 
 from driftline.config import Settings
+from driftline.contracts import CHAMPION
 from driftline.data import DataValidationError, load_bars
 from driftline.drift.compare import DateRange, compare
 from driftline.drift.detectors import FeatureDrift
@@ -35,7 +36,13 @@ INPUT_ERRORS = (
 
 @click.group()
 def drift() -> None:
-    """Detect drift: compare date ranges offline, run the monitor, show the latest verdict."""
+    """Detect drift: compare date ranges offline, run the monitor, show the latest verdict.
+
+    \b
+    Examples:
+      driftline drift compare --reference 2000-01-01:2004-12-31 --current 2008-01-01:2008-12-31
+      driftline drift status --json
+    """
 
 
 @drift.command("compare")
@@ -161,7 +168,12 @@ def status_command(as_json: bool) -> None:
 
 @click.group()
 def outcomes() -> None:
-    """Record realised values so that live performance can be judged."""
+    """Record realised values so that live performance can be judged.
+
+    \b
+    Example:
+      driftline outcomes ingest outcomes.csv
+    """
 
 
 @outcomes.command("ingest")
@@ -234,13 +246,13 @@ def _spec(path: Path | None, settings: Settings) -> tuple[FeatureSpec, str]:
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
             raise DriftInputError(f"{path}: not a feature spec ({_one_line(error)})") from None
     champion = _champion_spec(settings)
-    return (champion, "champion") if champion is not None else (default_spec(), "default")
+    return (champion, CHAMPION) if champion is not None else (default_spec(), "default")
 
 
 def _champion_spec(settings: Settings) -> FeatureSpec | None:
     try:
         registry = importlib.import_module("driftline.registry").Registry(settings)
-        spec = registry.load_bundle("champion").spec
+        spec = registry.load_bundle(CHAMPION).spec
     except Exception:
         click.echo("no registered champion: using the default feature spec", err=True)
         return None

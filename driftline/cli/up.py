@@ -48,7 +48,13 @@ class Background:
 @click.option("--no-controller", is_flag=True, help="Serve and watch drift; never roll out.")
 @click.option("--port", type=int, default=None, help="HTTP port (default: DRIFTLINE_SERVE_PORT).")
 def up(trials: int, no_controller: bool, port: int | None) -> None:
-    """Train if no champion exists, serve it, stream, watch drift and run the controller."""
+    """Train if no champion exists, serve it, stream, watch drift and run the controller.
+
+    \b
+    Examples:
+      driftline up                    # everything, on http://127.0.0.1:8000
+      driftline up --no-controller --port 8080
+    """
     for key, value in DEMO_ENV.items():
         os.environ.setdefault(key, value)
     # Ray reads this when it is imported: set it first so every socket stays on loopback.
@@ -94,7 +100,8 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
 
 def _champion(settings: Settings, dashboard_url: str, trials: int) -> str:
     """The champion version, training and registering one first when there is none."""
-    from driftline.training_job import TrainingRequest, run_training_job  # noqa: PLC0415
+    from driftline.contracts import TrainingRequest  # noqa: PLC0415
+    from driftline.training_job import run_training_job  # noqa: PLC0415
     from serving.follow import registry_alias  # noqa: PLC0415
 
     alias = registry_alias(settings)
@@ -200,7 +207,7 @@ def _redact(url: str) -> str:
 
 
 def _print_urls(settings: Settings, dashboard_url: str, no_controller: bool) -> None:
-    from driftline.cli.serve import print_urls  # noqa: PLC0415
+    from serving.cli import print_urls  # noqa: PLC0415
 
     print_urls(settings, [])
     base = f"http://{settings.serve_host}:{settings.serve_port}"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from driftline.drift.report import DriftReport, Severity
+from driftline.contracts import Severity
+from driftline.drift.report import DriftReport
 from driftline.store.drift_records import Alert
 
 

@@ -23,8 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from driftline.contracts import Severity
 from driftline.drift.outcomes import OutcomeRecorder, utc
-from driftline.drift.report import Severity
 from driftline.store import Store, StoreUnavailableError, utcnow
 from driftline.store.drift_records import (
     Alert,

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from driftline.drift.report import DriftReport, Severity
+from driftline.contracts import Severity
+from driftline.drift.report import DriftReport
 from driftline.observability.catalog import by_name
 
 # Scores exported per feature; `ks_textbook` stays in reports (it is what calibration corrects).

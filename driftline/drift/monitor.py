@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.config import Settings
+from driftline.contracts import Severity
 from driftline.drift.alerting import alert_for, should_alert
 from driftline.drift.baselines import Baselines
 from driftline.drift.concept import ConceptDrift
@@ -27,7 +28,7 @@ from driftline.drift.errors import DriftInputError
 from driftline.drift.ks import alibi_ks_class
 from driftline.drift.metrics import DriftMetrics
 from driftline.drift.performance import PerformanceDrift, outcome_frame
-from driftline.drift.report import DriftReport, Severity
+from driftline.drift.report import DriftReport
 from driftline.drift.severity import grade
 from driftline.drift.window import Baseline, Window
 from driftline.store import PredictionRecord, Store, utcnow

@@ -8,32 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from driftline.contracts import Severity
 from driftline.store.records import new_id, utcnow
-
-
-class Severity(enum.IntEnum):
-    """How far live data has moved beyond the reference's ordinary variation."""
-
-    NONE = 0
-    LOW = 1
-    MEDIUM = 2
-    HIGH = 3
-    CRITICAL = 4
-
-    @property
-    def label(self) -> str:
-        """The lower-case name reports, metrics and the controller use."""
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        """`none`, `low`, `medium`, `high` or `critical` (any case)."""
-        try:
-            return cls[text.strip().upper()]
-        except KeyError:
-            raise ValueError(
-                f"unknown severity {text!r}; use none, low, medium, high or critical"
-            ) from None
 
 
 class Recommendation(enum.StrEnum):

@@ -31,7 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from driftline.drift.report import DetectorResult, Recommendation, Severity
+from driftline.contracts import Severity
+from driftline.drift.report import DetectorResult, Recommendation
 
 
 @dataclass(frozen=True, slots=True)

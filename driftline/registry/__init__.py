@@ -1,5 +1,6 @@
 """Model versions in MLflow: bundles of ONNX/native members, the one inference path, aliases."""
 
+from driftline.contracts import CHALLENGER, CHAMPION
 from driftline.registry.bundle import (
     ArtifactIntegrityError,
     BundleContents,
@@ -22,8 +23,6 @@ from driftline.registry.predictor import (
     load_native_member,
 )
 from driftline.registry.registry import (
-    CHALLENGER,
-    CHAMPION,
     ModelNotFoundError,
     Registration,
     Registry,

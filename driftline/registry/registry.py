@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from driftline.config import Settings
+from driftline.contracts import CHALLENGER, CHAMPION
 from driftline.registry.bundle import (
     EQUITY_FILE,
     EVALUATION_FILE,
@@ -28,8 +29,6 @@ from driftline.registry.bundle import (
     write_bundle,
 )
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 # Version tags `sha256/<file>`: each bundle file's digest, kept in the registry's database apart
 # from the artifact store, so a bundle altered there (manifest included) is refused on load.
 SHA256_TAG = "sha256/"

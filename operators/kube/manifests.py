@@ -11,6 +11,14 @@ from typing import Any, cast
 import kopf
 import yaml
 
+from driftline.contracts import (
+    JOB_ID_ENV,
+    RAYSERVICE_IMPORT_PATH,
+    ROLLOUT_ID_ENV,
+    TRAINING_ENTRYPOINT,
+    Colour,
+    TrainingRequest,
+)
 from operators.actions import SubmitRetraining
 from operators.kube.api import (
     INFERENCE_SERVICE,
@@ -20,7 +28,6 @@ from operators.kube.api import (
     Body,
     Kind,
 )
-from operators.states import Colour
 
 LABEL_MODEL = "driftline.io/model"
 LABEL_COLOUR = "driftline.io/colour"
@@ -101,13 +108,14 @@ def job_name(target: Target, job_id: str) -> str:
 def rayjob(target: Target, action: SubmitRetraining, *, extra_args: str = "") -> Body:
     """The KubeRay RayJob that retrains the model for one rollout attempt."""
     retraining = target.section("retraining")
-    trials = int(retraining.get("trials", 20))
-    entrypoint = str(retraining.get("entrypoint", "python -m training.job"))
-    argv = f"{entrypoint} --trials {trials}" + (f" {extra_args}" if extra_args else "")
+    request = TrainingRequest(
+        trials=int(retraining.get("trials", 20)), extra=tuple(shlex.split(extra_args))
+    )
+    entrypoint = shlex.split(str(retraining.get("entrypoint", TRAINING_ENTRYPOINT)))
     env = {
         "DRIFTLINE_MODEL_NAME": target.model_name,
-        "DRIFTLINE_JOB_ID": action.job_id,
-        "DRIFTLINE_ROLLOUT_ID": action.rollout_id,
+        JOB_ID_ENV: action.job_id,
+        ROLLOUT_ID_ENV: action.rollout_id,
     }
     tracking = target.section("model").get("trackingUri")
     if tracking:
@@ -118,7 +126,7 @@ def rayjob(target: Target, action: SubmitRetraining, *, extra_args: str = "") ->
         LABEL_ROLLOUT: label_value(action.rollout_id),
     }
     spec: Body = {
-        "entrypoint": shlex.join(shlex.split(argv)),
+        "entrypoint": shlex.join([*entrypoint, *request.options()]),
         "runtimeEnvYAML": yaml.safe_dump({"env_vars": env}, sort_keys=True),
         "shutdownAfterJobFinishes": True,
         "ttlSecondsAfterFinished": 600,
@@ -142,7 +150,7 @@ def serve_config(target: Target, colour: Colour, version: str) -> str:
     serving = target.section("serving")
     app = {
         "name": serving.get("appName", "driftline"),
-        "import_path": serving.get("importPath", "serving.app:build_app"),
+        "import_path": serving.get("importPath", RAYSERVICE_IMPORT_PATH),
         "route_prefix": "/",
         "args": {"model_name": target.model_name, "model_version": version, "colour": colour},
     }

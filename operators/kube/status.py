@@ -33,7 +33,7 @@ def desired_status(
         "observedGeneration": generation,
         "state": state.phase.resource_name,
         "activeColour": state.active_colour,
-        "drift": {"severity": state.drift_severity},
+        "drift": {"severity": state.drift_severity.label},
     }
     if state.active_version:
         status["activeVersion"] = state.active_version

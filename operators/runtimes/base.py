@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from driftline.contracts import Colour
 from operators.actions import RequestApproval, SetChampion, SubmitRetraining
 from operators.observations import Approval, ColourObservation, Health, JobObservation
-from operators.states import Colour
 
 
 class RuntimeOperationError(RuntimeError):

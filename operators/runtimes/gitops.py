@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from driftline.contracts import Colour
 from operators.actions import RequestApproval, SetChampion, SubmitRetraining
 from operators.gitops import GitOpsRepository
 from operators.observations import Approval, Health, JobObservation
 from operators.runtimes.base import Approvals, Runtime, ServingObservation
-from operators.states import Colour
 
 
 class GitOpsRuntime:

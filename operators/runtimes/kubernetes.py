@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from driftline.contracts import CHALLENGER, CHAMPION, COLOURS, Colour
 from operators.actions import SetChampion, SubmitRetraining
 from operators.kube import manifests as m
 from operators.kube.api import INFERENCE_SERVICE, RAY_JOB, RAY_SERVICE, SERVICE, Body, Kind, KubeApi
@@ -18,11 +19,8 @@ from operators.runtimes.base import (
     RuntimeOperationError,
     ServingObservation,
 )
-from operators.states import COLOURS, Colour
 
 SHADOW_ANNOTATION = "driftline.io/shadow-colour"
-# Values the chart puts in a colour's model_version: aliases, resolved, not pinned versions.
-CHAMPION_ALIAS, CHALLENGER_ALIAS = "champion", "challenger"
 _JOB_STATUS = {
     "PENDING": JobStatus.PENDING,
     "RUNNING": JobStatus.RUNNING,
@@ -130,7 +128,7 @@ class KubernetesRuntime:
             self.api.delete(kind, self.target.namespace, name)
         else:
             # The chart owns this colour: leave it following the challenger alias (idle).
-            patch = self._version_patch(existing, CHALLENGER_ALIAS)
+            patch = self._version_patch(existing, CHALLENGER)
             self.api.patch(kind, self.target.namespace, name, patch)
 
     def set_champion(self, action: SetChampion) -> None:
@@ -173,9 +171,9 @@ class KubernetesRuntime:
             )
         else:
             version = m.isvc_version(body)
-        if version in {None, "", CHALLENGER_ALIAS}:
+        if version in {None, "", CHALLENGER}:
             return None  # idle: a chart colour that follows the challenger alias serves no pin
-        if version == CHAMPION_ALIAS:
+        if version == CHAMPION:
             version = self.champion.get()
         ready, message = _readiness(kind, body.get("status") or {})
         deleting = bool((body.get("metadata") or {}).get("deletionTimestamp"))

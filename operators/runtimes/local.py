@@ -1,17 +1,23 @@
-"""LocalRayRuntime: retraining through the Ray Jobs API; blue and green as two Serve applications
-behind one ingress whose `user_config` routes (the surface documented in serving/README.md)."""
+"""LocalRayRuntime: retraining through the Ray Jobs API; blue and green through serving.control,
+which owns the Serve applications on a local cluster (serving/README.md)."""
 
 from __future__ import annotations
 
-import copy
 import shlex
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from driftline.config import Settings
+from driftline.contracts import (
+    COLOURS,
+    JOB_ID_ENV,
+    ROLLOUT_ID_ENV,
+    Colour,
+    TrainingRequest,
+)
 from operators.actions import SetChampion, SubmitRetraining
 from operators.health import ScrapeHealth
 from operators.observations import ColourObservation, Health, JobObservation, JobStatus
@@ -21,13 +27,10 @@ from operators.runtimes.base import (
     RuntimeOperationError,
     ServingObservation,
 )
-from operators.states import COLOURS, Colour
 
-# Serving's contract (serving/README.md): application names, import paths and the ingress config.
-INGRESS_APP = "driftline"
-INGRESS_DEPLOYMENT = "Ingress"
-COLOUR_IMPORT_PATH = "serving.app:colour_app"
-INGRESS_IMPORT_PATH = "serving.app:ingress_app"
+if TYPE_CHECKING:
+    from serving.control import ServingControl
+
 JOB_PREFIX = "driftline-retrain-"
 _JOB_STATUS = {
     "PENDING": JobStatus.PENDING,
@@ -61,16 +64,31 @@ class LocalRayRuntime:
                 f"{self.serve_url}/metrics", self.settings.model_name, clock=self.clock
             )
 
-    # --- serving ----------------------------------------------------------------------------
+    # --- serving: serving.control owns the Serve applications ------------------------------
+    @cached_property
+    def serving(self) -> ServingControl:
+        """Serving's control of this cluster (imported on first use: it loads Ray Serve)."""
+        from serving.control import ServingControl  # noqa: PLC0415
+
+        return ServingControl(
+            self.settings,
+            self.dashboard_url,
+            http_port=self.http_port,
+            outcome_hook=self.outcome_hook,
+            env=dict(self.serve_env),
+        )
+
     def observe_serving(self) -> ServingObservation:
-        apps = self._details().get("applications") or {}
+        from serving.control import routing_in  # noqa: PLC0415
+
+        apps = self.serving.details().get("applications") or {}
         colours: dict[Colour, ColourObservation] = {}
         for colour in COLOURS:
             app = apps.get(colour)
             if app is not None:
                 colours[colour] = colour_observation(app)
-        routing = _routing(apps.get(INGRESS_APP) or {})
-        active, shadow = routing.get("active"), routing.get("shadow")
+        routing = routing_in(apps)
+        active, shadow = routing.active, routing.shadow
         return ServingObservation(
             active if active in COLOURS else None,
             shadow if shadow in COLOURS and shadow != active else None,
@@ -78,38 +96,21 @@ class LocalRayRuntime:
         )
 
     def deploy(self, colour: Colour, version: str) -> None:
-        config = self._config()
-        apps = [a for a in config["applications"] if a["name"] != colour]
-        apps.insert(0, self._colour_app(config, colour, version))
-        self._put({**config, "applications": apps})
+        self.serving.deploy_colour(colour, version)
 
     def route(self, active: Colour, shadow: Colour | None) -> None:
-        config = self._config()
-        versions = {
-            a["name"]: str(a["args"]["version"])
-            for a in config["applications"]
-            if a["name"] in COLOURS
-        }
-        missing = [c for c in (active, shadow) if c is not None and c not in versions]
-        if missing:
-            raise RuntimeOperationError(f"cannot route to {missing[0]}: it is not deployed")
-        routing = {
-            "colours": {c: versions[c] for c in (active, shadow) if c is not None},
-            "active": active,
-            "shadow": shadow,
-        }
-        apps = [a for a in config["applications"] if a["name"] != INGRESS_APP]
-        apps.append(self._ingress_app(config, routing))
-        self._put({**config, "applications": apps})
+        from serving.control import RolloutError  # noqa: PLC0415
+
+        try:
+            routing = self.serving.route(active, shadow)
+        except RolloutError as error:
+            raise RuntimeOperationError(str(error)) from None
         # Verification counts the new active version's requests from this moment.
         assert self.scrape is not None
-        self.scrape.mark(versions[active])
+        self.scrape.mark(routing.colours[active])
 
     def retire(self, colour: Colour) -> None:
-        config = self._config()
-        apps = [a for a in config["applications"] if a["name"] != colour]
-        if len(apps) != len(config["applications"]):
-            self._put({**config, "applications": apps})
+        self.serving.retire(colour)
 
     def health(self, colour: Colour, version: str, since: datetime) -> Health:
         assert self.scrape is not None
@@ -118,19 +119,16 @@ class LocalRayRuntime:
     # --- jobs -------------------------------------------------------------------------------
     def submit_retraining(self, action: SubmitRetraining) -> None:
         retrain = self.settings
-        argv = [
-            sys.executable,
-            "-m",
-            "training.job",
-            "--trials",
-            str(retrain.controller_retrain_trials),
-        ]
-        argv += shlex.split(retrain.controller_retrain_args)
+        request = TrainingRequest(
+            trials=retrain.controller_retrain_trials,
+            extra=tuple(shlex.split(retrain.controller_retrain_args)),
+        )
+        argv = request.argv()
         env = {
             **self.job_env,
             "DRIFTLINE_MODEL_NAME": retrain.model_name,
-            "DRIFTLINE_JOB_ID": action.job_id,
-            "DRIFTLINE_ROLLOUT_ID": action.rollout_id,
+            JOB_ID_ENV: action.job_id,
+            ROLLOUT_ID_ENV: action.rollout_id,
         }
         try:
             self._jobs().submit_job(
@@ -186,87 +184,10 @@ class LocalRayRuntime:
         self.champion.set(action)
 
     # --- helpers ----------------------------------------------------------------------------
-    def _details(self) -> dict[str, Any]:
-        from ray.dashboard.modules.serve.sdk import ServeSubmissionClient  # noqa: PLC0415
-
-        details: dict[str, Any] = ServeSubmissionClient(self.dashboard_url).get_serve_details()
-        return details
-
-    def _put(self, config: dict[str, Any]) -> None:
-        from ray.dashboard.modules.serve.sdk import ServeSubmissionClient  # noqa: PLC0415
-
-        ServeSubmissionClient(self.dashboard_url).deploy_applications(config)
-
     def _jobs(self) -> Any:
         from ray.job_submission import JobSubmissionClient  # noqa: PLC0415
 
         return JobSubmissionClient(self.dashboard_url)
-
-    def _config(self) -> dict[str, Any]:
-        """The declarative config now in force, so a change touches only what it means to."""
-        details = self._details()
-        apps = [
-            _app_config(app)
-            for app in (details.get("applications") or {}).values()
-            if app.get("deployed_app_config")
-        ]
-        http = details.get("http_options") or {}
-        return {
-            "proxy_location": details.get("proxy_location") or "HeadOnly",
-            "http_options": {
-                "host": http.get("host") or "127.0.0.1",
-                "port": http.get("port") or self.http_port,
-            },
-            "applications": apps,
-        }
-
-    def _colour_app(self, config: dict[str, Any], colour: Colour, version: str) -> dict[str, Any]:
-        # Copy a deployed colour's settings (runtime_env, loader) when there is one.
-        template = next((a for a in config["applications"] if a["name"] in COLOURS), None)
-        app = copy.deepcopy(template) if template else self._fresh_app(COLOUR_IMPORT_PATH)
-        app.update(name=colour, route_prefix=None)
-        app["args"] = {**app.get("args", {}), "model": self.settings.model_name}
-        app["args"].update(version=version, colour=colour)
-        app.pop("deployments", None)
-        return app
-
-    def _ingress_app(self, config: dict[str, Any], routing: dict[str, Any]) -> dict[str, Any]:
-        current = next((a for a in config["applications"] if a["name"] == INGRESS_APP), None)
-        app = copy.deepcopy(current) if current else self._fresh_app(INGRESS_IMPORT_PATH)
-        app.update(name=INGRESS_APP, route_prefix="/")
-        app.setdefault("args", {})["model"] = self.settings.model_name
-        if self.outcome_hook and "outcome_hook" not in app["args"]:
-            app["args"]["outcome_hook"] = self.outcome_hook
-        deployments = [d for d in app.get("deployments", []) if d.get("name") != INGRESS_DEPLOYMENT]
-        ingress: dict[str, Any] = next(
-            (d for d in app.get("deployments", []) if d.get("name") == INGRESS_DEPLOYMENT), {}
-        )
-        deployments.append({**ingress, "name": INGRESS_DEPLOYMENT, "user_config": routing})
-        app["deployments"] = deployments
-        return app
-
-    def _fresh_app(self, import_path: str) -> dict[str, Any]:
-        runtime_env = {"env_vars": dict(self.serve_env)} if self.serve_env else {}
-        return {"import_path": import_path, "runtime_env": runtime_env, "args": {}}
-
-
-def _routing(ingress: Mapping[str, Any]) -> dict[str, Any]:
-    config = ingress.get("deployed_app_config") or {}
-    for deployment in config.get("deployments") or []:
-        if deployment.get("name") == INGRESS_DEPLOYMENT and deployment.get("user_config"):
-            return dict(deployment["user_config"])
-    return {}
-
-
-def _app_config(app: Mapping[str, Any]) -> dict[str, Any]:
-    config = copy.deepcopy(dict(app["deployed_app_config"]))
-    # Serve reports deployments it filled in itself; only the ones we set are ours to resend.
-    config["deployments"] = [
-        d for d in config.get("deployments") or [] if d.get("name") == INGRESS_DEPLOYMENT
-    ]
-    if not config["deployments"]:
-        config.pop("deployments")
-    return config
 
 
 def _ms(value: int | None) -> datetime | None:

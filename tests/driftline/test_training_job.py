@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from driftline.config import Settings
+from driftline.contracts import TrainingRequest
 from driftline.training_job import (
-    TrainingRequest,
     _api_server,
     _exit_code,
     dashboard_address,

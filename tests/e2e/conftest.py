@@ -143,8 +143,9 @@ def e2e_database(e2e_environment: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def platform(ray_cluster: LocalRayCluster, e2e_database: str) -> Iterator[Platform]:
     """Champion trained before 2007, served on blue, the replay stream flowing."""
-    from driftline.training_job import TrainingRequest, run_training_job  # noqa: PLC0415
-    from serving.control import ServingControl, settings_env  # noqa: PLC0415
+    from driftline.contracts import TrainingRequest, forwarded_env  # noqa: PLC0415
+    from driftline.training_job import run_training_job  # noqa: PLC0415
+    from serving.control import ServingControl  # noqa: PLC0415
 
     settings = Settings()
     store = Store.from_settings(settings)
@@ -171,7 +172,7 @@ def platform(ray_cluster: LocalRayCluster, e2e_database: str) -> Iterator[Platfo
         http_port=port,
         loader=LOADER,
         outcome_hook=OUTCOME_HOOK,
-        env=settings_env(settings),
+        env=forwarded_env(settings),
     )
     started = time.monotonic()
     control.deploy(outcome.version)

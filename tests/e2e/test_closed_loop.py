@@ -30,10 +30,11 @@ from typing import Any
 import httpx
 import pytest
 
+from driftline.contracts import forwarded_env
 from driftline.registry import EnsemblePredictor, ModelBundle, Registry
 from driftline.store.rollouts import GateRecord, RolloutRecord
 from operators.spec import GatePolicy, required_gates
-from serving.control import ServingControl, settings_env
+from serving.control import ServingControl
 from tests.e2e.conftest import (
     OUTCOME_HOOK,
     Load,
@@ -386,7 +387,7 @@ def biased(
         http_port=int(platform.base_url.rsplit(":", 1)[1]),
         loader=LOADER,
         outcome_hook=OUTCOME_HOOK,
-        env=settings_env(settings),
+        env=forwarded_env(settings),
     )
     control.deploy(champion)
     # Served is what was registered under this name, bias included (not the same version

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from driftline.contracts import Colour, Severity
 from operators.actions import SetChampion, SubmitRetraining
 from operators.observations import ColourObservation, DriftSignal, Health, JobObservation, JobStatus
 from operators.runtimes.base import RuntimeOperationError, ServingObservation
 from operators.spec import BASELINE_GATE, OFFLINE_GATES
-from operators.states import Colour, GateResult
+from operators.states import GateResult
 
 
 @dataclass
@@ -103,7 +104,9 @@ class FakeDrift:
         return self.reports[-limit:]
 
     def add(self, severity: str, at: datetime) -> None:
-        self.reports.append(DriftSignal(f"report-{len(self.reports)}", severity, at))  # type: ignore[arg-type]
+        self.reports.append(
+            DriftSignal(f"report-{len(self.reports)}", Severity.parse(severity), at)
+        )
 
 
 @dataclass

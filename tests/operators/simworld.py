@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from hypothesis import strategies as st
 
+from driftline.contracts import Colour, Severity
 from operators.actions import (
     Action,
     ConsumeRequest,
@@ -33,8 +34,8 @@ from operators.observations import (
     PairedEvidence,
     World,
 )
-from operators.spec import SEVERITIES, RolloutSpec, Severity, required_gates
-from operators.states import Colour, GateResult, Phase, RolloutState
+from operators.spec import RolloutSpec, required_gates
+from operators.states import GateResult, Phase, RolloutState
 
 START = datetime(2008, 1, 2, tzinfo=UTC)
 T = TypeVar("T")
@@ -229,7 +230,7 @@ def changes(*, hostile: bool) -> st.SearchStrategy[Change]:
     return st.builds(
         Change,
         seconds=st.sampled_from([0, 30, 120, 400, 400, 2000, 7000]),
-        report=st.sampled_from([None, None, None, *SEVERITIES]),
+        report=st.sampled_from([None, None, None, *Severity]),
         job_outcome=st.sampled_from(
             ["stay", "running", "succeeded", "succeeded", "failed", "empty"]
         ),

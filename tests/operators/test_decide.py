@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from driftline.contracts import Severity
 from operators.actions import (
     ConsumeRequest,
     Deploy,
@@ -138,7 +139,7 @@ def _check_round(spec: RolloutSpec, world: World, decision: Decision, rejected: 
 
 def test_same_report_is_counted_once() -> None:
     spec = RolloutSpec(model_name="m")
-    world = World(now=START, champion_version="1", drift=(DriftSignal("r1", "high", START),))
+    world = World(now=START, champion_version="1", drift=(DriftSignal("r1", Severity.HIGH, START),))
     first = decide(spec, Observed(None, world))
     second = decide(spec, Observed(first.state, world))
     assert first.state.drift_streak == second.state.drift_streak == 1
@@ -179,17 +180,19 @@ def test_drift_to_promotion_walks_every_phase() -> None:
     )
     t = START
     base = World(now=t, champion_version="1", routed="blue", colours=_serving(blue="1"))
-    d = decide(spec, Observed(None, replace(base, drift=(DriftSignal("r1", "high", t),))))
+    d = decide(spec, Observed(None, replace(base, drift=(DriftSignal("r1", Severity.HIGH, t),))))
     assert d.state.phase is Phase.DRIFTING
     assert d.actions == ()
 
     t += timedelta(minutes=5)
-    d = _advance(d.state, replace(base, now=t, drift=(DriftSignal("r2", "critical", t),)), spec)
+    d = _advance(
+        d.state, replace(base, now=t, drift=(DriftSignal("r2", Severity.CRITICAL, t),)), spec
+    )
     assert d.state.phase is Phase.RETRAINING
     assert d.state.rollout is not None
     job_id = d.state.rollout.job_id
     # The job is not observed yet: the absent job is (re)submitted, idempotently.
-    w = replace(base, now=t, drift=(DriftSignal("r2", "critical", t),))
+    w = replace(base, now=t, drift=(DriftSignal("r2", Severity.CRITICAL, t),))
     d = _advance(d.state, replace(w, job=JobObservation(job_id, JobStatus.ABSENT)), spec)
     assert d.actions == (SubmitRetraining(job_id, d.state.rollout.rollout_id, "drift:r2"),)
 
@@ -428,7 +431,7 @@ def _verifying_state() -> RolloutState:
         champion_version="1",
         routed="blue",
         colours=_serving(blue="1"),
-        drift=(DriftSignal("r1", "high", START),),
+        drift=(DriftSignal("r1", Severity.HIGH, START),),
     )
     d = decide(spec, Observed(None, world))
     assert d.state.rollout is not None
@@ -471,7 +474,7 @@ def _random_evolve(sim: SimWorld, rng: random.Random) -> None:
     if rng.random() < 0.3:
         sim.reports += 1
         sim.reports_seen.append(
-            DriftSignal(f"r{sim.reports}", rng.choice(["low", "high"]), sim.now)
+            DriftSignal(f"r{sim.reports}", rng.choice([Severity.LOW, Severity.HIGH]), sim.now)
         )
     for job_id, job in list(sim.jobs.items()):
         if not job.status.finished and rng.random() < 0.5:

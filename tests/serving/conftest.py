@@ -11,10 +11,11 @@ import pytest
 
 from benchmarks import synthetic
 from driftline.config import Settings
+from driftline.contracts import forwarded_env
 from driftline.raycluster import LocalRayCluster, free_port
 from driftline.registry import ModelBundle
 from driftline.store import Store
-from serving.control import ServingControl, settings_env
+from serving.control import ServingControl
 from serving.kserve_server import build_model
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ SERVING_ENV = {
     "DRIFTLINE_SERVE_WRITE_INTERVAL_S": "0.1",
     "DRIFTLINE_SERVE_MAX_REPLICAS": "1",
     "DRIFTLINE_LOG_JSON": "true",
+    # A colour out of routing is retired this long after the switch (15 s in production).
+    "DRIFTLINE_CONTROLLER_DRAIN_S": "3",
 }
 
 
@@ -76,7 +79,7 @@ def served(
     store = Store(serving_settings.store_url)
     store.upgrade()
     port = free_port()
-    env = {**settings_env(serving_settings), **SERVING_ENV}
+    env = {**forwarded_env(serving_settings), **SERVING_ENV}
     control = ServingControl(
         serving_settings,
         ray_cluster.dashboard_url,

@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
+from driftline.contracts import forwarded_env
 from driftline.raycluster import LocalRayCluster
 from driftline.registry import output_names
-from serving.control import ServingControl, settings_env
+from serving.control import ServingControl
 
 if TYPE_CHECKING:
     from tests.conftest import RegisteredModel
@@ -45,7 +46,7 @@ def registry_served(
     settings = registered_model.settings
     port = served.control.http_port
     control = ServingControl(
-        settings, ray_cluster.dashboard_url, http_port=port, env=settings_env(settings)
+        settings, ray_cluster.dashboard_url, http_port=port, env=forwarded_env(settings)
     )
     control.deploy(registered_model.version)
     yield f"http://127.0.0.1:{port}"

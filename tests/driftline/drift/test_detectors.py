@@ -9,11 +9,11 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
+from driftline.contracts import Severity
 from driftline.drift import ks
 from driftline.drift.calibration import NullModel, calibrate
 from driftline.drift.detectors import FeatureDrift, PredictionDrift
 from driftline.drift.errors import DriftInputError
-from driftline.drift.report import Severity
 from driftline.drift.severity import grade
 from driftline.drift.window import Baseline, Window
 

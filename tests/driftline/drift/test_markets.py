@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks._drift_windows import MARKETS, driftline_report, windows
-from driftline.drift.report import Severity
+from driftline.contracts import Severity
 
 
 @pytest.mark.slow

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from driftline.drift.report import DetectorResult, Recommendation, Score, Severity
+from driftline.contracts import Severity
+from driftline.drift.report import DetectorResult, Recommendation, Score
 from driftline.drift.severity import Findings, Group, findings_of, recommendation_of, severity_of
 
 CALM = Group(("calm",))

@@ -9,9 +9,9 @@ import pytest
 from scipy.signal import lfilter
 
 from benchmarks import drift_synthetic as synthetic
+from driftline.contracts import Severity
 from driftline.drift.calibration import calibrate
 from driftline.drift.detectors import FeatureDrift, JointDrift
-from driftline.drift.report import Severity
 from driftline.drift.severity import findings_of, grade
 from driftline.drift.window import Baseline, Window
 

@@ -1,4 +1,9 @@
-"""`driftline controller run|step`, `status`, `promote`, `rollback`, `audit`: the rollout loop."""
+"""`driftline controller run|step`, `status`, `promote`, `rollback`, `audit`, and their wiring.
+
+The operator's composition lives here: the local loop with its health server, or kopf in a thread
+under leader election. Heavy modules (SQLAlchemy, the store, Ray, kopf) load inside the commands,
+so `driftline status` answers quickly.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +13,40 @@ import signal
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import sqlalchemy as sa
 
 from driftline.config import Settings
-from driftline.store import Store, utcnow
-from driftline.store.rollouts import ControllerRequest
+
+if TYPE_CHECKING:
+    from driftline.store import Store
+    from driftline.store.rollouts import ControllerRequest
 
 RUNTIMES = ("local", "kubernetes", "gitops")
 
 
 @click.group()
 def controller() -> None:
-    """Run the controller: drift-triggered retraining, gated blue/green rollout, rollback."""
+    """Run the controller: drift-triggered retraining, gated blue/green rollout, rollback.
+
+    \b
+    Examples:
+      driftline controller run                        # local Ray runtime, until Ctrl-C
+      driftline controller run --runtime kubernetes   # the operator, under leader election
+      driftline controller step --json                # one round, printed
+    """
 
 
 @controller.command()
 @click.option("--runtime", type=click.Choice(RUNTIMES), default="local", show_default=True)
 def run(runtime: str) -> None:
-    """Run observe-decide-act rounds until stopped, serving /metrics, /healthz and /readyz."""
+    """Run observe-decide-act rounds until stopped, serving /metrics, /healthz and /readyz.
+
+    \b
+    Example:
+      driftline controller run --runtime local
+    """
     from driftline.observability.logs import configure_logging  # noqa: PLC0415
 
     settings = Settings()
@@ -48,7 +66,12 @@ def run(runtime: str) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the round as JSON.")
 def step(runtime: str, as_json: bool) -> None:
-    """One observe-decide-act round on the local runtime, printing the decision."""
+    """One observe-decide-act round on the local runtime, printing the decision.
+
+    \b
+    Example:
+      driftline controller step --json
+    """
     from operators.assembly import local_controller  # noqa: PLC0415
 
     settings = Settings()
@@ -78,19 +101,34 @@ def step(runtime: str, as_json: bool) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(as_json: bool) -> None:
-    """The controller's state, active colour and version, candidate and last decision."""
+    """The controller's state, active colour and version, candidate and last decision.
+
+    Before the first controller round there is nothing to show: it says so and exits 0.
+
+    \b
+    Examples:
+      driftline status
+      driftline status --json | jq .candidate
+    """
     from operators.codec import decode_state  # noqa: PLC0415
 
     settings = Settings()
     store = _store(settings)
     try:
-        record = _read(lambda: store.controller.controller_state(settings.model_name))
+        record = _read(
+            lambda: store.controller.controller_state(settings.model_name), missing_ok=True
+        )
     finally:
         store.close()  # release pooled connections now, not at garbage collection
     if record is None or record.state is None:
-        raise click.ClickException(
-            f"no controller state for {settings.model_name} yet: run `driftline controller run`"
-        )
+        if as_json:
+            click.echo(json.dumps({"model": settings.model_name, "state": None}))
+        else:
+            click.echo(
+                f"No controller round has run for {settings.model_name} yet. "
+                "Start one with `driftline controller run` (or `driftline up`)."
+            )
+        return
     state = decode_state(record.state)
     rollout = state.rollout
     data: dict[str, Any] = {
@@ -100,7 +138,7 @@ def status(as_json: bool) -> None:
         "reason": state.reason,
         "active": {"colour": state.active_colour, "version": state.active_version},
         "last_passed": state.last_passed,
-        "drift": {"severity": state.drift_severity, "streak": state.drift_streak},
+        "drift": {"severity": state.drift_severity.label, "streak": state.drift_streak},
         "candidate": None,
         "lease": {
             "holder": record.lease_holder,
@@ -143,7 +181,15 @@ def status(as_json: bool) -> None:
     "(driftline/promote-MODEL-VERSION) into the target branch and push, as a reviewer would.",
 )
 def promote(version: str, approve: bool) -> None:
-    """Ask the controller to roll VERSION out (gates, shadow and verification still apply)."""
+    """Ask the controller to roll VERSION out (gates, shadow and verification still apply).
+
+    \b
+    Examples:
+      driftline promote 7
+      driftline promote 7 --approve   # merge its review branch, as a reviewer would
+    """
+    from driftline.store.rollouts import ControllerRequest  # noqa: PLC0415
+
     if not version.isdigit():
         raise click.ClickException(f"VERSION must be a registered version number, got {version!r}")
     settings = Settings()
@@ -156,7 +202,14 @@ def promote(version: str, approve: bool) -> None:
 
 @click.command()
 def rollback() -> None:
-    """Ask the controller to roll back: abort a rollout, or return to the previous version."""
+    """Ask the controller to roll back: abort a rollout, or return to the previous version.
+
+    \b
+    Example:
+      driftline rollback && driftline audit --since 10m
+    """
+    from driftline.store.rollouts import ControllerRequest  # noqa: PLC0415
+
     settings = Settings()
     _queue(settings, ControllerRequest(settings.model_name, "rollback", None, _actor()))
 
@@ -171,9 +224,15 @@ def rollback() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def audit(since: str, rollout_id: str | None, kind: str | None, as_json: bool) -> None:
-    """The controller's audit trail: every decision, gate, action and fault, oldest first."""
+    """The controller's audit trail: every decision, gate, action and fault, oldest first.
+
+    \b
+    Examples:
+      driftline audit --since 2h
+      driftline audit --kind gate --json
+    """
     settings = Settings()
-    start = parse_since(since, utcnow())
+    start = parse_since(since, datetime.now(UTC))
     store = _store(settings)
     try:
         events = _read(
@@ -227,6 +286,8 @@ def parse_since(text: str, now: datetime) -> datetime:
 
 # --- helpers --------------------------------------------------------------------------------
 def _store(settings: Settings, *, migrate: bool = False) -> Store:
+    from driftline.store import Store  # noqa: PLC0415
+
     store = Store.from_settings(settings)
     if migrate:
         try:
@@ -236,11 +297,16 @@ def _store(settings: Settings, *, migrate: bool = False) -> Store:
     return store
 
 
-def _read(read: Any) -> Any:
+def _read(read: Any, *, missing_ok: bool = False) -> Any:
+    """`read()`, with store failures as one-line errors (or None, if tables may be missing)."""
+    import sqlalchemy as sa  # noqa: PLC0415
+
     try:
         return read()
-    except sa.exc.OperationalError as error:
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError) as error:
         if "no such table" in str(error) or "does not exist" in str(error):
+            if missing_ok:
+                return None
             raise click.ClickException(
                 "the store has no controller tables yet: run `driftline db upgrade`"
             ) from None
@@ -286,6 +352,7 @@ def _check_version(settings: Settings, version: str) -> None:
 
 
 def _run_local(settings: Settings, store: Store, stop: threading.Event) -> int:
+    from driftline.store import utcnow  # noqa: PLC0415
     from operators.assembly import local_controller  # noqa: PLC0415
     from operators.metrics import ControllerMetrics  # noqa: PLC0415
     from operators.server import ControllerServer  # noqa: PLC0415

@@ -1,4 +1,4 @@
-"""`driftline serve`: serve the champion on a local Ray cluster and follow the alias."""
+"""`driftline serve` (serving owns it): serve the champion on local Ray, follow the alias."""
 
 from __future__ import annotations
 
@@ -28,7 +28,15 @@ from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster, free_port
 def serve(
     host: str | None, port: int | None, version: str | None, no_follow: bool, loader: str | None
 ) -> None:
-    """Serve the `champion` model version with KServe V1/V2 on HOST:PORT until interrupted."""
+    """Serve the `champion` model version with KServe V1/V2 on HOST:PORT until interrupted.
+
+    Following the alias, a new champion is rolled out blue/green (serving.control).
+
+    \b
+    Examples:
+      driftline serve
+      driftline serve --port 8080 --version 3 --no-follow
+    """
     overrides = {k: v for k, v in {"serve_host": host, "serve_port": port}.items() if v}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     configure_logging(settings.log_level, json=settings.log_json)

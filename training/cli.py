@@ -1,4 +1,4 @@
-"""`driftline train`: validate the data here, then train as a Ray job and follow its progress."""
+"""`driftline train` (training owns it): validate the data here, then train as a Ray job."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from pathlib import Path
 import click
 
 from driftline.config import Settings
+from driftline.contracts import TrainingRequest
 from driftline.data import DataValidationError
 from driftline.features import default_spec
 from driftline.raycluster import LocalRayCluster, RayClusterError
 from driftline.training_data import load_training_bars
-from driftline.training_job import TrainingRequest, dashboard_address, run_training_job
+from driftline.training_job import dashboard_address, run_training_job
 
 EXIT_BAD_DATA = 2
 DATE = click.DateTime(formats=["%Y-%m-%d"])
@@ -42,6 +43,11 @@ def train(
     """Train and register a new version (alias `challenger`) through the Ray Jobs API.
 
     Uses the cluster RAY_ADDRESS names, or starts a local Ray head for the run.
+
+    \b
+    Examples:
+      driftline train --trials 5
+      driftline train --data bars.csv --start 2005-01-01 --members rf,xgb
     """
     settings = Settings()
     data = data or settings.data_path

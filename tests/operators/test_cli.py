@@ -1,4 +1,4 @@
-"""`driftline status | audit | promote | rollback`: readable output, one-line errors."""
+"""`driftline status | audit | promote | rollback` (operators.cli): readable, one-line errors."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from driftline.cli import main
-from driftline.cli.controller import parse_since
 from driftline.config import Settings
 from driftline.store import Store
+from operators.cli import parse_since
 from operators.controller import Controller
 from operators.observe import Observer
 from operators.spec import RolloutSpec
@@ -55,6 +55,7 @@ def test_status_and_audit_show_the_rollout(home: Path) -> None:
     assert status["state"] == "retraining"
     assert status["active"] == {"colour": "blue", "version": "1"}
     assert status["candidate"]["trigger"] == "drift:report-0"
+    assert status["drift"]["severity"] == "critical"
     text = runner.invoke(main, ["status"]).output
     assert "serving version 1 on blue" in text
     audit = runner.invoke(main, ["audit", "--since", "2h"])
@@ -81,7 +82,6 @@ def test_rollback_is_queued_for_the_controller(home: Path) -> None:
     [
         (["promote", "latest"], "VERSION must be a registered version number, got 'latest'"),
         (["audit", "--since", "yesterday"], "'yesterday': use a duration like 30m, 2h, 7d"),
-        (["status"], "no controller state for market-ensemble yet"),
     ],
 )
 def test_bad_input_is_a_one_line_error(home: Path, argv: list[str], message: str) -> None:
@@ -90,6 +90,19 @@ def test_bad_input_is_a_one_line_error(home: Path, argv: list[str], message: str
     assert result.exit_code == 2 if argv[0] == "audit" else result.exit_code == 1
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("migrated", [True, False], ids=["migrated", "empty-store"])
+def test_status_before_any_controller_round_says_so_and_succeeds(
+    home: Path, migrated: bool
+) -> None:
+    if migrated:
+        Store.from_settings(Settings(home=home)).upgrade()
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("No controller round has run for market-ensemble yet.")
+    as_json = CliRunner().invoke(main, ["status", "--json"])
+    assert json.loads(as_json.output) == {"model": "market-ensemble", "state": None}
 
 
 def test_parse_since() -> None:

@@ -1,0 +1,108 @@
+"""Local blue/green through Serve's declarative config: the edits, their order, and refusals."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from driftline.config import Settings
+from driftline.contracts import INGRESS_APP, RoutingConfig
+from serving.control import RolloutError, ServingControl, routing_in
+
+
+class FakeServe:
+    """Serve's REST API as the dashboard answers it: every application runs once it is put."""
+
+    def __init__(self) -> None:
+        self.applications: dict[str, dict[str, Any]] = {}
+        self.puts: list[dict[str, Any]] = []
+
+    def get_serve_details(self) -> dict[str, Any]:
+        return {
+            "proxy_location": "HeadOnly",
+            "http_options": {"host": "127.0.0.1", "port": 8000},
+            "applications": copy.deepcopy(self.applications),
+        }
+
+    def deploy_applications(self, config: dict[str, Any]) -> None:
+        self.puts.append(copy.deepcopy(config))
+        self.applications = {
+            app["name"]: {"status": "RUNNING", "message": "", "deployed_app_config": app}
+            for app in copy.deepcopy(config["applications"])
+        }
+
+    def delete_applications(self) -> None:
+        self.applications = {}
+
+
+@pytest.fixture
+def serve() -> FakeServe:
+    return FakeServe()
+
+
+@pytest.fixture
+def control(serve: FakeServe) -> ServingControl:
+    settings = Settings(controller_drain_s=0)  # type: ignore[call-arg]
+    return ServingControl(
+        settings,
+        "http://dashboard",
+        http_port=8000,
+        loader="tests.loader:load",
+        timeout_s=5,
+        client=serve,  # type: ignore[arg-type]
+    )
+
+
+def _routing(serve: FakeServe) -> RoutingConfig:
+    return routing_in(serve.get_serve_details()["applications"])
+
+
+def test_a_rollout_deploys_beside_switches_then_retires(
+    control: ServingControl, serve: FakeServe
+) -> None:
+    control.deploy("1")
+    serve.puts.clear()
+    state = control.rollout("2")
+    assert (state.active, state.colours, state.shadow) == ("green", {"green": "2"}, None)
+    steps = [sorted(a["name"] for a in put["applications"]) for put in serve.puts]
+    # The new colour runs before the ingress knows it; the old one goes only after the switch.
+    assert steps == [
+        ["blue", INGRESS_APP, "green"],
+        ["blue", INGRESS_APP, "green"],
+        [INGRESS_APP, "green"],
+    ]
+    assert _routing(serve) == RoutingConfig({"green": "2"}, "green", None)
+
+
+def test_a_new_colour_keeps_the_deployed_colours_loader_and_environment(
+    control: ServingControl, serve: FakeServe
+) -> None:
+    control.deploy("1")
+    control.deploy_colour("green", "2")
+    green = serve.applications["green"]["deployed_app_config"]
+    blue = serve.applications["blue"]["deployed_app_config"]
+    assert green["args"] == {**blue["args"], "version": "2", "colour": "green"}
+    assert green["runtime_env"] == blue["runtime_env"]
+    assert green["args"]["loader"] == "tests.loader:load"
+
+
+def test_routing_to_a_colour_not_deployed_is_refused_and_changes_nothing(
+    control: ServingControl, serve: FakeServe
+) -> None:
+    control.deploy("1")
+    before = len(serve.puts)
+    with pytest.raises(RolloutError, match="green: it is not deployed"):
+        control.route("green")
+    assert len(serve.puts) == before
+    assert _routing(serve).active == "blue"
+
+
+def test_a_shadow_is_mirrored_then_stopped(control: ServingControl, serve: FakeServe) -> None:
+    control.deploy("1")
+    control.set_shadow("2")
+    assert _routing(serve) == RoutingConfig({"blue": "1", "green": "2"}, "blue", "green")
+    control.set_shadow(None)
+    assert _routing(serve) == RoutingConfig({"blue": "1"}, "blue", None)
+    assert "green" not in serve.applications
