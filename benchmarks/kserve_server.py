@@ -38,7 +38,7 @@ def main() -> None:
     from serving.model import MemberRuntime, served_model  # noqa: PLC0415
 
     settings = Settings(home=args.home)
-    model = served_model(synthetic.load(settings, settings.model_name, args.version))
+    model = served_model(synthetic.load(settings, settings.registry.model_name, args.version))
     runtimes = {m.name: MemberRuntime(m) for m in model.members}
 
     class Ensemble(Model):  # type: ignore[misc]

@@ -61,8 +61,8 @@ class LocalRayCluster:
         """A cluster sized and placed as the settings say."""
         settings.ensure_home()
         options: dict[str, object] = {
-            "num_cpus": settings.ray_num_cpus,
-            "dashboard_port": settings.ray_dashboard_port,
+            "num_cpus": settings.ray.num_cpus,
+            "dashboard_port": settings.ray.dashboard_port,
             "log_path": settings.home / "ray-head.log",
             **overrides,
         }

@@ -74,7 +74,7 @@ class OfflineGates:
         )
         results.append(self._guard("latency", lambda: self._latency(fast, rows)))
         loss = (np.asarray(predicted, dtype=np.float64) - target) ** 2
-        horizon = int(getattr(candidate, "horizon", self.settings.horizon))
+        horizon = int(getattr(candidate, "horizon", self.settings.training.horizon))
         results.append(
             self._guard(
                 "beats_champion",
@@ -108,7 +108,7 @@ class OfflineGates:
         from driftline.targets import forward_log_return  # noqa: PLC0415
 
         bars = self._bars()
-        horizon = int(getattr(bundle, "horizon", self.settings.horizon))
+        horizon = int(getattr(bundle, "horizon", self.settings.training.horizon))
         features = compute_matrix(bars, bundle.spec)
         close = bars["close"]
         target = forward_log_return(close, horizon).reindex(features.index)
@@ -172,7 +172,7 @@ class OfflineGates:
     def _load_bars(self) -> pd.DataFrame:
         from driftline.data import load_bars  # noqa: PLC0415
 
-        bars: pd.DataFrame = load_bars(self.settings.data_path)
+        bars: pd.DataFrame = load_bars(self.settings.data.path)
         return bars
 
 

@@ -131,7 +131,7 @@ class ServingControl:
         if keep_shadow:
             return self.state()
         # 3. Requests already routed to the old colour finish before it is removed.
-        time.sleep(self.settings.serve_request_timeout_s / 4)
+        time.sleep(self.settings.serving.request_timeout_s / 4)
         retired = ServingState({idle: version}, idle, None)
         self.apply(retired)
         log.info("rolled out", extra={"version": version, "colour": idle, "retired": old})
@@ -211,7 +211,7 @@ def ray_env(settings: Settings, *, direct_port_base: int) -> dict[str, str]:
         "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(direct_port_base + 100),
         "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(direct_port_base + 199),
     }
-    if settings.serve_throughput_optimized:
+    if settings.serving.throughput_optimized:
         env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
     return env
 
@@ -222,6 +222,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.startswith(prefixes)}
     env["DRIFTLINE_HOME"] = str(settings.home)
     env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
-    if settings.database_url:
-        env["DRIFTLINE_DATABASE_URL"] = settings.database_url
+    if settings.store.database_url:
+        env["DRIFTLINE_DATABASE_URL"] = settings.store.database_url
     return env

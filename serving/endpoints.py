@@ -40,7 +40,7 @@ def wrap(
                 response = await endpoint(ingress, request)
             except ServingError as error:
                 m.errors.labels(name, error.kind).inc()
-                response = error_response(error, cid, ingress.settings.serve_retry_after_s)
+                response = error_response(error, cid, ingress.settings.serving.retry_after_s)
             except Exception:
                 log.exception("unhandled error", extra={"endpoint": name})
                 m.errors.labels(name, "internal").inc()
@@ -195,7 +195,7 @@ async def forecast(ingress: Ingress, request: Request) -> Response:
     document = protocol.loads(await request.body())
     if not isinstance(document, dict) or not isinstance(document.get("bars"), list):
         raise BadInputError('forecast body must be {"symbol": "...", "bars": [{"date": ..., ...}]}')
-    symbol = str(document.get("symbol") or ingress.settings.symbol)
+    symbol = str(document.get("symbol") or ingress.settings.data.symbol)
     try:
         bars = validate_bars(
             pd.DataFrame(document["bars"]), "request", min_rows=1, max_gap_days=None

@@ -114,7 +114,9 @@ class Ingress:
         graphs: dict[str, DeploymentHandle[Any]] | None = None,
     ) -> None:
         self.settings = Settings()
-        configure_logging(self.settings.log_level, json=self.settings.log_json)
+        configure_logging(
+            self.settings.observability.log_level, json=self.settings.observability.log_json
+        )
         enable_multiprocess(self.settings.home / "serve-metrics")
         self.model_name = model_name
         self.metrics = metrics()
@@ -123,15 +125,15 @@ class Ingress:
         # as applications of their own by name.
         self._handles: dict[str, DeploymentHandle[Any]] = dict(graphs or {})
         self._batch = self.metrics.batch_size.labels("ingress")
-        self._scorer = Coalescer(self._score, self.settings.serve_batch_size)
+        self._scorer = Coalescer(self._score, self.settings.serving.batch_size)
         self._shadow_inflight = 0
         self._info_labels: set[tuple[str, str, str, str]] = set()
         store = self.store = Store.from_settings(self.settings)
         self.writer = PredictionWriter(
             store,
-            batch_size=self.settings.serve_write_batch,
-            interval_s=self.settings.serve_write_interval_s,
-            max_buffer=self.settings.serve_write_buffer,
+            batch_size=self.settings.serving.write_batch,
+            interval_s=self.settings.serving.write_interval_s,
+            max_buffer=self.settings.serving.write_buffer,
             on_change=self._writer_changed,
         )
         self._dropped_seen = 0
@@ -139,8 +141,8 @@ class Ingress:
         self._outcome_hook: OutcomeHook | None = _import(outcome_hook) if outcome_hook else None
         self.stream = StreamHub(
             self._stream_message,
-            interval_s=self.settings.stream_interval_s,
-            queue_size=self.settings.stream_client_queue,
+            interval_s=self.settings.serving.stream_interval_s,
+            queue_size=self.settings.serving.stream_client_queue,
             on_clients=self.metrics.stream_clients.set,
             on_drop=self.metrics.stream_dropped.inc,
         )
@@ -175,7 +177,7 @@ class Ingress:
 
     async def _retire(self, route: ColourRoute) -> None:
         # Requests already routed there finish (or fall back to Serve) before the sockets close.
-        await asyncio.sleep(self.settings.serve_request_timeout_s)
+        await asyncio.sleep(self.settings.serving.request_timeout_s)
         for member in route.members.values():
             await member.close()
 
@@ -192,7 +194,7 @@ class Ingress:
             for m in info["members"]
         }
         members = endpoints(handles, socket_dir(self.settings), app)
-        info = {**info, "max_rows": self.settings.serve_max_rows}
+        info = {**info, "max_rows": self.settings.serving.max_rows}
         return ColourRoute(colour, handle, info, members)
 
     def _publish_model_info(self) -> None:
@@ -223,7 +225,7 @@ class Ingress:
             yield
         finally:
             await self.stream.close()
-            await self.writer.close(timeout_s=self.settings.serve_request_timeout_s * 3)
+            await self.writer.close(timeout_s=self.settings.serving.request_timeout_s * 3)
             process_exiting()
 
     # --- routing helpers ------------------------------------------------------------------
@@ -249,11 +251,11 @@ class Ingress:
         """Await a handle call under the end-to-end deadline, mapping Serve's errors to ours."""
         try:
             # A timeout scope, not wait_for: no extra task per request on the hot path.
-            async with asyncio.timeout(self.settings.serve_request_timeout_s):
+            async with asyncio.timeout(self.settings.serving.request_timeout_s):
                 return await awaitable
         except TimeoutError:
             raise DeadlineExceededError(
-                f"no answer within {self.settings.serve_request_timeout_s:g}s"
+                f"no answer within {self.settings.serving.request_timeout_s:g}s"
             ) from None
         except BackPressureError:
             raise OverloadedError("the model is at capacity; retry shortly") from None
@@ -342,7 +344,7 @@ class Ingress:
     def mirror(self, request_id: str, endpoint: str, rows: np.ndarray[Any, Any]) -> None:
         """Score `rows` on the shadow colour in the background; its answer is only stored."""
         shadow = self.routing.shadow
-        if shadow is None or self._shadow_inflight >= self.settings.serve_max_ongoing_requests:
+        if shadow is None or self._shadow_inflight >= self.settings.serving.max_ongoing_requests:
             return
         self._shadow_inflight += 1
         in_background(self._shadow(shadow, request_id, endpoint, rows))
@@ -378,13 +380,13 @@ class Ingress:
         if route is None:
             return None
         if self._replay is None:
-            bars = await asyncio.to_thread(load_bars, self.settings.data_path)
+            bars = await asyncio.to_thread(load_bars, self.settings.data.path)
             self._replay = BarReplay(
-                bars, window=route.limits.window, start=self.settings.stream_start
+                bars, window=route.limits.window, start=self.settings.serving.stream_start
             )
         window = self._replay.next_window()
         if self._outcome_hook is not None:
-            pending = self._outcome_hook(self.settings.symbol, window)
+            pending = self._outcome_hook(self.settings.data.symbol, window)
             if pending is not None:
                 await pending
         start = time.perf_counter()
@@ -402,7 +404,7 @@ class Ingress:
             ensemble=ensemble,
             members=members,
             latency_ms=latency,
-            symbol=self.settings.symbol,
+            symbol=self.settings.data.symbol,
             as_of=(as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of).to_pydatetime(),
         )
         # The stream is live traffic too: a shadow colour scores it, and the replay's outcomes
@@ -410,7 +412,7 @@ class Ingress:
         self.mirror(request_id, "stream", rows)
         return {
             "timestamp": as_of.isoformat(),
-            "symbol": self.settings.symbol,
+            "symbol": self.settings.data.symbol,
             "prediction": float(ensemble[0]),
             "members": {k: float(v[0]) for k, v in members.items()},
             "model_version": route.version,
@@ -456,7 +458,7 @@ def build_app(ingress: Ingress) -> ASGIApp:
         lifespan=ingress.lifespan,
         exception_handlers={HTTPException: _http_error},
     )
-    return BodyLimit(app, ingress.settings.serve_max_body_bytes)
+    return BodyLimit(app, ingress.settings.serving.max_body_bytes)
 
 
 class BodyLimit:

@@ -38,7 +38,7 @@ def load(settings: Settings) -> ServedModel:
     """The configured version's bundle from the registry, adapted for serving."""
     from driftline.registry import Registry  # noqa: PLC0415  (MLflow imports slowly)
 
-    return served_model(Registry(settings).load_bundle(settings.model_version))
+    return served_model(Registry(settings).load_bundle(settings.serving.model_version))
 
 
 def check_rows(model: ServedModel, data: np.ndarray[Any, Any], max_rows: int) -> str | None:
@@ -60,11 +60,11 @@ def build_model(settings: Settings, served: ServedModel) -> Any:
 
     runtimes = {m.name: MemberRuntime(m) for m in served.members}
     serving_metrics = metrics()
-    labels = (settings.model_name, served.version)
+    labels = (settings.registry.model_name, served.version)
 
     class Ensemble(Model):  # type: ignore[misc]
         def __init__(self) -> None:
-            super().__init__(settings.model_name)
+            super().__init__(settings.registry.model_name)
             self.ready = True
 
         def predict(self, payload: InferRequest, headers: Any = None) -> InferResponse:
@@ -74,7 +74,7 @@ def build_model(settings: Settings, served: ServedModel) -> Any:
                 serving_metrics.errors.labels("infer", "bad_input").inc()
                 raise InvalidInput(f"an input named '{FEATURES}' is required")
             rows = np.asarray(tensor.as_numpy(), dtype=np.float64)
-            problem = check_rows(served, rows, settings.serve_max_rows)
+            problem = check_rows(served, rows, settings.serving.max_rows)
             if problem is not None:
                 serving_metrics.errors.labels("infer", "bad_input").inc()
                 raise InvalidInput(problem)
@@ -92,7 +92,9 @@ def build_model(settings: Settings, served: ServedModel) -> Any:
                 time.perf_counter() - started
             )
             return InferResponse(
-                model_name=settings.model_name, infer_outputs=tensors, response_id=payload.id
+                model_name=settings.registry.model_name,
+                infer_outputs=tensors,
+                response_id=payload.id,
             )
 
     return Ensemble()
@@ -109,17 +111,21 @@ def main() -> None:
     from kserve import ModelServer  # noqa: PLC0415
 
     settings = Settings()
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.observability.log_level, json=settings.observability.log_json)
     served = load(settings)
     metrics().model_info.labels(
-        settings.model_name, served.version, settings.colour, served.spec.hash
+        settings.registry.model_name, served.version, settings.serving.colour, served.spec.hash
     ).set(1)
     REGISTRY.register(_DriftlineMetrics())
     log.info(
         "serving with KServe's ModelServer",
-        extra={"version": served.version, "colour": settings.colour, "port": settings.serving_port},
+        extra={
+            "version": served.version,
+            "colour": settings.serving.colour,
+            "port": settings.serving.predictor_port,
+        },
     )
-    server = ModelServer(http_port=settings.serving_port, enable_grpc=False)
+    server = ModelServer(http_port=settings.serving.predictor_port, enable_grpc=False)
     server.start([build_model(settings, served)])
 
 

@@ -95,8 +95,8 @@ def train(
         y=y_dev,
         folds=data.folds,
         trials=options.trials,
-        seed=settings.train_seed,
-        cpus=settings.train_trial_cpus,
+        seed=settings.training.seed,
+        cpus=settings.training.trial_cpus,
         storage=settings.tune_storage,
         run_name=run_name,
         progress=progress,
@@ -109,8 +109,8 @@ def train(
         {t.name: t.params for t in tuned},
         x_dev,
         y_dev,
-        seed=settings.train_seed,
-        cpus=settings.train_trial_cpus,
+        seed=settings.training.seed,
+        cpus=settings.training.trial_cpus,
     )
     watch.lap("fit")
     weights = learn_weights({t.name: t.oof for t in tuned}, y_dev)
@@ -143,9 +143,9 @@ def _features(
     data = build_dataset(
         bars,
         spec,
-        horizon=settings.horizon,
-        holdout_fraction=settings.holdout_fraction,
-        cv_splits=settings.cv_splits,
+        horizon=settings.training.horizon,
+        holdout_fraction=settings.training.holdout_fraction,
+        cv_splits=settings.training.cv_splits,
     )
     dev, hold = data.features.index[data.development], data.features.index[data.holdout]
     progress(
@@ -178,9 +178,9 @@ def _assess(
         f"Sharpe {report['model']['financial']['sharpe']:.2f}",
     )
     progress("verdict", report["summary"])
-    importances = feature_importances(data, estimators, weights, seed=settings.train_seed)
+    importances = feature_importances(data, estimators, weights, seed=settings.training.seed)
     oof = {t.name: t.oof for t in tuned}
-    reference = reference_sample(data, oof, weights, settings.reference_rows)
+    reference = reference_sample(data, oof, weights, settings.training.reference_rows)
     return Assessment(report, png, importances, reference)
 
 
@@ -211,7 +211,7 @@ def _register(
             estimators=estimators,
             weights=weights,
             intercept=0.0,
-            horizon=settings.horizon,
+            horizon=settings.training.horizon,
             evaluation=report,
             importances=assessment.importances,
             data_window=report["data_window"],
@@ -237,7 +237,8 @@ def _announce(
     parity = ", ".join(f"{n} {d:.1e}" for n, d in registration.onnx_max_abs_diff.items())
     progress(
         "onnx",
-        f"max |onnx - native| on the hold-out: {parity} (tolerance {settings.onnx_tolerance:g})",
+        f"max |onnx - native| on the hold-out: {parity} "
+        f"(tolerance {settings.rollout.gates.onnx_tolerance:g})",
     )
     verdict = (
         "beats all baselines"
@@ -250,7 +251,7 @@ def _announce(
     )
     progress(
         "register",
-        f"{settings.model_name} version {registration.version}, aliases "
+        f"{settings.registry.model_name} version {registration.version}, aliases "
         f"{', '.join(registration.aliases)}; {verdict}",
     )
     progress("timings", ", ".join(f"{stage} {s:.1f}s" for stage, s in watch.laps.items()))
@@ -262,11 +263,11 @@ def _params(
     params: dict[str, Any] = {
         "trials": options.trials,
         "members": ",".join(options.members),
-        "cv_splits": settings.cv_splits,
-        "horizon": settings.horizon,
-        "holdout_fraction": settings.holdout_fraction,
-        "seed": settings.train_seed,
-        "cost_bps": settings.cost_bps,
+        "cv_splits": settings.training.cv_splits,
+        "horizon": settings.training.horizon,
+        "holdout_fraction": settings.training.holdout_fraction,
+        "seed": settings.training.seed,
+        "cost_bps": settings.training.cost_bps,
         "data_source": window["source"],
         "data_first": window["first"],
         "data_last": window["last"],

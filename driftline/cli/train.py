@@ -44,7 +44,7 @@ def train(
     Uses the cluster RAY_ADDRESS names, or starts a local Ray head for the run.
     """
     settings = Settings()
-    data = data or settings.data_path
+    data = data or settings.data.path
     request = TrainingRequest(
         trials=trials,
         data=data,

@@ -67,13 +67,13 @@ class Store:
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
         """A store for the configured URL (SQLite under `home` by default)."""
-        if settings.database_url is None:
+        if settings.store.database_url is None:
             settings.ensure_home()
         return cls(
             settings.store_url,
-            pool_size=settings.db_pool_size,
-            retries=settings.drift_store_retries,
-            backoff_s=settings.drift_store_backoff_s,
+            pool_size=settings.store.pool_size,
+            retries=settings.drift.store_retries,
+            backoff_s=settings.drift.store_backoff_s,
         )
 
     def upgrade(self, revision: str = "head") -> None:

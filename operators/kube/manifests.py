@@ -20,6 +20,7 @@ from operators.kube.api import (
     Body,
     Kind,
 )
+from operators.spec import RetrainingPolicy
 from operators.states import Colour
 
 LABEL_MODEL = "driftline.io/model"
@@ -98,9 +99,9 @@ def job_name(target: Target, job_id: str) -> str:
 def rayjob(target: Target, action: SubmitRetraining, *, extra_args: str = "") -> Body:
     """The KubeRay RayJob that retrains the model for one rollout attempt."""
     retraining = target.section("retraining")
-    trials = int(retraining.get("trials", 20))
+    policy = RetrainingPolicy.model_validate(retraining)
     entrypoint = str(retraining.get("entrypoint", "python -m training.job"))
-    argv = f"{entrypoint} --trials {trials}" + (f" {extra_args}" if extra_args else "")
+    argv = f"{entrypoint} --trials {policy.trials}" + (f" {extra_args}" if extra_args else "")
     env = {
         "DRIFTLINE_MODEL_NAME": target.model_name,
         "DRIFTLINE_JOB_ID": action.job_id,
@@ -119,7 +120,7 @@ def rayjob(target: Target, action: SubmitRetraining, *, extra_args: str = "") ->
         "runtimeEnvYAML": yaml.safe_dump({"env_vars": env}, sort_keys=True),
         "shutdownAfterJobFinishes": True,
         "ttlSecondsAfterFinished": 600,
-        "activeDeadlineSeconds": int(retraining.get("timeoutSeconds", 3600)),
+        "activeDeadlineSeconds": int(policy.timeout_seconds),
         "backoffLimit": 0,
         "submissionMode": "K8sJobMode",
         "rayClusterSpec": retraining.get("rayClusterSpec")

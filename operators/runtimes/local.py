@@ -58,7 +58,7 @@ class LocalRayRuntime:
     def __post_init__(self) -> None:
         if self.scrape is None:
             self.scrape = ScrapeHealth(
-                f"{self.serve_url}/metrics", self.settings.model_name, clock=self.clock
+                f"{self.serve_url}/metrics", self.settings.registry.model_name, clock=self.clock
             )
 
     # --- serving ----------------------------------------------------------------------------
@@ -117,18 +117,18 @@ class LocalRayRuntime:
 
     # --- jobs -------------------------------------------------------------------------------
     def submit_retraining(self, action: SubmitRetraining) -> None:
-        retrain = self.settings
+        settings = self.settings
         argv = [
             sys.executable,
             "-m",
             "training.job",
             "--trials",
-            str(retrain.controller_retrain_trials),
+            str(settings.retraining.trials),
         ]
-        argv += shlex.split(retrain.controller_retrain_args)
+        argv += shlex.split(settings.controller.retrain_args)
         env = {
             **self.job_env,
-            "DRIFTLINE_MODEL_NAME": retrain.model_name,
+            "DRIFTLINE_MODEL_NAME": settings.registry.model_name,
             "DRIFTLINE_JOB_ID": action.job_id,
             "DRIFTLINE_ROLLOUT_ID": action.rollout_id,
         }
@@ -138,7 +138,7 @@ class LocalRayRuntime:
                 submission_id=JOB_PREFIX + action.job_id,
                 runtime_env={"env_vars": env},
                 metadata={
-                    "driftline.model": retrain.model_name,
+                    "driftline.model": settings.registry.model_name,
                     "driftline.job_id": action.job_id,
                     "driftline.rollout_id": action.rollout_id,
                     "driftline.trigger": action.trigger,
@@ -169,7 +169,7 @@ class LocalRayRuntime:
             sorted(
                 str(j.metadata["driftline.job_id"])
                 for j in jobs
-                if (j.metadata or {}).get("driftline.model") == self.settings.model_name
+                if (j.metadata or {}).get("driftline.model") == self.settings.registry.model_name
                 and "driftline.job_id" in (j.metadata or {})
                 and not _JOB_STATUS.get(str(j.status), JobStatus.PENDING).finished
             )
@@ -225,7 +225,7 @@ class LocalRayRuntime:
         template = next((a for a in config["applications"] if a["name"] in COLOURS), None)
         app = copy.deepcopy(template) if template else self._fresh_app(COLOUR_IMPORT_PATH)
         app.update(name=colour, route_prefix=None)
-        app["args"] = {**app.get("args", {}), "model": self.settings.model_name}
+        app["args"] = {**app.get("args", {}), "model": self.settings.registry.model_name}
         app["args"].update(version=version, colour=colour)
         app.pop("deployments", None)
         return app
@@ -234,7 +234,7 @@ class LocalRayRuntime:
         current = next((a for a in config["applications"] if a["name"] == INGRESS_APP), None)
         app = copy.deepcopy(current) if current else self._fresh_app(INGRESS_IMPORT_PATH)
         app.update(name=INGRESS_APP, route_prefix="/")
-        app.setdefault("args", {})["model"] = self.settings.model_name
+        app.setdefault("args", {})["model"] = self.settings.registry.model_name
         if self.outcome_hook and "outcome_hook" not in app["args"]:
             app["args"]["outcome_hook"] = self.outcome_hook
         deployments = [d for d in app.get("deployments", []) if d.get("name") != INGRESS_DEPLOYMENT]
