@@ -1,6 +1,6 @@
 """The drift monitor: off the request path, it judges windows of live traffic on a schedule.
 
-Each run reads the newest `drift_window` live feature rows and predictions of the version now
+Each run reads the newest `drift.window` live feature rows and predictions of the version now
 serving and the newest outcomes, runs every detector against that version's baseline, stores
 the report (and an alert when the rules say so) and updates the Prometheus metrics. It runs in
 its own process (`driftline drift monitor`) or on a daemon thread inside another (the
@@ -133,7 +133,7 @@ class DriftMonitor:
         return run
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Run every `drift_interval_s` until `stop` is set; a failed run is logged, not fatal."""
+        """Run every `drift.interval_s` until `stop` is set; a failed run is logged, not fatal."""
         self.warm_up()
         while not stop.is_set():
             try:

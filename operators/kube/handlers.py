@@ -1,6 +1,6 @@
 """kopf handlers for ModelDeployment: thin wrappers that run one controller round per object.
 
-A timer observes every `controller_interval_s` (level-triggered); create/update/resume run a round
+A timer observes every `controller.interval_s` (level-triggered); create/update/resume run a round
 at once. The decision lives in `operators.decide`; here are only status, errors and cleanup.
 """
 
