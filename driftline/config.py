@@ -458,7 +458,7 @@ class Settings(BaseSettings):
     @classmethod
     def env_paths(cls) -> dict[str, Path_]:
         """Every environment variable Driftline reads, with the attribute path it sets."""
-        return {"DRIFTLINE_HOME": ("home",), **dict(_section_env()), **POLICY_ENV}
+        return {**dict(_field_env()), **POLICY_ENV}
 
     @field_validator("home")
     @classmethod
@@ -496,12 +496,15 @@ class Settings(BaseSettings):
         return self.home
 
 
-def _section_env() -> Iterator[tuple[str, Path_]]:
+def _field_env() -> Iterator[tuple[str, Path_]]:
+    """Section fields by their section's rule; a top-level plain field as DRIFTLINE_<NAME>."""
     for name, info in Settings.model_fields.items():
-        section = info.annotation
-        if isinstance(section, type) and issubclass(section, _Section):
-            for field in section.model_fields:
-                yield section.env_name(field), (name, field)
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, _Section):
+            for field in kind.model_fields:
+                yield kind.env_name(field), (name, field)
+        elif not (isinstance(kind, type) and issubclass(kind, BaseModel)):
+            yield f"DRIFTLINE_{name.upper()}", (name,)
 
 
 def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,7 @@ def _mismatches(model: type[PolicySection], schema: dict[str, Any], where: str) 
     """Where the CRD's defaults, enums or fields differ from `model`'s."""
     found: list[str] = []
     properties = schema["properties"]
+    defaults = model().model_dump(mode="json")
     for name, info in model.model_fields.items():
         key, here = to_camel(name), f"{where}.{to_camel(name)}"
         if key not in properties:
@@ -53,8 +54,10 @@ def _mismatches(model: type[PolicySection], schema: dict[str, Any], where: str) 
         if nested is not None:
             found += _mismatches(nested, properties[key], here)
             continue
-        if properties[key].get("default") != info.default:
-            found.append(f"{here}: CRD {properties[key].get('default')!r}, model {info.default!r}")
+        if properties[key].get("default") != defaults[name]:
+            found.append(
+                f"{here}: CRD {properties[key].get('default')!r}, model {defaults[name]!r}"
+            )
         enum = list(get_args(info.annotation))
         if get_origin(info.annotation) is Literal and properties[key].get("enum") != enum:
             found.append(f"{here}: CRD enum {properties[key].get('enum')}")
@@ -77,7 +80,7 @@ def test_the_crd_check_sees_a_changed_default():
     spec = _crd_spec()["rollout"]
     spec["properties"]["drainSeconds"]["default"] = 30
     assert _mismatches(RolloutPolicy, spec, "spec.rollout") == [
-        "spec.rollout.drainSeconds: CRD 30, model 15"
+        "spec.rollout.drainSeconds: CRD 30, model 15.0"
     ]
 
 
@@ -90,7 +93,7 @@ def test_a_resource_without_policy_reads_as_the_settings_defaults():
 @pytest.mark.parametrize("key", ["driftPolicy", "rollout"])
 def test_the_charts_values_are_the_models_defaults(key: str):
     values = yaml.safe_load(CHART_VALUES.read_text())["modelDeployment"][key]
-    assert values == POLICIES[key]().model_dump(by_alias=True)
+    assert values == POLICIES[key]().model_dump(by_alias=True, mode="json")
 
 
 def _overrides(model: type[PolicySection], values: dict[str, Any], where: str) -> list[str]:
@@ -104,7 +107,7 @@ def _overrides(model: type[PolicySection], values: dict[str, Any], where: str) -
         nested = _section(model, fields[key])
         if nested is not None:
             found += _overrides(nested, value, f"{where}.{key}")
-        elif value == model.model_fields[fields[key]].default:
+        elif value == model().model_dump(mode="json")[fields[key]]:
             found.append(f"{where}.{key}: restates the default {value!r}")
     return found
 
