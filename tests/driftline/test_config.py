@@ -285,8 +285,9 @@ def test_section_keywords_override_one_field_and_keep_the_environment(
 
 
 def test_flat_keywords_and_unknown_section_fields_are_refused():
+    flat: dict[str, Any] = {"drift_window": 60}
     with pytest.raises(ValidationError, match="drift_window"):
-        Settings(**{"drift_window": 60})
+        Settings(**flat)
     with pytest.raises(ValidationError, match="windw"):
         Settings(drift={"windw": 60})
 
