@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -469,6 +469,13 @@ class Settings(BaseSettings):
     def updated(self, update: Mapping[str, Any]) -> Settings:
         """A validated copy with `update` merged in by section: ``{"drift": {"window": 60}}``."""
         return type(self).model_validate(_merge(self.model_dump(), update))
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """pydantic's copy, refusing a key that is not a field (a flat pre-section name)."""
+        unknown = sorted(set(update or {}) - set(type(self).model_fields))
+        if unknown:
+            raise ValueError(f"not Settings fields: {unknown}; use .updated({{section: {{...}}}})")
+        return super().model_copy(update=update, deep=deep)
 
     @cached_property
     def store_url(self) -> str:

@@ -320,3 +320,8 @@ def test_member_names_split_the_members_list():
         "xgb",
         "hgb",
     ]
+
+
+def test_a_copy_with_a_flat_name_is_refused():
+    with pytest.raises(ValueError, match="drift_window"):
+        Settings().model_copy(update={"drift_window": 60})
