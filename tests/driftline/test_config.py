@@ -323,5 +323,6 @@ def test_member_names_split_the_members_list():
 
 
 def test_a_copy_with_a_flat_name_is_refused():
+    flat: dict[str, Any] = {"drift_window": 60}
     with pytest.raises(ValueError, match="drift_window"):
-        Settings().model_copy(update={"drift_window": 60})
+        Settings().model_copy(update=flat)
