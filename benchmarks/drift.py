@@ -100,7 +100,7 @@ def run(repeats: int = REPEATS) -> dict[str, Any]:
     }
     monitor = _monitor_run(reference, cur_x, max(3, repeats // 3))
     settings = Settings()
-    duty = monitor["cpu_s_per_run"] / settings.drift_interval_s
+    duty = monitor["cpu_s_per_run"] / settings.drift.interval_s
     return {
         "title": "Drift detectors: cost per window, and the monitor's share of the stack's CPU",
         "shape": {"features": FEATURES, "window_rows": WINDOW, "reference_rows": REFERENCE_ROWS},
@@ -108,7 +108,7 @@ def run(repeats: int = REPEATS) -> dict[str, Any]:
         "calibrate_once_per_version_s": calibrate_s,
         "monitor": {
             **monitor,
-            "interval_s": settings.drift_interval_s,
+            "interval_s": settings.drift.interval_s,
             "cores_used_at_interval": duty,
             "share_of_serving_cpu": _share_of_serving(duty),
         },
@@ -130,7 +130,9 @@ def _monitor_run(
     reference: pd.DataFrame, rows: np.ndarray[Any, Any], repeats: int
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="dl-bench-drift-") as home:
-        settings = Settings(home=Path(home), drift_window=WINDOW, model_name="bench")
+        settings = Settings(
+            home=Path(home), drift={"window": WINDOW}, registry={"model_name": "bench"}
+        )
         store = Store.from_settings(settings)
         store.upgrade()
         start = datetime(2010, 1, 4, tzinfo=UTC)
@@ -158,7 +160,7 @@ def _monitor_run(
                 Outcome("SPX", start + timedelta(days=i), float(rng.normal(0, 0.01)))
                 for i in range(len(rows))
             ],
-            late_after_s=settings.drift_outcome_late_s,
+            late_after_s=settings.drift.outcome_late_s,
         )
         monitor = build_monitor(
             settings, store=store, source=lambda _m, _v: VersionData(reference=reference)

@@ -38,7 +38,9 @@ def main() -> None:
     from serving.kserve_server import build_model  # noqa: PLC0415
 
     settings = Settings(home=args.home)
-    model = build_model(settings, synthetic.load(settings, settings.model_name, args.version))
+    model = build_model(
+        settings, synthetic.load(settings, settings.registry.model_name, args.version)
+    )
     server = ModelServer(http_port=args.port, enable_grpc=False, enable_latency_logging=False)
     for name in ("uvicorn.access", "kserve.trace"):
         logging.getLogger(name).disabled = True

@@ -271,7 +271,7 @@ def throughput_optimized_off(
     from serving.control import ServingControl, ray_env  # noqa: PLC0415
 
     env = ray_env(
-        settings.model_copy(update={"serve_throughput_optimized": False}), direct_port_base=0
+        settings.updated({"serving": {"throughput_optimized": False}}), direct_port_base=0
     )
     cluster = LocalRayCluster(num_cpus=2, env=env, log_path=home / "ray-plain.log").start()
     try:

@@ -56,7 +56,7 @@ def make_bundle(
         n_estimators=trees[0], max_depth=depths[0], n_jobs=1, random_state=seed
     ).fit(x, y)
     booster = xgb.XGBRegressor(n_estimators=trees[1], max_depth=depths[1], n_jobs=1).fit(x, y)
-    out = bundle_dir(settings, settings.model_name, version)
+    out = bundle_dir(settings, settings.registry.model_name, version)
     out.mkdir(parents=True, exist_ok=True)
     (out / "rf.pkl").write_bytes(pickle.dumps(rf))
     booster.save_model(out / "xgb.json")
@@ -70,7 +70,7 @@ def make_bundle(
         )
         (out / "xgb.onnx").write_bytes(xgb_onnx.SerializeToString())
     manifest = {
-        "name": settings.model_name,
+        "name": settings.registry.model_name,
         "version": version,
         "spec": spec.to_dict(),
         "members": [
@@ -92,7 +92,7 @@ def make_bundle(
         "evaluation": {"synthetic": True, "rows": rows},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return load(settings, settings.model_name, version)
+    return load(settings, settings.registry.model_name, version)
 
 
 def load(settings: Settings, name: str, version: str) -> ModelBundle:

@@ -122,8 +122,8 @@ def forwarded_env(settings: Settings, environ: Mapping[str, str] = os.environ) -
     env = {k: v for k, v in environ.items() if k.startswith(FORWARDED_PREFIXES)}
     env["DRIFTLINE_HOME"] = str(settings.home)
     env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
-    if settings.database_url:
-        env["DRIFTLINE_DATABASE_URL"] = settings.database_url
+    if settings.store.database_url:
+        env["DRIFTLINE_DATABASE_URL"] = settings.store.database_url
     return env
 
 

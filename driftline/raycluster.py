@@ -63,8 +63,8 @@ class LocalRayCluster:
         """A cluster sized and placed as the settings say."""
         settings.ensure_home()
         options: dict[str, object] = {
-            "num_cpus": settings.ray_num_cpus,
-            "dashboard_port": settings.ray_dashboard_port,
+            "num_cpus": settings.ray.num_cpus,
+            "dashboard_port": settings.ray.dashboard_port,
             "log_path": settings.home / "ray-head.log",
             **overrides,
         }
@@ -122,7 +122,7 @@ class LocalRayCluster:
             f"--ray-client-server-port={free_port()}",
             f"--dashboard-agent-listen-port={free_port()}",
             f"--metrics-export-port={free_port()}",
-            # `ray start` takes whole CPUs only; Settings.ray_num_cpus is a float.
+            # `ray start` takes whole CPUs only; `ray.num_cpus` is a float.
             f"--num-cpus={int(self.num_cpus)}",
             f"--object-store-memory={self.object_store_mb * 1024 * 1024}",
             f"--temp-dir={self._temp_dir}",

@@ -33,15 +33,17 @@ def load_training_bars(
     end: date | None = None,
 ) -> pd.DataFrame:
     """Validated bars from `path` (default: the bundled S&P 500) between `start` and `end`."""
-    needed = minimum_bars(spec, horizon=settings.horizon, min_rows=settings.train_min_rows)
-    bars = load_bars(path, min_rows=needed, max_gap_days=settings.max_gap_days)
+    needed = minimum_bars(
+        spec, horizon=settings.training.horizon, min_rows=settings.training.min_rows
+    )
+    bars = load_bars(path, min_rows=needed, max_gap_days=settings.data.max_gap_days)
     window = bars.loc[pd.Timestamp(start) if start else None : pd.Timestamp(end) if end else None]
     if len(window) < needed:
         span = f"between {start or 'the start'} and {end or 'the end'}"
         raise DataValidationError(
             f"{source_name(path)}: {len(window)} bars {span}; training needs at least {needed} "
-            f"({spec.window}-bar feature window, {settings.train_min_rows} rows, "
-            f"horizon {settings.horizon})"
+            f"({spec.window}-bar feature window, {settings.training.min_rows} rows, "
+            f"horizon {settings.training.horizon})"
         )
     return window
 

@@ -83,7 +83,7 @@ def run_training_job(
     job_id = client.submit_job(
         entrypoint=entrypoint(request, python),
         runtime_env={"env_vars": job_environment(settings)},
-        metadata={"driftline": "train", "model": settings.model_name},
+        metadata={"driftline": "train", "model": settings.registry.model_name},
     )
     echo(f"submitted training job {job_id} to {dashboard_url}")
     versions: list[str] = []

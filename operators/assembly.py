@@ -29,9 +29,9 @@ from operators.spec import RolloutSpec
 def dashboard_url(settings: Settings) -> str:
     """The Ray dashboard the local runtime talks to."""
     return (
-        settings.controller_dashboard_url
+        settings.controller.dashboard_url
         or os.environ.get("RAY_DASHBOARD_ADDRESS")
-        or f"http://127.0.0.1:{settings.ray_dashboard_port}"
+        or f"http://127.0.0.1:{settings.ray.dashboard_port}"
     )
 
 
@@ -48,12 +48,12 @@ def local_controller(
     runtime: Runtime = LocalRayRuntime(
         settings,
         dashboard_url(settings),
-        settings.controller_serve_url,
+        settings.controller.serve_url,
         records,
         records,
         job_env=forwarded_env(settings),
         serve_env=forwarded_env(settings),
-        outcome_hook=settings.controller_outcome_hook,
+        outcome_hook=settings.controller.outcome_hook,
     )
     if gitops:
         runtime = GitOpsRuntime(runtime, gitops_repository(settings))
@@ -65,7 +65,7 @@ def local_controller(
         OfflineGates(settings, spec.rollout.gates),
         metrics=metrics or ControllerMetrics(),
         holder=default_holder(),
-        lease_s=settings.controller_lease_s,
+        lease_s=settings.controller.lease_s,
     )
 
 
@@ -87,20 +87,20 @@ def gitops_repository(
     require_approval: bool | None = None,
 ) -> GitOpsRepository:
     """The environment repository promotions are committed to."""
-    url = remote or settings.controller_gitops_repo
+    url = remote or settings.controller.gitops_repo
     if not url:
         raise ValueError("GitOps needs a repository: set DRIFTLINE_CONTROLLER_GITOPS_REPO")
     return GitOpsRepository(
         remote=url,
-        branch=branch or settings.controller_gitops_branch,
-        values_path=values or settings.controller_gitops_values,
+        branch=branch or settings.controller.gitops_branch,
+        values_path=values or settings.controller.gitops_values,
         workdir=settings.home / "gitops" / dns_name(Path(url).name or "repo"),
-        model_name=settings.model_name,
-        cooldown_s=settings.controller_cooldown_s if cooldown_s is None else cooldown_s,
-        push_attempts=settings.controller_gitops_push_attempts,
+        model_name=settings.registry.model_name,
+        cooldown_s=settings.drift_policy.cooldown_seconds if cooldown_s is None else cooldown_s,
+        push_attempts=settings.controller.gitops_push_attempts,
         identity=default_holder(),
         require_approval=(
-            settings.controller_require_approval if require_approval is None else require_approval
+            settings.rollout.require_approval if require_approval is None else require_approval
         ),
     )
 
@@ -111,9 +111,11 @@ def operator_context(
     """The kopf handlers' context: a Kubernetes runtime per ModelDeployment, GitOps when asked."""
 
     def records_for(target: Target) -> tuple[Settings, RegistryRecords]:
-        tracking = target.section("model").get("trackingUri") or settings.mlflow_tracking_uri
-        scoped = settings.model_copy(
-            update={"model_name": target.model_name, "mlflow_tracking_uri": tracking}
+        tracking = (
+            target.section("model").get("trackingUri") or settings.registry.mlflow_tracking_uri
+        )
+        scoped = settings.updated(
+            {"registry": {"model_name": target.model_name, "mlflow_tracking_uri": tracking}}
         )
         return scoped, RegistryRecords(scoped)
 
@@ -128,7 +130,7 @@ def operator_context(
             f"http://{service}.{target.namespace}.svc:{port}/metrics", target.model_name
         )
         runtime: Runtime = KubernetesRuntime(
-            api, target, records, records, health, extra_args=scoped.controller_retrain_args
+            api, target, records, records, health, extra_args=scoped.controller.retrain_args
         )
         spec_gitops = target.section("gitops")
         if gitops or spec_gitops.get("enabled"):

@@ -50,7 +50,7 @@ def run(runtime: str) -> None:
     from driftline.observability.logs import configure_logging  # noqa: PLC0415
 
     settings = Settings()
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.observability.log_level, json=settings.observability.log_json)
     store = _store(settings, migrate=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -116,23 +116,23 @@ def status(as_json: bool) -> None:
     store = _store(settings)
     try:
         record = _read(
-            lambda: store.controller.controller_state(settings.model_name), missing_ok=True
+            lambda: store.controller.controller_state(settings.registry.model_name), missing_ok=True
         )
     finally:
         store.close()  # release pooled connections now, not at garbage collection
     if record is None or record.state is None:
         if as_json:
-            click.echo(json.dumps({"model": settings.model_name, "state": None}))
+            click.echo(json.dumps({"model": settings.registry.model_name, "state": None}))
         else:
             click.echo(
-                f"No controller round has run for {settings.model_name} yet. "
+                f"No controller round has run for {settings.registry.model_name} yet. "
                 "Start one with `driftline controller run` (or `driftline up`)."
             )
         return
     state = decode_state(record.state)
     rollout = state.rollout
     data: dict[str, Any] = {
-        "model": settings.model_name,
+        "model": settings.registry.model_name,
         "state": state.phase.value,
         "since": state.since.isoformat() if state.since else None,
         "reason": state.reason,
@@ -161,7 +161,7 @@ def status(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(f"{settings.model_name}: {data['state']} since {data['since']}")
+    click.echo(f"{settings.registry.model_name}: {data['state']} since {data['since']}")
     click.echo(f"  serving version {state.active_version} on {state.active_colour}")
     click.echo(f"  {state.reason}")
     if rollout is not None:
@@ -197,7 +197,7 @@ def promote(version: str, approve: bool) -> None:
         _approve(settings, version)
         return
     _check_version(settings, version)
-    _queue(settings, ControllerRequest(settings.model_name, "promote", version, _actor()))
+    _queue(settings, ControllerRequest(settings.registry.model_name, "promote", version, _actor()))
 
 
 @click.command()
@@ -211,7 +211,7 @@ def rollback() -> None:
     from driftline.store.rollouts import ControllerRequest  # noqa: PLC0415
 
     settings = Settings()
-    _queue(settings, ControllerRequest(settings.model_name, "rollback", None, _actor()))
+    _queue(settings, ControllerRequest(settings.registry.model_name, "rollback", None, _actor()))
 
 
 @click.command()
@@ -237,7 +237,10 @@ def audit(since: str, rollout_id: str | None, kind: str | None, as_json: bool) -
     try:
         events = _read(
             lambda: store.controller.audit_events(
-                model_name=settings.model_name, since=start, rollout_id=rollout_id, kind=kind
+                model_name=settings.registry.model_name,
+                since=start,
+                rollout_id=rollout_id,
+                kind=kind,
             )
         )
     finally:
@@ -321,8 +324,8 @@ def _queue(settings: Settings, request: ControllerRequest) -> None:
         store.close()
     what = f"promote version {request.version}" if request.version else "roll back"
     click.echo(
-        f"queued request {request.request_id} to {what} {settings.model_name}; the controller "
-        f"handles it in its next round (see `driftline audit` and `driftline status`)"
+        f"queued request {request.request_id} to {what} {settings.registry.model_name}; "
+        "the controller handles it in its next round (see `driftline audit` and `driftline status`)"
     )
 
 
@@ -335,8 +338,8 @@ def _approve(settings: Settings, version: str) -> None:
     except (ValueError, GitOpsError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(
-        f"approved version {version} of {settings.model_name}: merged as {sha[:10]} into "
-        f"{settings.controller_gitops_branch}; the controller promotes it once verified"
+        f"approved version {version} of {settings.registry.model_name}: merged as {sha[:10]} into "
+        f"{settings.controller.gitops_branch}; the controller promotes it once verified"
     )
 
 
@@ -346,7 +349,9 @@ def _check_version(settings: Settings, version: str) -> None:
     try:
         RegistryRecords(settings).registry.resolve(version)
     except LookupError:
-        raise click.ClickException(f"{settings.model_name} has no version {version}") from None
+        raise click.ClickException(
+            f"{settings.registry.model_name} has no version {version}"
+        ) from None
     except Exception as error:
         raise click.ClickException(f"cannot check version {version}: {_line(error)}") from None
 
@@ -359,22 +364,22 @@ def _run_local(settings: Settings, store: Store, stop: threading.Event) -> int:
 
     metrics = ControllerMetrics()
     ctl = local_controller(settings, store, metrics=metrics)
-    interval = settings.controller_interval_s
+    interval = settings.controller.interval_s
 
     def ready() -> tuple[bool, str]:
         fresh = ctl.last_ok is not None and (utcnow() - ctl.last_ok).total_seconds() < 3 * interval
         return fresh, "ready" if fresh else f"no successful round recently: {ctl.last_error}"
 
     server = ControllerServer(
-        settings.controller_host,
-        settings.controller_port,
+        settings.controller.host,
+        settings.controller.port,
         metrics.registry,
         live=lambda: (True, "alive"),
         ready=ready,
     ).start()
     click.echo(
-        f"controller (local runtime) for {settings.model_name}: "
-        f"http://{settings.controller_host}:{server.port}/metrics",
+        f"controller (local runtime) for {settings.registry.model_name}: "
+        f"http://{settings.controller.host}:{server.port}/metrics",
         err=True,
     )
     try:
@@ -399,14 +404,14 @@ def _run_operator(settings: Settings, store: Store, stop: threading.Event, *, gi
     context = operator_context(settings, store, api, gitops=gitops)
     elector = LeaseElector(
         api,
-        settings.controller_namespace or "default",
-        settings.controller_lease_name,
+        settings.controller.namespace or "default",
+        settings.controller.lease_name,
         default_holder(),
-        duration_s=int(settings.controller_lease_s),
+        duration_s=int(settings.controller.lease_s),
     )
     server = ControllerServer(
-        settings.controller_host,
-        settings.controller_port,
+        settings.controller.host,
+        settings.controller.port,
         context.metrics.registry,
         live=lambda: (True, "alive"),
         ready=lambda: (True, "ready"),

@@ -47,7 +47,7 @@ class OfflineGates:
         candidate, error = self._load(version)
         if candidate is None:
             return (gates.artifact_gate(error),)
-        allow_native = self.settings.allow_native_members
+        allow_native = self.settings.registry.allow_native_members
         try:
             fast = EnsemblePredictor(candidate, allow_native=allow_native)
             # Unpickling native members only where allowed; else registration's parity stands.
@@ -68,7 +68,7 @@ class OfflineGates:
         )
         results.append(self._guard("latency", lambda: self._latency(fast, rows)))
         loss = (np.asarray(predicted, dtype=np.float64) - target) ** 2
-        horizon = int(getattr(candidate, "horizon", self.settings.horizon))
+        horizon = int(getattr(candidate, "horizon", self.settings.training.horizon))
         scored = self._guard(
             "beats_champion", lambda: self._champion_loss(champion_version, rows.index, target)
         )
@@ -115,7 +115,7 @@ class OfflineGates:
         from driftline.targets import forward_log_return  # noqa: PLC0415
 
         bars = self._bars()
-        horizon = int(getattr(bundle, "horizon", self.settings.horizon))
+        horizon = int(getattr(bundle, "horizon", self.settings.training.horizon))
         features = compute_matrix(bars, bundle.spec)
         close = bars["close"]
         target = forward_log_return(close, horizon).reindex(features.index)
@@ -169,7 +169,9 @@ class OfflineGates:
         champion = Registry(self.settings).load_bundle(version)
         features = compute_matrix(self._bars(), champion.spec).reindex(dates)
         usable = features.notna().all(axis=1).to_numpy()
-        predictor = EnsemblePredictor(champion, allow_native=self.settings.allow_native_members)
+        predictor = EnsemblePredictor(
+            champion, allow_native=self.settings.registry.allow_native_members
+        )
         predicted = predictor.predict(features[usable])[0]
         loss = (np.asarray(predicted, dtype=np.float64) - target[usable]) ** 2
         return usable, np.asarray(loss, dtype=np.float64)
@@ -187,7 +189,7 @@ class OfflineGates:
     def _load_bars(self) -> pd.DataFrame:
         from driftline.data import load_bars  # noqa: PLC0415
 
-        bars: pd.DataFrame = load_bars(self.settings.data_path)
+        bars: pd.DataFrame = load_bars(self.settings.data.path)
         return bars
 
 

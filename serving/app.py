@@ -35,7 +35,7 @@ def colour_app(args: dict[str, Any]) -> Application:
     """One colour's graph. Args: `model`, `version`, `colour`, optional `loader`."""
     settings = Settings()
     ref = ModelRef(
-        name=str(args.get("model") or settings.model_name),
+        name=str(args.get("model") or settings.registry.model_name),
         version=str(args["version"]),
         loader=str(args.get("loader") or ModelRef.loader),
     )
@@ -47,7 +47,7 @@ def ingress_app(args: dict[str, Any]) -> Application:
     settings = Settings()
     ingress = _ingress(settings)
     app: Application = ingress.bind(
-        str(args.get("model") or settings.model_name), args.get("outcome_hook")
+        str(args.get("model") or settings.registry.model_name), args.get("outcome_hook")
     )
     return app
 
@@ -60,7 +60,7 @@ def build_app(args: dict[str, Any]) -> Application:
     the light deployments, `autoscaling_config`, `outcome_hook`, `loader`.
     """
     settings = _with_serve_args(Settings(), args)
-    name = str(args.get("model_name") or settings.model_name)
+    name = str(args.get("model_name") or settings.registry.model_name)
     colour = str(args.get("colour") or COLOURS[0])
     loader = str(args.get("loader") or ModelRef.loader)
     version = _resolve(settings, name, str(args.get("model_version") or CHAMPION), loader)
@@ -76,16 +76,12 @@ def _with_serve_args(settings: Settings, args: dict[str, Any]) -> Settings:
     """Settings with the chart's resource and autoscaling arguments applied."""
     update: dict[str, Any] = {}
     if args.get("num_cpus") is not None:
-        update["serve_light_cpus"] = float(args["num_cpus"])
+        update["light_cpus"] = float(args["num_cpus"])
     scaling = args.get("autoscaling_config") or {}
-    for key, field in (
-        ("min_replicas", "serve_min_replicas"),
-        ("max_replicas", "serve_max_replicas"),
-        ("target_ongoing_requests", "serve_target_ongoing_requests"),
-    ):
+    for key in ("min_replicas", "max_replicas", "target_ongoing_requests"):
         if key in scaling:
-            update[field] = scaling[key]
-    return settings.model_copy(update=update) if update else settings
+            update[key] = scaling[key]
+    return settings.updated({"serving": update}) if update else settings
 
 
 def _resolve(settings: Settings, name: str, ref: str, loader: str) -> str:
@@ -93,24 +89,24 @@ def _resolve(settings: Settings, name: str, ref: str, loader: str) -> str:
         return ref
     from driftline.registry import Registry  # noqa: PLC0415  (MLflow imports slowly)
 
-    return str(Registry(settings.model_copy(update={"model_name": name})).resolve(ref))
+    return str(Registry(settings.updated({"registry": {"model_name": name}})).resolve(ref))
 
 
 def _ingress(settings: Settings) -> Deployment:
     return cast(Deployment, Ingress).options(
-        ray_actor_options={"num_cpus": settings.serve_ingress_cpus},
-        max_ongoing_requests=settings.serve_max_ongoing_requests,
-        max_queued_requests=settings.serve_max_queued_requests,
+        ray_actor_options={"num_cpus": settings.serving.ingress_cpus},
+        max_ongoing_requests=settings.serving.max_ongoing_requests,
+        max_queued_requests=settings.serving.max_queued_requests,
         autoscaling_config={
-            "min_replicas": settings.serve_min_replicas,
-            "max_replicas": settings.serve_max_replicas,
-            "target_ongoing_requests": settings.serve_target_ongoing_requests,
+            "min_replicas": settings.serving.min_replicas,
+            "max_replicas": settings.serving.max_replicas,
+            "target_ongoing_requests": settings.serving.target_ongoing_requests,
         },
         logging_config=access_log(settings),
         # Serve answers 503 itself when the queue is full: tell clients when to come back.
-        backpressure_config={"retry_after_s": settings.serve_retry_after_s},
+        backpressure_config={"retry_after_s": settings.serving.retry_after_s},
         # Flush buffered predictions before the replica is stopped.
-        graceful_shutdown_timeout_s=settings.serve_request_timeout_s * 4,
+        graceful_shutdown_timeout_s=settings.serving.request_timeout_s * 4,
     )
 
 
@@ -138,7 +134,7 @@ def serve_config(
             "route_prefix": None,
             "runtime_env": runtime_env,
             "args": {
-                "model": settings.model_name,
+                "model": settings.registry.model_name,
                 "version": version,
                 "colour": colour,
                 **({"loader": loader} if loader else {}),
@@ -153,7 +149,7 @@ def serve_config(
             "route_prefix": "/",
             "runtime_env": runtime_env,
             "args": {
-                "model": settings.model_name,
+                "model": settings.registry.model_name,
                 **({"outcome_hook": outcome_hook} if outcome_hook else {}),
             },
             "deployments": [
@@ -168,6 +164,6 @@ def serve_config(
         "proxy_location": "HeadOnly",
         # No proxy request timeout: it would also cut WebSocket streams; the ingress enforces
         # DRIFTLINE_SERVE_REQUEST_TIMEOUT_S on every model call itself.
-        "http_options": {"host": settings.serve_host, "port": http_port},
+        "http_options": {"host": settings.serving.host, "port": http_port},
         "applications": applications,
     }

@@ -66,7 +66,7 @@ def socket_dir(settings: Settings) -> Path | None:
 
     Short and under the temp dir, as a socket path holds at most 107 bytes.
     """
-    if settings.serve_member_transport != "socket":
+    if settings.serving.member_transport != "socket":
         return None
     digest = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / f"driftline-{digest}"

@@ -37,9 +37,9 @@ def serve(
       driftline serve
       driftline serve --port 8080 --version 3 --no-follow
     """
-    overrides = {k: v for k, v in {"serve_host": host, "serve_port": port}.items() if v}
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    configure_logging(settings.log_level, json=settings.log_json)
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v}
+    settings = Settings(serving=overrides) if overrides else Settings()
+    configure_logging(settings.observability.log_level, json=settings.observability.log_json)
     # Ray reads this when it is imported: set it first so every socket stays on loopback.
     os.environ.update(LOOPBACK_ENV)
     from driftline.store import Store  # noqa: PLC0415  (heavy imports after the env is set)
@@ -55,7 +55,7 @@ def serve(
         )
     cluster = None
     dashboard = os.environ.get("RAY_DASHBOARD_ADDRESS")
-    if settings.ray_address is None or dashboard is None:
+    if settings.ray.address is None or dashboard is None:
         cluster = LocalRayCluster.from_settings(
             settings, env=ray_env(settings, direct_port_base=free_port())
         )
@@ -68,15 +68,15 @@ def serve(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    control = ServingControl(settings, dashboard, http_port=settings.serve_port, loader=loader)
+    control = ServingControl(settings, dashboard, http_port=settings.serving.port, loader=loader)
     try:
-        click.echo(f"deploying {settings.model_name} version {wanted} ...")
+        click.echo(f"deploying {settings.registry.model_name} version {wanted} ...")
         control.deploy(wanted)
         print_urls(settings, control.direct_urls())
         if no_follow or version is not None:
             stop.wait()
         else:
-            ChampionFollower(control, alias, settings.serve_follow_interval_s).run(stop)
+            ChampionFollower(control, alias, settings.serving.follow_interval_s).run(stop)
     finally:
         click.echo("stopping: flushing predictions ...")
         control.shutdown()
@@ -87,22 +87,22 @@ def serve(
 def _n_features(settings: Settings) -> int:
     import httpx  # noqa: PLC0415
 
-    url = f"http://{settings.serve_host}:{settings.serve_port}/api/models"
+    url = f"http://{settings.serving.host}:{settings.serving.port}/api/models"
     return int(httpx.get(url, timeout=30).json()["active"]["n_features"])
 
 
 def print_urls(settings: Settings, direct: list[str]) -> None:
     """Where everything is served, and a curl that works against it."""
     n_features = _n_features(settings)
-    base = f"http://{settings.serve_host}:{settings.serve_port}"
-    name = settings.model_name
+    base = f"http://{settings.serving.host}:{settings.serving.port}"
+    name = settings.registry.model_name
     click.echo(f"serving {name} at {base}")
     for url in direct:
         click.echo(f"  low-latency direct ingress: {url}")
     click.echo(f"  V2 infer:   {base}/v2/models/{name}/infer")
     click.echo(f"  V1 predict: {base}/v1/models/{name}:predict")
     click.echo(f"  models:     {base}/api/models")
-    click.echo(f"  stream:     ws://{settings.serve_host}:{settings.serve_port}/ws/predictions")
+    click.echo(f"  stream:     ws://{settings.serving.host}:{settings.serving.port}/ws/predictions")
     click.echo(f"  metrics:    {base}/metrics")
     click.echo(
         "try:\n"

@@ -166,7 +166,7 @@ class ServingControl:
             return self._switch(ServingState(both, idle, old))
         routed = self._switch(ServingState({idle: version}, idle, None))
         # 3. Requests already routed to the old colour finish before it is removed.
-        time.sleep(self.settings.controller_drain_s)
+        time.sleep(self.settings.rollout.drain_seconds)
         self.retire(old)
         self.wait_gone(old)
         log.info("rolled out", extra={"version": version, "colour": idle, "retired": old})
@@ -210,7 +210,7 @@ class ServingControl:
         return {
             "proxy_location": details.get("proxy_location") or "HeadOnly",
             "http_options": {
-                "host": http.get("host") or self.settings.serve_host,
+                "host": http.get("host") or self.settings.serving.host,
                 "port": http.get("port") or self.http_port,
             },
             "applications": apps,
@@ -227,7 +227,7 @@ class ServingControl:
         template = next((a for a in config["applications"] if a["name"] in COLOURS), None)
         app = copy.deepcopy(template) if template else self._fresh(colour, colour, version)
         app.update(name=colour, route_prefix=None)
-        app["args"] = {**app.get("args", {}), "model": self.settings.model_name}
+        app["args"] = {**app.get("args", {}), "model": self.settings.registry.model_name}
         app["args"].update(version=version, colour=colour)
         app.pop("deployments", None)
         return app
@@ -237,7 +237,7 @@ class ServingControl:
         colour, version = next(iter(routing.colours.items()))
         app = copy.deepcopy(current) if current else self._fresh(INGRESS_APP, colour, version)
         app.update(name=INGRESS_APP, route_prefix="/")
-        app.setdefault("args", {})["model"] = self.settings.model_name
+        app.setdefault("args", {})["model"] = self.settings.registry.model_name
         if self.outcome_hook and "outcome_hook" not in app["args"]:
             app["args"]["outcome_hook"] = self.outcome_hook
         others = [d for d in app.get("deployments", []) if d.get("name") != INGRESS_DEPLOYMENT]
@@ -317,7 +317,7 @@ def ray_env(settings: Settings, *, direct_port_base: int) -> dict[str, str]:
         "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(direct_port_base + 100),
         "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(direct_port_base + 199),
     }
-    if settings.serve_throughput_optimized:
+    if settings.serving.throughput_optimized:
         env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
     return env
 

@@ -45,11 +45,11 @@ class Member:
         spec = next(m for m in model.members if m.name == member)
         self.runtime = load_member(
             spec,
-            prefer_onnx=settings.serve_prefer_onnx,
-            allow_native=settings.allow_native_members,
+            prefer_onnx=settings.serving.prefer_onnx,
+            allow_native=settings.registry.allow_native_members,
         )
-        cast(Any, self.predict).set_max_batch_size(settings.serve_batch_size)
-        cast(Any, self.predict).set_batch_wait_timeout_s(settings.serve_batch_wait_s)
+        cast(Any, self.predict).set_max_batch_size(settings.serving.batch_size)
+        cast(Any, self.predict).set_batch_wait_timeout_s(settings.serving.batch_wait_s)
         m = metrics()
         self._duration = m.member_duration.labels(ref.name, ref.version, member)
         self._batch = m.batch_size.labels(f"member_{member}")
@@ -143,8 +143,8 @@ class Combiner:
         app = serve.get_replica_context().app_name
         self.members = endpoints(members, socket_dir(settings), app)
         self.features = features
-        cast(Any, self.predict).set_max_batch_size(settings.serve_batch_size)
-        cast(Any, self.predict).set_batch_wait_timeout_s(settings.serve_batch_wait_s)
+        cast(Any, self.predict).set_max_batch_size(settings.serving.batch_size)
+        cast(Any, self.predict).set_batch_wait_timeout_s(settings.serving.batch_wait_s)
         self._batch = metrics().batch_size.labels("combiner")
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)
@@ -175,12 +175,12 @@ class Combiner:
 def build_colour_graph(ref: ModelRef, colour: str, settings: Settings) -> Application:
     """The bound graph for one colour: members discovered from the bundle, features, combiner."""
     model = ref.load(settings)
-    light = {"num_cpus": settings.serve_light_cpus}
+    light = {"num_cpus": settings.serving.light_cpus}
     members = {
         m.name: cast(Deployment, Member)
         .options(
             name=f"member_{m.name}",
-            ray_actor_options={"num_cpus": settings.serve_member_cpus},
+            ray_actor_options={"num_cpus": settings.serving.member_cpus},
             **_scaling(settings, member=True),
         )
         .bind(ref, m.name)
@@ -198,19 +198,19 @@ def build_colour_graph(ref: ModelRef, colour: str, settings: Settings) -> Applic
 
 def _scaling(settings: Settings, *, member: bool = False) -> dict[str, Any]:
     autoscaling: dict[str, Any] = {
-        "min_replicas": settings.serve_min_replicas,
-        "max_replicas": settings.serve_max_replicas,
-        "target_ongoing_requests": settings.serve_target_ongoing_requests,
+        "min_replicas": settings.serving.min_replicas,
+        "max_replicas": settings.serving.max_replicas,
+        "target_ongoing_requests": settings.serving.target_ongoing_requests,
     }
     if member:
         # Socket calls bypass Serve's queue: members also scale on how busy they are.
         autoscaling["policy"] = {
             "policy_function": "serving.autoscaling:MemberPolicy",
-            "policy_kwargs": {"target_busy": settings.serve_member_target_busy},
+            "policy_kwargs": {"target_busy": settings.serving.member_target_busy},
         }
     return {
-        "max_ongoing_requests": settings.serve_max_ongoing_requests,
-        "max_queued_requests": settings.serve_max_queued_requests,
+        "max_ongoing_requests": settings.serving.max_ongoing_requests,
+        "max_queued_requests": settings.serving.max_queued_requests,
         "autoscaling_config": autoscaling,
         "logging_config": access_log(settings),
     }
@@ -218,4 +218,4 @@ def _scaling(settings: Settings, *, member: bool = False) -> dict[str, Any]:
 
 def access_log(settings: Settings) -> dict[str, Any]:
     """Serve's logging config: the per-request access line only when asked for."""
-    return {"enable_access_log": settings.serve_access_log}
+    return {"enable_access_log": settings.serving.access_log}

@@ -42,7 +42,7 @@ def wrap(router: Router, name: str, endpoint: Endpoint) -> Callable[[Request], A
                 response = await endpoint(router, request)
             except ServingError as error:
                 m.errors.labels(name, error.kind).inc()
-                response = error_response(error, cid, router.settings.serve_retry_after_s)
+                response = error_response(error, cid, router.settings.serving.retry_after_s)
             except Exception:
                 log.exception("unhandled error", extra={"endpoint": name})
                 m.errors.labels(name, "internal").inc()
@@ -194,7 +194,7 @@ async def forecast(router: Router, request: Request) -> Response:
     document = protocol.loads(await request.body())
     if not isinstance(document, dict) or not isinstance(document.get("bars"), list):
         raise BadInputError('forecast body must be {"symbol": "...", "bars": [{"date": ..., ...}]}')
-    symbol = str(document.get("symbol") or router.settings.symbol)
+    symbol = str(document.get("symbol") or router.settings.data.symbol)
     try:
         bars = validate_bars(
             pd.DataFrame(document["bars"]), "request", min_rows=1, max_gap_days=None

@@ -54,7 +54,9 @@ class Ingress:
         graphs: dict[str, DeploymentHandle[Any]] | None = None,
     ) -> None:
         self.settings = Settings()
-        configure_logging(self.settings.log_level, json=self.settings.log_json)
+        configure_logging(
+            self.settings.observability.log_level, json=self.settings.observability.log_json
+        )
         enable_multiprocess(self.settings.home / "serve-metrics")
         self.model_name = model_name
         self.metrics = metrics()
@@ -66,9 +68,9 @@ class Ingress:
         self.store = Store.from_settings(self.settings)
         writer = PredictionWriter(
             self.store.predictions,
-            batch_size=self.settings.serve_write_batch,
-            interval_s=self.settings.serve_write_interval_s,
-            max_buffer=self.settings.serve_write_buffer,
+            batch_size=self.settings.serving.write_batch,
+            interval_s=self.settings.serving.write_interval_s,
+            max_buffer=self.settings.serving.write_buffer,
             on_change=self._writer_changed,
         )
         self.router = Router(model_name, self.settings, self.metrics, writer)
@@ -76,8 +78,8 @@ class Ingress:
         self._outcome_hook: OutcomeHook | None = _import(outcome_hook) if outcome_hook else None
         self.stream = StreamHub(
             self._stream_message,
-            interval_s=self.settings.stream_interval_s,
-            queue_size=self.settings.stream_client_queue,
+            interval_s=self.settings.serving.stream_interval_s,
+            queue_size=self.settings.serving.stream_client_queue,
             on_clients=self.metrics.stream_clients.set,
             on_drop=self.metrics.stream_dropped.inc,
         )
@@ -112,7 +114,7 @@ class Ingress:
 
     async def _retire(self, route: ColourRoute) -> None:
         # Requests already routed there finish (or fall back to Serve) before the sockets close.
-        await asyncio.sleep(self.settings.serve_request_timeout_s)
+        await asyncio.sleep(self.settings.serving.request_timeout_s)
         for member in route.members.values():
             await member.close()
 
@@ -129,7 +131,7 @@ class Ingress:
             for m in info["members"]
         }
         members = member_endpoints(handles, socket_dir(self.settings), app)
-        info = {**info, "max_rows": self.settings.serve_max_rows}
+        info = {**info, "max_rows": self.settings.serving.max_rows}
         return ColourRoute(colour, handle, info, members)
 
     def _publish_model_info(self) -> None:
@@ -162,7 +164,7 @@ class Ingress:
             yield
         finally:
             await self.stream.close()
-            await writer.close(timeout_s=self.settings.serve_request_timeout_s * 3)
+            await writer.close(timeout_s=self.settings.serving.request_timeout_s * 3)
             process_exiting()
 
     # --- stream ---------------------------------------------------------------------------
@@ -172,13 +174,13 @@ class Ingress:
         if route is None:
             return None
         if self._replay is None:
-            bars = await asyncio.to_thread(load_bars, self.settings.data_path)
+            bars = await asyncio.to_thread(load_bars, self.settings.data.path)
             self._replay = BarReplay(
-                bars, window=route.limits.window, start=self.settings.stream_start
+                bars, window=route.limits.window, start=self.settings.serving.stream_start
             )
         window = self._replay.next_window()
         if self._outcome_hook is not None:
-            pending = self._outcome_hook(self.settings.symbol, window)
+            pending = self._outcome_hook(self.settings.data.symbol, window)
             if pending is not None:
                 await pending
         start = time.perf_counter()
@@ -196,7 +198,7 @@ class Ingress:
             ensemble=ensemble,
             members=members,
             latency_ms=latency,
-            symbol=self.settings.symbol,
+            symbol=self.settings.data.symbol,
             as_of=(as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of).to_pydatetime(),
         )
         # The stream is live traffic too: a shadow colour scores it, and the replay's outcomes
@@ -204,7 +206,7 @@ class Ingress:
         router.mirror(request_id, "stream", rows)
         return {
             "timestamp": as_of.isoformat(),
-            "symbol": self.settings.symbol,
+            "symbol": self.settings.data.symbol,
             "prediction": float(ensemble[0]),
             "members": {k: float(v[0]) for k, v in members.items()},
             "model_version": route.version,
@@ -244,4 +246,4 @@ def build_app(ingress: Ingress) -> ASGIApp:
         lifespan=ingress.lifespan,
         exception_handlers={HTTPException: http_error},
     )
-    return BodyLimit(app, ingress.settings.serve_max_body_bytes)
+    return BodyLimit(app, ingress.settings.serving.max_body_bytes)

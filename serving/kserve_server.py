@@ -42,7 +42,7 @@ def load(settings: Settings) -> ModelBundle:
     """The configured version's bundle from the registry."""
     from driftline.registry import Registry  # noqa: PLC0415  (MLflow imports slowly)
 
-    return Registry(settings).load_bundle(settings.model_version)
+    return Registry(settings).load_bundle(settings.serving.model_version)
 
 
 def build_model(settings: Settings, bundle: ModelBundle) -> Any:
@@ -50,11 +50,11 @@ def build_model(settings: Settings, bundle: ModelBundle) -> Any:
     from kserve import InferOutput, InferRequest, InferResponse, Model  # noqa: PLC0415
     from kserve.errors import InvalidInput  # noqa: PLC0415
 
-    predictor = EnsemblePredictor(bundle, allow_native=settings.allow_native_members)
+    predictor = EnsemblePredictor(bundle, allow_native=settings.registry.allow_native_members)
     limits = protocol.Limits(
         n_features=len(bundle.spec.features),
         window=bundle.spec.window,
-        max_rows=settings.serve_max_rows,
+        max_rows=settings.serving.max_rows,
     )
     serving_metrics = metrics()
     labels = (bundle.name, bundle.version)
@@ -120,17 +120,21 @@ def main() -> None:
     from kserve import ModelServer  # noqa: PLC0415
 
     settings = Settings()
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.observability.log_level, json=settings.observability.log_json)
     bundle = load(settings)
     metrics().model_info.labels(
-        settings.model_name, bundle.version, settings.colour, bundle.spec.hash
+        settings.registry.model_name, bundle.version, settings.serving.colour, bundle.spec.hash
     ).set(1)
     REGISTRY.register(_DriftlineMetrics())
     log.info(
         "serving with KServe's ModelServer",
-        extra={"version": bundle.version, "colour": settings.colour, "port": settings.serving_port},
+        extra={
+            "version": bundle.version,
+            "colour": settings.serving.colour,
+            "port": settings.serving.predictor_port,
+        },
     )
-    server = ModelServer(http_port=settings.serving_port, enable_grpc=False)
+    server = ModelServer(http_port=settings.serving.predictor_port, enable_grpc=False)
     server.start([build_model(settings, bundle)])
 
 

@@ -50,8 +50,8 @@ def summary(bundle: ModelBundle, settings: Settings) -> dict[str, Any]:
                 "flavour": m.flavour,
                 "runtime": runtime_of(
                     m,
-                    prefer_onnx=settings.serve_prefer_onnx,
-                    allow_native=settings.allow_native_members,
+                    prefer_onnx=settings.serving.prefer_onnx,
+                    allow_native=settings.registry.allow_native_members,
                 ),
             }
             for m in bundle.members

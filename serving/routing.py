@@ -101,7 +101,7 @@ class Router:
         # Replaced whole by the deployment's reconfigure, so a request sees one routing.
         self.routing = Routing()
         self._batch = metrics.batch_size.labels("ingress")
-        self._scorer = Coalescer(self._score, settings.serve_batch_size)
+        self._scorer = Coalescer(self._score, settings.serving.batch_size)
         self._shadow_inflight = 0
 
     def route_for(self, model: str, version: str | None) -> ColourRoute:
@@ -126,11 +126,11 @@ class Router:
         """Await a handle call under the end-to-end deadline, mapping Serve's errors to ours."""
         try:
             # A timeout scope, not wait_for: no extra task per request on the hot path.
-            async with asyncio.timeout(self.settings.serve_request_timeout_s):
+            async with asyncio.timeout(self.settings.serving.request_timeout_s):
                 return await awaitable
         except TimeoutError:
             raise DeadlineExceededError(
-                f"no answer within {self.settings.serve_request_timeout_s:g}s"
+                f"no answer within {self.settings.serving.request_timeout_s:g}s"
             ) from None
         except BackPressureError:
             raise OverloadedError("the model is at capacity; retry shortly") from None
@@ -219,7 +219,7 @@ class Router:
     def mirror(self, request_id: str, endpoint: str, rows: Array) -> None:
         """Score `rows` on the shadow colour in the background; its answer is only stored."""
         shadow = self.routing.shadow
-        if shadow is None or self._shadow_inflight >= self.settings.serve_max_ongoing_requests:
+        if shadow is None or self._shadow_inflight >= self.settings.serving.max_ongoing_requests:
             return
         self._shadow_inflight += 1
         in_background(self._shadow(shadow, request_id, endpoint, rows))

@@ -32,10 +32,10 @@ Array = npt.NDArray[np.float64]
 def evaluation_settings(settings: Settings) -> EvaluationSettings:
     """The evaluation part of the settings."""
     return EvaluationSettings(
-        cost_bps=settings.cost_bps,
-        periods_per_year=settings.periods_per_year,
-        horizon=settings.horizon,
-        significance_level=settings.significance_level,
+        cost_bps=settings.training.cost_bps,
+        periods_per_year=settings.training.periods_per_year,
+        horizon=settings.training.horizon,
+        significance_level=settings.training.significance_level,
     )
 
 
@@ -73,7 +73,7 @@ def evaluation_report(
             pd.DatetimeIndex(dates),
             [ensemble, *(b for b in baselines if b.name != "zero_return")],
             next_returns,
-            cost_bps=settings.cost_bps,
+            cost_bps=settings.training.cost_bps,
             title=f"Hold-out {report['holdout']['first']} to {report['holdout']['last']}",
         )
         png = path.read_bytes()

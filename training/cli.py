@@ -50,7 +50,7 @@ def train(
       driftline train --data bars.csv --start 2005-01-01 --members rf,xgb
     """
     settings = Settings()
-    data = data or settings.data_path
+    data = data or settings.data.path
     request = TrainingRequest(
         trials=trials,
         data=data,

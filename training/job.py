@@ -35,13 +35,13 @@ EXIT_UNSCHEDULABLE = 4
 def parse_args(argv: Sequence[str] | None, settings: Settings) -> argparse.Namespace:
     """Command-line options, defaulting to the settings."""
     parser = argparse.ArgumentParser(prog="python -m training.job", description=__doc__)
-    parser.add_argument("--trials", type=int, default=settings.train_trials)
-    parser.add_argument("--data", type=Path, default=settings.data_path)
+    parser.add_argument("--trials", type=int, default=settings.training.trials)
+    parser.add_argument("--data", type=Path, default=settings.data.path)
     parser.add_argument("--start", type=date.fromisoformat, default=None)
     parser.add_argument("--end", type=date.fromisoformat, default=None)
     parser.add_argument(
         "--members",
-        default=settings.train_members,
+        default=settings.training.members,
         help=f"comma-separated, from {', '.join(MEMBERS)}",
     )
     return parser.parse_args(argv)
@@ -97,12 +97,12 @@ def _connect(settings: Settings) -> None:
     from driftline.raycluster import LOOPBACK_ENV  # noqa: PLC0415
 
     os.environ.update(LOOPBACK_ENV)
-    if os.environ.get("RAY_ADDRESS") or settings.ray_address:
-        ray.init(address=settings.ray_address, log_to_driver=False, logging_level=logging.ERROR)
+    if os.environ.get("RAY_ADDRESS") or settings.ray.address:
+        ray.init(address=settings.ray.address, log_to_driver=False, logging_level=logging.ERROR)
     else:
         # Run directly, outside a cluster: a private Ray on loopback for this process only.
         ray.init(
-            num_cpus=int(settings.ray_num_cpus),
+            num_cpus=int(settings.ray.num_cpus),
             include_dashboard=False,
             log_to_driver=False,
             logging_level=logging.ERROR,

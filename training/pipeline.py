@@ -91,7 +91,7 @@ def train(
     watch.lap("features")
     x_dev, y_dev = data.x(data.development), data.y(data.development)
     cluster = cluster_cpus()
-    cpus = trial_cpus(settings.train_trial_cpus, cluster)
+    cpus = trial_cpus(settings.training.trial_cpus, cluster)
     progress("resources", f"{cpus:g} CPUs per trial and fit ({cluster.describe()})")
     tuned = tune_members(
         [member_kind(name) for name in options.members],
@@ -99,7 +99,7 @@ def train(
         y=y_dev,
         folds=data.folds,
         trials=options.trials,
-        seed=settings.train_seed,
+        seed=settings.training.seed,
         cpus=cpus,
         storage=settings.tune_storage,
         run_name=run_name,
@@ -113,7 +113,7 @@ def train(
         {t.name: t.params for t in tuned},
         x_dev,
         y_dev,
-        seed=settings.train_seed,
+        seed=settings.training.seed,
         cpus=cpus,
     )
     watch.lap("fit")
@@ -147,9 +147,9 @@ def _features(
     data = build_dataset(
         bars,
         spec,
-        horizon=settings.horizon,
-        holdout_fraction=settings.holdout_fraction,
-        cv_splits=settings.cv_splits,
+        horizon=settings.training.horizon,
+        holdout_fraction=settings.training.holdout_fraction,
+        cv_splits=settings.training.cv_splits,
     )
     dev, hold = data.features.index[data.development], data.features.index[data.holdout]
     progress(
@@ -182,9 +182,9 @@ def _assess(
         f"Sharpe {report['model']['financial']['sharpe']:.2f}",
     )
     progress("verdict", report["summary"])
-    importances = feature_importances(data, estimators, weights, seed=settings.train_seed)
+    importances = feature_importances(data, estimators, weights, seed=settings.training.seed)
     oof = {t.name: t.oof for t in tuned}
-    reference = reference_sample(data, oof, weights, settings.reference_rows)
+    reference = reference_sample(data, oof, weights, settings.training.reference_rows)
     return Assessment(report, png, importances, reference)
 
 
@@ -215,7 +215,7 @@ def _register(
             estimators=estimators,
             weights=weights,
             intercept=INTERCEPT,
-            horizon=settings.horizon,
+            horizon=settings.training.horizon,
             evaluation=report,
             importances=assessment.importances,
             data_window=report["data_window"],
@@ -239,10 +239,8 @@ def _announce(
     progress: Progress,
 ) -> None:
     parity = ", ".join(f"{n} {d:.1e}" for n, d in registration.onnx_max_abs_diff.items())
-    progress(
-        "onnx",
-        f"max |onnx - native| on the hold-out: {parity} (tolerance {settings.onnx_tolerance:g})",
-    )
+    tolerance = settings.rollout.gates.onnx_tolerance
+    progress("onnx", f"max |onnx - native| on the hold-out: {parity} (tolerance {tolerance:g})")
     verdict = (
         "beats all baselines"
         if report["beats_all_baselines"]
@@ -254,7 +252,7 @@ def _announce(
     )
     progress(
         "register",
-        f"{settings.model_name} version {registration.version}, aliases "
+        f"{settings.registry.model_name} version {registration.version}, aliases "
         f"{', '.join(registration.aliases)}; {verdict}",
     )
     progress("timings", ", ".join(f"{stage} {s:.1f}s" for stage, s in watch.laps.items()))
@@ -266,11 +264,11 @@ def _params(
     params: dict[str, Any] = {
         "trials": options.trials,
         "members": ",".join(options.members),
-        "cv_splits": settings.cv_splits,
-        "horizon": settings.horizon,
-        "holdout_fraction": settings.holdout_fraction,
-        "seed": settings.train_seed,
-        "cost_bps": settings.cost_bps,
+        "cv_splits": settings.training.cv_splits,
+        "horizon": settings.training.horizon,
+        "holdout_fraction": settings.training.holdout_fraction,
+        "seed": settings.training.seed,
+        "cost_bps": settings.training.cost_bps,
         "data_source": window["source"],
         "data_first": window["first"],
         "data_last": window["last"],

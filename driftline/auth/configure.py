@@ -18,24 +18,24 @@ DEFAULT_AUDIENCE = "driftline"
 
 def jwt_verifier(settings: Settings) -> JwtVerifier | None:
     """The JWT verifier the settings describe, or None when no issuer is set."""
-    if settings.auth_oidc_issuer is None:
+    if settings.auth.oidc_issuer is None:
         return None
     keys: KeySource
-    if settings.auth_jwks_file is not None:
-        keys = JwksFile(settings.auth_jwks_file)
-    elif settings.auth_jwks_url is not None:
-        keys = JwksUrl(settings.auth_jwks_url, refresh_s=settings.auth_jwks_refresh_s)
+    if settings.auth.jwks_file is not None:
+        keys = JwksFile(settings.auth.jwks_file)
+    elif settings.auth.jwks_url is not None:
+        keys = JwksUrl(settings.auth.jwks_url, refresh_s=settings.auth.jwks_refresh_s)
     else:
         raise ValueError(
             "DRIFTLINE_AUTH_OIDC_ISSUER is set but neither DRIFTLINE_AUTH_JWKS_URL "
             "nor DRIFTLINE_AUTH_JWKS_FILE says where its keys are"
         )
     config = OidcConfig(
-        issuer=settings.auth_oidc_issuer,
-        audience=settings.auth_oidc_audience or DEFAULT_AUDIENCE,
-        algorithms=tuple(a.strip() for a in settings.auth_jwt_algorithms.split(",") if a.strip()),
-        scope_claim=settings.auth_scope_claim,
-        leeway_s=settings.auth_jwt_leeway_s,
+        issuer=settings.auth.oidc_issuer,
+        audience=settings.auth.oidc_audience or DEFAULT_AUDIENCE,
+        algorithms=tuple(a.strip() for a in settings.auth.jwt_algorithms.split(",") if a.strip()),
+        scope_claim=settings.auth.scope_claim,
+        leeway_s=settings.auth.jwt_leeway_s,
     )
     return JwtVerifier(config, keys)
 
@@ -43,11 +43,11 @@ def jwt_verifier(settings: Settings) -> JwtVerifier | None:
 def guard_from_settings(settings: Settings, table: RouteTable, keys: KeyLookup) -> Guard:
     """A guard for `table` that looks keys up in `keys` (a `KeyStore`, usually)."""
     authenticator = Authenticator(
-        KeyVerifier(keys, ttl_s=settings.auth_key_cache_ttl_s), jwt_verifier(settings)
+        KeyVerifier(keys, ttl_s=settings.auth.key_cache_ttl_s), jwt_verifier(settings)
     )
-    rates = rates_from(settings.rate_limits, lookups=settings.auth_lookup_rate)
-    limiter = limiter_for(rates, settings.rate_limit_redis_url)
-    return Guard(table, authenticator, limiter, enabled=settings.auth_enabled)
+    rates = rates_from(settings.auth.rate_limits, lookups=settings.auth.lookup_rate)
+    limiter = limiter_for(rates, settings.auth.rate_limit_redis_url)
+    return Guard(table, authenticator, limiter, enabled=settings.auth.enabled)
 
 
 def secure(
@@ -55,8 +55,8 @@ def secure(
 ) -> SecurityMiddleware:
     """`app` behind `guard`, with the WebSocket caps of the settings."""
     limits = WebSocketLimits(
-        max_connections=settings.ws_max_connections,
-        max_per_principal=settings.ws_max_per_principal,
-        idle_timeout_s=settings.ws_idle_timeout_s,
+        max_connections=settings.auth.ws_max_connections,
+        max_per_principal=settings.auth.ws_max_per_principal,
+        idle_timeout_s=settings.auth.ws_idle_timeout_s,
     )
     return SecurityMiddleware(app, guard, websockets=limits, audit=audit)

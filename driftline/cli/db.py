@@ -25,7 +25,7 @@ def db() -> None:
 def upgrade(revision: str) -> None:
     """Migrate the store up to REVISION (default: head)."""
     settings = Settings()
-    if settings.database_url is None:
+    if settings.store.database_url is None:
         settings.ensure_home()
     migrate.upgrade(settings.store_url, revision)
     click.echo(f"store at revision {_current(settings.store_url)}")

@@ -67,11 +67,11 @@ def compare_command(  # noqa: PLR0917  (click passes options as parameters)
     try:
         ref_range, cur_range = DateRange.parse(reference), DateRange.parse(current)
         spec, spec_source = _spec(spec_path, settings)
-        bars = load_bars(data_path or settings.data_path, max_gap_days=settings.max_gap_days)
+        bars = load_bars(data_path or settings.data.path, max_gap_days=settings.data.max_gap_days)
         detector = FeatureDrift(
-            alpha=settings.drift_alpha,
-            prefer_alibi=settings.drift_prefer_alibi and not use_scipy,
-            min_rows=settings.drift_min_rows,
+            alpha=settings.drift.alpha,
+            prefer_alibi=settings.drift.prefer_alibi and not use_scipy,
+            min_rows=settings.drift.min_rows,
         )
         report = compare(
             bars,
@@ -79,9 +79,9 @@ def compare_command(  # noqa: PLR0917  (click passes options as parameters)
             ref_range,
             cur_range,
             detector=detector,
-            model_name=settings.model_name,
-            bins=settings.drift_bins,
-            null_windows=settings.drift_null_windows,
+            model_name=settings.registry.model_name,
+            bins=settings.drift.bins,
+            null_windows=settings.drift.null_windows,
         )
     except INPUT_ERRORS as error:
         raise click.ClickException(_one_line(error)) from None
@@ -121,9 +121,9 @@ def monitor_command(once: bool, port: int | None) -> None:
             click.echo(orjson.dumps(run.report.to_dict(), option=orjson.OPT_INDENT_2).decode())
         return
     bound = monitor.metrics.serve(
-        settings.drift_metrics_host, settings.drift_metrics_port if port is None else port
+        settings.drift.metrics_host, settings.drift.metrics_port if port is None else port
     )
-    click.echo(f"drift monitor: metrics on http://{settings.drift_metrics_host}:{bound}/metrics")
+    click.echo(f"drift monitor: metrics on http://{settings.drift.metrics_host}:{bound}/metrics")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -137,14 +137,16 @@ def status_command(as_json: bool) -> None:
     settings = Settings()
     store = Store.from_settings(settings)
     try:
-        report = store.drift.latest_report(settings.model_name)
-        open_alerts = store.drift.alerts(model_name=settings.model_name, acknowledged=False)
+        report = store.drift.latest_report(settings.registry.model_name)
+        open_alerts = store.drift.alerts(
+            model_name=settings.registry.model_name, acknowledged=False
+        )
     except INPUT_ERRORS as error:
         raise click.ClickException(_one_line(error)) from None
     finally:
         store.close()
     if report is None:
-        raise click.ClickException(f"no drift report for {settings.model_name!r} yet")
+        raise click.ClickException(f"no drift report for {settings.registry.model_name!r} yet")
     document: dict[str, Any] = {
         "model_name": report.model_name,
         "model_version": report.model_version,
@@ -198,10 +200,12 @@ def ingest_command(path: Path, from_bars: bool, symbol: str | None) -> None:
     recorder = OutcomeRecorder(store, settings)
     try:
         if from_bars:
-            bars = load_bars(path, max_gap_days=settings.max_gap_days)
-            batch = realised(symbol or settings.symbol, bars, settings.horizon, source="cli")
+            bars = load_bars(path, max_gap_days=settings.data.max_gap_days)
+            batch = realised(
+                symbol or settings.data.symbol, bars, settings.training.horizon, source="cli"
+            )
             result = store.drift.record_outcomes(
-                batch, late_after_s=settings.drift_outcome_late_s, allow_unknown=True
+                batch, late_after_s=settings.drift.outcome_late_s, allow_unknown=True
             )
         else:
             result = recorder.ingest(_read_outcomes(path))

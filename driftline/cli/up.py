@@ -59,9 +59,9 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
         os.environ.setdefault(key, value)
     # Ray reads this when it is imported: set it first so every socket stays on loopback.
     os.environ.update(LOOPBACK_ENV)
-    settings = Settings(**({"serve_port": port} if port else {}))  # type: ignore[arg-type]
+    settings = Settings(serving={"port": port} if port else {})
     settings.ensure_home()
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.observability.log_level, json=settings.observability.log_json)
     from driftline.store import Store  # noqa: PLC0415  (heavy imports after the env is set)
     from serving.control import ServingControl, ray_env  # noqa: PLC0415
 
@@ -81,10 +81,10 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
         control = ServingControl(
             settings,
             cluster.dashboard_url,
-            http_port=settings.serve_port,
+            http_port=settings.serving.port,
             outcome_hook=OUTCOME_HOOK,
         )
-        click.echo(f"deploying {settings.model_name} version {champion} ...")
+        click.echo(f"deploying {settings.registry.model_name} version {champion} ...")
         control.deploy(champion)
         background = _start_background(settings, store, cluster.dashboard_url, no_controller)
         _print_urls(settings, cluster.dashboard_url, no_controller)
@@ -107,9 +107,11 @@ def _champion(settings: Settings, dashboard_url: str, trials: int) -> str:
     alias = registry_alias(settings)
     found = alias()
     if found is not None:
-        click.echo(f"champion: {settings.model_name} version {found}")
+        click.echo(f"champion: {settings.registry.model_name} version {found}")
         return found
-    click.echo(f"no champion yet: training {settings.model_name} ({trials} trials per member) ...")
+    click.echo(
+        f"no champion yet: training {settings.registry.model_name} ({trials} trials per member) ..."
+    )
     outcome = run_training_job(
         dashboard_url, settings, TrainingRequest(trials=trials), echo=click.echo
     )
@@ -142,15 +144,17 @@ def _controller_loop(
 ) -> Callable[[], None]:
     from operators.assembly import local_controller  # noqa: PLC0415
 
-    local = settings.model_copy(
-        update={
-            "controller_dashboard_url": dashboard_url,
-            "controller_serve_url": f"http://{settings.serve_host}:{settings.serve_port}",
-            "controller_outcome_hook": OUTCOME_HOOK,
+    local = settings.updated(
+        {
+            "controller": {
+                "dashboard_url": dashboard_url,
+                "serve_url": f"http://{settings.serving.host}:{settings.serving.port}",
+                "outcome_hook": OUTCOME_HOOK,
+            }
         }
     )
     controller = local_controller(local, store)
-    return lambda: controller.run(stop, local.controller_interval_s)
+    return lambda: controller.run(stop, local.controller.interval_s)
 
 
 def _follow_stream(settings: Settings, stop: threading.Event) -> None:
@@ -160,7 +164,7 @@ def _follow_stream(settings: Settings, stop: threading.Event) -> None:
     from websockets.exceptions import WebSocketException  # noqa: PLC0415
     from websockets.sync.client import connect  # noqa: PLC0415
 
-    url = f"ws://{settings.serve_host}:{settings.serve_port}/ws/predictions"
+    url = f"ws://{settings.serving.host}:{settings.serving.port}/ws/predictions"
     while not stop.is_set():
         try:
             with connect(url, open_timeout=10) as socket:
@@ -210,15 +214,15 @@ def _print_urls(settings: Settings, dashboard_url: str, no_controller: bool) -> 
     from serving.cli import print_urls  # noqa: PLC0415
 
     print_urls(settings, [])
-    base = f"http://{settings.serve_host}:{settings.serve_port}"
+    base = f"http://{settings.serving.host}:{settings.serving.port}"
     click.echo(f"  drift:      {base}/api/drift/status")
     click.echo(f"  Ray:        {dashboard_url}")
     click.echo(f"  MLflow:     {settings.tracking_uri}")
     if not no_controller:
         click.echo("  controller: `driftline status`, `driftline audit`")
     click.echo(
-        f"  stream a prediction every {settings.stream_interval_s:g} s:\n"
-        f"    .venv/bin/python -m websockets ws://{settings.serve_host}:{settings.serve_port}"
+        f"  stream a prediction every {settings.serving.stream_interval_s:g} s:\n"
+        f"    .venv/bin/python -m websockets ws://{settings.serving.host}:{settings.serving.port}"
         "/ws/predictions\n"
         "Ctrl-C stops everything."
     )

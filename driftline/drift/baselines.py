@@ -74,7 +74,7 @@ class Baselines:
 
     def _load(self, model_name: str, version: str) -> Baseline:
         data = self.source(model_name, version)
-        window = self.settings.drift_window
+        window = self.settings.drift.window
         null = _usable(data.null, window) or _usable(
             self.store.drift.load_null_model(model_name, version, window), window
         )
@@ -83,8 +83,8 @@ class Baselines:
                 null = calibrate(
                     data.reference,
                     window,
-                    bins=self.settings.drift_bins,
-                    max_windows=self.settings.drift_null_windows,
+                    bins=self.settings.drift.bins,
+                    max_windows=self.settings.drift.null_windows,
                     columns=data.columns,
                 )
             except CalibrationError as error:

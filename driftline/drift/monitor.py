@@ -48,15 +48,15 @@ class MonitorRun:
 
 def default_detectors(settings: Settings) -> tuple[Detector, ...]:
     """Feature, joint, prediction, performance and concept drift as the settings configure them."""
-    alpha = settings.drift_alpha
-    prefer = settings.drift_prefer_alibi
-    minimum = settings.drift_min_rows
+    alpha = settings.drift.alpha
+    prefer = settings.drift.prefer_alibi
+    minimum = settings.drift.min_rows
     return (
         FeatureDrift(alpha=alpha, prefer_alibi=prefer, min_rows=minimum),
         JointDrift(min_rows=minimum),
         PredictionDrift(alpha=alpha, prefer_alibi=prefer, min_rows=minimum),
-        PerformanceDrift(alpha=alpha, min_outcomes=settings.drift_min_outcomes),
-        ConceptDrift(min_outcomes=settings.drift_min_outcomes),
+        PerformanceDrift(alpha=alpha, min_outcomes=settings.drift.min_outcomes),
+        ConceptDrift(min_outcomes=settings.drift.min_outcomes),
     )
 
 
@@ -79,13 +79,13 @@ class DriftMonitor:
         self.metrics = metrics or DriftMetrics()
         self.detectors = tuple(detectors or default_detectors(settings))
         self.clock = clock
-        self.model_name = settings.model_name
-        self.min_alert = Severity.parse(settings.drift_alert_min_severity)
+        self.model_name = settings.registry.model_name
+        self.min_alert = Severity.parse(settings.drift.alert_min_severity)
         self.last_run: MonitorRun | None = None
 
     def warm_up(self) -> None:
         """Import alibi-detect now (seconds), so no run or request ever waits for it."""
-        if self.settings.drift_prefer_alibi:
+        if self.settings.drift.prefer_alibi:
             alibi_ks_class()
 
     def run_once(self) -> MonitorRun:
@@ -94,12 +94,12 @@ class DriftMonitor:
         if version is None:
             return self._skip("no live predictions yet")
         records = self.store.drift.latest_predictions(
-            self.model_name, limit=self.settings.drift_window, model_version=version
+            self.model_name, limit=self.settings.drift.window, model_version=version
         )
-        features, predictions = _rows(records, self.settings.drift_window)
-        if len(features) < self.settings.drift_window:
+        features, predictions = _rows(records, self.settings.drift.window)
+        if len(features) < self.settings.drift.window:
             return self._skip(
-                f"{len(features)} of {self.settings.drift_window} live rows of v{version} so far"
+                f"{len(features)} of {self.settings.drift.window} live rows of v{version} so far"
             )
         baseline = self.baselines.get(self.model_name, version)
         window = self._window(records, features, predictions, baseline, version)
@@ -143,7 +143,7 @@ class DriftMonitor:
             except Exception:
                 # The monitor must outlive a bad window or a store outage; the log says which.
                 log.exception("drift monitor run failed")
-            stop.wait(self.settings.drift_interval_s)
+            stop.wait(self.settings.drift.interval_s)
 
     def start(self) -> tuple[threading.Thread, threading.Event]:
         """Run in a daemon thread (embedded in another process); set the event to stop it."""
@@ -169,7 +169,7 @@ class DriftMonitor:
                 f"has {len(names)}"
             )
         pairs = self.store.drift.outcome_pairs(
-            self.model_name, limit=self.settings.drift_performance_window, model_version=version
+            self.model_name, limit=self.settings.drift.performance_window, model_version=version
         )
         outcomes = outcome_frame(
             np.array([p.prediction for p in pairs]), np.array([p.value for p in pairs])
@@ -190,7 +190,7 @@ class DriftMonitor:
             report,
             last[0] if last else None,
             min_severity=self.min_alert,
-            cooldown=timedelta(seconds=self.settings.drift_alert_cooldown_s),
+            cooldown=timedelta(seconds=self.settings.drift.alert_cooldown_s),
             now=now,
         ):
             return None

@@ -64,7 +64,7 @@ class OutcomeRecorder:
         """Store `outcomes` all or nothing: any without a prediction raises UnknownOutcomeError."""
         try:
             result = self.store.drift.record_outcomes(
-                outcomes, late_after_s=self.settings.drift_outcome_late_s
+                outcomes, late_after_s=self.settings.drift.outcome_late_s
             )
         except LookupError:
             self._count({"unknown": len(outcomes)})
@@ -79,7 +79,7 @@ class OutcomeRecorder:
         stored yet: an outcome without one waits for up to `PENDING_CALLS` later calls before
         it is counted unknown and dropped.
         """
-        horizon = self.settings.horizon
+        horizon = self.settings.training.horizon
         settled = realised(symbol, bars.iloc[-horizon - 1 :], horizon, source="replay")
         with self._lock:
             waiting = list(self._pending)
@@ -87,7 +87,7 @@ class OutcomeRecorder:
         fresh = [o for o in settled if (o.symbol, o.as_of) not in waiting_keys]
         batch = [o for o, _ in waiting] + fresh
         result = self.store.drift.record_outcomes(
-            batch, late_after_s=self.settings.drift_outcome_late_s, allow_unknown=True
+            batch, late_after_s=self.settings.drift.outcome_late_s, allow_unknown=True
         )
         missing = set(result.unknown_keys)
         tries = {(o.symbol, o.as_of): n for o, n in waiting}

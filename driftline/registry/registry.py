@@ -79,7 +79,7 @@ class Registry:
 
     def __init__(self, settings: Settings, *, name: str | None = None) -> None:
         self.settings = settings
-        self.name = name or settings.model_name
+        self.name = name or settings.registry.model_name
         self._client_instance: Any = None
 
     # --- writing --------------------------------------------------------------------------
@@ -101,7 +101,9 @@ class Registry:
         """
         with tempfile.TemporaryDirectory(prefix="dl-bundle-") as scratch:
             bundle_dir = Path(scratch) / "bundle"
-            parity = write_bundle(bundle_dir, contents, onnx_tolerance=self.settings.onnx_tolerance)
+            parity = write_bundle(
+                bundle_dir, contents, onnx_tolerance=self.settings.rollout.gates.onnx_tolerance
+            )
             bundle = read_bundle(bundle_dir, name=self.name)
             version, run_id = self._log_and_register(
                 bundle,

@@ -38,7 +38,7 @@ class KeyStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyStore:
         """A key store on the configured store URL (SQLite under `home` by default)."""
-        if settings.database_url is None:
+        if settings.store.database_url is None:
             settings.ensure_home()
         return cls(settings.store_url)
 

@@ -30,14 +30,14 @@ class Store:
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
         """A store for the configured URL (SQLite under `home` by default)."""
-        if settings.database_url is None:
+        if settings.store.database_url is None:
             settings.ensure_home()
         # The retry settings keep their drift names from when only the drift calls retried.
         return cls(
             settings.store_url,
-            pool_size=settings.db_pool_size,
-            retries=settings.drift_store_retries,
-            backoff_s=settings.drift_store_backoff_s,
+            pool_size=settings.store.pool_size,
+            retries=settings.drift.store_retries,
+            backoff_s=settings.drift.store_backoff_s,
         )
 
     def upgrade(self, revision: str = "head") -> None:

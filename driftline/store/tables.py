@@ -90,7 +90,7 @@ outcomes = sa.Table(
     sa.Column("value", sa.Float, nullable=False),
     sa.Column("received_at", Timestamp, nullable=False, index=True),
     sa.Column("source", sa.String(32), nullable=False),
-    # Stored later than `drift_outcome_late_s` after its prediction; still used, and counted.
+    # Stored later than `drift.outcome_late_s` after its prediction; still used, and counted.
     sa.Column("late", sa.Boolean, nullable=False),
 )
 

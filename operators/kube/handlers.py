@@ -1,6 +1,6 @@
 """kopf handlers for ModelDeployment: thin wrappers that run one controller round per object.
 
-A timer observes every `controller_interval_s` (level-triggered); create/update/resume run a round
+A timer observes every `controller.interval_s` (level-triggered); create/update/resume run a round
 at once. The decision lives in `operators.decide`; here are only status, errors and cleanup.
 """
 
@@ -58,7 +58,7 @@ class OperatorContext:
             self.gates_for(spec, target),
             metrics=self.metrics,
             holder=self.holder,
-            lease_s=self.settings.controller_lease_s,
+            lease_s=self.settings.controller.lease_s,
             known_faults=self._faults.setdefault(target.uid, {}),
         )
 
@@ -89,7 +89,7 @@ def reconcile(context: OperatorContext, body: Mapping[str, Any], patch: kopf.Pat
         except Exception as error:
             raise kopf.TemporaryError(
                 f"controller round failed: {one_line(error)}",
-                delay=context.settings.controller_interval_s,
+                delay=context.settings.controller.interval_s,
             ) from None
     if report.decision is not None and report.world is not None:
         desired = desired_status(target, generation, report.decision, report.world, status)
@@ -124,7 +124,7 @@ def finalize(context: OperatorContext, body: Mapping[str, Any]) -> None:
 def build_registry(context: OperatorContext) -> kopf.OperatorRegistry:
     """A registry with this context's handlers (not kopf's global one: tests build several)."""
     registry = kopf.OperatorRegistry()
-    interval = context.settings.controller_interval_s
+    interval = context.settings.controller.interval_s
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -162,7 +162,7 @@ def build_registry(context: OperatorContext) -> kopf.OperatorRegistry:
 
 def run_operator(context: OperatorContext, stop: threading.Event) -> None:
     """Run kopf in this thread until `stop` is set (called once this replica leads)."""
-    namespace = context.settings.controller_namespace
+    namespace = context.settings.controller.namespace
     scope: dict[str, Any] = {"namespaces": [namespace]} if namespace else {"clusterwide": True}
     asyncio.run(
         kopf.operator(registry=build_registry(context), standalone=True, stop_flag=stop, **scope)

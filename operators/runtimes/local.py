@@ -61,7 +61,7 @@ class LocalRayRuntime:
     def __post_init__(self) -> None:
         if self.scrape is None:
             self.scrape = ScrapeHealth(
-                f"{self.serve_url}/metrics", self.settings.model_name, clock=self.clock
+                f"{self.serve_url}/metrics", self.settings.registry.model_name, clock=self.clock
             )
 
     # --- serving: serving.control owns the Serve applications ------------------------------
@@ -120,13 +120,13 @@ class LocalRayRuntime:
     def submit_retraining(self, action: SubmitRetraining) -> None:
         retrain = self.settings
         request = TrainingRequest(
-            trials=retrain.controller_retrain_trials,
-            extra=tuple(shlex.split(retrain.controller_retrain_args)),
+            trials=retrain.retraining.trials,
+            extra=tuple(shlex.split(retrain.controller.retrain_args)),
         )
         argv = request.argv()
         env = {
             **self.job_env,
-            "DRIFTLINE_MODEL_NAME": retrain.model_name,
+            "DRIFTLINE_MODEL_NAME": retrain.registry.model_name,
             JOB_ID_ENV: action.job_id,
             ROLLOUT_ID_ENV: action.rollout_id,
         }
@@ -136,7 +136,7 @@ class LocalRayRuntime:
                 submission_id=JOB_PREFIX + action.job_id,
                 runtime_env={"env_vars": env},
                 metadata={
-                    "driftline.model": retrain.model_name,
+                    "driftline.model": retrain.registry.model_name,
                     "driftline.job_id": action.job_id,
                     "driftline.rollout_id": action.rollout_id,
                     "driftline.trigger": action.trigger,
@@ -167,7 +167,7 @@ class LocalRayRuntime:
             sorted(
                 str(j.metadata["driftline.job_id"])
                 for j in jobs
-                if (j.metadata or {}).get("driftline.model") == self.settings.model_name
+                if (j.metadata or {}).get("driftline.model") == self.settings.registry.model_name
                 and "driftline.job_id" in (j.metadata or {})
                 and not _JOB_STATUS.get(str(j.status), JobStatus.PENDING).finished
             )

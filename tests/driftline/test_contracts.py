@@ -49,7 +49,7 @@ def test_routing_reads_back_what_it_writes() -> None:
 
 
 def test_forwarded_env_carries_driftline_and_mlflow_settings_only(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "h", database_url="postgresql://db/x")  # type: ignore[call-arg]
+    settings = Settings(home=tmp_path / "h", store={"database_url": "postgresql://db/x"})  # type: ignore[call-arg]
     env = forwarded_env(
         settings, {"DRIFTLINE_CV_SPLITS": "3", "MLFLOW_X": "1", "PATH": "/bin", "SECRET": "s"}
     )

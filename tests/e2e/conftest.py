@@ -83,18 +83,20 @@ class Platform:
 
     def with_model(self, name: str) -> Settings:
         """These settings for another registered model."""
-        return self.settings.model_copy(update={"model_name": name})
+        return self.settings.updated({"registry": {"model_name": name}})
 
-    def controller_settings(self, **overrides: Any) -> Settings:
+    def controller_settings(self, model_name: str | None = None) -> Settings:
         """The settings a local controller of this platform runs with (as `driftline up`)."""
-        return self.settings.model_copy(
-            update={
-                "controller_dashboard_url": self.dashboard_url,
-                "controller_serve_url": self.base_url,
-                "controller_outcome_hook": OUTCOME_HOOK,
-                **overrides,
+        local = self.settings.updated(
+            {
+                "controller": {
+                    "dashboard_url": self.dashboard_url,
+                    "serve_url": self.base_url,
+                    "outcome_hook": OUTCOME_HOOK,
+                }
             }
         )
+        return local.updated({"registry": {"model_name": model_name}}) if model_name else local
 
     def controller_env(self, model_name: str) -> dict[str, str]:
         """Environment for a `driftline controller run` process on this platform."""
@@ -283,7 +285,7 @@ def controller_thread(settings: Settings, store: Store) -> Iterator[Any]:
     controller = local_controller(settings, store)
     stop = threading.Event()
     thread = threading.Thread(
-        target=controller.run, args=(stop, settings.controller_interval_s), daemon=True
+        target=controller.run, args=(stop, settings.controller.interval_s), daemon=True
     )
     thread.start()
     try:

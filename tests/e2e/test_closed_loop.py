@@ -121,7 +121,7 @@ def load_rows(platform: Platform) -> list[list[float]]:
     from driftline.features import compute_matrix  # noqa: PLC0415
 
     spec = Registry(platform.settings).load_bundle(platform.champion).spec
-    matrix = compute_matrix(load_bars(platform.settings.data_path), spec)
+    matrix = compute_matrix(load_bars(platform.settings.data.path), spec)
     rows = matrix.loc["2009-01-01":].dropna()
     return [[float(x) for x in row] for row in rows.to_numpy()[:200]]
 
@@ -472,12 +472,12 @@ def test_a_regression_after_the_switch_is_rolled_back_within_the_verification_wi
     back = _event(events, rid, ("verifying", "rolled_back"))
     assert "p99" in back["reason"]
     health = back["details"]["inputs"]["health"]
-    assert health["requests"] >= settings.controller_verify_min_requests
-    assert health["p99_ms"] > settings.controller_verify_max_p99_ms
+    assert health["requests"] >= settings.rollout.verification.min_requests
+    assert health["p99_ms"] > settings.rollout.verification.max_p99_latency_ms
     # Within the verification window of the switch, not at its end.
     switched = _event(events, rid, ("deploying", "verifying"))
     within = (_at(back) - _at(switched)).total_seconds()
-    assert within < settings.controller_verify_window_s
+    assert within < settings.rollout.verification.window_seconds
     # Every offline gate and the shadow gate passed: the regression was only visible live.
     gates = platform.store.controller.gate_results(rid)
     assert {g.name for g in gates} >= {*required_gates(GatePolicy()), "shadow_quality"}
@@ -583,7 +583,7 @@ def test_a_controller_killed_mid_rollout_resumes_the_one_rollout(
     assert actions.count("RunGates") == 1
     # The verdict rests on requests the restarted controller watched itself, under the load.
     health = _event(events, rid, ("verifying", rollout.result))["details"]["inputs"]["health"]
-    assert health["requests"] >= settings.controller_verify_min_requests
+    assert health["requests"] >= settings.rollout.verification.min_requests
     serving = _serving(platform)
     if rollout.result == "promoted":
         assert serving["colours"] == {"green": (candidate, "RUNNING")}

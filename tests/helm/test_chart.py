@@ -681,7 +681,7 @@ def test_serving_pods_outlive_their_drain_and_requests(render_chart: Render, run
         env = {e["name"]: e.get("value") for e in container["env"]}
         timeout = float(env["DRIFTLINE_SERVE_REQUEST_TIMEOUT_S"])
         # The ingress's own graceful shutdown, as serving/app.py configures it for this timeout.
-        shutdown = _ingress(Settings(serve_request_timeout_s=timeout))._deployment_config
+        shutdown = _ingress(Settings(serving={"request_timeout_s": timeout}))._deployment_config
         sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
         assert sleep == drain, where  # the pod serves as long as the controller drains a colour
         assert drain > timeout, where  # a request admitted before the drain finishes within it

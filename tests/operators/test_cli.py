@@ -30,7 +30,7 @@ def _run_rounds(home: Path) -> Store:
     store = Store.from_settings(settings)
     store.upgrade()
     spec = RolloutSpec.model_validate(
-        {"modelName": settings.model_name, "driftPolicy": {"sustainedReports": 1}}
+        {"modelName": settings.registry.model_name, "driftPolicy": {"sustainedReports": 1}}
     )
     runtime, drift, clock = (
         FakeRuntime(),

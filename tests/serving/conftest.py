@@ -54,7 +54,7 @@ def serving_settings(
     home = tmp_path_factory.mktemp("serving-home")
     saved = dict(os.environ)
     os.environ.update(SERVING_ENV)
-    settings = Settings(home=home, database_url=postgres_url)
+    settings = Settings(home=home, store={"database_url": postgres_url})
     yield settings
     os.environ.clear()
     os.environ.update(saved)

@@ -145,7 +145,7 @@ async def test_a_dead_socket_file_is_dropped_after_one_failed_call(directory: Pa
 
 
 async def test_serve_transport_never_looks_for_sockets(server: MemberServer) -> None:
-    settings = Settings(home=Path("/tmp/unused"), serve_member_transport="serve")
+    settings = Settings(home=Path("/tmp/unused"), serving={"member_transport": "serve"})
     assert socket_dir(settings) is None
     handle = FakeHandle()
     members = endpoints({"rf": handle, "xgb": FakeHandle()}, None, "blue")

@@ -44,7 +44,7 @@ def serve() -> FakeServe:
 
 @pytest.fixture
 def control(serve: FakeServe) -> ServingControl:
-    settings = Settings(controller_drain_s=0)  # type: ignore[call-arg]
+    settings = Settings(rollout={"drain_seconds": 0})  # type: ignore[call-arg]
     return ServingControl(
         settings,
         "http://dashboard",

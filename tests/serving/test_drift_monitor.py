@@ -45,7 +45,7 @@ async def test_monitor_reports_and_alerts_on_streamed_predictions(served: Any) -
     url = served.base_url.replace("http://", "ws://") + "/ws/predictions"
     received = await _stream(url, WINDOW + 5)
     store = served.store
-    model = received[0].get("model_name") or served.settings.model_name
+    model = received[0].get("model_name") or served.settings.registry.model_name
     deadline = time.monotonic() + 30
     while len(store.drift.latest_predictions(model, limit=WINDOW)) < WINDOW:
         assert time.monotonic() < deadline, "the ingress did not write the streamed predictions"
@@ -68,15 +68,17 @@ async def test_monitor_reports_and_alerts_on_streamed_predictions(served: Any) -
     noise = np.random.default_rng(0).normal(0.0, 0.002, len(reference))
     reference["prediction"] = 0.1 * reference["target"].fillna(0.0) + noise
     reference = reference.dropna()
-    settings = served.settings.model_copy(
-        update={
-            "model_name": model,
-            "drift_window": WINDOW,
-            "drift_min_rows": 30,
-            "drift_null_windows": 50,
-            "drift_prefer_alibi": False,
-            # Every report alerts, so that the alert path is exercised whatever the severity.
-            "drift_alert_min_severity": "none",
+    settings = served.settings.updated(
+        {
+            "registry": {"model_name": model},
+            "drift": {
+                "window": WINDOW,
+                "min_rows": 30,
+                "null_windows": 50,
+                "prefer_alibi": False,
+                # Every report alerts, so that the alert path is exercised whatever the severity.
+                "alert_min_severity": "none",
+            },
         }
     )
     drift_registry = CollectorRegistry()

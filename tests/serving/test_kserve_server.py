@@ -52,7 +52,7 @@ def test_predictions_match_the_registered_pyfunc(registered_model: RegisteredMod
 
 def test_bad_rows_are_refused_with_what_was_wrong(registered_model: RegisteredModel) -> None:
     n = len(registered_model.bundle.spec.features)
-    settings = registered_model.settings.model_copy(update={"serve_max_rows": 10})
+    settings = registered_model.settings.updated({"serving": {"max_rows": 10}})
     model = build_model(settings, registered_model.bundle)
     for rows, message in (
         (np.zeros((2, 3)), "expected \\[n, 45\\]"),

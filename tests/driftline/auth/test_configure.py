@@ -26,7 +26,7 @@ def test_defaults_protect_with_keys_only_and_per_replica_limits(
     tmp_path: Path, key_store: KeyStore
 ) -> None:
     settings = Settings(home=tmp_path)
-    assert settings.auth_enabled
+    assert settings.auth.enabled
     guard = guard_from_settings(settings, TABLE, key_store)
     assert guard.enabled
     assert guard.authenticator.jwts is None
@@ -35,14 +35,14 @@ def test_defaults_protect_with_keys_only_and_per_replica_limits(
     assert set(guard.limiter.rates) == {*Scope, LOOKUPS}
     assert guard.limiter.rates[LOOKUPS] == Rate(2.0, 20)
     middleware = secure(lambda *_: None, settings, guard)  # type: ignore[arg-type,return-value]
-    assert middleware.websockets.max_per_principal == settings.ws_max_per_principal
+    assert middleware.websockets.max_per_principal == settings.auth.ws_max_per_principal
 
 
 def test_an_issuer_needs_a_jwks(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="DRIFTLINE_AUTH_JWKS_URL"):
-        jwt_verifier(Settings(home=tmp_path, auth_oidc_issuer=ISSUER))
+        jwt_verifier(Settings(home=tmp_path, auth={"oidc_issuer": ISSUER}))
     by_url = jwt_verifier(
-        Settings(home=tmp_path, auth_oidc_issuer=ISSUER, auth_jwks_url="https://x/jwks")
+        Settings(home=tmp_path, auth={"oidc_issuer": ISSUER, "jwks_url": "https://x/jwks"})
     )
     assert by_url is not None
     assert isinstance(by_url.keys, JwksUrl)
@@ -57,10 +57,12 @@ def test_a_jwks_file_and_scope_claim_from_settings(
     jwks.write_bytes(orjson.dumps({"keys": [signing_key.jwk]}))
     settings = Settings(
         home=tmp_path,
-        auth_oidc_issuer=ISSUER,
-        auth_oidc_audience=AUDIENCE,
-        auth_jwks_file=jwks,
-        auth_scope_claim="roles",
+        auth={
+            "oidc_issuer": ISSUER,
+            "oidc_audience": AUDIENCE,
+            "jwks_file": jwks,
+            "scope_claim": "roles",
+        },
     )
     guard = guard_from_settings(settings, TABLE, key_store)
     assert guard.authenticator.jwts is not None
@@ -75,13 +77,13 @@ def test_a_jwks_file_and_scope_claim_from_settings(
 
 
 def test_unknown_scopes_in_rate_limits_fail_at_start(tmp_path: Path, key_store: KeyStore) -> None:
-    settings = Settings(home=tmp_path, rate_limits={"predictions": (1.0, 1)})
+    settings = Settings(home=tmp_path, auth={"rate_limits": {"predictions": (1.0, 1)}})
     with pytest.raises(ValueError, match="unknown scope"):
         guard_from_settings(settings, TABLE, key_store)
 
 
 def test_auth_can_be_switched_off(tmp_path: Path, key_store: KeyStore) -> None:
-    guard = guard_from_settings(Settings(home=tmp_path, auth_enabled=False), TABLE, key_store)
+    guard = guard_from_settings(Settings(home=tmp_path, auth={"enabled": False}), TABLE, key_store)
     assert guard.check("POST", "/v2/models/m/infer", {}, "10.0.0.1").principal.kind == "anonymous"
 
 
@@ -91,8 +93,7 @@ async def test_a_redis_url_shares_the_limit(
 ) -> None:
     settings = Settings(
         home=tmp_path,
-        rate_limit_redis_url=redis_url,
-        rate_limits={"predict": (0.5, 1)},
+        auth={"rate_limit_redis_url": redis_url, "rate_limits": {"predict": (0.5, 1)}},
     )
     replicas = [guard_from_settings(settings, TABLE, key_store) for _ in range(2)]
     assert all(isinstance(g.limiter, RedisLimiter) for g in replicas)

@@ -37,13 +37,15 @@ def store(postgres_url: str) -> Iterator[Store]:
 
 @pytest.fixture
 def monitor_settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={
-            "drift_window": WINDOW,
-            "drift_null_windows": 60,
-            "drift_prefer_alibi": False,
-            "drift_alert_cooldown_s": 3600.0,
-            "model_name": "m",
+    return settings.updated(
+        {
+            "drift": {
+                "window": WINDOW,
+                "null_windows": 60,
+                "prefer_alibi": False,
+                "alert_cooldown_s": 3600.0,
+            },
+            "registry": {"model_name": "m"},
         }
     )
 

@@ -87,11 +87,11 @@ def test_serving_runs_a_member_without_onnx_only_when_allowed(
     bundle = read_bundle(tmp_path)
     native_only = replace(bundle, members=tuple(replace(m, onnx_path=None) for m in bundle.members))
     settings = Settings(home=tmp_path / "home")
-    assert not settings.allow_native_members
+    assert not settings.registry.allow_native_members
     build_model(settings, bundle)
     with pytest.raises(NativeMemberRefusedError, match="DRIFTLINE_ALLOW_NATIVE_MEMBERS"):
         build_model(settings, native_only)
-    build_model(settings.model_copy(update={"allow_native_members": True}), native_only)
+    build_model(settings.updated({"registry": {"allow_native_members": True}}), native_only)
 
 
 @pytest.fixture(scope="module")
@@ -129,14 +129,14 @@ def test_an_artifact_altered_after_registration_is_refused_by_serving_and_the_ga
 ) -> None:
     settings, version = registered
     # A fresh home shares the registry and artifact store but has no download cache yet.
-    fresh = settings.model_copy(
-        update={"home": tmp_path, "mlflow_tracking_uri": settings.tracking_uri}
+    fresh = settings.updated(
+        {"home": tmp_path, "registry": {"mlflow_tracking_uri": settings.tracking_uri}}
     )
     stored = _stored(settings, ONNX)
     with _restored(stored):
         _tamper(stored)
         with pytest.raises(ArtifactIntegrityError, match=r"model\.onnx"):
-            ModelRef(settings.model_name, version).load(fresh)
+            ModelRef(settings.registry.model_name, version).load(fresh)
         gates = OfflineGates(fresh, GatePolicy(), bars=lambda: pytest.fail("bars read"))
         (artifact,) = gates.run(version, version)
     assert not artifact.passed
@@ -148,8 +148,8 @@ def test_a_bundle_rewritten_with_its_own_hashes_is_refused_by_the_registry(
 ) -> None:
     # Altering the files and the manifest's hashes together still differs from the tags.
     settings, version = registered
-    fresh = settings.model_copy(
-        update={"home": tmp_path, "mlflow_tracking_uri": settings.tracking_uri}
+    fresh = settings.updated(
+        {"home": tmp_path, "registry": {"mlflow_tracking_uri": settings.tracking_uri}}
     )
     manifest_path = _stored(settings, MANIFEST)
     target = _stored(settings, "members/xgb/model.onnx")

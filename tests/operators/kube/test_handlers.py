@@ -35,7 +35,7 @@ def context(kube: FakeKubeApi, store: Store, tmp_path: Path) -> OperatorContext:
         return KubernetesRuntime(kube, target, registry, registry, FakeHealth())
 
     return OperatorContext(
-        settings=Settings(home=tmp_path, controller_interval_s=7),
+        settings=Settings(home=tmp_path, controller={"interval_s": 7}),
         store=store,
         runtime_for=runtime_for,
         gates_for=lambda spec, target: FakeGates(),

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from driftline.cli.controller import promote as cli_promote
 from driftline.store import Store
 from operators.actions import SetChampion
+from operators.cli import promote as cli_promote
 from operators.controller import Controller
 from operators.gitops import GitOpsError, GitOpsRepository, PromotionBlockedError
 from operators.observations import Approval, ColourObservation

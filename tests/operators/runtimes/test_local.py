@@ -42,7 +42,7 @@ class Marks(list[str]):
 
 
 def _runtime(serve: FakeServe) -> LocalRayRuntime:
-    settings = Settings(controller_drain_s=0)  # type: ignore[call-arg]
+    settings = Settings(rollout={"drain_seconds": 0})  # type: ignore[call-arg]
     no_registry: Any = None
     runtime = LocalRayRuntime(
         settings, "http://dashboard", "http://serve", no_registry, no_registry, scrape=Marks()
