@@ -15,12 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BeforeValidator, PlainSerializer
-
-if TYPE_CHECKING:  # only for annotations: driftline.config may import this module
-    from driftline.config import Settings
 
 # --- registry aliases -------------------------------------------------------------------------
 CHAMPION = "champion"
@@ -114,7 +111,26 @@ class RoutingConfig:
 FORWARDED_PREFIXES = ("DRIFTLINE_", "MLFLOW_")
 
 
-def forwarded_env(settings: Settings, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+class _StoreSection(Protocol):
+    @property
+    def database_url(self) -> str | None: ...
+
+
+class ForwardedSettings(Protocol):
+    """What `forwarded_env` reads of `driftline.config.Settings`, named by shape because the
+    settings import this module (their policy holds a `Severity`)."""
+
+    @property
+    def home(self) -> Path: ...
+    @property
+    def tracking_uri(self) -> str: ...
+    @property
+    def store(self) -> _StoreSection: ...
+
+
+def forwarded_env(
+    settings: ForwardedSettings, environ: Mapping[str, str] = os.environ
+) -> dict[str, str]:
     """This process's Driftline and MLflow settings, for a replica or job on another process.
 
     Home and tracking URI are made absolute so a process started elsewhere finds the same files.

@@ -23,7 +23,14 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 @click.group()
 def keys() -> None:
-    """Create, list and revoke API keys (shown once, stored only as a hash)."""
+    """Create, list and revoke API keys (shown once, stored only as a hash).
+
+    \b
+    Examples:
+      driftline keys create ci --scope predict,read --expires 30d
+      driftline keys list
+      driftline keys revoke ci
+    """
 
 
 @keys.command()

@@ -52,9 +52,16 @@ class RetryPolicy:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+# SQLite raises OperationalError for a missing schema too: that is no outage, and waiting for it
+# would only delay the error (`driftline status` on a fresh home).
+_SCHEMA_ERRORS = ("no such table", "no such column", "does not exist")
+
+
 def _connection_lost(error: sa.exc.DBAPIError) -> bool:
     # OperationalError covers refused/dropped connections (and SQLite's "database is locked");
     # InterfaceError a connection that was closed under us.
+    if any(text in str(error.orig) for text in _SCHEMA_ERRORS):
+        return False
     return bool(error.connection_invalidated) or isinstance(
         error, sa.exc.OperationalError | sa.exc.InterfaceError
     )

@@ -7,7 +7,7 @@ import re
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -503,7 +503,7 @@ def test_drift_monitor_runs_alone_and_is_scraped(render_chart: Render) -> None:
     (container,) = spec["template"]["spec"]["containers"]
     assert container["args"] == ["drift", "monitor"]
     env = {e["name"]: e.get("value") for e in container["env"]}
-    settings_fields = {f"DRIFTLINE_{name.upper()}" for name in Settings.model_fields}
+    settings_fields = set(Settings.env_paths())
     assert {n for n in env if n.startswith("DRIFTLINE_")} <= settings_fields
     assert env["DRIFTLINE_DRIFT_METRICS_HOST"] == "0.0.0.0"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -634,7 +634,8 @@ def test_the_controller_scrapes_the_active_service_on_its_named_port(
     api = FakeKubeApi(Validator(shared_crds))
     for service in find(rendered, "Service"):
         api.seed(service)
-    context = operator_context(Settings(home=tmp_path), cast(Store, None), api, gitops=False)
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    context = operator_context(Settings(home=tmp_path), store, api, gitops=False)
     target = Target(md["metadata"]["name"], "driftline", "uid-md", md["spec"])
     runtime = context.runtime_for(target)
     # The GitOps runtime scrapes through the Kubernetes runtime it wraps.
