@@ -16,7 +16,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from driftline.store import Store, utcnow
-from driftline.store.records import AuditEvent
 
 DEFAULT_AUDIT_SPAN = timedelta(days=7)
 
@@ -48,19 +47,6 @@ def controller_router(store: Store, *, model_name: str) -> APIRouter:
         events = store.controller.audit_events(
             model_name=model, since=start, rollout_id=rollout_id, kind=kind
         )
-        return [_event(e) for e in events[-limit:]]
+        return [e.to_dict() for e in events[-limit:]]
 
     return router
-
-
-def _event(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "at": event.created_at.isoformat(),
-        "kind": event.kind,
-        "actor": event.actor,
-        "rollout": event.rollout_id,
-        "from": event.state_from,
-        "to": event.state_to,
-        "reason": event.reason,
-        "details": event.details,
-    }

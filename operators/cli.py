@@ -247,21 +247,7 @@ def audit(since: str, rollout_id: str | None, kind: str | None, as_json: bool) -
         store.close()
     for event in events:
         if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "at": event.created_at.isoformat(),
-                        "kind": event.kind,
-                        "actor": event.actor,
-                        "rollout": event.rollout_id,
-                        "from": event.state_from,
-                        "to": event.state_to,
-                        "reason": event.reason,
-                        "details": event.details,
-                    },
-                    default=str,
-                )
-            )
+            click.echo(json.dumps(event.to_dict(), default=str))
             continue
         move = f" {event.state_from}->{event.state_to}" if event.state_to else ""
         rollout = f" [{event.rollout_id}]" if event.rollout_id else ""

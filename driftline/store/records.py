@@ -59,3 +59,16 @@ class AuditEvent:
     state_to: str | None = None
     event_id: str = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form `driftline audit --json` prints and the audit API serves."""
+        return {
+            "at": self.created_at.isoformat(),
+            "kind": self.kind,
+            "actor": self.actor,
+            "rollout": self.rollout_id,
+            "from": self.state_from,
+            "to": self.state_to,
+            "reason": self.reason,
+            "details": self.details,
+        }
