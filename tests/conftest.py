@@ -61,6 +61,19 @@ def isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     os.environ.update(saved)
 
 
+@pytest.fixture(autouse=True)
+def mlflow_env_restored() -> Iterator[None]:
+    """`mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which Settings reads: without
+    this, one test's registry becomes every later test's default."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """End-to-end tests are opt-in locally and always on in CI."""
     if RUN_E2E:
