@@ -162,7 +162,13 @@ def monitored_references(monitoring: Path) -> tuple[set[Reference], set[str]]:
     return used, recorded
 
 
+# Series Prometheus writes itself for every target (DriftlineDriftMonitorAbsent reads `up`): in no
+# scrape and no catalogue.
+PROMETHEUS_SERIES = frozenset({"up"})
+
+
 def exported_references(monitoring: Path) -> set[Reference]:
-    """The references a scrape must satisfy (recording rules are computed by Prometheus)."""
+    """The references a scrape must satisfy (recording rules and Prometheus's own series are
+    computed by Prometheus)."""
     used, recorded = monitored_references(monitoring)
-    return {ref for ref in used if ref.name not in recorded}
+    return {ref for ref in used if ref.name not in recorded | PROMETHEUS_SERIES}

@@ -19,9 +19,7 @@ from driftline.observability.references import (
 )
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
-# Series Prometheus writes itself for every target (DriftlineDriftMonitorAbsent reads `up`): in no
-# scrape and no catalogue.
-PROMETHEUS_SERIES = frozenset({"up"})
+PROMETHEUS_SERIES = references.PROMETHEUS_SERIES
 
 
 def monitored_references() -> tuple[set[Reference], set[str]]:
