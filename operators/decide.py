@@ -394,13 +394,32 @@ def _too_little_traffic(
     )
 
 
+def _unobservable(
+    state: RolloutState, world: World, policy: VerificationPolicy, fault: str
+) -> RolloutState:
+    """Health not readable: wait, but a candidate nobody can watch is not verified, so past
+    `max_seconds` from the switch it is rolled back like one that saw too little traffic."""
+    rollout = _current(state)
+    switched = rollout.switched_at or state.since or world.now
+    elapsed = (world.now - switched).total_seconds()
+    if elapsed < policy.max_seconds:
+        return _hold(state, f"health unobservable: {fault}")
+    return _end(
+        _back_to_champion(state, rollout),
+        world,
+        Result.ROLLED_BACK,
+        f"rolled back to version {rollout.champion_version}: unverified, health unobservable "
+        f"for {elapsed:.0f}s ({fault})",
+    )
+
+
 def _verifying(spec: RolloutSpec, state: RolloutState, world: World) -> RolloutState:
     rollout = _current(state)
     evidence = _evidence(state, world)
     health = evidence.health if evidence else None
-    if "runtime" in world.faults or evidence is None or health is None:
-        return _hold(state, f"health unobservable: {world.faults.get('runtime', 'not yet')}")
     policy = spec.rollout.verification
+    if "runtime" in world.faults or evidence is None or health is None:
+        return _unobservable(state, world, policy, world.faults.get("runtime", "not yet"))
     problems = []
     if health.requests >= policy.min_requests and health.error_rate > policy.max_error_rate:
         problems.append(
