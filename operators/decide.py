@@ -808,7 +808,9 @@ def _converge_approval(spec: RolloutSpec, state: RolloutState, world: World) -> 
         f"promotion; `driftline rollback` rejects it."
     )
     champion, rid, gates = rollout.champion_version, rollout.rollout_id, rollout.gates
-    promotion = SetChampion(version, champion, rid, reason, rollout.trigger, gates)
+    promotion = SetChampion(
+        version, champion, rid, reason, rollout.trigger, gates, colour=state.active_colour
+    )
     return [RequestApproval(promotion)]
 
 
@@ -817,6 +819,8 @@ def _converge_champion(state: RolloutState, world: World) -> list[Action]:
     if champion is None or world.champion_version == champion:
         return []
     rollout = state.rollout
+    # The colour the champion serves on, when it is the one taking traffic.
+    colour = state.active_colour if state.active_version == champion else None
     # A promotion or operator rollback publishes its own record; anything else restores ours.
     if rollout is not None and state.phase in {Phase.PROMOTED, Phase.ROLLED_BACK}:
         return [
@@ -828,6 +832,7 @@ def _converge_champion(state: RolloutState, world: World) -> list[Action]:
                 rollout.trigger,
                 rollout.gates,
                 rollback=state.phase is Phase.ROLLED_BACK,
+                colour=colour,
             )
         ]
     return [
@@ -837,5 +842,6 @@ def _converge_champion(state: RolloutState, world: World) -> list[Action]:
             None,
             f"champion moved outside the controller to {world.champion_version}; restoring "
             f"{champion} (use `driftline promote` to change it)",
+            colour=colour,
         )
     ]
