@@ -344,7 +344,10 @@ def test_the_controller_promotes_only_once_the_review_branch_is_merged(
     assert delegate.champion == "7"
     # The controller never pushed main: its first-parent history is the seed and the merge.
     assert len(git(remote, "rev-list", "--first-parent", "main").split()) == 2
-    trail = [e.reason for e in store.controller.audit_events(model_name="market-ensemble", kind="approval")]
+    trail = [
+        e.reason
+        for e in store.controller.audit_events(model_name="market-ensemble", kind="approval")
+    ]
     assert [line.split(":")[0] for line in trail] == ["approval requested", "approved"]
     assert f"{BRANCH} at " in trail[0]
 
