@@ -59,7 +59,8 @@ class Retire:
 
 @dataclass(frozen=True, slots=True)
 class SetChampion:
-    """Record `version` as the champion (registry alias, or a GitOps commit)."""
+    """Record `version` as the champion (registry alias, or a GitOps commit), serving on
+    `colour` when known (GitOps commits it as the chart's active colour)."""
 
     version: str
     previous: str | None
@@ -68,6 +69,7 @@ class SetChampion:
     trigger: str | None = None
     gates: tuple[GateResult, ...] = ()
     rollback: bool = False
+    colour: Colour | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from driftline.config import Settings
@@ -11,10 +12,10 @@ from driftline.store import Store
 from operators.controller import Controller, default_holder
 from operators.gate_runner import OfflineGates
 from operators.gitops import GitOpsRepository
-from operators.health import ScrapeHealth
-from operators.kube.api import SERVICE, KubeApi
+from operators.health import ScrapeHealth, endpoint_urls
+from operators.kube.api import ENDPOINT_SLICE, SERVICE, KubeApi
 from operators.kube.handlers import OperatorContext
-from operators.kube.manifests import Target, dns_name, service_port
+from operators.kube.manifests import SERVICE_PORT_NAME, Target, dns_name, service_port
 from operators.metrics import ControllerMetrics
 from operators.observe import Observer
 from operators.registry_records import RegistryRecords
@@ -105,6 +106,20 @@ def gitops_repository(
     )
 
 
+def pod_targets(
+    api: KubeApi, namespace: str, service: str, service_url: str
+) -> Callable[[], list[str]]:
+    """Every ready pod's `/metrics` behind `service`, read from its EndpointSlices at each look
+    (the Service's own URL when it has none, e.g. a Service without a selector)."""
+
+    def targets() -> list[str]:
+        selector = f"kubernetes.io/service-name={service}"
+        slices = api.select(ENDPOINT_SLICE, namespace, selector)
+        return endpoint_urls(slices, SERVICE_PORT_NAME) or [f"{service_url}/metrics"]
+
+    return targets
+
+
 def operator_context(
     settings: Settings, store: Store, api: KubeApi, *, gitops: bool
 ) -> OperatorContext:
@@ -127,7 +142,10 @@ def operator_context(
         live = api.get(SERVICE, target.namespace, service)
         port = service_port(live) or int(serving.get("port", 8000))
         health = ScrapeHealth(
-            f"http://{service}.{target.namespace}.svc:{port}/metrics", target.model_name
+            pod_targets(
+                api, target.namespace, service, f"http://{service}.{target.namespace}.svc:{port}"
+            ),
+            target.model_name,
         )
         runtime: Runtime = KubernetesRuntime(
             api, target, records, records, health, extra_args=scoped.controller.retrain_args

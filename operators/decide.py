@@ -394,13 +394,32 @@ def _too_little_traffic(
     )
 
 
+def _unobservable(
+    state: RolloutState, world: World, policy: VerificationPolicy, fault: str
+) -> RolloutState:
+    """Health not readable: wait, but a candidate nobody can watch is not verified, so past
+    `max_seconds` from the switch it is rolled back like one that saw too little traffic."""
+    rollout = _current(state)
+    switched = rollout.switched_at or state.since or world.now
+    elapsed = (world.now - switched).total_seconds()
+    if elapsed < policy.max_seconds:
+        return _hold(state, f"health unobservable: {fault}")
+    return _end(
+        _back_to_champion(state, rollout),
+        world,
+        Result.ROLLED_BACK,
+        f"rolled back to version {rollout.champion_version}: unverified, health unobservable "
+        f"for {elapsed:.0f}s ({fault})",
+    )
+
+
 def _verifying(spec: RolloutSpec, state: RolloutState, world: World) -> RolloutState:
     rollout = _current(state)
     evidence = _evidence(state, world)
     health = evidence.health if evidence else None
-    if "runtime" in world.faults or evidence is None or health is None:
-        return _hold(state, f"health unobservable: {world.faults.get('runtime', 'not yet')}")
     policy = spec.rollout.verification
+    if "runtime" in world.faults or evidence is None or health is None:
+        return _unobservable(state, world, policy, world.faults.get("runtime", "not yet"))
     problems = []
     if health.requests >= policy.min_requests and health.error_rate > policy.max_error_rate:
         problems.append(
@@ -789,7 +808,9 @@ def _converge_approval(spec: RolloutSpec, state: RolloutState, world: World) -> 
         f"promotion; `driftline rollback` rejects it."
     )
     champion, rid, gates = rollout.champion_version, rollout.rollout_id, rollout.gates
-    promotion = SetChampion(version, champion, rid, reason, rollout.trigger, gates)
+    promotion = SetChampion(
+        version, champion, rid, reason, rollout.trigger, gates, colour=state.active_colour
+    )
     return [RequestApproval(promotion)]
 
 
@@ -798,6 +819,8 @@ def _converge_champion(state: RolloutState, world: World) -> list[Action]:
     if champion is None or world.champion_version == champion:
         return []
     rollout = state.rollout
+    # The colour the champion serves on, when it is the one taking traffic.
+    colour = state.active_colour if state.active_version == champion else None
     # A promotion or operator rollback publishes its own record; anything else restores ours.
     if rollout is not None and state.phase in {Phase.PROMOTED, Phase.ROLLED_BACK}:
         return [
@@ -809,6 +832,7 @@ def _converge_champion(state: RolloutState, world: World) -> list[Action]:
                 rollout.trigger,
                 rollout.gates,
                 rollback=state.phase is Phase.ROLLED_BACK,
+                colour=colour,
             )
         ]
     return [
@@ -818,5 +842,6 @@ def _converge_champion(state: RolloutState, world: World) -> list[Action]:
             None,
             f"champion moved outside the controller to {world.champion_version}; restoring "
             f"{champion} (use `driftline promote` to change it)",
+            colour=colour,
         )
     ]

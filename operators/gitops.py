@@ -99,7 +99,7 @@ class GitOpsRepository:
         with self._locked():
             for attempt in range(1, self.push_attempts + 1):
                 self._sync()
-                if self.current_version_local() == action.version:
+                if self._records(action):
                     return None
                 self._check_cooldown(action)
                 sha = self._commit(action)
@@ -108,6 +108,18 @@ class GitOpsRepository:
                     return sha
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
             raise GitOpsError(f"push to {self.branch} rejected {self.push_attempts} times")
+
+    def current_colour_local(self) -> str | None:
+        """`serving.activeColour` in the local checkout (None when the file leaves it unset)."""
+        serving = self._values().get("serving") or {}
+        colour = str(serving.get("activeColour") or "").strip()
+        return colour or None
+
+    def _records(self, action: SetChampion) -> bool:
+        """Whether the checkout already records `action`: its version, and its colour if any."""
+        if self.current_version_local() != action.version:
+            return False
+        return action.colour is None or self.current_colour_local() == action.colour
 
     def current_version_local(self) -> str | None:
         """`model.version` in the local checkout."""
@@ -133,7 +145,7 @@ class GitOpsRepository:
             reverted = self._promotion_of(action.previous)
             if reverted is not None and self._revert(reverted, action):
                 return self._git("rev-parse", "HEAD").strip()
-        self._write_version(action.version)
+        self._write_values(action)
         self._git("add", self.values_path)
         message = _message(action, self.model_name, self.values_path)
         self._git("commit", "-q", "-F", "-", stdin=message)
@@ -160,7 +172,7 @@ class GitOpsRepository:
         except GitOpsError:
             self._git("revert", "--abort", check=False)
             return False  # the file moved on since: fall back to an edit naming the rollback
-        if self.current_version_local() != action.version:
+        if not self._records(action):
             self._git("reset", "-q", "--hard", "HEAD")
             return False
         message = (
@@ -304,11 +316,14 @@ class GitOpsRepository:
         data = _yaml().load(path.read_text())
         return dict(data or {})
 
-    def _write_version(self, version: str) -> None:
+    def _write_values(self, action: SetChampion) -> None:
+        # With GitOps the controller owns both values: Argo CD renders the colour it committed.
         path = self.workdir / self.values_path
         yaml = _yaml()
         data = yaml.load(path.read_text())
-        data.setdefault("model", {})["version"] = version
+        data.setdefault("model", {})["version"] = action.version
+        if action.colour is not None:
+            data.setdefault("serving", {})["activeColour"] = action.colour
         buffer = io.StringIO()
         yaml.dump(data, buffer)
         path.write_text(buffer.getvalue())
@@ -358,7 +373,8 @@ def _yaml() -> YAML:
 def _message(action: SetChampion, model: str, values_path: str) -> str:
     verb = "Roll back" if action.rollback else "Promote"
     lines = [
-        f"{verb} {model} to version {action.version} in {values_path}",
+        f"{verb} {model} to version {action.version} in {values_path}"
+        + (f" (active colour {action.colour})" if action.colour else ""),
         "",
         action.reason,
     ]

@@ -33,11 +33,11 @@ from serving import endpoints, protocol
 from serving.channel import endpoints as member_endpoints
 from serving.channel import in_background, socket_dir
 from serving.http import BodyLimit, http_error
-from serving.metrics import enable_multiprocess, metrics, process_exiting
+from serving.metrics import enable_multiprocess, metrics, process_exiting, writer_gauges
 from serving.routing import ColourRoute, Router, Routing
 from serving.stream import BarReplay, OutcomeHook, StreamHub
 from serving.stream import Message as StreamMessage
-from serving.writer import PredictionWriter, WriterStatus
+from serving.writer import PredictionWriter
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +64,13 @@ class Ingress:
         # as applications of their own by name.
         self._handles: dict[str, DeploymentHandle[Any]] = dict(graphs or {})
         self._info_labels: set[tuple[str, str, str, str]] = set()
-        self._dropped_seen = 0
         self.store = Store.from_settings(self.settings)
         writer = PredictionWriter(
             self.store.predictions,
             batch_size=self.settings.serving.write_batch,
             interval_s=self.settings.serving.write_interval_s,
             max_buffer=self.settings.serving.write_buffer,
-            on_change=self._writer_changed,
+            on_change=writer_gauges(self.metrics),
         )
         self.router = Router(model_name, self.settings, self.metrics, writer)
         self._replay: BarReplay | None = None
@@ -146,13 +145,6 @@ class Ingress:
         for labels in live:
             gauge.labels(*labels).set(1)
         self._info_labels |= live
-
-    def _writer_changed(self, status: WriterStatus) -> None:
-        self.metrics.store_backlog.set(status.backlog)
-        self.metrics.store_degraded.set(1 if status.degraded else 0)
-        if status.dropped > self._dropped_seen:
-            self.metrics.store_dropped.inc(status.dropped - self._dropped_seen)
-            self._dropped_seen = status.dropped
 
     # --- lifecycle ------------------------------------------------------------------------
     @contextlib.asynccontextmanager

@@ -4,8 +4,10 @@
 resolved once at start) of `DRIFTLINE_MODEL_NAME` with KServe V1/V2 on `DRIFTLINE_SERVING_PORT`.
 Members run in the registry's runtime (ONNX Runtime first) inside this process: KServe's raw
 deployment mode scales pods, not Serve replicas. Answers carry the same output names and values
-as the Ray path's. `/metrics` carries KServe's own series and Driftline's request, error and
-member-latency metrics.
+as the Ray path's. Like the Ray ingress it logs every answer to the store's predictions and
+serves the outcomes and drift API under `/api` (`serving.kserve_contract`); `/metrics` carries
+KServe's own series and Driftline's request, error, member-latency and store-writer metrics under
+the ingress's names and endpoint labels.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from driftline.observability.logs import configure_logging
 from driftline.registry.bundle import ModelBundle
 from driftline.registry.outputs import named_outputs
 from driftline.registry.predictor import Array, EnsemblePredictor
+from driftline.store import Store
 from serving import protocol
 from serving.errors import BadInputError
+from serving.kserve_contract import PredictionLog, mount_api, request_id
 from serving.metrics import _LOCAL, metrics
 
 log = logging.getLogger(__name__)
@@ -45,8 +49,9 @@ def load(settings: Settings) -> ModelBundle:
     return Registry(settings).load_bundle(settings.serving.model_version)
 
 
-def build_model(settings: Settings, bundle: ModelBundle) -> Any:
-    """A `kserve.Model` answering V1 and V2 with the ensemble and its members."""
+def build_model(settings: Settings, bundle: ModelBundle, log: PredictionLog | None = None) -> Any:
+    """A `kserve.Model` answering V1 and V2 with the ensemble and its members; each answer goes
+    to `log` (the server always passes one; integrity checks and benchmarks only score)."""
     from kserve import InferOutput, InferRequest, InferResponse, Model  # noqa: PLC0415
     from kserve.errors import InvalidInput  # noqa: PLC0415
 
@@ -85,16 +90,25 @@ def build_model(settings: Settings, bundle: ModelBundle) -> Any:
             self, payload: dict[str, Any] | InferRequest, headers: Any = None
         ) -> dict[str, Any] | InferResponse:
             started = time.perf_counter()
+            endpoint = endpoint_of(payload)
             try:
                 rows = rows_of(payload)
             except BadInputError as error:
-                serving_metrics.errors.labels("infer", "bad_input").inc()
+                serving_metrics.errors.labels(endpoint, error.kind).inc()
                 raise InvalidInput(error.message) from None
             prediction, members = score(rows)
-            serving_metrics.requests.labels("infer", *labels, "200").inc()
-            serving_metrics.request_duration.labels("infer", *labels).observe(
-                time.perf_counter() - started
-            )
+            elapsed = time.perf_counter() - started
+            serving_metrics.requests.labels(endpoint, *labels, "200").inc()
+            serving_metrics.request_duration.labels(endpoint, *labels).observe(elapsed)
+            if log is not None:
+                log.record(
+                    request_id=request_id(headers),
+                    endpoint=endpoint,
+                    rows=rows,
+                    ensemble=prediction,
+                    members=members,
+                    latency_ms=elapsed * 1e3,
+                )
             if isinstance(payload, dict):
                 return {"predictions": prediction.tolist()}
             outputs = named_outputs(prediction, members)
@@ -109,6 +123,11 @@ def build_model(settings: Settings, bundle: ModelBundle) -> Any:
     return Ensemble()
 
 
+def endpoint_of(payload: dict[str, Any] | Any) -> str:
+    """The Ray ingress's endpoint label for a request: its metrics and stored rows say the same."""
+    return "v1_predict" if isinstance(payload, dict) else "v2_infer"
+
+
 def _output(name: str, values: Array, kind: Any) -> Any:
     out = kind(name, shape=[len(values)], datatype="FP64")
     out.set_data_from_numpy(np.asarray(values, dtype=np.float64), binary_data=False)
@@ -117,6 +136,7 @@ def _output(name: str, values: Array, kind: Any) -> Any:
 
 def main() -> None:
     """Load the version and serve it until the pod stops."""
+    import kserve.model_server  # noqa: PLC0415
     from kserve import ModelServer  # noqa: PLC0415
 
     settings = Settings()
@@ -134,8 +154,16 @@ def main() -> None:
             "port": settings.serving.predictor_port,
         },
     )
+    prediction_log = PredictionLog(
+        Store.from_settings(settings),
+        settings,
+        model_name=bundle.name,
+        version=bundle.version,
+        metrics=metrics(),
+    )
+    mount_api(kserve.model_server.app, prediction_log)
     server = ModelServer(http_port=settings.serving.predictor_port, enable_grpc=False)
-    server.start([build_model(settings, bundle)])
+    server.start([build_model(settings, bundle, prediction_log)])
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Names and labels come from `driftline.observability.catalog`.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from driftline.observability.catalog import MetricSpec, by_name
+from serving.writer import WriterStatus
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -47,6 +49,21 @@ class ServingMetrics:
         self.stream_clients = _gauge(spec["driftline_stream_clients"], "livesum")
         self.stream_dropped = _counter(spec["driftline_stream_dropped_messages"])
         self.model_info = _gauge(spec["driftline_model_info"], "livemax")
+
+
+def writer_gauges(m: ServingMetrics) -> Callable[[WriterStatus], None]:
+    """The prediction writer's change callback: backlog, degradation and drops as metrics."""
+    seen = 0
+
+    def changed(status: WriterStatus) -> None:
+        nonlocal seen
+        m.store_backlog.set(status.backlog)
+        m.store_degraded.set(1 if status.degraded else 0)
+        if status.dropped > seen:
+            m.store_dropped.inc(status.dropped - seen)
+            seen = status.dropped
+
+    return changed
 
 
 def enable_multiprocess(directory: Path) -> None:

@@ -4,12 +4,17 @@ Each run reads the newest `drift_window` live feature rows and predictions of th
 serving and the newest outcomes, runs every detector against that version's baseline, stores
 the report (and an alert when the rules say so) and updates the Prometheus metrics. It runs in
 its own process (`driftline drift monitor`) or on a daemon thread inside another (the
-controller's), through `start`.
+controller's), through `start`. Scheduled runs take the model's lease in the store first, so
+replicas (a Deployment rolling over, a second `driftline drift monitor`) never both write: the
+one holding it reports, the others stand by and take over when it lapses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +40,21 @@ from driftline.store import PredictionRecord, Store, utcnow
 from driftline.store.drift_records import Alert, ScoreRow, StoredReport
 
 log = logging.getLogger(__name__)
+
+# A standby takes over once the leader missed this many rounds (or after the floor, whichever is
+# longer: a run over a large window may outlast a short interval).
+LEASE_ROUNDS = 3
+LEASE_FLOOR_S = 30.0
+
+
+def lease_name(model_name: str) -> str:
+    """The store lease that elects one monitor of `model_name`."""
+    return f"drift-monitor/{model_name}"
+
+
+def default_holder() -> str:
+    """This process's name on the lease: the pod's hostname and the process id."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +92,7 @@ class DriftMonitor:
         metrics: DriftMetrics | None = None,
         detectors: Sequence[Detector] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        holder: str | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -82,6 +103,8 @@ class DriftMonitor:
         self.model_name = settings.registry.model_name
         self.min_alert = Severity.parse(settings.drift.alert_min_severity)
         self.last_run: MonitorRun | None = None
+        self.holder = holder or default_holder()
+        self.leading = False
 
     def warm_up(self) -> None:
         """Import alibi-detect now (seconds), so no run or request ever waits for it."""
@@ -134,16 +157,43 @@ class DriftMonitor:
         )
         return run
 
+    def lead(self) -> bool:
+        """Take or renew this model's lease; whether this monitor is the one that reports."""
+        interval = self.settings.drift.interval_s
+        leading = self.store.leases.acquire(
+            lease_name(self.model_name),
+            self.holder,
+            ttl_s=max(LEASE_ROUNDS * interval, LEASE_FLOOR_S),
+            now=self.clock(),
+        )
+        if leading != self.leading:
+            log.info(
+                "drift monitor %s",
+                "leading" if leading else "standing by: another holds the lease",
+                extra={"model": self.model_name, "holder": self.holder},
+            )
+        self.leading = leading
+        return leading
+
     def run_forever(self, stop: threading.Event) -> None:
-        """Run every `drift_interval_s` until `stop` is set; a failed run is logged, not fatal."""
+        """Run every `drift_interval_s` while this monitor holds the lease, until `stop` is set;
+        a failed run is logged, not fatal. The lease is released on the way out."""
         self.warm_up()
-        while not stop.is_set():
-            try:
-                self.run_once()
-            except Exception:
-                # The monitor must outlive a bad window or a store outage; the log says which.
-                log.exception("drift monitor run failed")
-            stop.wait(self.settings.drift.interval_s)
+        try:
+            while not stop.is_set():
+                try:
+                    if self.lead():
+                        self.run_once()
+                except Exception:
+                    # The monitor must outlive a bad window or a store outage; the log says which.
+                    log.exception("drift monitor run failed")
+                stop.wait(self.settings.drift.interval_s)
+        finally:
+            if self.leading:
+                # A successor takes over now rather than after the lease's time to live.
+                with contextlib.suppress(Exception):
+                    self.store.leases.release(lease_name(self.model_name), self.holder)
+                self.leading = False
 
     def start(self) -> tuple[threading.Thread, threading.Event]:
         """Run in a daemon thread (embedded in another process); set the event to stop it."""

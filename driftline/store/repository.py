@@ -6,13 +6,15 @@ from driftline.config import Settings
 from driftline.store.controller import ControllerStore
 from driftline.store.drift import DriftStore
 from driftline.store.engine import create_engine
+from driftline.store.leases import LeaseStore
 from driftline.store.migrate import upgrade
 from driftline.store.predictions import PredictionStore
 from driftline.store.retry import RetryPolicy
 
 
 class Store:
-    """Driftline's records by owner: `predictions` (serving), `drift`, `controller` (operators).
+    """Driftline's records by owner: `predictions` (serving), `drift`, `controller` (operators),
+    and named `leases` (the drift monitor's leader lock).
 
     Writes are idempotent on client-generated ids; every call retries lost connections.
     """
@@ -26,6 +28,7 @@ class Store:
         self.predictions = PredictionStore(self.engine, retry)
         self.drift = DriftStore(self.engine, retry)
         self.controller = ControllerStore(self.engine, retry)
+        self.leases = LeaseStore(self.engine, retry)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:

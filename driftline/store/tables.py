@@ -240,3 +240,13 @@ api_keys = sa.Table(
     sa.Column("expires_at", Timestamp, nullable=True),
     sa.Column("revoked_at", Timestamp, nullable=True),
 )
+
+# --- leases (driftline.store.leases): one holder at a time for a named job ---------------------
+leases = sa.Table(
+    "leases",
+    metadata,
+    # The drift monitor's leader lock: replicas that do not hold it stand by.
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=True),
+    sa.Column("expires_at", Timestamp, nullable=True),
+)

@@ -36,6 +36,7 @@ RAY_JOB = Kind("ray.io", "v1", "rayjobs", "RayJob")
 RAY_SERVICE = Kind("ray.io", "v1", "rayservices", "RayService")
 INFERENCE_SERVICE = Kind("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService")
 SERVICE = Kind("", "v1", "services", "Service")
+ENDPOINT_SLICE = Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 LEASE = Kind("coordination.k8s.io", "v1", "leases", "Lease")
 MODEL_DEPLOYMENT = Kind("driftline.io", "v1alpha1", "modeldeployments", "ModelDeployment")
 

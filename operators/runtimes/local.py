@@ -60,8 +60,9 @@ class LocalRayRuntime:
 
     def __post_init__(self) -> None:
         if self.scrape is None:
+            url = f"{self.serve_url}/metrics"  # one ingress, its replicas merged per node
             self.scrape = ScrapeHealth(
-                f"{self.serve_url}/metrics", self.settings.registry.model_name, clock=self.clock
+                lambda: [url], self.settings.registry.model_name, clock=self.clock
             )
 
     # --- serving: serving.control owns the Serve applications ------------------------------

@@ -178,9 +178,10 @@ def test_a_missing_ignore_entry_is_caught(
 def test_a_promotion_commit_changes_only_controller_owned_fields(
     app: Obj, render_chart: Render, tmp_path: Path
 ) -> None:
-    # The GitOps runtime commits `model.version`; the chart puts it on the active colour, whose
-    # serveConfigV2 the controller already pinned to that version when it deployed it. Argo CD
-    # applies the commit where it creates the object (a new cluster) and leaves live ones alone.
+    # The GitOps runtime commits `model.version` and `serving.activeColour`; the chart puts the
+    # version on that colour, whose serveConfigV2 the controller already pinned when it deployed
+    # it, and points the Services there, which the controller already did. Argo CD applies the
+    # commit where it creates the objects (a new cluster) and leaves live ones alone.
     values_file = (
         REPO_ROOT
         / "gitops"
@@ -190,9 +191,16 @@ def test_a_promotion_commit_changes_only_controller_owned_fields(
     )
     values = yaml.safe_load(values_file.read_text())
     promoted = tmp_path / "values.yaml"
-    promoted.write_text(yaml.safe_dump({**values, "model": {**values["model"], "version": "42"}}))
+    serving = {**values.get("serving", {}), "activeColour": "green"}
+    promoted.write_text(
+        yaml.safe_dump(
+            {**values, "model": {**values["model"], "version": "42"}, "serving": serving}
+        )
+    )
     before = render_chart("-f", str(values_file))
     after = {key_of(o): o for o in render_chart("-f", str(promoted))}
     changed = unignored(before, after, ignored(app))
     assert changed == []
     assert any("42" in str(after[key_of(o)]["spec"]) for o in before if o["kind"] == "RayService")
+    (active,) = [o for o in after.values() if o["kind"] == "Service" and "-active" in key_of(o)[2]]
+    assert active["spec"]["selector"]["driftline.io/colour"] == "green"

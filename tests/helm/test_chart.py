@@ -17,6 +17,7 @@ from driftline.cli.drift import drift
 from driftline.config import Settings
 from driftline.store import Store
 from operators.assembly import operator_context
+from operators.health import ScrapeHealth
 from operators.kube.manifests import SERVICE_PORT_NAME, Target
 from operators.runtimes.kubernetes import KubernetesRuntime
 from tests.operators.kube.cluster import FakeKubeApi, Validator
@@ -106,7 +107,6 @@ def test_every_mode_renders_its_parts(mode: str, rendered: list[Obj]) -> None:
     kinds = {o["kind"] for o in rendered}
     assert {
         "Deployment",
-        "StatefulSet",
         "ModelDeployment",
         "Service",
         "Role",
@@ -495,16 +495,16 @@ def test_notes_render(tool: Callable[[str], str]) -> None:
 
 def test_drift_monitor_runs_alone_and_is_scraped(render_chart: Render) -> None:
     objs = render_chart("--set", "monitoring.serviceMonitor.enabled=true")
-    (monitor_set,) = find(objs, "StatefulSet", "-drift-monitor")
+    (monitor_set,) = find(objs, "Deployment", "-drift-monitor")
     spec = monitor_set["spec"]
-    # At most one monitor: a one-replica StatefulSet never overlaps the old pod with the new one.
+    # Its own Deployment: the monitor's lease in the store keeps overlapping pods to one writer.
     assert spec["replicas"] == 1
-    assert not find(objs, "Deployment", "-drift-monitor")
+    assert not find(objs, "StatefulSet")
     (container,) = spec["template"]["spec"]["containers"]
     assert container["args"] == ["drift", "monitor"]
     env = {e["name"]: e.get("value") for e in container["env"]}
-    settings_fields = set(Settings.env_paths())
-    assert {n for n in env if n.startswith("DRIFTLINE_")} <= settings_fields
+    # Every variable the chart sets is one the settings read.
+    assert {n for n in env if n.startswith("DRIFTLINE_")} <= set(Settings.env_paths())
     assert env["DRIFTLINE_DRIFT_METRICS_HOST"] == "0.0.0.0"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert int(env["DRIFTLINE_DRIFT_METRICS_PORT"]) == ports["http-metrics"]
@@ -541,7 +541,7 @@ def test_drift_monitor_absent_alert_ships_in_the_chart(render_chart: Render) -> 
     (rule,) = find(off, "PrometheusRule")
     assert "DriftlineDriftMonitorAbsent" not in str(rule)
     disabled = render_chart("--set", "driftMonitor.enabled=false")
-    assert not find(disabled, "StatefulSet")
+    assert not find(disabled, "Deployment", "-drift-monitor")
 
 
 # --- the fast path and every in-cluster URL (issues 13 and 16) ---------------------------------
@@ -638,13 +638,36 @@ def test_the_controller_scrapes_the_active_service_on_its_named_port(
     context = operator_context(Settings(home=tmp_path), store, api, gitops=False)
     target = Target(md["metadata"]["name"], "driftline", "uid-md", md["spec"])
     runtime = context.runtime_for(target)
+    store.close()
     # The GitOps runtime scrapes through the Kubernetes runtime it wraps.
     kube = getattr(runtime, "delegate", runtime)
     assert isinstance(kube, KubernetesRuntime)
-    url = getattr(kube.health_source, "metrics_url", None)
+    assert isinstance(kube.health_source, ScrapeHealth)
+    targets = kube.health_source.targets
     (active,) = find(rendered, "Service", "-active")
+    name = active["metadata"]["name"]
     (port,) = [p for p in active["spec"]["ports"] if p["name"] == SERVICE_PORT_NAME]
-    assert url == f"http://{active['metadata']['name']}.driftline.svc:{port['port']}/metrics"
+    # Before Kubernetes lists the Service's endpoints, the Service itself.
+    assert targets() == [f"http://{name}.driftline.svc:{port['port']}/metrics"]
+    # Then every ready pod behind it, on the port the Service's named port resolves to.
+    api.seed(
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": f"{name}-x1",
+                "namespace": "driftline",
+                "labels": {"kubernetes.io/service-name": name},
+            },
+            "addressType": "IPv4",
+            "ports": [{"name": SERVICE_PORT_NAME, "port": 8000, "protocol": "TCP"}],
+            "endpoints": [
+                {"addresses": ["10.1.0.4"], "conditions": {"ready": True}},
+                {"addresses": ["10.1.0.5"], "conditions": {"ready": True}},
+            ],
+        }
+    )
+    assert targets() == ["http://10.1.0.4:8000/metrics", "http://10.1.0.5:8000/metrics"]
 
 
 def test_the_controller_may_read_endpoints_for_per_pod_health(rendered: list[Obj]) -> None:

@@ -38,7 +38,7 @@ from operators.observations import (
     World,
 )
 from operators.spec import RolloutSpec, required_gates
-from operators.states import GateResult, Phase, RolloutState
+from operators.states import GateResult, Phase, Result, RolloutState
 from tests.operators.simworld import START, Change, SimWorld, changes, evolve, specs
 
 ROUNDS = 40
@@ -333,6 +333,39 @@ def test_too_little_traffic_waits_past_the_window_then_rolls_back_unverified() -
         "rolled back to version 1: unverified, 19 of the 20 requests needed in 300s"
     )
     assert late.actions == (Route("blue", None),)
+
+
+def test_unobservable_health_waits_then_rolls_back_unverified() -> None:
+    # Issue 13: a candidate nobody can watch is not verified, and the wait for it is bounded.
+    spec = RolloutSpec.model_validate(
+        {"modelName": "m", "rollout": {"verification": {"windowSeconds": 60, "maxSeconds": 300}}}
+    )
+    state = _verifying_state()
+
+    def verdict(after_s: float, *, fault: bool) -> Decision:
+        world = _after_switch(state, START + timedelta(seconds=after_s), Health(40, 0, 9.0))
+        if fault:
+            world = replace(world, evidence=None, faults={"runtime": "scrape refused"})
+        else:
+            world = replace(world, evidence=None)
+        return decide(spec, Observed(state, world))
+
+    held = verdict(299, fault=True)
+    assert held.state.phase is Phase.VERIFYING
+    assert held.reason == "health unobservable: scrape refused"
+    assert held.actions == ()
+    for fault in (True, False):
+        late = verdict(300, fault=fault)
+        assert late.state.phase is Phase.ROLLED_BACK
+        assert late.state.active_version == "1" == late.state.last_passed
+        assert late.state.rollout is not None
+        assert late.state.rollout.result is Result.ROLLED_BACK
+        # An unreadable runtime is not routed blindly: the route follows once it answers.
+        assert late.actions == (() if fault else (Route("blue", None),))
+        assert late.reason.startswith("rolled back to version 1: unverified, health unobservable")
+    assert late.reason.endswith("for 300s (not yet)")
+    # The end of a rollout is a transition, which the controller audits.
+    assert [t.phase_to for t in verdict(301, fault=True).transitions] == [Phase.ROLLED_BACK]
 
 
 def test_retraining_timeout_fails_and_stops_the_job() -> None:

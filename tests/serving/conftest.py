@@ -16,7 +16,9 @@ from driftline.raycluster import LocalRayCluster, free_port
 from driftline.registry import ModelBundle
 from driftline.store import Store
 from serving.control import ServingControl
+from serving.kserve_contract import PredictionLog, mount_api
 from serving.kserve_server import build_model
+from serving.metrics import metrics
 
 if TYPE_CHECKING:
     from tests.conftest import RegisteredModel
@@ -94,18 +96,32 @@ def served(
 
 
 @pytest.fixture(scope="session")
-def kserve_app(registered_model: RegisteredModel) -> Any:
+def kserve_app(registered_model: RegisteredModel, postgres_url: str) -> Any:
     """The InferenceService predictor over the registered version: KServe's own REST application
     (endpoints, data plane, error handlers) with `serving.kserve_server`'s model, in process.
 
+    Assembled as `serving.kserve_server.main` does: its prediction log writes to the PostgreSQL
+    store the Serve graphs here write to, and the drift and outcomes API is under `/api`.
     KServe builds its one module-level FastAPI app, so the session shares one.
     """
     import kserve.model_server  # noqa: PLC0415
     from kserve import ModelServer  # noqa: PLC0415
     from kserve.protocol.rest.server import RESTServer  # noqa: PLC0415
 
+    settings = registered_model.settings.updated({"store": {"database_url": postgres_url}})
+    store = Store.from_settings(settings)
+    store.upgrade()
+    bundle = registered_model.bundle
+    prediction_log = PredictionLog(
+        store,
+        settings,
+        model_name=bundle.name,
+        version=bundle.version,
+        metrics=metrics(),
+    )
+    mount_api(kserve.model_server.app, prediction_log)
     server = ModelServer(enable_grpc=False, enable_latency_logging=False)
-    server.register_model(build_model(registered_model.settings, registered_model.bundle))
+    server.register_model(build_model(settings, bundle, prediction_log))
     rest = RESTServer(
         "kserve.model_server:app",
         server.dataplane,

@@ -1,12 +1,16 @@
 """Issue 3, item 1: the registered version served through the Serve graph with the registry
 loader (what `driftline serve` deploys) answers KServe's own client like its MLflow pyfunc.
 Issue 12, item 2: the InferenceService predictor answers exactly as the Serve graph does.
+Issue 13, item 3: and it logs the same rows and takes outcomes through the same API.
 
 Runs after test_graph.py (file order), which shuts its synthetic system down at its end.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +24,7 @@ from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from driftline.contracts import forwarded_env
 from driftline.raycluster import LocalRayCluster
 from driftline.registry import output_names
+from driftline.store import Store
 from serving.control import ServingControl
 
 if TYPE_CHECKING:
@@ -43,7 +48,8 @@ def registry_served(
 
     Serve keeps the HTTP port it first started with, so this reuses the session's.
     """
-    settings = registered_model.settings
+    # The session's PostgreSQL store, where the InferenceService predictor logs too.
+    settings = registered_model.settings.updated({"store": {"database_url": served.store.url}})
     port = served.control.http_port
     control = ServingControl(
         settings, ray_cluster.dashboard_url, http_port=port, env=forwarded_env(settings)
@@ -133,3 +139,67 @@ async def test_both_runtimes_answer_v2_and_v1_alike(
     assert list(ray_v1) == list(kserve_v1) == ["predictions"]
     np.testing.assert_allclose(ray_v1["predictions"], kserve_v1["predictions"], rtol=0, atol=1e-6)
     np.testing.assert_allclose(ray_v1["predictions"], ray_v2["outputs"][0]["data"], atol=1e-6)
+
+
+async def test_both_runtimes_log_the_same_rows_and_take_outcomes(
+    registry_served: str,
+    kserve_app: Any,
+    served: Served,
+    registered_model: RegisteredModel,
+    reference: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    """Issue 13, item 3: the same requests to both runtimes leave the same rows in the store."""
+    x = reference[0].to_numpy(dtype=np.float64)
+    tensor = {"name": "features", "shape": list(x.shape), "datatype": "FP64", "data": x.tolist()}
+    requests = {
+        "v2_infer": ("/v2/models/market-ensemble/infer", {"inputs": [tensor]}),
+        "v1_predict": ("/v1/models/market-ensemble:predict", {"instances": x.tolist()}),
+    }
+    run = uuid.uuid4().hex[:8]
+    transport = httpx.ASGITransport(app=kserve_app)
+    async with (
+        httpx.AsyncClient(base_url=registry_served, timeout=60) as ray,
+        httpx.AsyncClient(transport=transport, base_url="http://kserve") as kserve,
+    ):
+        clients = {"ray": ray, "kserve": kserve}
+        for endpoint, (path, body) in requests.items():
+            for runtime, client in clients.items():
+                headers = {"x-request-id": f"{run}-{runtime}-{endpoint}"}
+                response = await client.post(path, json=body, headers=headers)
+                assert response.status_code == 200, response.text
+        ids = [f"{run}-{r}-{e}" for r in clients for e in requests]
+        rows = await _stored(served.store, ids)
+        outcome = {"outcomes": [{"symbol": "^GSPC", "as_of": "2001-01-02", "value": 0.01}]}
+        answers = [await c.post("/api/outcomes", json=outcome) for c in clients.values()]
+    for endpoint in requests:
+        ours, theirs = rows[f"{run}-ray-{endpoint}"], rows[f"{run}-kserve-{endpoint}"]
+        for field in ("endpoint", "model_name", "model_version", "colour", "slot", "n_rows"):
+            assert getattr(ours, field) == getattr(theirs, field), (endpoint, field)
+        assert theirs.endpoint == endpoint
+        assert theirs.model_version == registered_model.version
+        assert ours.features is not None
+        assert theirs.features is not None
+        np.testing.assert_array_equal(ours.features, theirs.features)
+        np.testing.assert_allclose(ours.prediction, theirs.prediction, rtol=0, atol=1e-6)
+        assert ours.member_outputs.keys() == theirs.member_outputs.keys()
+        for member, values in ours.member_outputs.items():
+            np.testing.assert_allclose(values, theirs.member_outputs[member], atol=1e-6)
+    # The same outcomes API on both (not a framework's 404): the same kind of answer.
+    ray_answer, kserve_answer = answers
+    assert ray_answer.status_code == kserve_answer.status_code, kserve_answer.text
+    assert ray_answer.json().keys() == kserve_answer.json().keys()
+
+
+async def _stored(store: Store, ids: list[str], timeout_s: float = 30.0) -> dict[str, Any]:
+    """The live predictions stored under `ids`, once every one of them is there."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = {
+            r.request_id: r
+            for r in store.predictions.predictions(slot="live")
+            if r.request_id in ids
+        }
+        if len(found) == len(ids) or time.monotonic() > deadline:
+            assert sorted(found) == sorted(ids)
+            return found
+        await asyncio.sleep(0.2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from driftline.config import Settings
 from driftline.drift.baselines import VersionData
+from driftline.drift.monitor import LEASE_FLOOR_S, DriftMonitor, MonitorRun, lease_name
 from driftline.drift.service import build_monitor
 from driftline.observability.catalog import CATALOG
 from driftline.raycluster import free_port
@@ -175,3 +178,62 @@ def test_monitor_judges_performance_from_outcomes(
     )
     assert text is not None
     assert text > 0.03
+
+
+class CountingMonitor(DriftMonitor):
+    """A monitor that counts its runs (they have nothing to judge here)."""
+
+    runs = 0
+
+    def run_once(self) -> MonitorRun:
+        self.runs += 1
+        return super().run_once()
+
+
+def _monitor(settings: Settings, store: Store, holder: str) -> CountingMonitor:
+    built = build_monitor(settings, store=store, registry=CollectorRegistry())
+    return CountingMonitor(settings, store, built.baselines, metrics=built.metrics, holder=holder)
+
+
+@pytest.mark.postgres
+def test_two_monitors_never_both_report(store: Store, monitor_settings: Settings) -> None:
+    """Issue 13: the chart's monitor Deployment may overlap two pods; one lease, one writer."""
+    settings = monitor_settings.updated({"drift": {"interval_s": 0.05}})
+    monitors = [_monitor(settings, store, holder) for holder in ("pod-a", "pod-b")]
+    stop = threading.Event()
+    threads = [threading.Thread(target=m.run_forever, args=(stop,)) for m in monitors]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 20
+    while sum(m.runs for m in monitors) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    leader = lease_name("m")
+    holder = store.leases.holder(leader)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=20)
+    runs = {m.holder: m.runs for m in monitors}
+    assert holder in runs
+    assert runs[holder] >= 5
+    assert sum(runs.values()) == runs[holder], runs
+    # The leader let go on its way out, so a successor need not wait out the lease.
+    assert store.leases.holder(leader) is None
+
+
+@pytest.mark.postgres
+def test_a_standby_takes_over_when_the_lease_lapses(
+    store: Store, monitor_settings: Settings
+) -> None:
+    clock = [utcnow()]
+    settings = monitor_settings.updated({"drift": {"interval_s": 1.0}})  # the floor's TTL
+    a, b = (_monitor(settings, store, holder) for holder in ("pod-a", "pod-b"))
+    a.clock = b.clock = lambda: clock[0]
+    assert a.lead()
+    assert not b.lead()
+    clock[0] += timedelta(seconds=LEASE_FLOOR_S - 1)
+    assert a.lead()  # renewed
+    clock[0] += timedelta(seconds=LEASE_FLOOR_S - 1)
+    assert not b.lead()
+    clock[0] += timedelta(seconds=LEASE_FLOOR_S + 1)  # a stopped renewing (a lost node)
+    assert b.lead()
+    assert not a.lead()

@@ -23,6 +23,7 @@ import kubernetes_validate
 import yaml
 
 from operators.kube.api import (
+    ENDPOINT_SLICE,
     INFERENCE_SERVICE,
     LEASE,
     MODEL_DEPLOYMENT,
@@ -39,7 +40,16 @@ OUR_CRD = (
     Path(__file__).resolve().parents[3] / "helm/driftline/crds/driftline.io_modeldeployments.yaml"
 )
 KINDS = {
-    k.plural: k for k in (RAY_JOB, RAY_SERVICE, INFERENCE_SERVICE, SERVICE, LEASE, MODEL_DEPLOYMENT)
+    k.plural: k
+    for k in (
+        RAY_JOB,
+        RAY_SERVICE,
+        INFERENCE_SERVICE,
+        SERVICE,
+        ENDPOINT_SLICE,
+        LEASE,
+        MODEL_DEPLOYMENT,
+    )
 }
 CRD_FILES = {
     RAY_JOB.kind: "ray.io_rayjobs.yaml",

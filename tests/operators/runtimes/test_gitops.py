@@ -120,6 +120,34 @@ def test_a_rollback_reverts_the_promotion_commit(remote: Path) -> None:
     assert "Driftline-Promotion" not in message
 
 
+def test_the_active_colour_is_committed_with_the_version_and_reverted_with_it(
+    remote: Path,
+) -> None:
+    # Issue 13: with GitOps the chart renders the colour the controller committed, not blue.
+    r = repo(remote, "ctl")
+    green = SetChampion("7", "6", "r-1", "promoted", "drift:rep-42", GATES, colour="green")
+    assert r.publish(green) is not None
+    values = show(remote)
+    assert 'version: "7"' in values
+    assert "serving:\n  runtime: RayService\n" in values
+    assert "  activeColour: green\n" in values
+    assert "minReplicas: 2   # keep two warm" in values  # the rest of the file untouched
+    message = git(remote, "log", "-1", "--format=%B", "main")
+    assert message.startswith(
+        f"Promote market-ensemble to version 7 in {VALUES} (active colour green)"
+    )
+    assert r.publish(green) is None  # idempotent: version and colour already recorded
+    # The same version moved to the other colour is a change to record.
+    assert r.publish(SetChampion("7", "7", None, "restoring", colour="blue")) is not None
+    assert "  activeColour: blue\n" in show(remote)
+    # A rollback to the version before restores its colour too (blue, by an edit or a revert).
+    rollback = SetChampion("6", "7", "r-1", "regressed", None, rollback=True, colour="blue")
+    assert r.publish(rollback) is not None
+    values = show(remote)
+    assert 'version: "6"' in values
+    assert "  activeColour: blue\n" in values
+
+
 def test_pushes_are_retried_when_the_remote_refuses(remote: Path) -> None:
     hook = remote / "hooks" / "pre-receive"
     counter = remote / "refusals"
