@@ -47,6 +47,8 @@ from serving.routing import ColourRoute, Routing
 from serving.stream import BarReplay, StreamHub
 from tests.conftest import IN_CI
 
+pytestmark = pytest.mark.slow  # a browser, a small ensemble, a drift comparison
+
 UI = Path(__file__).resolve().parents[2] / "serving" / "ui"
 CHROMIUM = Path("/usr/bin/chromium")
 KEY = "dl_test_status_page"
