@@ -73,7 +73,7 @@ def drift() -> None:
     default=None,
     help=f"Exit {EXIT_DRIFT} when the severity is at or above this grade (for CI).",
 )
-def compare_command(  # noqa: PLR0913, PLR0917  (click passes options as parameters)
+def compare_command(  # noqa: PLR0917  (click passes options as parameters)
     data_path: Path | None,
     reference: str,
     current: str,

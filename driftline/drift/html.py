@@ -29,7 +29,8 @@ REFERENCE, CURRENT = "#5c6bc0", "#ef6c00"
 CHART_W, CHART_H = 220, 90
 
 STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;color:#212121;padding:0 1rem}
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:72rem;color:#212121;
+padding:0 1rem}
 h1{font-size:1.5rem;margin:0 0 .3rem}h2{font-size:1.15rem;margin:2rem 0 .6rem}
 .badge{display:inline-block;padding:.15rem .6rem;border-radius:1rem;color:#fff;font-weight:600}
 .muted{color:#616161}table{border-collapse:collapse}td,th{padding:.25rem .6rem;text-align:left}
@@ -84,7 +85,7 @@ def _verdict(report: Mapping[str, Any], findings: Findings) -> str:
         (
             "groups that moved far",
             str(len(findings.far_groups(RULES))),
-            f"far: median PSI ≥ {RULES.far_psi_ratio:g}× its null quantile, or KS ≥ "
+            f"far: median PSI ≥ {RULES.far_psi_ratio:g}x its null quantile, or KS ≥ "
             f"{RULES.far_ks:g}; medium at 1, high at {RULES.high_far}, "
             f"critical at {RULES.critical_far} (with ≥ {RULES.critical_share:.0%} drifted)",
         ),
@@ -267,7 +268,7 @@ def _yes(flag: bool) -> str:
 
 
 def _num(value: float | None) -> str:
-    return "–" if value is None else f"{float(value):.3g}"
+    return "-" if value is None else f"{float(value):.3g}"
 
 
 def _time(text: object) -> datetime:

@@ -17,9 +17,10 @@ from driftline.features import default_spec
 from driftline.registry import Registry
 from tests.driftline.registry.conftest import make_contents
 
-
-# MLflow's pyfunc signature warns about the bundle's `Any`-typed predict input.
-REGISTERS = pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning")
+# Registering a version in a local MLflow is slow; its pyfunc signature warns about the
+# bundle's `Any`-typed predict input.
+SLOW = pytest.mark.slow
+QUIET = pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning")
 
 
 def _register(settings: Settings, evaluation: dict[str, object]) -> str:
