@@ -12,6 +12,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -180,12 +181,28 @@ def status(as_json: bool) -> None:
     help="Approve VERSION's pending promotion instead: merge its GitOps review branch "
     "(driftline/promote-MODEL-VERSION) into the target branch and push, as a reviewer would.",
 )
-def promote(version: str, approve: bool) -> None:
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Follow the rollout to its end, printing each decision; exit 0 only when promoted.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=3600,
+    show_default=True,
+    help="With --wait: give up after this many seconds (the rollout goes on).",
+)
+def promote(version: str, approve: bool, wait: bool, timeout: float) -> None:
     """Ask the controller to roll VERSION out (gates, shadow and verification still apply).
+
+    With --wait it follows the rollout: exit 0 when VERSION is promoted, 1 when the request is
+    refused or the rollout ends otherwise (rejected, rolled back, failed) or times out.
 
     \b
     Examples:
       driftline promote 7
+      driftline promote 7 --wait      # follow it: gates, shadow, switch, verification
       driftline promote 7 --approve   # merge its review branch, as a reviewer would
     """
     from driftline.store.rollouts import ControllerRequest  # noqa: PLC0415
@@ -197,7 +214,10 @@ def promote(version: str, approve: bool) -> None:
         _approve(settings, version)
         return
     _check_version(settings, version)
-    _queue(settings, ControllerRequest(settings.registry.model_name, "promote", version, _actor()))
+    request = ControllerRequest(settings.registry.model_name, "promote", version, _actor())
+    _queue(settings, request)
+    if wait:
+        follow_rollout(settings, request, timeout_s=timeout)
 
 
 @click.command()
@@ -263,11 +283,7 @@ def audit(since: str, rollout_id: str | None, kind: str | None, as_json: bool) -
                 )
             )
             continue
-        move = f" {event.state_from}->{event.state_to}" if event.state_to else ""
-        rollout = f" [{event.rollout_id}]" if event.rollout_id else ""
-        click.echo(
-            f"{event.created_at:%Y-%m-%d %H:%M:%S} {event.kind:<13}{rollout}{move} {event.reason}"
-        )
+        click.echo(_event_line(event))
     if not events and not as_json:
         click.echo(f"no audit events since {start.isoformat()}")
 
@@ -327,6 +343,84 @@ def _queue(settings: Settings, request: ControllerRequest) -> None:
         f"queued request {request.request_id} to {what} {settings.registry.model_name}; "
         "the controller handles it in its next round (see `driftline audit` and `driftline status`)"
     )
+
+
+def follow_rollout(
+    settings: Settings, request: ControllerRequest, *, timeout_s: float, poll_s: float = 2.0
+) -> None:
+    """Print `request`'s rollout as the controller decides it, until it ends; exit 1 unless
+    it was promoted."""
+    deadline = time.monotonic() + timeout_s
+    store = _store(settings)
+    seen: set[str] = set()
+    rollout_id: str | None = None
+    try:
+        while True:
+            if rollout_id is None:
+                rollout_id = _accepted(store, request)
+            if rollout_id is not None:
+                result = _progress(store, request, rollout_id, seen)
+                if result is not None:
+                    _ended(rollout_id, result)
+                    return
+            if time.monotonic() >= deadline:
+                raise click.ClickException(
+                    f"gave up waiting after {timeout_s:g} s; the rollout goes on "
+                    "(`driftline status`, `driftline audit`)"
+                )
+            time.sleep(poll_s)
+    finally:
+        store.close()
+
+
+def _progress(
+    store: Store, request: ControllerRequest, rollout_id: str, seen: set[str]
+) -> str | None:
+    """Print the rollout's audit events not yet `seen`; its result once it has one."""
+    from operators.codec import decode_state  # noqa: PLC0415
+
+    events = _read(
+        lambda: store.controller.audit_events(
+            model_name=request.model_name, since=request.created_at, rollout_id=rollout_id
+        )
+    )
+    for event in events:
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            click.echo(_event_line(event))
+    record = _read(lambda: store.controller.controller_state(request.model_name))
+    rollout = decode_state(record.state).rollout if record and record.state else None
+    if rollout is None or rollout.rollout_id != rollout_id or rollout.result is None:
+        return None
+    return str(rollout.result.value)
+
+
+def _accepted(store: Store, request: ControllerRequest) -> str | None:
+    """The rollout the controller started for `request`, None while it is pending."""
+    handled = _read(
+        lambda: store.controller.controller_requests(request.model_name, pending=False, limit=1000)
+    )
+    mine = next((r for r in handled if r.request_id == request.request_id), None)
+    if mine is None or mine.consumed_at is None:
+        return None
+    outcome = mine.outcome or ""
+    match = re.fullmatch(r"accepted as rollout (\S+)", outcome)
+    if match is None:
+        raise click.ClickException(f"the controller did not start a rollout: {outcome}")
+    click.echo(f"rollout {match[1]} started")
+    return match[1]
+
+
+def _ended(rollout_id: str, result: str) -> None:
+    if result != "promoted":
+        raise click.ClickException(f"rollout {rollout_id} ended {result}")
+    click.echo(f"rollout {rollout_id} ended promoted")
+
+
+def _event_line(event: Any) -> str:
+    move = f" {event.state_from}->{event.state_to}" if event.state_to else ""
+    rollout = f" [{event.rollout_id}]" if event.rollout_id else ""
+    return f"{event.created_at:%Y-%m-%d %H:%M:%S} {event.kind:<13}{rollout}{move} {event.reason}"
 
 
 def _approve(settings: Settings, version: str) -> None:
