@@ -7,12 +7,14 @@ so `driftline status` answers quickly.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -193,7 +195,13 @@ def status(as_json: bool) -> None:
     show_default=True,
     help="With --wait: give up after this many seconds (the rollout goes on).",
 )
-def promote(version: str, approve: bool, wait: bool, timeout: float) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the request (and with --wait its rollout and result) as one JSON document.",
+)
+def promote(version: str, approve: bool, wait: bool, timeout: float, as_json: bool) -> None:
     """Ask the controller to roll VERSION out (gates, shadow and verification still apply).
 
     With --wait it follows the rollout: exit 0 when VERSION is promoted, 1 when the request is
@@ -215,13 +223,14 @@ def promote(version: str, approve: bool, wait: bool, timeout: float) -> None:
         return
     _check_version(settings, version)
     request = ControllerRequest(settings.registry.model_name, "promote", version, _actor())
-    _queue(settings, request)
+    _queue(settings, request, as_json=as_json and not wait)
     if wait:
-        follow_rollout(settings, request, timeout_s=timeout)
+        follow_rollout(settings, request, timeout_s=timeout, as_json=as_json)
 
 
 @click.command()
-def rollback() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the request as one JSON document.")
+def rollback(as_json: bool) -> None:
     """Ask the controller to roll back: abort a rollout, or return to the previous version.
 
     \b
@@ -231,7 +240,8 @@ def rollback() -> None:
     from driftline.store.rollouts import ControllerRequest  # noqa: PLC0415
 
     settings = Settings()
-    _queue(settings, ControllerRequest(settings.registry.model_name, "rollback", None, _actor()))
+    request = ControllerRequest(settings.registry.model_name, "rollback", None, _actor())
+    _queue(settings, request, as_json=as_json)
 
 
 @click.command()
@@ -242,7 +252,7 @@ def rollback() -> None:
 @click.option(
     "--kind", default=None, help="Only events of this kind (transition, gate, action, ...)."
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--json", "as_json", is_flag=True, help="Print the events as one JSON array.")
 def audit(since: str, rollout_id: str | None, kind: str | None, as_json: bool) -> None:
     """The controller's audit trail: every decision, gate, action and fault, oldest first.
 
@@ -265,26 +275,12 @@ def audit(since: str, rollout_id: str | None, kind: str | None, as_json: bool) -
         )
     finally:
         store.close()
+    if as_json:
+        click.echo(json.dumps([_event_json(e) for e in events], indent=2, default=str))
+        return
     for event in events:
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "at": event.created_at.isoformat(),
-                        "kind": event.kind,
-                        "actor": event.actor,
-                        "rollout": event.rollout_id,
-                        "from": event.state_from,
-                        "to": event.state_to,
-                        "reason": event.reason,
-                        "details": event.details,
-                    },
-                    default=str,
-                )
-            )
-            continue
         click.echo(_event_line(event))
-    if not events and not as_json:
+    if not events:
         click.echo(f"no audit events since {start.isoformat()}")
 
 
@@ -332,12 +328,15 @@ def _read(read: Any, *, missing_ok: bool = False) -> Any:
         raise click.ClickException(f"store unavailable: {_line(error)}") from None
 
 
-def _queue(settings: Settings, request: ControllerRequest) -> None:
+def _queue(settings: Settings, request: ControllerRequest, *, as_json: bool = False) -> None:
     store = _store(settings, migrate=True)
     try:
         _read(lambda: store.controller.add_controller_request(request))
     finally:
         store.close()
+    if as_json:
+        click.echo(json.dumps(_request_json(request), indent=2))
+        return
     what = f"promote version {request.version}" if request.version else "roll back"
     click.echo(
         f"queued request {request.request_id} to {what} {settings.registry.model_name}; "
@@ -345,11 +344,26 @@ def _queue(settings: Settings, request: ControllerRequest) -> None:
     )
 
 
+def _request_json(request: ControllerRequest) -> dict[str, Any]:
+    return {
+        "request_id": request.request_id,
+        "model": request.model_name,
+        "kind": request.kind,
+        "version": request.version,
+    }
+
+
 def follow_rollout(
-    settings: Settings, request: ControllerRequest, *, timeout_s: float, poll_s: float = 2.0
+    settings: Settings,
+    request: ControllerRequest,
+    *,
+    timeout_s: float,
+    poll_s: float = 2.0,
+    as_json: bool = False,
 ) -> None:
     """Print `request`'s rollout as the controller decides it, until it ends; exit 1 unless
-    it was promoted."""
+    it was promoted. With `as_json` the progress goes to stderr and the end to stdout."""
+    echo = functools.partial(click.echo, err=as_json)
     deadline = time.monotonic() + timeout_s
     store = _store(settings)
     seen: set[str] = set()
@@ -357,11 +371,14 @@ def follow_rollout(
     try:
         while True:
             if rollout_id is None:
-                rollout_id = _accepted(store, request)
+                rollout_id = _accepted(store, request, echo)
             if rollout_id is not None:
-                result = _progress(store, request, rollout_id, seen)
+                result = _progress(store, request, rollout_id, seen, echo)
                 if result is not None:
-                    _ended(rollout_id, result)
+                    if as_json:
+                        document = {**_request_json(request), "rollout": rollout_id}
+                        click.echo(json.dumps({**document, "result": result}, indent=2))
+                    _ended(rollout_id, result, echo)
                     return
             if time.monotonic() >= deadline:
                 raise click.ClickException(
@@ -374,7 +391,11 @@ def follow_rollout(
 
 
 def _progress(
-    store: Store, request: ControllerRequest, rollout_id: str, seen: set[str]
+    store: Store,
+    request: ControllerRequest,
+    rollout_id: str,
+    seen: set[str],
+    echo: Callable[[str], None],
 ) -> str | None:
     """Print the rollout's audit events not yet `seen`; its result once it has one."""
     from operators.codec import decode_state  # noqa: PLC0415
@@ -387,7 +408,7 @@ def _progress(
     for event in events:
         if event.event_id not in seen:
             seen.add(event.event_id)
-            click.echo(_event_line(event))
+            echo(_event_line(event))
     record = _read(lambda: store.controller.controller_state(request.model_name))
     rollout = decode_state(record.state).rollout if record and record.state else None
     if rollout is None or rollout.rollout_id != rollout_id or rollout.result is None:
@@ -395,7 +416,7 @@ def _progress(
     return str(rollout.result.value)
 
 
-def _accepted(store: Store, request: ControllerRequest) -> str | None:
+def _accepted(store: Store, request: ControllerRequest, echo: Callable[[str], None]) -> str | None:
     """The rollout the controller started for `request`, None while it is pending."""
     handled = _read(
         lambda: store.controller.controller_requests(request.model_name, pending=False, limit=1000)
@@ -407,14 +428,27 @@ def _accepted(store: Store, request: ControllerRequest) -> str | None:
     match = re.fullmatch(r"accepted as rollout (\S+)", outcome)
     if match is None:
         raise click.ClickException(f"the controller did not start a rollout: {outcome}")
-    click.echo(f"rollout {match[1]} started")
+    echo(f"rollout {match[1]} started")
     return match[1]
 
 
-def _ended(rollout_id: str, result: str) -> None:
+def _ended(rollout_id: str, result: str, echo: Callable[[str], None]) -> None:
     if result != "promoted":
         raise click.ClickException(f"rollout {rollout_id} ended {result}")
-    click.echo(f"rollout {rollout_id} ended promoted")
+    echo(f"rollout {rollout_id} ended promoted")
+
+
+def _event_json(event: Any) -> dict[str, Any]:
+    return {
+        "at": event.created_at.isoformat(),
+        "kind": event.kind,
+        "actor": event.actor,
+        "rollout": event.rollout_id,
+        "from": event.state_from,
+        "to": event.state_to,
+        "reason": event.reason,
+        "details": event.details,
+    }
 
 
 def _event_line(event: Any) -> str:

@@ -69,8 +69,8 @@ def test_status_and_audit_show_the_rollout(home: Path) -> None:
     assert "transition" in audit.output
     assert "stable->drifting" in audit.output
     assert "drifting->retraining" in audit.output
-    lines = runner.invoke(main, ["audit", "--since", "2h", "--json", "--kind", "transition"]).output
-    assert [json.loads(line)["to"] for line in lines.splitlines()] == ["drifting", "retraining"]
+    document = runner.invoke(main, ["audit", "--since", "2h", "--json", "--kind", "transition"])
+    assert [e["to"] for e in json.loads(document.output)] == ["drifting", "retraining"]
 
 
 def test_rollback_is_queued_for_the_controller(home: Path) -> None:
@@ -81,6 +81,12 @@ def test_rollback_is_queued_for_the_controller(home: Path) -> None:
     (request,) = store.controller.controller_requests("market-ensemble")
     assert request.kind == "rollback"
     assert request.actor.startswith("cli")
+    queued = json.loads(CliRunner().invoke(main, ["rollback", "--json"]).output)
+    assert (queued["kind"], queued["model"], queued["version"]) == (
+        "rollback",
+        request.model_name,
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -151,7 +157,9 @@ def _settle(store: Store, request: ControllerRequest, outcome: str, result: Resu
     )
 
 
-def _follow(home: Path, outcome: str, result: Result | None, timeout_s: float = 5) -> Any:
+def _follow(
+    home: Path, outcome: str, result: Result | None, timeout_s: float = 5, as_json: bool = False
+) -> Any:
     settings = Settings(home=home)
     store = Store.from_settings(settings)
     store.upgrade()
@@ -160,9 +168,24 @@ def _follow(home: Path, outcome: str, result: Result | None, timeout_s: float = 
     _settle(store, request, outcome, result)
     store.close()
     command = click.Command(
-        "t", callback=lambda: follow_rollout(settings, request, timeout_s=timeout_s, poll_s=0.1)
+        "t",
+        callback=lambda: follow_rollout(
+            settings, request, timeout_s=timeout_s, poll_s=0.1, as_json=as_json
+        ),
     )
     return CliRunner().invoke(command, [])
+
+
+def test_promote_wait_json_is_one_document_on_stdout(home: Path) -> None:
+    result = _follow(home, "accepted as rollout r-7", Result.PROMOTED, as_json=True)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert (document["rollout"], document["result"], document["version"]) == (
+        "r-7",
+        "promoted",
+        "7",
+    )
+    assert "offline passed" in result.stderr
 
 
 def test_promote_wait_follows_the_rollout_to_its_end(home: Path) -> None:
