@@ -396,7 +396,10 @@ class ObservabilitySettings(_Section):
     env_prefix: ClassVar[str] = ""
 
     log_level: str = Field(default="INFO", description="Root log level.")
-    log_json: bool = Field(default=True, description="Emit JSON log lines.")
+    log_json: bool | None = Field(
+        default=None,
+        description="JSON log lines (true) or text (false); unset: text on a terminal, else JSON.",
+    )
 
 
 class AuthSettings(_Section):

@@ -7,11 +7,14 @@ so `driftline status` answers quickly.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -180,12 +183,34 @@ def status(as_json: bool) -> None:
     help="Approve VERSION's pending promotion instead: merge its GitOps review branch "
     "(driftline/promote-MODEL-VERSION) into the target branch and push, as a reviewer would.",
 )
-def promote(version: str, approve: bool) -> None:
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Follow the rollout to its end, printing each decision; exit 0 only when promoted.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=3600,
+    show_default=True,
+    help="With --wait: give up after this many seconds (the rollout goes on).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the request (and with --wait its rollout and result) as one JSON document.",
+)
+def promote(version: str, approve: bool, wait: bool, timeout: float, as_json: bool) -> None:
     """Ask the controller to roll VERSION out (gates, shadow and verification still apply).
+
+    With --wait it follows the rollout: exit 0 when VERSION is promoted, 1 when the request is
+    refused or the rollout ends otherwise (rejected, rolled back, failed) or times out.
 
     \b
     Examples:
       driftline promote 7
+      driftline promote 7 --wait      # follow it: gates, shadow, switch, verification
       driftline promote 7 --approve   # merge its review branch, as a reviewer would
     """
     from driftline.store.rollouts import ControllerRequest  # noqa: PLC0415
@@ -197,11 +222,15 @@ def promote(version: str, approve: bool) -> None:
         _approve(settings, version)
         return
     _check_version(settings, version)
-    _queue(settings, ControllerRequest(settings.registry.model_name, "promote", version, _actor()))
+    request = ControllerRequest(settings.registry.model_name, "promote", version, _actor())
+    _queue(settings, request, as_json=as_json and not wait)
+    if wait:
+        follow_rollout(settings, request, timeout_s=timeout, as_json=as_json)
 
 
 @click.command()
-def rollback() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the request as one JSON document.")
+def rollback(as_json: bool) -> None:
     """Ask the controller to roll back: abort a rollout, or return to the previous version.
 
     \b
@@ -211,7 +240,8 @@ def rollback() -> None:
     from driftline.store.rollouts import ControllerRequest  # noqa: PLC0415
 
     settings = Settings()
-    _queue(settings, ControllerRequest(settings.registry.model_name, "rollback", None, _actor()))
+    request = ControllerRequest(settings.registry.model_name, "rollback", None, _actor())
+    _queue(settings, request, as_json=as_json)
 
 
 @click.command()
@@ -222,7 +252,7 @@ def rollback() -> None:
 @click.option(
     "--kind", default=None, help="Only events of this kind (transition, gate, action, ...)."
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--json", "as_json", is_flag=True, help="Print the events as one JSON array.")
 def audit(since: str, rollout_id: str | None, kind: str | None, as_json: bool) -> None:
     """The controller's audit trail: every decision, gate, action and fault, oldest first.
 
@@ -245,16 +275,12 @@ def audit(since: str, rollout_id: str | None, kind: str | None, as_json: bool) -
         )
     finally:
         store.close()
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in events], indent=2, default=str))
+        return
     for event in events:
-        if as_json:
-            click.echo(json.dumps(event.to_dict(), default=str))
-            continue
-        move = f" {event.state_from}->{event.state_to}" if event.state_to else ""
-        rollout = f" [{event.rollout_id}]" if event.rollout_id else ""
-        click.echo(
-            f"{event.created_at:%Y-%m-%d %H:%M:%S} {event.kind:<13}{rollout}{move} {event.reason}"
-        )
-    if not events and not as_json:
+        click.echo(_event_line(event))
+    if not events:
         click.echo(f"no audit events since {start.isoformat()}")
 
 
@@ -302,17 +328,120 @@ def _read(read: Any, *, missing_ok: bool = False) -> Any:
         raise click.ClickException(f"store unavailable: {_line(error)}") from None
 
 
-def _queue(settings: Settings, request: ControllerRequest) -> None:
+def _queue(settings: Settings, request: ControllerRequest, *, as_json: bool = False) -> None:
     store = _store(settings, migrate=True)
     try:
         _read(lambda: store.controller.add_controller_request(request))
     finally:
         store.close()
+    if as_json:
+        click.echo(json.dumps(_request_json(request), indent=2))
+        return
     what = f"promote version {request.version}" if request.version else "roll back"
     click.echo(
         f"queued request {request.request_id} to {what} {settings.registry.model_name}; "
         "the controller handles it in its next round (see `driftline audit` and `driftline status`)"
     )
+
+
+def _request_json(request: ControllerRequest) -> dict[str, Any]:
+    return {
+        "request_id": request.request_id,
+        "model": request.model_name,
+        "kind": request.kind,
+        "version": request.version,
+    }
+
+
+def follow_rollout(
+    settings: Settings,
+    request: ControllerRequest,
+    *,
+    timeout_s: float,
+    poll_s: float = 2.0,
+    as_json: bool = False,
+) -> None:
+    """Print `request`'s rollout as the controller decides it, until it ends; exit 1 unless
+    it was promoted. With `as_json` the progress goes to stderr and the end to stdout."""
+    echo = functools.partial(click.echo, err=as_json)
+    deadline = time.monotonic() + timeout_s
+    store = _store(settings)
+    seen: set[str] = set()
+    rollout_id: str | None = None
+    try:
+        while True:
+            if rollout_id is None:
+                rollout_id = _accepted(store, request, echo)
+            if rollout_id is not None:
+                result = _progress(store, request, rollout_id, seen, echo)
+                if result is not None:
+                    if as_json:
+                        document = {**_request_json(request), "rollout": rollout_id}
+                        click.echo(json.dumps({**document, "result": result}, indent=2))
+                    _ended(rollout_id, result, echo)
+                    return
+            if time.monotonic() >= deadline:
+                raise click.ClickException(
+                    f"gave up waiting after {timeout_s:g} s; the rollout goes on "
+                    "(`driftline status`, `driftline audit`)"
+                )
+            time.sleep(poll_s)
+    finally:
+        store.close()
+
+
+def _progress(
+    store: Store,
+    request: ControllerRequest,
+    rollout_id: str,
+    seen: set[str],
+    echo: Callable[[str], None],
+) -> str | None:
+    """Print the rollout's audit events not yet `seen`; its result once it has one."""
+    from operators.codec import decode_state  # noqa: PLC0415
+
+    events = _read(
+        lambda: store.controller.audit_events(
+            model_name=request.model_name, since=request.created_at, rollout_id=rollout_id
+        )
+    )
+    for event in events:
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            echo(_event_line(event))
+    record = _read(lambda: store.controller.controller_state(request.model_name))
+    rollout = decode_state(record.state).rollout if record and record.state else None
+    if rollout is None or rollout.rollout_id != rollout_id or rollout.result is None:
+        return None
+    return str(rollout.result.value)
+
+
+def _accepted(store: Store, request: ControllerRequest, echo: Callable[[str], None]) -> str | None:
+    """The rollout the controller started for `request`, None while it is pending."""
+    handled = _read(
+        lambda: store.controller.controller_requests(request.model_name, pending=False, limit=1000)
+    )
+    mine = next((r for r in handled if r.request_id == request.request_id), None)
+    if mine is None or mine.consumed_at is None:
+        return None
+    outcome = mine.outcome or ""
+    match = re.fullmatch(r"accepted as rollout (\S+)", outcome)
+    if match is None:
+        raise click.ClickException(f"the controller did not start a rollout: {outcome}")
+    echo(f"rollout {match[1]} started")
+    return match[1]
+
+
+def _ended(rollout_id: str, result: str, echo: Callable[[str], None]) -> None:
+    if result != "promoted":
+        raise click.ClickException(f"rollout {rollout_id} ended {result}")
+    echo(f"rollout {rollout_id} ended promoted")
+
+
+def _event_line(event: Any) -> str:
+    move = f" {event.state_from}->{event.state_to}" if event.state_to else ""
+    rollout = f" [{event.rollout_id}]" if event.rollout_id else ""
+    return f"{event.created_at:%Y-%m-%d %H:%M:%S} {event.kind:<13}{rollout}{move} {event.reason}"
 
 
 def _approve(settings: Settings, version: str) -> None:

@@ -200,6 +200,8 @@ class Ingress:
             "timestamp": as_of.isoformat(),
             "symbol": self.settings.data.symbol,
             "prediction": float(ensemble[0]),
+            # The status page turns consecutive closes into the realised returns it draws.
+            "close": float(window["close"].iloc[-1]),
             "members": {k: float(v[0]) for k, v in members.items()},
             "model_version": route.version,
             "colour": route.colour,

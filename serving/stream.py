@@ -22,6 +22,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
+# The stream's message format, offered by browsers beside their `bearer.<key>` credential.
+SUBPROTOCOL = "driftline.v1"
 
 
 class OutcomeHook(Protocol):
@@ -101,7 +103,9 @@ class StreamHub:
 
     async def serve(self, websocket: WebSocket) -> None:
         """Accept `websocket` and send it every message until it disconnects."""
-        await websocket.accept()
+        # A browser that offers subprotocols drops a handshake that selects none of them.
+        offered = websocket.scope.get("subprotocols") or []
+        await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         with self._subscription() as queue:
             receiver = asyncio.create_task(_until_closed(websocket))
             try:

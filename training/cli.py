@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,12 +36,19 @@ DATE = click.DateTime(formats=["%Y-%m-%d"])
 @click.option("--start", type=DATE, help="First bar to use (YYYY-MM-DD).")
 @click.option("--end", type=DATE, help="Last bar to use (YYYY-MM-DD).")
 @click.option("--members", help="Comma-separated members (rf, xgb, hgb). Default: rf,xgb.")
-def train(
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the outcome as one JSON document on stdout (progress goes to stderr).",
+)
+def train(  # noqa: PLR0917  (click passes options as parameters)
     trials: int | None,
     data: Path | None,
     start: datetime | None,
     end: datetime | None,
     members: str | None,
+    as_json: bool,
 ) -> None:
     """Train and register a new version (alias `challenger`) through the Ray Jobs API.
 
@@ -48,6 +58,7 @@ def train(
     Examples:
       driftline train --trials 5
       driftline train --data bars.csv --start 2005-01-01 --members rf,xgb
+      driftline train --json | jq .version
     """
     settings = Settings()
     data = data or settings.data.path
@@ -68,10 +79,13 @@ def train(
         sys.exit(EXIT_BAD_DATA)
     try:
         with _cluster(settings) as dashboard:
-            outcome = run_training_job(dashboard, settings, request, echo=click.echo)
+            echo = functools.partial(click.echo, err=True) if as_json else click.echo
+            outcome = run_training_job(dashboard, settings, request, echo=echo)
     except RayClusterError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(outcome), indent=2))
     if outcome.exit_code != 0:
         click.echo(
             f"error: training job {outcome.job_id} {outcome.status.lower()} after "
@@ -79,7 +93,8 @@ def train(
             err=True,
         )
         sys.exit(outcome.exit_code)
-    click.echo(f"training job {outcome.job_id} succeeded in {outcome.seconds:.0f}s")
+    if not as_json:
+        click.echo(f"training job {outcome.job_id} succeeded in {outcome.seconds:.0f}s")
 
 
 @contextmanager

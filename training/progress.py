@@ -37,11 +37,14 @@ class Progress:
 class TuneProgress(tune.Callback):
     """Reports each trial's folds and result through `Progress`, in place of Tune's tables."""
 
-    def __init__(self, progress: Progress, trials: int) -> None:
+    def __init__(self, progress: Progress, trials: int, members: int = 1) -> None:
         self._progress = progress
         self._trials = trials
+        self._members = members
         self._ordinal: dict[str, int] = {}
         self._counts: dict[str, int] = {}
+        self._folds_done = 0
+        self._started = progress.elapsed
 
     def _label(self, trial: Any) -> str:
         member = trial.config["member"]
@@ -53,11 +56,15 @@ class TuneProgress(tune.Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
-        """One line per validated fold."""
+        """One line per validated fold, with the time tuning has left at the pace so far."""
+        self._folds_done += 1
+        total = self._trials * self._members * int(result["folds"])
+        left = time_left(self._progress.elapsed - self._started, self._folds_done, total)
         self._progress(
             "tune",
             f"{self._label(trial)} fold {result['fold']}/{result['folds']} "
-            f"rmse {result['rmse']:.5f} ({result['fold_seconds']:.1f}s)",
+            f"rmse {result['rmse']:.5f} ({result['fold_seconds']:.1f}s)"
+            + (f", tuning {left} left" if left else ""),
         )
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -72,6 +79,14 @@ class TuneProgress(tune.Callback):
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         """Say which trial failed; the tuner raises the error itself."""
         self._progress("tune", f"{self._label(trial)} FAILED")
+
+
+def time_left(elapsed_s: float, done: int, total: int) -> str:
+    """`~1m 05s`: the rest of `total` steps at the pace of the `done` so far ('' when unknown)."""
+    if done <= 0 or total <= done:
+        return ""
+    seconds = round(elapsed_s / done * (total - done))
+    return f"~{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"~{seconds}s"
 
 
 def _short(params: dict[str, Any]) -> str:

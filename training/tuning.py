@@ -99,7 +99,7 @@ def tune_members(
             name=run_name,
             storage_path=storage,
             verbose=0,
-            callbacks=[TuneProgress(progress, trials), SchedulingWatchdog(cpus)],
+            callbacks=[TuneProgress(progress, trials, len(kinds)), SchedulingWatchdog(cpus)],
         ),
     )
     results = tuner.fit()

@@ -7,6 +7,7 @@ the components' modules pull in Ray, MLflow, pandas and SQLAlchemy, which take s
 from __future__ import annotations
 
 import importlib
+import os
 from typing import NamedTuple
 
 import click
@@ -70,11 +71,23 @@ class LazyGroup(click.Group):
     epilog="Example: driftline up   (then `driftline status` in another terminal)",
 )
 @click.version_option(package_name="driftline")
-def main() -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "text", "json"]),
+    default="auto",
+    show_default=True,
+    help="Log lines on stderr: text, JSON, or auto (text on a terminal, JSON otherwise).",
+)
+def main(log_format: str) -> None:
     """Train, serve, watch and roll out ensemble models.
 
     `driftline COMMAND --help` shows a command's options and an example.
     """
+    if log_format != "auto":
+        # Through the environment, so that processes the command starts log the same way.
+        os.environ["DRIFTLINE_LOG_JSON"] = "true" if log_format == "json" else "false"
+    # MLflow logs its own INFO lines (database setup, run links) on import and use.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 __all__ = ["COMMANDS", "main"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from driftline.config import Settings
@@ -16,35 +18,50 @@ def db() -> None:
     \b
     Examples:
       driftline db upgrade
-      driftline db current
+      driftline db current --json
     """
+
+
+JSON = click.option(
+    "--json", "as_json", is_flag=True, help='Print {"revision", "head"} as one JSON document.'
+)
 
 
 @db.command()
 @click.argument("revision", default="head")
-def upgrade(revision: str) -> None:
+@JSON
+def upgrade(revision: str, as_json: bool) -> None:
     """Migrate the store up to REVISION (default: head)."""
     settings = Settings()
     if settings.store.database_url is None:
         settings.ensure_home()
     migrate.upgrade(settings.store_url, revision)
-    click.echo(f"store at revision {_current(settings.store_url)}")
+    _show(settings.store_url, as_json)
 
 
 @db.command()
 @click.argument("revision", default="-1")
-def downgrade(revision: str) -> None:
+@JSON
+def downgrade(revision: str, as_json: bool) -> None:
     """Migrate the store down to REVISION (default: one step; `base` drops every table)."""
     settings = Settings()
     migrate.downgrade(settings.store_url, revision)
-    click.echo(f"store at revision {_current(settings.store_url)}")
+    _show(settings.store_url, as_json)
 
 
 @db.command()
-def current() -> None:
+@JSON
+def current(as_json: bool) -> None:
     """Print the store's revision and the newest one this code ships."""
-    settings = Settings()
-    click.echo(f"current {_current(settings.store_url)} head {migrate.head_revision()}")
+    _show(Settings().store_url, as_json)
+
+
+def _show(url: str, as_json: bool) -> None:
+    revision, head = _current(url), migrate.head_revision()
+    if as_json:
+        click.echo(json.dumps({"revision": revision, "head": head}, indent=2))
+    else:
+        click.echo(f"store at revision {revision} (newest {head})")
 
 
 def _current(url: str) -> str:

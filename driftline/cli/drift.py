@@ -15,14 +15,19 @@ import orjson
 import pandas as pd
 
 from driftline.config import Settings
-from driftline.contracts import CHAMPION
+from driftline.contracts import CHAMPION, Severity
 from driftline.data import DataValidationError, load_bars
 from driftline.drift.compare import DateRange, compare
 from driftline.drift.detectors import FeatureDrift
 from driftline.drift.errors import DriftInputError
+from driftline.drift.report import DriftReport
 from driftline.features import FeatureSpec, UnsupportedFeatureSpecError, default_spec
 from driftline.store import Store, StoreUnavailableError
 from driftline.store.drift_records import Outcome, UnknownOutcomeError
+
+SEVERITIES = [s.label for s in Severity if s is not Severity.NONE]
+# 1 is click's usage-free error (ClickException) and 2 its usage error; drift gets its own code.
+EXIT_DRIFT = 3
 
 INPUT_ERRORS = (
     DriftInputError,
@@ -41,6 +46,8 @@ def drift() -> None:
     \b
     Examples:
       driftline drift compare --reference 2000-01-01:2004-12-31 --current 2008-01-01:2008-12-31
+      driftline drift compare --reference 2004-01-01:2006-12-31 --current 2008-09-01:2008-12-31 \\
+          --html report.html --fail-on high
       driftline drift status --json
     """
 
@@ -54,6 +61,18 @@ def drift() -> None:
 @click.option(
     "--scipy", "use_scipy", is_flag=True, help="Use scipy's KS even if alibi-detect is installed."
 )
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a self-contained HTML report with charts to this file.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(SEVERITIES, case_sensitive=False),
+    default=None,
+    help=f"Exit {EXIT_DRIFT} when the severity is at or above this grade (for CI).",
+)
 def compare_command(  # noqa: PLR0917  (click passes options as parameters)
     data_path: Path | None,
     reference: str,
@@ -61,8 +80,18 @@ def compare_command(  # noqa: PLR0917  (click passes options as parameters)
     spec_path: Path | None,
     as_json: bool,
     use_scipy: bool,
+    html_path: Path | None,
+    fail_on: str | None,
 ) -> None:
-    """Compare two date ranges of one bar history (default: the bundled S&P 500 data)."""
+    """Compare two date ranges of one bar history (default: the bundled S&P 500 data).
+
+    \b
+    Exit codes:
+      0  the comparison ran (and, with --fail-on, the severity is below that grade)
+      1  bad input: a range, the data, the spec, or the HTML file could not be used
+      2  bad usage (an unknown option or grade)
+      3  with --fail-on GRADE: the severity is GRADE or worse
+    """
     settings = Settings()
     try:
         ref_range, cur_range = DateRange.parse(reference), DateRange.parse(current)
@@ -87,9 +116,27 @@ def compare_command(  # noqa: PLR0917  (click passes options as parameters)
         raise click.ClickException(_one_line(error)) from None
     document = {**report.to_dict(), "reference": str(ref_range), "current": str(cur_range)}
     document["spec"] = {"source": spec_source, "hash": spec.hash}
+    if html_path is not None:
+        _write_html(html_path, document)
     if as_json:
         click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
-        return
+    else:
+        _print_verdict(report, document)
+    if fail_on is not None and report.severity >= Severity.parse(fail_on):
+        click.get_current_context().exit(EXIT_DRIFT)
+
+
+def _write_html(path: Path, document: dict[str, Any]) -> None:
+    from driftline.drift.html import render_html  # noqa: PLC0415  (only when asked for)
+
+    try:
+        path.write_text(render_html(document), encoding="utf-8")
+    except OSError as error:
+        raise click.ClickException(f"{path}: {error.strerror or error}") from None
+    click.echo(f"wrote {path}", err=True)
+
+
+def _print_verdict(report: DriftReport, document: dict[str, Any]) -> None:
     summary = report.results[0].summary
     click.echo(f"severity {document['severity']}  recommendation {document['recommendation']}")
     for reason in report.reasons:

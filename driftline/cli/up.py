@@ -1,8 +1,9 @@
 """`driftline up`: the whole local platform in one process tree, on embedded defaults.
 
 Store migrations, a local Ray head, training when no champion exists, the served graph with
-its replay stream, the drift monitor and the rollout controller; Ctrl-C stops it all and
-flushes the predictions serving still holds.
+its replay stream (from the champion's hold-out, data it never trained on), the drift monitor
+and the rollout controller; it prints the status page's link with the admin key. Ctrl-C stops
+it all and flushes the predictions serving still holds.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class Background:
 def up(trials: int, no_controller: bool, port: int | None) -> None:
     """Train if no champion exists, serve it, stream, watch drift and run the controller.
 
+    The stream replays bars from the champion's hold-out start (DRIFTLINE_STREAM_START
+    overrides); the status page's link, with the admin key, is printed once serving is up.
+
     \b
     Examples:
       driftline up                    # everything, on http://127.0.0.1:8000
@@ -78,6 +82,7 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
         click.echo("starting a local Ray head ...")
         cluster.start()
         champion = _champion(settings, cluster.dashboard_url, trials)
+        settings = replay_from_holdout(settings, champion)
         control = ServingControl(
             settings,
             cluster.dashboard_url,
@@ -88,6 +93,7 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
         control.deploy(champion)
         background = _start_background(settings, store, cluster.dashboard_url, no_controller)
         _print_urls(settings, cluster.dashboard_url, no_controller)
+        _print_status_page(settings)
         stop.wait()
     finally:
         click.echo("stopping: flushing predictions ...")
@@ -119,6 +125,47 @@ def _champion(settings: Settings, dashboard_url: str, trials: int) -> str:
         raise click.ClickException(f"training failed ({outcome.status}): {outcome.message}")
     # The registry makes a model's first version its champion.
     return alias() or outcome.version
+
+
+def replay_from_holdout(settings: Settings, champion: str) -> Settings:
+    """Start the replay at the champion's hold-out (data it never trained on), unless
+    DRIFTLINE_STREAM_START says where; say which on the console."""
+    if settings.serving.stream_start is not None:
+        click.echo(f"replay: from {settings.serving.stream_start} (DRIFTLINE_STREAM_START)")
+        return settings
+    first = _holdout_first(settings, champion)
+    if first is None:
+        click.echo(f"replay: from the first full window (version {champion} records no hold-out)")
+        return settings
+    # Serving replicas read their settings from the environment this process forwards.
+    os.environ["DRIFTLINE_STREAM_START"] = first
+    click.echo(
+        f"replay: from {first}, where version {champion}'s hold-out starts, so its predictions, "
+        "live performance and drift are on data it never trained on "
+        "(set DRIFTLINE_STREAM_START to choose)"
+    )
+    return settings.updated({"serving": {"stream_start": first}})
+
+
+def _holdout_first(settings: Settings, version: str) -> str | None:
+    from driftline.registry import Registry  # noqa: PLC0415
+
+    holdout = Registry(settings).load_bundle(version).evaluation.get("holdout") or {}
+    first = holdout.get("first")
+    return str(first) if first else None
+
+
+def status_page_url(settings: Settings, key: str) -> str:
+    """The status page's address with `key` in its fragment (browsers never send fragments)."""
+    from urllib.parse import quote  # noqa: PLC0415
+
+    return f"http://{settings.serving.host}:{settings.serving.port}/ui/#key={quote(key, safe='')}"
+
+
+def _print_status_page(settings: Settings) -> None:
+    from driftline.auth.admin import ensure_admin_key  # noqa: PLC0415
+
+    click.echo(f"  status page: {status_page_url(settings, ensure_admin_key(settings))}")
 
 
 def _start_background(

@@ -5,6 +5,7 @@ Routes (relative to where they are mounted):
 - `GET  /drift/status` the newest report's verdict and the open alerts
 - `GET  /drift/reports` report summaries, newest first (`since`, `min_severity`, `limit`)
 - `GET  /drift/reports/{report_id}` one full report
+- `GET  /drift/reports/{report_id}.html` one report as a self-contained page with charts
 - `GET  /drift/history` stored scores (`feature`, `method`, `since`, `limit`)
 - `GET  /drift/alerts` alerts (`acknowledged`, `since`, `limit`)
 - `POST /drift/alerts/{alert_id}/acknowledge` `{"by": "..."}`
@@ -20,10 +21,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from driftline.contracts import Severity
+from driftline.drift.html import render_html
 from driftline.drift.outcomes import OutcomeRecorder, utc
 from driftline.store import Store, StoreUnavailableError, utcnow
 from driftline.store.drift_records import (
@@ -37,6 +39,8 @@ METHODS = frozenset({"ks", "ks_textbook", "psi", "js", "adwin", "rmse", "mae", "
     "directional_accuracy"
 }
 MAX_OUTCOMES = 10_000
+# Reports drawn in an HTML report's history chart.
+HISTORY_REPORTS = 200
 
 
 class OutcomeIn(BaseModel):
@@ -100,6 +104,16 @@ def drift_router(store: Store, recorder: OutcomeRecorder, *, model_name: str) ->
             model_name=model, since=_since(since), min_severity_level=level, limit=limit
         )
         return [_summary(r) for r in found]
+
+    # Declared before `/drift/reports/{report_id}`, which would otherwise take `<id>.html`.
+    @router.get("/drift/reports/{report_id}.html", response_class=HTMLResponse)
+    def report_html(report_id: str) -> HTMLResponse:
+        found = store.drift.drift_report(report_id)
+        if found is None:
+            raise HTTPException(404, f"no drift report {report_id!r}")
+        earlier = store.drift.drift_reports(model_name=found.model_name, limit=HISTORY_REPORTS)
+        history = [_full(r) for r in earlier if r.created_at <= found.created_at]
+        return HTMLResponse(render_html(_full(found), history))
 
     @router.get("/drift/reports/{report_id}")
     def report(report_id: str) -> dict[str, Any]:
@@ -221,6 +235,11 @@ def _summary(report: StoredReport) -> dict[str, Any]:
         "window_start": report.window_start.isoformat() if report.window_start else None,
         "window_end": report.window_end.isoformat() if report.window_end else None,
     }
+
+
+def _full(report: StoredReport) -> dict[str, Any]:
+    # The stored columns are authoritative; the payload adds the detectors' details.
+    return {**report.payload, **_summary(report)}
 
 
 def _alert(alert: Alert) -> dict[str, Any]:

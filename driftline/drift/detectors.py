@@ -7,7 +7,8 @@ Benjamini-Hochberg at the same level decides which features drifted. PSI and Jen
 use the bins frozen in the null model, so their values stay comparable from window to window;
 they measure by how much. Feature drift also summarises each group of features that carry one
 signal (its members' verdicts, median PSI over the null quantile, largest KS), so severity can
-count a signal once and weigh how far it moved. Joint drift scores the whole feature vector.
+count a signal once and weigh how far it moved, and keeps each feature's shares in the frozen
+bins on both sides for reports to draw. Joint drift scores the whole feature vector.
 """
 
 from __future__ import annotations
@@ -69,9 +70,11 @@ class FeatureDrift:
         drifted = stats.benjamini_hochberg(calibrated, self.alpha)
         scores: list[Score] = []
         psis = np.empty(len(names))
+        histograms: dict[str, dict[str, list[float]]] = {}
         for j, null in enumerate(nulls):
             psi, js = _binned(null, current[:, j])
             psis[j] = psi
+            histograms[names[j]] = _histogram(null, current[:, j])
             scores += [
                 Score(
                     names[j],
@@ -109,6 +112,7 @@ class FeatureDrift:
                 "backend": ks.backend,
                 "pipeline_suspects": _pipeline_suspects(names, reference, current),
                 "groups": groups,
+                "histograms": histograms,
             },
         )
 
@@ -247,6 +251,16 @@ def _binned(null: FeatureNull, values: Array) -> tuple[float, float]:
     expected = np.asarray(null.expected, dtype=np.float64)
     actual = stats.proportions(values, edges)
     return stats.psi(expected, actual), stats.js_divergence(expected, actual)
+
+
+def _histogram(null: FeatureNull, values: Array) -> dict[str, list[float]]:
+    # The frozen bins' inner edges and both sides' shares, rounded: what a report draws.
+    edges = np.asarray(null.edges, dtype=np.float64)
+    return {
+        "edges": [float(f"{e:.4g}") for e in edges],
+        "reference": [round(float(p), 4) for p in null.expected],
+        "current": [round(float(p), 4) for p in stats.proportions(values, edges)],
+    }
 
 
 def _pipeline_suspects(names: list[str], reference: Array, current: Array) -> list[str]:

@@ -7,9 +7,14 @@ scipy path runs the same test and the same Benjamini-Hochberg correction.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
+import io
 import logging
+import os
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -47,11 +52,35 @@ def ks_test(reference: Array, current: Array, *, alpha: float, prefer_alibi: boo
 def alibi_ks_class() -> Any | None:
     """alibi-detect's KSDrift, or None when alibi-detect is not installed (imported once)."""
     try:
-        module = importlib.import_module("alibi_detect.cd")
+        with _quiet_import():
+            module = importlib.import_module("alibi_detect.cd")
     except ImportError:
         log.info("alibi-detect is not installed: feature drift uses scipy's KS test")
         return None
     return module.KSDrift
+
+
+@contextlib.contextmanager
+def _quiet_import() -> Iterator[None]:
+    # alibi-detect pulls in TensorFlow or PyTorch and transformers, which announce themselves
+    # on import (warnings, log lines, C++ notices); none of it is ours to show on the CLI.
+    for name, value in (
+        ("TF_CPP_MIN_LOG_LEVEL", "3"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+        ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"),
+    ):
+        os.environ.setdefault(name, value)
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
 
 
 def backend_name(prefer_alibi: bool) -> str:

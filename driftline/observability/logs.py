@@ -1,4 +1,5 @@
-"""JSON log lines carrying a per-request correlation id bound through contextvars."""
+"""Log lines: JSON (with a per-request correlation id bound through contextvars) for machines,
+short text for a person at a terminal."""
 
 from __future__ import annotations
 
@@ -41,19 +42,34 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(payload, default=str).decode()
 
 
-def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
-    """Send the root logger's records to stderr, as JSON lines unless `json` is False."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter()
-        if json
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-    )
+class TextFormatter(logging.Formatter):
+    """`12:03:04 warning serving.ingress: message key=value ...`, for a person reading."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        extra = " ".join(
+            f"{key}={value}"
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD_ATTRS and not key.startswith("_")
+        )
+        line = f"{when} {record.levelname.lower()} {record.name}: {record.getMessage()}"
+        line = f"{line} {extra}" if extra else line
+        return f"{line}\n{self.formatException(record.exc_info)}" if record.exc_info else line
+
+
+def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
+    """Send the root logger's records to stderr: JSON lines when `json`, text when not, and
+    when None, text on a terminal and JSON otherwise (a file, a pipe, a container's log)."""
+    stream = sys.stderr
+    if json is None:
+        json = not stream.isatty()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if json else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Client libraries log every HTTP call at INFO; polling Ray's APIs would drown our lines.
-    for chatty in ("httpx", "httpcore", "urllib3", "alembic.runtime.plugins"):
+    for chatty in ("httpx", "httpcore", "urllib3", "alembic.runtime.plugins", "mlflow"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
 
 

@@ -67,16 +67,35 @@ function showModels(doc) {
   text("candidate", doc.shadow ? `version ${doc.shadow.version} on ${doc.shadow.colour} (shadow)` : "none");
 }
 
+let reportId = null;
+
 function showDrift(doc) {
   if (!doc) {
     text("verdict", "no report yet", "severity");
     return;
   }
+  reportId = doc.report_id;
+  $("report-link").hidden = !reportId;
   text("verdict", doc.severity, `severity sev-${doc.severity}`);
   text("verdict-at", `at ${when(doc.created_at)}`);
-  text("recommendation", doc.recommendation || (doc.reasons || []).join("; "));
-  fill("features", doc.drifted_features || [], (f) => item([[typeof f === "string" ? f : f.feature || JSON.stringify(f)]]), "none");
-  fill("alerts", doc.open_alerts || [], (a) => item([[a.severity, `severity sev-${a.severity}`], [a.message || a.title || ""], [when(a.created_at), "muted"]]), "none");
+  text("recommendation", doc.recommendation ? `recommendation: ${doc.recommendation}` : "");
+  fill("reasons", doc.reasons || [], (r) => item([[r]]), "nothing moved beyond the reference's own variation");
+  const moved = doc.drifted_features || [];
+  const shown = moved.length > 8 ? [...moved.slice(0, 8), `and ${moved.length - 8} more`] : moved;
+  fill("features", shown, (f) => item([[f]]), "none");
+  fill("alerts", doc.open_alerts || [], (a) => item([[a.severity, `severity sev-${a.severity}`], [a.message || ""], [when(a.created_at), "muted"]]), "none");
+}
+
+// The report page needs the key too, so it is fetched here and opened from memory.
+async function openReport(event) {
+  event.preventDefault();
+  const response = await fetch(`/api/drift/reports/${encodeURIComponent(reportId)}.html`, { headers: { Authorization: `Bearer ${key}` } });
+  if (!response.ok) {
+    text("connection", `error: report ${response.status}`, "pill fail");
+    return;
+  }
+  const url = URL.createObjectURL(new Blob([await response.text()], { type: "text/html" }));
+  window.open(url, "_blank", "noopener");
 }
 
 function showController(doc) {
@@ -159,6 +178,7 @@ if (!key) {
   $("auth").hidden = false;
   text("connection", "no key", "pill fail");
 } else {
+  $("report-link").addEventListener("click", openReport);
   refresh();
   setInterval(refresh, REFRESH_MS);
   stream();

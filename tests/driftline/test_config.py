@@ -244,7 +244,7 @@ def _field(path: str) -> FieldInfo:
 
 # A valid value unlike the default `d`, by the field's type.
 _OTHER: dict[Any, Callable[[Any, Path], Any]] = {
-    bool: lambda d, _: not d,
+    bool: lambda d, _: d is False,  # True flips to False, and so does unset (None)
     int: lambda d, _: d + 1,
     float: lambda d, _: d / 2 if d else 0.5,
     str: lambda d, _: "somewhere-else",

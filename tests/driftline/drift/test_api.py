@@ -153,3 +153,21 @@ async def test_status_history_and_alerts(client: httpx.AsyncClient, store: Store
     assert (
         await client.post(f"/drift/alerts/{alert.alert_id}/acknowledge", json={})
     ).status_code == 422
+
+
+async def test_a_report_as_a_page(client: httpx.AsyncClient, store: Store) -> None:
+    t0 = utcnow()
+    _report(store, "a", "low", 1, t0)
+    _report(store, "b", "high", 3, t0 + timedelta(seconds=1))
+
+    page = await client.get("/drift/reports/b.html")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<title>Drift report: m v1</title>" in page.text
+    assert ">high</span>" in page.text
+    # Two reports make a history: its chart is the page's one chart (the payloads have no bins).
+    assert page.text.count("<svg") == 1
+    assert "drift score over time" in page.text
+    assert (await client.get("/drift/reports/a.html")).text.count("<svg") == 0
+    missing = await client.get("/drift/reports/zzz.html")
+    assert (missing.status_code, missing.json()) == (404, {"error": "no drift report 'zzz'"})

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from driftline.cli import main
+from driftline.cli.drift import EXIT_DRIFT
 from driftline.features import default_spec
 
 
@@ -23,11 +24,13 @@ def _compare(spec_file: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(
         main, ["drift", "compare", "--spec", str(spec_file), *args], catch_exceptions=False
     )
-    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
+    ran = result.exit_code in {0, EXIT_DRIFT}
+    return result.exit_code, result.stdout if ran else result.output
 
 
 @pytest.mark.slow
-def test_late_2008_against_2004_2006_is_high_or_critical(spec_file: Path) -> None:
+def test_late_2008_against_2004_2006_is_high_or_critical(spec_file: Path, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
     code, output = _compare(
         spec_file,
         "--reference",
@@ -36,8 +39,13 @@ def test_late_2008_against_2004_2006_is_high_or_critical(spec_file: Path) -> Non
         "2008-09-01:2008-12-31",
         "--json",
         "--scipy",
+        "--fail-on",
+        "high",
+        "--html",
+        str(page),
     )
-    assert code == 0, output
+    assert code == EXIT_DRIFT == 3, output
+    assert page.read_text().count("aria-label='reference and current shares per bin'") == 45
     report = json.loads(output)
     assert report["severity"] in {"high", "critical"}
     assert report["recommendation"] in {"retrain", "rollback"}
@@ -57,6 +65,8 @@ def test_a_calm_year_is_no_worse_than_low(spec_file: Path) -> None:
         "--current",
         "2005-07-01:2006-06-30",
         "--json",
+        "--fail-on",
+        "medium",
     )
     assert code == 0, output
     report = json.loads(output)
@@ -86,6 +96,35 @@ def test_bad_ranges_are_one_line_errors(
     assert message in output
     assert output.count("\n") == 1
     assert "Traceback" not in output
+
+
+def test_an_unknown_grade_is_a_usage_error(spec_file: Path) -> None:
+    code, output = _compare(
+        spec_file,
+        "--reference",
+        "2004-01-01:2006-12-31",
+        "--current",
+        "2008-09-01:2008-12-31",
+        "--fail-on",
+        "severe",
+    )
+    assert code == 2
+    assert "'severe' is not one of 'low', 'medium', 'high', 'critical'" in output
+
+
+def test_bad_input_writes_no_page(spec_file: Path, tmp_path: Path) -> None:
+    code, output = _compare(
+        spec_file,
+        "--reference",
+        "2004-01-01:2004-03-31",
+        "--current",
+        "2008-09-01:2008-12-31",
+        "--html",
+        str(tmp_path / "missing" / "r.html"),
+    )
+    assert code == 1
+    assert "too short" in output
+    assert not (tmp_path / "missing").exists()
 
 
 def test_a_bad_spec_file_is_a_one_line_error(tmp_path: Path) -> None:
