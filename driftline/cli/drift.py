@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import importlib
 import json
 import math
@@ -15,7 +16,7 @@ import orjson
 import pandas as pd
 
 from driftline.config import Settings
-from driftline.contracts import CHAMPION
+from driftline.contracts import CHAMPION, check_symbol
 from driftline.data import DataValidationError, load_bars
 from driftline.drift.compare import DateRange, compare
 from driftline.drift.detectors import FeatureDrift
@@ -237,10 +238,21 @@ def _read_outcomes(path: Path) -> list[Outcome]:
             raise DriftInputError(f"{path.name}: row {i}: bad as_of or value") from None
         if not math.isfinite(value):
             raise DriftInputError(f"{path.name}: row {i}: value is not finite")
-        out.append(Outcome(symbol=str(row.symbol), as_of=when, value=value, source="cli"))
+        try:
+            symbol = check_symbol(str(row.symbol))
+        except ValueError as error:
+            raise DriftInputError(f"{path.name}: row {i}: {error}") from None
+        out.append(
+            Outcome(symbol=symbol, as_of=when, value=value, source="cli", recorded_by=_operator())
+        )
     if not out:
         raise DriftInputError(f"{path.name}: no outcomes")
     return out
+
+
+def _operator() -> str:
+    # The CLI writes to the store directly, with the database's credentials: name the user.
+    return f"cli:{getpass.getuser()}"
 
 
 def _spec(path: Path | None, settings: Settings) -> tuple[FeatureSpec, str]:

@@ -8,7 +8,10 @@ Routes (relative to where they are mounted):
 - `GET  /drift/history` stored scores (`feature`, `method`, `since`, `limit`)
 - `GET  /drift/alerts` alerts (`acknowledged`, `since`, `limit`)
 - `POST /drift/alerts/{alert_id}/acknowledge` `{"by": "..."}`
-- `POST /outcomes` `{"outcomes": [{"symbol", "as_of", "value"}]}`
+- `POST /outcomes` `{"outcomes": [{"symbol", "as_of", "value"}]}`, recorded as the caller;
+  an outcome whose bar has not closed is refused, a second different value is a conflict
+- `GET  /outcomes/conflicts` outcomes holding two values, held out of every gate
+- `POST /outcomes/conflicts/resolve` `{"symbol", "as_of", "value"}` (admin) settles one
 
 Requests only read and write the store: no detector, alibi-detect or MLflow runs here.
 """
@@ -23,13 +26,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from driftline.contracts import Severity
-from driftline.drift.outcomes import OutcomeRecorder, utc
+from driftline.auth.asgi import principal_of
+from driftline.contracts import Severity, Symbol
+from driftline.drift.outcomes import OutcomeRecorder, UnclosedBarError, utc
 from driftline.store import Store, StoreUnavailableError, utcnow
 from driftline.store.drift_records import (
     Alert,
     Outcome,
     StoredReport,
+    OutcomeConflict,
     UnknownOutcomeError,
 )
 
@@ -44,7 +49,7 @@ class OutcomeIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    symbol: str = Field(min_length=1, max_length=32)
+    symbol: Symbol
     as_of: datetime
     value: float = Field(allow_inf_nan=False)
 
@@ -60,6 +65,21 @@ class OutcomesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcomes: list[OutcomeIn] = Field(min_length=1, max_length=MAX_OUTCOMES)
+
+
+class ResolveIn(BaseModel):
+    """The value an admin settles a conflicting outcome at."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: Symbol
+    as_of: datetime
+    value: float = Field(allow_inf_nan=False)
+
+    @field_validator("as_of")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return utc(value)
 
 
 class AcknowledgeIn(BaseModel):
@@ -161,15 +181,32 @@ def drift_router(store: Store, recorder: OutcomeRecorder, *, model_name: str) ->
         return _alert(alert)
 
     @router.post("/outcomes")
-    def outcomes(body: OutcomesIn) -> dict[str, int]:
+    def outcomes(body: OutcomesIn, request: Request) -> dict[str, Any]:
+        who = principal_of(request).label
         batch = [
-            Outcome(symbol=o.symbol, as_of=o.as_of, value=o.value, source="api")
+            Outcome(symbol=o.symbol, as_of=o.as_of, value=o.value, source="api", recorded_by=who)
             for o in body.outcomes
         ]
         try:
-            return recorder.ingest(batch).as_dict()
+            result = recorder.ingest(batch)
         except UnknownOutcomeError as error:
             raise HTTPException(404, str(error)) from None
+        except UnclosedBarError as error:
+            raise HTTPException(422, str(error)) from None
+        # Conflicts are stored and named, never settled silently by whoever wrote first.
+        conflicts = [{"symbol": k[0], "as_of": k[1].isoformat()} for k in result.conflict_keys]
+        return {**result.as_dict(), "conflicts": conflicts}
+
+    @router.get("/outcomes/conflicts")
+    def conflicts(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+        return [_conflict(c) for c in store.drift.outcome_conflicts(limit=limit)]
+
+    @router.post("/outcomes/conflicts/resolve")
+    def resolve(body: ResolveIn, request: Request) -> dict[str, Any]:
+        who = principal_of(request).label
+        if not store.drift.resolve_outcome(body.symbol, body.as_of, body.value, by=who):
+            raise HTTPException(404, f"no open conflict for {body.symbol} at {body.as_of}")
+        return {"symbol": body.symbol, "as_of": body.as_of.isoformat(), "value": body.value}
 
     return router
 
@@ -220,6 +257,17 @@ def _summary(report: StoredReport) -> dict[str, Any]:
         "n_rows": report.n_rows,
         "window_start": report.window_start.isoformat() if report.window_start else None,
         "window_end": report.window_end.isoformat() if report.window_end else None,
+    }
+
+
+def _conflict(conflict: OutcomeConflict) -> dict[str, Any]:
+    return {
+        "symbol": conflict.symbol,
+        "as_of": conflict.as_of.isoformat(),
+        "value": conflict.value,
+        "recorded_by": conflict.recorded_by,
+        "conflict_value": conflict.conflict_value,
+        "conflict_by": conflict.conflict_by,
     }
 
 
