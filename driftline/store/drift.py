@@ -34,6 +34,9 @@ from driftline.store.tables import (
 )
 
 
+OutcomeKey = tuple[str, datetime]
+
+
 class DriftStore:
     """Reads and writes the drift monitor's records; every call retries lost connections."""
 
@@ -60,18 +63,7 @@ class DriftStore:
     def _record_outcomes(
         self, batch: Sequence[Outcome], late_after_s: float, allow_unknown: bool
     ) -> OutcomeIngest:
-        first: dict[tuple[str, datetime], Outcome] = {}
-        # A second value within the batch (the first one that differs) conflicts with the first.
-        rival: dict[tuple[str, datetime], Outcome] = {}
-        duplicate = 0
-        for outcome in batch:
-            key = (outcome.symbol, outcome.as_of)
-            if key not in first:
-                first[key] = outcome
-            elif _same(first[key].value, outcome.value):
-                duplicate += 1
-            else:
-                rival.setdefault(key, outcome)
+        first, rival, duplicate = _split(batch)
         keys = list(first)
         with self.engine.begin() as conn:
             predicted = {
@@ -497,6 +489,24 @@ class DriftStore:
             return None if value is None else dict(value)
 
         return self.retry.run(run, "load a null model")
+
+
+def _split(
+    batch: Sequence[Outcome],
+) -> tuple[dict[OutcomeKey, Outcome], dict[OutcomeKey, Outcome], int]:
+    """Each pair's first outcome, its first differing rival in the batch, and the repeats."""
+    first: dict[OutcomeKey, Outcome] = {}
+    rival: dict[OutcomeKey, Outcome] = {}
+    duplicate = 0
+    for outcome in batch:
+        key = (outcome.symbol, outcome.as_of)
+        if key not in first:
+            first[key] = outcome
+        elif _same(first[key].value, outcome.value):
+            duplicate += 1
+        else:
+            rival.setdefault(key, outcome)
+    return first, rival, duplicate
 
 
 def _same(a: float, b: float) -> bool:

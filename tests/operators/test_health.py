@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from operators.health import RequestCounters, ScrapeHealth
+from operators.health import RequestCounters, ScrapeHealth, counters_from_scrape
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -37,3 +37,16 @@ def test_a_restarted_process_counts_from_its_first_look() -> None:
     assert (first.requests, first.since) == (0, T0 + timedelta(seconds=40))
     restarted.served, restarted.now = 545, T0 + timedelta(seconds=45)
     assert restarted.health("green", "2").requests == 15
+
+
+def test_client_errors_are_neither_requests_nor_errors() -> None:
+    lines = [
+        "# TYPE driftline_requests counter",
+        *(
+            f'driftline_requests_total{{model="m",version="{v}",code="{c}"}} {n}'
+            for v, c, n in (("2", "200", 90), ("2", "500", 10), ("2", "400", 5000), ("", "413", 7))
+        ),
+    ]
+    counters = counters_from_scrape("\n".join(lines) + "\n", model="m", version="2")
+    # A flood of bad requests neither fails the version nor dilutes its 10% error rate.
+    assert (counters.requests, counters.errors) == (100, 10)
