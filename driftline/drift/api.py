@@ -33,8 +33,8 @@ from driftline.store import Store, StoreUnavailableError, utcnow
 from driftline.store.drift_records import (
     Alert,
     Outcome,
-    StoredReport,
     OutcomeConflict,
+    StoredReport,
     UnknownOutcomeError,
 )
 

@@ -33,7 +33,6 @@ from driftline.store.tables import (
     predictions,
 )
 
-
 OutcomeKey = tuple[str, datetime]
 
 
