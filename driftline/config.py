@@ -25,8 +25,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from driftline.contracts import Symbol
 from driftline.rollout_policy import DriftPolicy, RetrainingPolicy, RolloutPolicy
+from driftline.symbols import Symbol
 
 Path_ = tuple[str, ...]
 

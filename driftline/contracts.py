@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import os
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BeforeValidator, PlainSerializer, StringConstraints
+from pydantic import BeforeValidator, PlainSerializer
 
 if TYPE_CHECKING:  # only for annotations: driftline.config may import this module
     from driftline.config import Settings
@@ -81,27 +80,6 @@ SeverityField = Annotated[
     PlainSerializer(lambda s: s.label, return_type=str),
 ]
 """Severity in a pydantic model: read from its label (`"high"`), written as its label."""
-
-# --- market symbols ---------------------------------------------------------------------------
-SYMBOL_PATTERN = r"^[A-Za-z0-9^][A-Za-z0-9._^=-]{0,31}$"
-"""A symbol as every entry point accepts it: 1-32 printable ASCII ticker characters
-(`SPX`, `^GSPC`, `BRK.B`, `EURUSD=X`); no NUL, control character or lone surrogate reaches the
-store or a log line."""
-_SYMBOL = re.compile(SYMBOL_PATTERN.rstrip("$") + r"\Z")
-
-Symbol = Annotated[str, StringConstraints(pattern=SYMBOL_PATTERN)]
-"""A validated symbol in a pydantic model (the API's request bodies, settings)."""
-
-
-def check_symbol(value: object) -> str:
-    """`value` when it is a valid symbol, else ValueError saying what a symbol may hold."""
-    if not isinstance(value, str) or not _SYMBOL.match(value):
-        shown = repr(value)[:40]
-        raise ValueError(
-            f"symbol {shown} is not valid: 1-32 characters of A-Z, a-z, 0-9 and . _ ^ = -"
-        )
-    return value
-
 
 # --- Serve applications on one Ray cluster (serving/README.md) --------------------------------
 INGRESS_APP = "driftline"

@@ -17,8 +17,8 @@ import pandas as pd
 from starlette.requests import Request
 from starlette.responses import Response
 
-from driftline.contracts import check_symbol
 from driftline.data import DataValidationError, validate_bars
+from driftline.symbols import check_symbol
 from serving import protocol
 from serving.errors import BadInputError, NotReadyError, ServingError
 from serving.http import JSON, correlation, error_response, json_response

@@ -26,6 +26,7 @@ from driftline.registry.outputs import named_outputs
 from driftline.registry.predictor import Array, EnsemblePredictor
 from serving import protocol
 from serving.errors import BadInputError
+from serving.http import BodyLimit, InferBodyCheck
 from serving.metrics import _LOCAL, metrics
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,11 @@ def main() -> None:
         },
     )
     server = ModelServer(http_port=settings.serving.predictor_port, enable_grpc=False)
+    # KServe's REST app is this module-level FastAPI app; hostile bodies stop in front of it.
+    from kserve.model_server import app  # noqa: PLC0415
+
+    app.add_middleware(InferBodyCheck, model_name=bundle.name)
+    app.add_middleware(BodyLimit, limit=settings.serving.max_body_bytes)
     server.start([build_model(settings, bundle)])
 
 

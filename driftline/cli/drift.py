@@ -16,7 +16,7 @@ import orjson
 import pandas as pd
 
 from driftline.config import Settings
-from driftline.contracts import CHAMPION, check_symbol
+from driftline.contracts import CHAMPION
 from driftline.data import DataValidationError, load_bars
 from driftline.drift.compare import DateRange, compare
 from driftline.drift.detectors import FeatureDrift
@@ -24,6 +24,7 @@ from driftline.drift.errors import DriftInputError
 from driftline.features import FeatureSpec, UnsupportedFeatureSpecError, default_spec
 from driftline.store import Store, StoreUnavailableError
 from driftline.store.drift_records import Outcome, UnknownOutcomeError
+from driftline.symbols import check_symbol
 
 INPUT_ERRORS = (
     DriftInputError,

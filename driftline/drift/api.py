@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from driftline.auth.asgi import principal_of
-from driftline.contracts import Severity, Symbol
+from driftline.contracts import Severity
 from driftline.drift.outcomes import OutcomeRecorder, UnclosedBarError, utc
 from driftline.store import Store, StoreUnavailableError, utcnow
 from driftline.store.drift_records import (
@@ -37,6 +37,7 @@ from driftline.store.drift_records import (
     StoredReport,
     UnknownOutcomeError,
 )
+from driftline.symbols import Symbol
 
 METHODS = frozenset({"ks", "ks_textbook", "psi", "js", "adwin", "rmse", "mae", "r2"}) | {
     "directional_accuracy"
