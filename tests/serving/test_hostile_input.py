@@ -19,81 +19,21 @@ import orjson
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.routing import Route
 
 from driftline.config import Settings
-from driftline.features import default_spec
 from serving import endpoints, protocol
-from serving.channel import MemberEndpoint
-from serving.http import BodyLimit, http_error
-from serving.metrics import _LOCAL, ServingMetrics, metrics
-from serving.routing import ColourRoute, Router, Routing
-from serving.writer import PredictionWriter
+from serving.metrics import _LOCAL
+from tests.serving.ingress_harness import N_FEATURES, ingress_app
 
-N_FEATURES = len(default_spec().features)
 MAX_ROWS = Settings().serving.max_rows
 V2 = "/v2/models/m/infer"
 V1 = "/v1/models/m:predict"
 FORECAST = "/api/forecast"
 
 
-class _Sink:
-    def record_predictions(self, records: list[Any]) -> int:
-        return len(records)
-
-
-class _Member:
-    """Answers `handle.predict.remote(rows)` as Serve would, with each row's sum."""
-
-    class predict:  # noqa: N801 - the attribute a Serve handle has
-        @staticmethod
-        async def remote(rows: np.ndarray) -> np.ndarray:
-            return np.asarray(rows, dtype=np.float64).sum(axis=1)
-
-
-class _Colour:
-    """Answers `handle.predict_bars.remote(bars)`: one feature row from the newest bar."""
-
-    class predict_bars:  # noqa: N801
-        @staticmethod
-        async def remote(bars: dict[str, np.ndarray]) -> tuple[Any, ...]:
-            rows = np.full((1, N_FEATURES), float(bars["close"][-1]))
-            out = rows.sum(axis=1)
-            return rows, out, {"rf": out}
-
-
-def _app(settings: Settings) -> tuple[Any, ServingMetrics]:
-    m = metrics()
-    router = Router("m", settings, m, PredictionWriter(_Sink(), **_writer()))
-    info = {
-        "version": "1",
-        "n_features": N_FEATURES,
-        "window": 3,
-        "max_rows": settings.serving.max_rows,
-        "intercept": 0.0,
-        "weights": {"rf": 1.0},
-        "members": [{"name": "rf"}],
-        "spec_hash": "h",
-    }
-    route = ColourRoute("blue", _Colour(), info, {"rf": MemberEndpoint("rf", _Member(), list)})
-    router.routing = Routing(active=route, by_version={"1": route})
-    routes = [
-        Route(path, endpoints.wrap(router, name, fn), methods=methods)
-        for path, name, fn, methods in endpoints.routes()
-    ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
-    return BodyLimit(app, settings.serving.max_body_bytes), m
-
-
-def _writer() -> dict[str, Any]:
-    return {"batch_size": 100, "interval_s": 1.0, "max_buffer": 10_000}
-
-
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    app, _ = _app(Settings())
+    app, _ = ingress_app(Settings())
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://ingress"
     ) as client:
@@ -331,7 +271,7 @@ async def test_large_bodies_are_parsed_off_the_event_loop() -> None:
 
 
 async def test_client_errors_are_labelled_as_such_in_the_ingress_metrics() -> None:
-    app, _ = _app(Settings())
+    app, _ = ingress_app(Settings())
     before = _samples()
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://ingress"
