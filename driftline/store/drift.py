@@ -96,8 +96,8 @@ class DriftStore:
                     continue
                 outcome = first[key]
                 if key in stored_rows:
-                    stored = stored_rows[key]
-                    if _same(stored.value, outcome.value):
+                    existing = stored_rows[key]
+                    if _same(existing.value, outcome.value):
                         duplicate += 1
                         if key in rival:
                             conflicts.append((key, rival[key]))

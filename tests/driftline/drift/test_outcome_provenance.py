@@ -211,9 +211,7 @@ async def test_outcomes_with_bad_symbols_are_422s(
     content = (
         httpx.Request("POST", "/", json=body).content
         if symbol != "\udc80"
-        else (
-            b'{"outcomes": [{"symbol": "\\udc80", "as_of": "2009-01-01T00:00:00Z", "value": 1}]}'
-        )
+        else (b'{"outcomes": [{"symbol": "\\udc80", "as_of": "2009-01-01T00:00:00Z", "value": 1}]}')
     )
     response = await client.post(
         "/outcomes",
