@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from driftline.rollout_policy import DriftPolicy, RetrainingPolicy, RolloutPolicy
+from driftline.symbols import Symbol
 
 Path_ = tuple[str, ...]
 
@@ -87,7 +88,7 @@ class DataSettings(_Section):
         "path": "DRIFTLINE_DATA_PATH",
     }
 
-    symbol: str = Field(default="SPX", description="Symbol the default data set describes.")
+    symbol: Symbol = Field(default="SPX", description="Symbol the default data set describes.")
     path: Path | None = Field(
         default=None,
         description="OHLCV CSV or Parquet file; unset means the S&P 500 data `arch` ships.",

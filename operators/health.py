@@ -18,7 +18,9 @@ DURATION = "driftline_request_duration_seconds"
 
 @dataclass(frozen=True, slots=True)
 class RequestCounters:
-    """Cumulative request, 5xx and latency-bucket counts at one scrape."""
+    """Cumulative request, 5xx and latency-bucket counts at one scrape; client errors (4xx)
+    are neither requests nor errors here, so a flood of bad requests neither fails a version
+    nor dilutes its error rate."""
 
     requests: float = 0.0
     errors: float = 0.0
@@ -60,8 +62,11 @@ def counters_from_scrape(text: str, *, model: str, version: str) -> RequestCount
             if labels.get("model") != model or labels.get("version") not in {version, ""}:
                 continue
             if sample.name == f"{REQUESTS}_total":
+                code = labels.get("code", "")
+                if code.startswith("4"):
+                    continue
                 requests += sample.value
-                if labels.get("code", "").startswith("5"):
+                if code.startswith("5"):
                     errors += sample.value
             elif sample.name == f"{DURATION}_bucket":
                 bound = float(labels["le"])

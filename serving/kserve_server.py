@@ -29,6 +29,7 @@ from driftline.registry.predictor import Array, EnsemblePredictor
 from driftline.store import Store
 from serving import protocol
 from serving.errors import BadInputError
+from serving.http import BodyLimit, InferBodyCheck
 from serving.kserve_contract import PredictionLog, mount_api, request_id
 from serving.metrics import _LOCAL, metrics
 
@@ -163,6 +164,11 @@ def main() -> None:
     )
     mount_api(kserve.model_server.app, prediction_log)
     server = ModelServer(http_port=settings.serving.predictor_port, enable_grpc=False)
+    # KServe's REST app is this module-level FastAPI app; hostile bodies stop in front of it.
+    from kserve.model_server import app  # noqa: PLC0415
+
+    app.add_middleware(InferBodyCheck, model_name=bundle.name)
+    app.add_middleware(BodyLimit, limit=settings.serving.max_body_bytes)
     server.start([build_model(settings, bundle, prediction_log)])
 
 

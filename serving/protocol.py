@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,10 +11,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
-import pydantic
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
-from kserve.protocol.rest.v2_datamodels import InferenceRequest
+from kserve.protocol.infer_type import (
+    InferInput,
+    InferOutput,
+    InferRequest,
+    InferResponse,
+    RequestedOutput,
+)
 
 from driftline.registry.outputs import named_outputs, output_names
 from serving.errors import BadInputError
@@ -22,7 +27,8 @@ Array = npt.NDArray[np.float64]
 
 FEATURES_INPUT = "features"
 BAR_INPUTS = ("open", "high", "low", "close", "volume")
-NUMERIC_DATATYPES = frozenset({"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64"})
+_ITEMSIZE = {"FP16": 2, "FP32": 4, "FP64": 8, "INT8": 1, "INT16": 2, "INT32": 4, "INT64": 8}
+NUMERIC_DATATYPES = frozenset(_ITEMSIZE)
 # KServe's binary tensor extension: the JSON header's length when binary data follows it.
 JSON_LENGTH_HEADER = "inference-header-content-length"
 
@@ -49,32 +55,120 @@ class Limits:
     max_rows: int
 
 
+def json_length_of(header: str | None, body_size: int) -> int | None:
+    """The binary extension's JSON length header, checked against the body; None when absent."""
+    if header is None:
+        return None
+    if not header.isdigit() or not 0 < int(header) <= body_size:
+        raise BadInputError(
+            f"{JSON_LENGTH_HEADER} {header[:20]!r} must be a byte count within the body "
+            f"of {body_size} bytes"
+        )
+    return int(header)
+
+
 def parse_v2(body: bytes, json_length: int | None, model_name: str) -> InferRequest:
-    """Decode a V2 infer body (JSON, or JSON plus binary tensors) into KServe's InferRequest."""
-    try:
-        return InferRequest.from_bytes(body, json_length or len(body), model_name)
-    except InvalidInput as error:
-        if json_length is None and "Unrecognized request format" in str(error):
-            return _parse_lenient(body, model_name)
-        raise BadInputError(str(error)) from None
-    except (KeyError, TypeError) as error:
-        raise BadInputError(f"malformed V2 request: missing or invalid field {error}") from None
+    """Decode a V2 infer body (JSON, or JSON plus binary tensors) into KServe's InferRequest.
+
+    KServe's own decoder trusts the document's shape (a string `inputs`, a binary size that
+    does not match the tensor's shape raise as server errors); this one refuses each.
+    """
+    end = len(body) if json_length is None else json_length
+    document = loads(body[:end])
+    if not isinstance(document, dict):
+        raise BadInputError('a V2 request body is a JSON object with an "inputs" list')
+    request_id = document.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadInputError('"id" must be a string')
+    binary = memoryview(body)[end:]
+    inputs = [_infer_input(i, item) for i, item in enumerate(_list(document, "inputs"))]
+    _attach_binary(inputs, binary)
+    return InferRequest(
+        model_name=model_name,
+        infer_inputs=inputs,
+        request_id=request_id,
+        parameters=_parameters(document, "request"),
+        request_outputs=[_requested(o) for o in _list(document, "outputs", required=False)] or None,
+    )
 
 
-def _parse_lenient(body: bytes, model_name: str) -> InferRequest:
-    # orjson refuses NaN and Infinity literals, which Python's json module writes by default:
-    # accept them here so that the client hears "non-finite value", not "malformed JSON".
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadInputError(f"malformed JSON: {error}") from None
-    try:
-        request = InferenceRequest.model_validate(document)
-    except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise BadInputError(f"malformed V2 request: {where}: {first['msg']}") from None
-    return InferRequest.from_inference_request(request, model_name)
+def _list(document: Mapping[str, Any], key: str, *, required: bool = True) -> list[Any]:
+    value = document.get(key)
+    if value is None and not required:
+        return []
+    if not isinstance(value, list) or (required and not value):
+        raise BadInputError(f'"{key}" must be a non-empty list')
+    return value
+
+
+def _parameters(document: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+    value = document.get("parameters")
+    if value is not None and not isinstance(value, dict):
+        raise BadInputError(f"{where} parameters must be a JSON object")
+    return value
+
+
+def _infer_input(index: int, item: Any) -> InferInput:
+    if not isinstance(item, dict):
+        raise BadInputError(f"inputs[{index}] must be a JSON object")
+    name, shape, datatype = item.get("name"), item.get("shape"), item.get("datatype")
+    if not isinstance(name, str) or not name:
+        raise BadInputError(f'inputs[{index}]: "name" must be a non-empty string')
+    if not isinstance(datatype, str):
+        raise BadInputError(f'input {name!r}: "datatype" must be a string')
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
+        raise BadInputError(f'input {name!r}: "shape" must be a list of non-negative integers')
+    parameters = _parameters(item, f"input {name!r}")
+    tensor = InferInput(name=name, shape=shape, datatype=datatype, parameters=parameters)
+    if "data" in item:
+        if not isinstance(item["data"], list):
+            raise BadInputError(f'input {name!r}: "data" must be a list')
+        tensor.data = item["data"]
+    elif parameters is None or "binary_data_size" not in parameters:
+        raise BadInputError(f'input {name!r}: no "data" and no binary_data_size')
+    return tensor
+
+
+def _attach_binary(inputs: Sequence[InferInput], binary: memoryview) -> None:
+    # Tensors sent as bytes after the JSON, in input order, each exactly its shape's size.
+    start = 0
+    for tensor in inputs:
+        if tensor.data is not None:
+            continue
+        size = (tensor.parameters or {}).get("binary_data_size")
+        itemsize = _ITEMSIZE.get(tensor.datatype)
+        if itemsize is None:
+            raise BadInputError(
+                f"input {tensor.name!r}: datatype {tensor.datatype!r} is not numeric "
+                "(use FP32 or FP64)"
+            )
+        expected = math.prod(tensor.shape) * itemsize
+        if not isinstance(size, int) or isinstance(size, bool) or size != expected:
+            raise BadInputError(
+                f"input {tensor.name!r}: binary_data_size {size!r} does not fit shape "
+                f"{tensor.shape} of {tensor.datatype} ({expected} bytes)"
+            )
+        if start + size > len(binary):
+            raise BadInputError(
+                f"input {tensor.name!r}: the body ends {start + size - len(binary)} bytes short "
+                "of its binary data"
+            )
+        tensor._raw_data = bytes(binary[start : start + size])
+        start += size
+    if start != len(binary):
+        raise BadInputError(
+            f"{len(binary) - start} bytes after the JSON document belong to no input"
+        )
+
+
+def _requested(item: Any) -> RequestedOutput:
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise BadInputError('each of "outputs" must be a JSON object with a "name"')
+    return RequestedOutput(name=item["name"], parameters=_parameters(item, "output"))
 
 
 def v2_inputs(request: InferRequest, limits: Limits) -> Inputs:
@@ -100,7 +194,7 @@ def _tensor(infer_input: InferInput) -> Array:
         )
     try:
         array = infer_input.as_numpy()
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, OverflowError) as error:
         raise BadInputError(
             f"input {infer_input.name!r}: data does not fit shape {infer_input.shape}: {error}"
         ) from None
@@ -147,20 +241,33 @@ def v1_rows(document: Any, limits: Limits) -> Array:
         raise BadInputError('V1 body must be a JSON object with an "instances" list')
     try:
         rows = np.asarray(document["instances"], dtype=np.float64)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, OverflowError) as error:
         raise BadInputError(f'"instances" is not a numeric matrix: {error}') from None
     return check_rows(rows, limits)
 
 
 def loads(body: bytes) -> Any:
-    """Parse a JSON body; NaN and Infinity literals are accepted so that they can be refused."""
+    """Parse a JSON body; NaN, Infinity and out-of-range numbers parse, so that they can be
+    refused as non-finite values rather than as malformed JSON."""
     try:
         return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise BadInputError(f"malformed JSON: {error}") from None
+    except orjson.JSONDecodeError as error:
+        reason = str(error)
+    # orjson refuses nesting over 1024 levels, invalid UTF-8 and lone surrogates: so do we.
+    if any(word in reason for word in _REFUSED_BY_ORJSON):
+        raise BadInputError(f"malformed JSON: {reason}")
+    try:
+        return json.loads(body, parse_int=_int)
+    except (ValueError, RecursionError) as error:
+        raise BadInputError(f"malformed JSON: {error}") from None
+
+
+_REFUSED_BY_ORJSON = ("depth limit", "UTF-8", "surrogate")
+
+
+def _int(text: str) -> int | float:
+    # An integer beyond int64 becomes a float (infinite past 1e308): never a Python bigint.
+    return int(text) if len(text) < 19 else float(text)
 
 
 def v2_response(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import importlib
 import json
 import math
@@ -24,6 +25,7 @@ from driftline.drift.report import DriftReport
 from driftline.features import FeatureSpec, UnsupportedFeatureSpecError, default_spec
 from driftline.store import Store, StoreUnavailableError
 from driftline.store.drift_records import Outcome, UnknownOutcomeError
+from driftline.symbols import check_symbol
 
 SEVERITIES = [s.label for s in Severity if s is not Severity.NONE]
 # 1 is click's usage-free error (ClickException) and 2 its usage error; drift gets its own code.
@@ -284,10 +286,21 @@ def _read_outcomes(path: Path) -> list[Outcome]:
             raise DriftInputError(f"{path.name}: row {i}: bad as_of or value") from None
         if not math.isfinite(value):
             raise DriftInputError(f"{path.name}: row {i}: value is not finite")
-        out.append(Outcome(symbol=str(row.symbol), as_of=when, value=value, source="cli"))
+        try:
+            symbol = check_symbol(str(row.symbol))
+        except ValueError as error:
+            raise DriftInputError(f"{path.name}: row {i}: {error}") from None
+        out.append(
+            Outcome(symbol=symbol, as_of=when, value=value, source="cli", recorded_by=_operator())
+        )
     if not out:
         raise DriftInputError(f"{path.name}: no outcomes")
     return out
+
+
+def _operator() -> str:
+    # The CLI writes to the store directly, with the database's credentials: name the user.
+    return f"cli:{getpass.getuser()}"
 
 
 def _spec(path: Path | None, settings: Settings) -> tuple[FeatureSpec, str]:

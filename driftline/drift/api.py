@@ -9,7 +9,10 @@ Routes (relative to where they are mounted):
 - `GET  /drift/history` stored scores (`feature`, `method`, `since`, `limit`)
 - `GET  /drift/alerts` alerts (`acknowledged`, `since`, `limit`)
 - `POST /drift/alerts/{alert_id}/acknowledge` `{"by": "..."}`
-- `POST /outcomes` `{"outcomes": [{"symbol", "as_of", "value"}]}`
+- `POST /outcomes` `{"outcomes": [{"symbol", "as_of", "value"}]}`, recorded as the caller;
+  an outcome whose bar has not closed is refused, a second different value is a conflict
+- `GET  /outcomes/conflicts` outcomes holding two values, held out of every gate
+- `POST /outcomes/conflicts/resolve` `{"symbol", "as_of", "value"}` (admin) settles one
 
 Requests only read and write the store: no detector, alibi-detect or MLflow runs here.
 """
@@ -24,16 +27,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from driftline.auth.asgi import principal_of
 from driftline.contracts import Severity
 from driftline.drift.html import render_html
-from driftline.drift.outcomes import OutcomeRecorder, utc
+from driftline.drift.outcomes import OutcomeRecorder, UnclosedBarError, utc
 from driftline.store import Store, StoreUnavailableError, utcnow
 from driftline.store.drift_records import (
     Alert,
     Outcome,
+    OutcomeConflict,
     StoredReport,
     UnknownOutcomeError,
 )
+from driftline.symbols import Symbol
 
 METHODS = frozenset({"ks", "ks_textbook", "psi", "js", "adwin", "rmse", "mae", "r2"}) | {
     "directional_accuracy"
@@ -48,7 +54,7 @@ class OutcomeIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    symbol: str = Field(min_length=1, max_length=32)
+    symbol: Symbol
     as_of: datetime
     value: float = Field(allow_inf_nan=False)
 
@@ -66,6 +72,21 @@ class OutcomesIn(BaseModel):
     outcomes: list[OutcomeIn] = Field(min_length=1, max_length=MAX_OUTCOMES)
 
 
+class ResolveIn(BaseModel):
+    """The value an admin settles a conflicting outcome at."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: Symbol
+    as_of: datetime
+    value: float = Field(allow_inf_nan=False)
+
+    @field_validator("as_of")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return utc(value)
+
+
 class AcknowledgeIn(BaseModel):
     """Who acknowledges an alert."""
 
@@ -75,7 +96,7 @@ class AcknowledgeIn(BaseModel):
 
 
 def drift_router(store: Store, recorder: OutcomeRecorder, *, model_name: str) -> APIRouter:
-    """The drift and outcomes routes over `store` for `model_name` (the default model)."""
+    """The drift routes over `store` for `model_name` (the default model)."""
     router = APIRouter()
 
     @router.get("/drift/status")
@@ -174,16 +195,40 @@ def drift_router(store: Store, recorder: OutcomeRecorder, *, model_name: str) ->
             raise HTTPException(404, f"no alert {alert_id!r}")
         return _alert(alert)
 
+    return router
+
+
+def outcomes_router(store: Store, recorder: OutcomeRecorder) -> APIRouter:
+    """Realised values in, with who recorded them, and the conflicts an admin resolves."""
+    router = APIRouter()
+
     @router.post("/outcomes")
-    def outcomes(body: OutcomesIn) -> dict[str, int]:
+    def outcomes(body: OutcomesIn, request: Request) -> dict[str, Any]:
+        who = principal_of(request).label
         batch = [
-            Outcome(symbol=o.symbol, as_of=o.as_of, value=o.value, source="api")
+            Outcome(symbol=o.symbol, as_of=o.as_of, value=o.value, source="api", recorded_by=who)
             for o in body.outcomes
         ]
         try:
-            return recorder.ingest(batch).as_dict()
+            result = recorder.ingest(batch)
         except UnknownOutcomeError as error:
             raise HTTPException(404, str(error)) from None
+        except UnclosedBarError as error:
+            raise HTTPException(422, str(error)) from None
+        # Conflicts are stored and named, never settled silently by whoever wrote first.
+        conflicts = [{"symbol": k[0], "as_of": k[1].isoformat()} for k in result.conflict_keys]
+        return {**result.as_dict(), "conflicts": conflicts}
+
+    @router.get("/outcomes/conflicts")
+    def conflicts(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+        return [_conflict(c) for c in store.drift.outcome_conflicts(limit=limit)]
+
+    @router.post("/outcomes/conflicts/resolve")
+    def resolve(body: ResolveIn, request: Request) -> dict[str, Any]:
+        who = principal_of(request).label
+        if not store.drift.resolve_outcome(body.symbol, body.as_of, body.value, by=who):
+            raise HTTPException(404, f"no open conflict for {body.symbol} at {body.as_of}")
+        return {"symbol": body.symbol, "as_of": body.as_of.isoformat(), "value": body.value}
 
     return router
 
@@ -192,6 +237,7 @@ def drift_app(store: Store, recorder: OutcomeRecorder, *, model_name: str) -> Fa
     """A FastAPI app of `drift_router` whose errors are `{"error": "<one line>"}`."""
     app = FastAPI(title="Driftline drift", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(drift_router(store, recorder, model_name=model_name))
+    app.include_router(outcomes_router(store, recorder))
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StoreUnavailableError, _unavailable)
@@ -240,6 +286,17 @@ def _summary(report: StoredReport) -> dict[str, Any]:
 def _full(report: StoredReport) -> dict[str, Any]:
     # The stored columns are authoritative; the payload adds the detectors' details.
     return {**report.payload, **_summary(report)}
+
+
+def _conflict(conflict: OutcomeConflict) -> dict[str, Any]:
+    return {
+        "symbol": conflict.symbol,
+        "as_of": conflict.as_of.isoformat(),
+        "value": conflict.value,
+        "recorded_by": conflict.recorded_by,
+        "conflict_value": conflict.conflict_value,
+        "conflict_by": conflict.conflict_by,
+    }
 
 
 def _alert(alert: Alert) -> dict[str, Any]:

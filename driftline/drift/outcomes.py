@@ -13,7 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 import numpy as np
@@ -27,6 +27,25 @@ log = logging.getLogger(__name__)
 
 # Calls an outcome from the replay may wait for its prediction to be written.
 PENDING_CALLS = 10
+# Bars are daily (driftline.data): the value at `as_of` exists once `horizon` more bars closed.
+BAR_LENGTH = timedelta(days=1)
+
+
+class UnclosedBarError(ValueError):
+    """Outcomes whose realising bar has not closed yet; nothing was stored."""
+
+    def __init__(self, keys: Sequence[tuple[str, datetime]], horizon: int) -> None:
+        self.keys = list(keys)
+        shown = ", ".join(f"{s} {t.isoformat()}" for s, t in self.keys[:3])
+        super().__init__(
+            f"{len(self.keys)} outcome(s) settle a bar that has not closed yet ({shown}): "
+            f"a value at as_of is known {horizon} bar(s) later; nothing was stored"
+        )
+
+
+def unclosed(outcomes: Sequence[Outcome], horizon: int, now: datetime) -> list[Outcome]:
+    """The outcomes whose realising bar (`horizon` bars after as_of) closes after `now`."""
+    return [o for o in outcomes if o.as_of + horizon * BAR_LENGTH > now]
 
 
 def utc(value: object) -> datetime:
@@ -61,7 +80,13 @@ class OutcomeRecorder:
         self._lock = threading.Lock()
 
     def ingest(self, outcomes: Sequence[Outcome]) -> OutcomeIngest:
-        """Store `outcomes` all or nothing: any without a prediction raises UnknownOutcomeError."""
+        """Store `outcomes` all or nothing: any without a prediction raises UnknownOutcomeError,
+        any whose bar has not closed UnclosedBarError."""
+        horizon = self.settings.training.horizon
+        early = unclosed(outcomes, horizon, datetime.now(UTC))
+        if early:
+            self._count({"unclosed": len(early)})
+            raise UnclosedBarError([(o.symbol, o.as_of) for o in early], horizon)
         try:
             result = self.store.drift.record_outcomes(
                 outcomes, late_after_s=self.settings.drift.outcome_late_s

@@ -191,6 +191,8 @@ class ControllerStore:
                 live.c.model_name == model_name,
                 shadow.c.model_name == model_name,
                 live.c.created_at >= since,
+                # A conflicting outcome is evidence for no one until an admin resolves it.
+                outcomes.c.conflict.is_(False),
                 sa.or_(
                     (live.c.model_version == version_a) & (shadow.c.model_version == version_b),
                     (live.c.model_version == version_b) & (shadow.c.model_version == version_a),

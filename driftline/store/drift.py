@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from driftline.store.drift_records import (
     Alert,
     Outcome,
+    OutcomeConflict,
     OutcomeIngest,
     OutcomePair,
     ScoreRow,
@@ -32,6 +33,8 @@ from driftline.store.tables import (
     predictions,
 )
 
+OutcomeKey = tuple[str, datetime]
+
 
 class DriftStore:
     """Reads and writes the drift monitor's records; every call retries lost connections."""
@@ -45,9 +48,10 @@ class DriftStore:
     ) -> OutcomeIngest:
         """Store realised values that join a live prediction by (symbol, as_of), in one go.
 
-        Outcomes repeating a stored one are duplicates (same value) or conflicting (another
-        value; the stored one is kept). Unknown ones raise UnknownOutcomeError and nothing is
-        stored, unless `allow_unknown` (the replay stream) only counts them.
+        An outcome repeating a stored one is a duplicate (same value) or a conflict (another
+        value): a conflict keeps both values and holds the pair out of every gate until an
+        admin resolves it. Unknown ones raise UnknownOutcomeError and nothing is stored,
+        unless `allow_unknown` (the replay stream) only counts them.
         """
         if not batch:
             return OutcomeIngest()
@@ -58,15 +62,7 @@ class DriftStore:
     def _record_outcomes(
         self, batch: Sequence[Outcome], late_after_s: float, allow_unknown: bool
     ) -> OutcomeIngest:
-        first: dict[tuple[str, datetime], Outcome] = {}
-        duplicate = conflicting = 0
-        for outcome in batch:
-            key = (outcome.symbol, outcome.as_of)
-            if key in first:
-                same = math.isclose(first[key].value, outcome.value, rel_tol=1e-12, abs_tol=0)
-                duplicate, conflicting = duplicate + same, conflicting + (not same)
-            else:
-                first[key] = outcome
+        first, rival, duplicate = _split(batch)
         keys = list(first)
         with self.engine.begin() as conn:
             predicted = {
@@ -85,22 +81,28 @@ class DriftStore:
             unknown = [k for k in keys if k not in predicted]
             if unknown and not allow_unknown:
                 raise UnknownOutcomeError(unknown)
-            stored_values = {
-                (row.symbol, row.as_of): row.value
+            stored_rows = {
+                (row.symbol, row.as_of): row
                 for row in conn.execute(
-                    sa.select(outcomes.c.symbol, outcomes.c.as_of, outcomes.c.value).where(
-                        sa.tuple_(outcomes.c.symbol, outcomes.c.as_of).in_(keys)
-                    )
+                    sa.select(
+                        outcomes.c.symbol, outcomes.c.as_of, outcomes.c.value, outcomes.c.conflict
+                    ).where(sa.tuple_(outcomes.c.symbol, outcomes.c.as_of).in_(keys))
                 )
             }
             rows = []
+            conflicts: list[tuple[tuple[str, datetime], Outcome]] = []
             for key in keys:
                 if key in unknown:
                     continue
                 outcome = first[key]
-                if key in stored_values:
-                    same = math.isclose(stored_values[key], outcome.value, rel_tol=1e-12)
-                    duplicate, conflicting = duplicate + same, conflicting + (not same)
+                if key in stored_rows:
+                    existing = stored_rows[key]
+                    if _same(existing.value, outcome.value):
+                        duplicate += 1
+                        if key in rival:
+                            conflicts.append((key, rival[key]))
+                    else:
+                        conflicts.append((key, outcome))
                     continue
                 delay = outcome.received_at - predicted[key]
                 rows.append(
@@ -111,6 +113,8 @@ class DriftStore:
                         "received_at": outcome.received_at,
                         "source": outcome.source,
                         "late": delay > timedelta(seconds=late_after_s),
+                        "recorded_by": outcome.recorded_by,
+                        "conflict": False,
                     }
                 )
             stored = 0
@@ -121,14 +125,62 @@ class DriftStore:
                 late = sum(1 for r in rows if r["late"] and (r["symbol"], r["as_of"]) in inserted)
                 # Rows another writer stored first are duplicates of theirs.
                 duplicate += len(rows) - stored
+                conflicts += [(k, rival[k]) for k in rival if k in inserted]
+            for key, outcome in conflicts:
+                _mark_conflict(conn, key, outcome)
         return OutcomeIngest(
             stored=stored,
             late=late,
             duplicate=duplicate,
-            conflicting=conflicting,
+            conflicting=len(conflicts),
             unknown=len(unknown),
             unknown_keys=tuple(unknown),
+            conflict_keys=tuple(k for k, _ in conflicts),
         )
+
+    def outcome_conflicts(self, *, limit: int = 1000) -> list[OutcomeConflict]:
+        """Outcomes holding two values, oldest first, for an admin to resolve."""
+        query = (
+            sa.select(outcomes)
+            .where(outcomes.c.conflict.is_(True))
+            .order_by(outcomes.c.as_of)
+            .limit(limit)
+        )
+
+        def run() -> list[OutcomeConflict]:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            return [
+                OutcomeConflict(
+                    symbol=r.symbol,
+                    as_of=r.as_of,
+                    value=float(r.value),
+                    recorded_by=r.recorded_by,
+                    conflict_value=float(r.conflict_value),
+                    conflict_by=r.conflict_by or "",
+                )
+                for r in rows
+            ]
+
+        return self.retry.run(run, "read outcome conflicts")
+
+    def resolve_outcome(self, symbol: str, as_of: datetime, value: float, *, by: str) -> bool:
+        """Settle a conflicting outcome at `value`; False when no such conflict is open."""
+        statement = (
+            sa.update(outcomes)
+            .where(
+                outcomes.c.symbol == symbol,
+                outcomes.c.as_of == as_of,
+                outcomes.c.conflict.is_(True),
+            )
+            .values(value=float(value), conflict=False, resolved_by=by)
+        )
+
+        def run() -> bool:
+            with self.engine.begin() as conn:
+                return bool(conn.execute(statement).rowcount)
+
+        return self.retry.run(run, "resolve an outcome conflict")
 
     def count_outcomes(self, *, late: bool | None = None) -> int:
         """How many outcomes are stored, optionally only late (or on-time) ones."""
@@ -165,6 +217,8 @@ class DriftStore:
                 & (outcomes.c.as_of == predictions.c.as_of),
             )
             .where(predictions.c.slot == "live", predictions.c.model_name == model_name)
+            # A conflicting outcome measures nothing until it is resolved.
+            .where(outcomes.c.conflict.is_(False))
             .order_by(predictions.c.as_of.desc(), predictions.c.created_at.desc())
             .limit(2 * limit)
         )
@@ -434,6 +488,38 @@ class DriftStore:
             return None if value is None else dict(value)
 
         return self.retry.run(run, "load a null model")
+
+
+def _split(
+    batch: Sequence[Outcome],
+) -> tuple[dict[OutcomeKey, Outcome], dict[OutcomeKey, Outcome], int]:
+    """Each pair's first outcome, its first differing rival in the batch, and the repeats."""
+    first: dict[OutcomeKey, Outcome] = {}
+    rival: dict[OutcomeKey, Outcome] = {}
+    duplicate = 0
+    for outcome in batch:
+        key = (outcome.symbol, outcome.as_of)
+        if key not in first:
+            first[key] = outcome
+        elif _same(first[key].value, outcome.value):
+            duplicate += 1
+        else:
+            rival.setdefault(key, outcome)
+    return first, rival, duplicate
+
+
+def _same(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=0)
+
+
+def _mark_conflict(conn: sa.Connection, key: tuple[str, datetime], rival: Outcome) -> None:
+    # The first rival is kept: a third value changes nothing an admin must look at anyway.
+    conn.execute(
+        sa.update(outcomes)
+        .where(outcomes.c.symbol == key[0], outcomes.c.as_of == key[1])
+        .where(outcomes.c.conflict.is_(False))
+        .values(conflict=True, conflict_value=float(rival.value), conflict_by=rival.recorded_by)
+    )
 
 
 def _finite_or_none(value: float | None) -> float | None:

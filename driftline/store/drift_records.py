@@ -30,6 +30,7 @@ class Outcome:
     value: float
     source: str = "api"
     received_at: datetime = field(default_factory=utcnow)
+    recorded_by: str = "unrecorded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class OutcomeIngest:
     conflicting: int = 0
     unknown: int = 0
     unknown_keys: tuple[tuple[str, datetime], ...] = ()
+    conflict_keys: tuple[tuple[str, datetime], ...] = ()
 
     def as_dict(self) -> dict[str, int]:
         """Counts by kind."""
@@ -114,3 +116,15 @@ class Alert:
     acknowledged_by: str | None = None
     alert_id: str = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeConflict:
+    """Two values recorded for one (symbol, as_of), held out of every gate until resolved."""
+
+    symbol: str
+    as_of: datetime
+    value: float
+    recorded_by: str
+    conflict_value: float
+    conflict_by: str

@@ -92,6 +92,14 @@ outcomes = sa.Table(
     sa.Column("source", sa.String(32), nullable=False),
     # Stored later than `drift.outcome_late_s` after its prediction; still used, and counted.
     sa.Column("late", sa.Boolean, nullable=False),
+    # Provenance (migration 0005): the principal that recorded the value.
+    sa.Column("recorded_by", sa.String(128), nullable=False, server_default="unrecorded"),
+    # A second, different value for the same pair: both kept, the pair used by no gate or
+    # performance figure until an admin resolves it.
+    sa.Column("conflict", sa.Boolean, nullable=False, server_default=sa.false(), index=True),
+    sa.Column("conflict_value", sa.Float, nullable=True),
+    sa.Column("conflict_by", sa.String(128), nullable=True),
+    sa.Column("resolved_by", sa.String(128), nullable=True),
 )
 
 drift_reports = sa.Table(

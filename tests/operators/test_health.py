@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from operators.assembly import pod_targets
-from operators.health import ScrapeHealth, endpoint_urls
+from operators.health import ScrapeHealth, counters_from_scrape, endpoint_urls
 from operators.kube.api import ENDPOINT_SLICE, Kind
 from operators.kube.manifests import SERVICE_PORT_NAME
 
@@ -195,3 +195,16 @@ def test_pod_targets_read_the_service_endpoints_or_fall_back_to_the_service() ->
     assert api.asked == [(ENDPOINT_SLICE, "ns", "kubernetes.io/service-name=m-active")]
     api.slices = []
     assert targets() == ["http://m-active.ns.svc:80/metrics"]
+
+
+def test_client_errors_are_neither_requests_nor_errors() -> None:
+    lines = [
+        "# TYPE driftline_requests counter",
+        *(
+            f'driftline_requests_total{{model="m",version="{v}",code="{c}"}} {n}'
+            for v, c, n in (("2", "200", 90), ("2", "500", 10), ("2", "400", 5000), ("", "413", 7))
+        ),
+    ]
+    counters = counters_from_scrape("\n".join(lines) + "\n", model="m", version="2")
+    # A flood of bad requests neither fails the version nor dilutes its 10% error rate.
+    assert (counters.requests, counters.errors) == (100, 10)

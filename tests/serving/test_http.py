@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import orjson
+import pytest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -13,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from serving.errors import NotReadyError, ServingError
-from serving.http import BodyLimit, error_response, http_error, request_id_of
+from serving.http import BodyLimit, InferBodyCheck, error_response, http_error, request_id_of
 
 
 async def _echo(request: Request) -> Response:
@@ -74,3 +75,55 @@ def test_unavailable_errors_say_when_to_retry() -> None:
     assert response.headers["retry-after"] == "7"
     assert response.headers["x-correlation-id"] == "cid"
     assert orjson.loads(response.body) == {"error": "no model version is active yet"}
+
+
+LENGTH = "inference-header-content-length"
+BINARY = (
+    b'{"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP64", '
+    b'"parameters": {"binary_data_size": 20}}]}'
+)
+
+
+def _checked(limit: int = 1 << 20) -> httpx.AsyncClient:
+    async def downstream(request: Request) -> Response:
+        return Response(f"reached {len(await request.body())}")
+
+    app = Starlette(
+        routes=[
+            Route("/v2/models/m/infer", downstream, methods=["POST"]),
+            Route("/v1/models/m:predict", downstream, methods=["POST"]),
+            Route("/v2/health/live", downstream, methods=["POST"]),
+        ]
+    )
+    transport = httpx.ASGITransport(app=BodyLimit(InferBodyCheck(app, "m"), limit))
+    return httpx.AsyncClient(transport=transport, base_url="http://predictor")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers", "message"),
+    [
+        ("/v2/models/m/infer", b'{"inputs": "abc"}', {}, '"inputs" must be a non-empty list'),
+        ("/v2/models/m/infer", b"[" * 5000 + b"]" * 5000, {}, "depth limit"),
+        ("/v2/models/m/infer", b"\xff\xfe", {}, "UTF-8"),
+        ("/v2/models/m/infer", BINARY + b"x" * 20, {LENGTH: str(len(BINARY))}, "does not fit"),
+        ("/v1/models/m:predict", b'{"instances": 5}', {}, '"instances" list'),
+    ],
+)
+async def test_the_predictors_infer_bodies_are_checked_before_kserve_sees_them(
+    path: str, body: bytes, headers: dict[str, str], message: str
+) -> None:
+    async with _checked() as client:
+        response = await client.post(path, content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert message in orjson.loads(response.content)["error"]
+
+
+async def test_good_bodies_and_other_routes_reach_kserve_unchanged() -> None:
+    good = b'{"inputs": [{"name": "f", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]}'
+    async with _checked() as client:
+        infer = await client.post("/v2/models/m/infer", content=good)
+        other = await client.post("/v2/health/live", content=b"\xff")
+        large = await client.post("/v2/models/m/infer", content=b"x" * (2 << 20))
+    assert (infer.status_code, infer.text) == (200, f"reached {len(good)}")
+    assert (other.status_code, other.text) == (200, "reached 1")
+    assert large.status_code == 413

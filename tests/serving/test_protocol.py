@@ -72,7 +72,7 @@ def test_v2_bars_decode() -> None:
         (v2([features([[1, 2, 3]], [2, 3])]), "does not fit shape [2, 3]"),
         (v2([features([[1, 2, 3]] * 5, [5, 3])]), "5 rows exceed the limit of 4"),
         (v2([features([], [0, 3])]), "no rows"),
-        (b'{"id": "x"}', "missing or invalid field 'inputs'"),
+        (b'{"id": "x"}', '"inputs" must be a non-empty list'),
     ],
 )
 def test_v2_bad_input(body: bytes, message: str) -> None:

@@ -116,6 +116,7 @@ def test_every_route_of_the_drift_api_and_a_starlette_app_can_be_checked(
             Route("WEBSOCKET", "/ws/predictions", Scope.STREAM),
             Route("POST", "/api/outcomes", Scope.OUTCOMES_WRITE),
             Route("POST", "/api/drift/alerts/{alert_id}/acknowledge", Scope.ALERTS_WRITE),
+            Route("POST", "/api/outcomes/conflicts/resolve", Scope.ADMIN),
         ]
     )
     assert table.undeclared(operations) == [
@@ -123,6 +124,8 @@ def test_every_route_of_the_drift_api_and_a_starlette_app_can_be_checked(
         ("GET", "/api/drift/history"),
         ("GET", "/api/drift/reports"),
         ("GET", "/api/drift/reports/{report_id}"),
+        ("GET", "/api/drift/reports/{report_id}.html"),
         ("GET", "/api/drift/status"),
+        ("GET", "/api/outcomes/conflicts"),
     ]
     store.close()

@@ -82,7 +82,14 @@ async def test_outcomes_are_counted_and_unknown_ones_change_nothing(
     body = {"outcomes": [{"symbol": "SPX", "as_of": "2008-10-01", "value": 0.01}]}
     assert (await client.post("/outcomes", json=body)).json()["stored"] == 1
     again = (await client.post("/outcomes", json=body)).json()
-    assert again == {"stored": 0, "late": 0, "duplicate": 1, "conflicting": 0, "unknown": 0}
+    assert again == {
+        "stored": 0,
+        "late": 0,
+        "duplicate": 1,
+        "conflicting": 0,
+        "unknown": 0,
+        "conflicts": [],
+    }
     unknown = {
         "outcomes": [
             {"symbol": "SPX", "as_of": "2008-10-02T00:00:00Z", "value": 0.02},

@@ -78,11 +78,57 @@ def test_outcomes_join_predictions_and_count_duplicates_and_conflicts(store: Sto
         "conflicting": 1,
         "unknown": 0,
     }
+    assert again.conflict_keys == (("SPX", DAY + timedelta(days=1)),)
     pairs = store.drift.outcome_pairs("m", limit=10)
-    assert [p.as_of for p in pairs] == [DAY, DAY + timedelta(days=1), DAY + timedelta(days=2)]
-    # The conflicting value did not replace the stored one.
-    assert pairs[1].value == 0.01
-    assert pairs[2].prediction == pytest.approx(0.002)
+    # The conflicting pair measures nothing until it is resolved.
+    assert [p.as_of for p in pairs] == [DAY, DAY + timedelta(days=2)]
+    assert pairs[1].prediction == pytest.approx(0.002)
+
+
+def test_a_conflict_keeps_both_values_and_who_wrote_them_until_an_admin_resolves_it(
+    store: Store,
+) -> None:
+    _predict(store, 0, 1)
+    store.drift.record_outcomes(
+        [_outcome(0, recorded_by="key:feed"), _outcome(1, recorded_by="key:feed")],
+        late_after_s=LATE_S,
+    )
+    # A different value, first in a later batch and then within one batch.
+    store.drift.record_outcomes([_outcome(0, 0.9, recorded_by="key:other")], late_after_s=LATE_S)
+    [conflict] = store.drift.outcome_conflicts()
+    assert (conflict.value, conflict.recorded_by) == (0.01, "key:feed")
+    assert (conflict.conflict_value, conflict.conflict_by) == (0.9, "key:other")
+    assert [p.as_of for p in store.drift.outcome_pairs("m", limit=10)] == [DAY + timedelta(1)]
+
+    assert not store.drift.resolve_outcome("SPX", DAY + timedelta(days=1), 0.5, by="key:admin")
+    assert store.drift.resolve_outcome("SPX", DAY, 0.9, by="key:admin")
+    assert store.drift.outcome_conflicts() == []
+    pairs = store.drift.outcome_pairs("m", limit=10)
+    assert [(p.as_of, p.value) for p in pairs] == [(DAY, 0.9), (DAY + timedelta(days=1), 0.01)]
+
+
+def test_two_values_in_one_batch_store_a_conflict(store: Store) -> None:
+    _predict(store, 0)
+    result = store.drift.record_outcomes(
+        [_outcome(0, recorded_by="key:a"), _outcome(0, 0.7, recorded_by="key:b")],
+        late_after_s=LATE_S,
+    )
+    assert (result.stored, result.conflicting) == (1, 1)
+    [conflict] = store.drift.outcome_conflicts()
+    assert (conflict.recorded_by, conflict.conflict_by) == ("key:a", "key:b")
+    assert store.drift.outcome_pairs("m", limit=10) == []
+
+
+def test_migration_0006_goes_down_to_0005_and_back(store: Store) -> None:
+    def columns() -> set[str]:
+        return {c["name"] for c in sa.inspect(store.engine).get_columns("outcomes")}
+
+    assert {"recorded_by", "conflict", "conflict_value", "conflict_by"} <= columns()
+    migrate.downgrade(store.url, "0005")
+    assert "recorded_by" not in columns()
+    store.upgrade()
+    assert migrate.current_revision(store.engine) == "0006"
+    assert "conflict" in columns()
 
 
 def test_unknown_outcomes_are_refused_and_nothing_is_stored(store: Store) -> None:
