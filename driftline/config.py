@@ -334,6 +334,17 @@ class ServingSettings(_Section):
         description="Prediction rows held in memory (while the store is down, say); past it "
         "the oldest requests are dropped and counted.",
     )
+    write_spool_dir: Path | None = Field(
+        default=None,
+        description="Where predictions spill to a local file once the memory buffer is full "
+        "(the store down, say); unset: `home`/spool.",
+    )
+    write_spool_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="Largest spool file per ingress replica; past it the oldest requests are "
+        "dropped and counted. 0 turns spilling off.",
+    )
     follow_interval_s: float = Field(
         default=5.0, gt=0, description="How often `driftline serve` checks the champion alias."
     )
@@ -604,6 +615,11 @@ class Settings(BaseSettings):
     def tune_storage(self) -> str:
         """Where Ray Tune keeps trial results and checkpoints."""
         return self.training.tune_storage or str(self.home / "tune")
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where the prediction writer spills, defaulting to `home`/spool."""
+        return self.serving.write_spool_dir or self.home / "spool"
 
     def ensure_home(self) -> Path:
         """Create `home` if needed and return it."""

@@ -35,6 +35,7 @@ from serving.channel import in_background, socket_dir
 from serving.http import BodyLimit, http_error
 from serving.metrics import enable_multiprocess, metrics, process_exiting
 from serving.routing import ColourRoute, Router, Routing
+from serving.spool import Spool
 from serving.stream import BarReplay, OutcomeHook, StreamHub
 from serving.stream import Message as StreamMessage
 from serving.writer import PredictionWriter, WriterStatus
@@ -65,6 +66,7 @@ class Ingress:
         self._handles: dict[str, DeploymentHandle[Any]] = dict(graphs or {})
         self._info_labels: set[tuple[str, str, str, str]] = set()
         self._dropped_seen = 0
+        self._quarantined_seen = 0
         self.store = Store.from_settings(self.settings)
         writer = PredictionWriter(
             self.store.predictions,
@@ -72,6 +74,7 @@ class Ingress:
             interval_s=self.settings.serving.write_interval_s,
             max_buffer=self.settings.serving.write_buffer,
             on_change=self._writer_changed,
+            spool=_spool(self.settings),
         )
         self.router = Router(model_name, self.settings, self.metrics, writer)
         self._replay: BarReplay | None = None
@@ -153,6 +156,10 @@ class Ingress:
         if status.dropped > self._dropped_seen:
             self.metrics.store_dropped.inc(status.dropped - self._dropped_seen)
             self._dropped_seen = status.dropped
+        self.metrics.store_spooled.set(status.spooled)
+        if status.quarantined > self._quarantined_seen:
+            self.metrics.store_quarantined.inc(status.quarantined - self._quarantined_seen)
+            self._quarantined_seen = status.quarantined
 
     # --- lifecycle ------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -247,3 +254,10 @@ def build_app(ingress: Ingress) -> ASGIApp:
         exception_handlers={HTTPException: http_error},
     )
     return BodyLimit(app, ingress.settings.serving.max_body_bytes)
+
+
+def _spool(settings: Settings) -> Spool | None:
+    """The writer's spill file, or None when spilling is off."""
+    if settings.serving.write_spool_bytes == 0:
+        return None
+    return Spool(settings.spool_dir, settings.serving.write_spool_bytes)

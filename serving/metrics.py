@@ -44,6 +44,8 @@ class ServingMetrics:
         self.store_backlog = _gauge(spec["driftline_store_backlog"], "livesum")
         self.store_degraded = _gauge(spec["driftline_store_degraded"], "livemax")
         self.store_dropped = _counter(spec["driftline_store_dropped"])
+        self.store_quarantined = _counter(spec["driftline_store_quarantined"])
+        self.store_spooled = _gauge(spec["driftline_store_spooled"], "livesum")
         self.stream_clients = _gauge(spec["driftline_stream_clients"], "livesum")
         self.stream_dropped = _counter(spec["driftline_stream_dropped_messages"])
         self.model_info = _gauge(spec["driftline_model_info"], "livemax")

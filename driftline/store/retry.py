@@ -52,6 +52,13 @@ class RetryPolicy:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+def store_unreachable(error: BaseException) -> bool:
+    """Whether `error` means the store was unreachable (rather than that it refused the data)."""
+    if isinstance(error, StoreUnavailableError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(error, sa.exc.DBAPIError) and _connection_lost(error)
+
+
 def _connection_lost(error: sa.exc.DBAPIError) -> bool:
     # OperationalError covers refused/dropped connections (and SQLite's "database is locked");
     # InterfaceError a connection that was closed under us.
