@@ -58,6 +58,17 @@ class StoreSettings(_Section):
         description="SQLAlchemy URL of the store; defaults to SQLite under `home`.",
     )
     pool_size: int = Field(default=5, ge=1, description="PostgreSQL connection pool size.")
+    predictions_retention_days: int = Field(
+        default=90, ge=1, description="Days predictions (and quarantined ones) are kept."
+    )
+    drift_retention_days: int = Field(
+        default=365, ge=1, description="Days drift reports and their scores are kept."
+    )
+    audit_retention_days: int = Field(
+        default=1095,
+        ge=1,
+        description="Days audit events are kept (the longest: every decision's trail).",
+    )
 
 
 class RegistrySettings(_Section):

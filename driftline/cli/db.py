@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from driftline.config import Settings
-from driftline.store import migrate
+from driftline.store import Store, migrate
 from driftline.store.engine import create_engine
+from driftline.store.repository import retention_policy
 
 
 @click.group()
@@ -17,6 +18,7 @@ def db() -> None:
     Examples:
       driftline db upgrade
       driftline db current
+      driftline db prune
     """
 
 
@@ -45,6 +47,23 @@ def current() -> None:
     """Print the store's revision and the newest one this code ships."""
     settings = Settings()
     click.echo(f"current {_current(settings.store_url)} head {migrate.head_revision()}")
+
+
+@db.command()
+def prune() -> None:
+    """Delete predictions, drift reports and audit events older than their retention.
+
+    \b
+    Limits (days): DRIFTLINE_PREDICTIONS_RETENTION_DAYS, DRIFTLINE_DRIFT_RETENTION_DAYS,
+    DRIFTLINE_AUDIT_RETENTION_DAYS. The drift monitor also prunes once a day.
+    """
+    settings = Settings()
+    store = Store.from_settings(settings)
+    try:
+        deleted = store.prune(retention_policy(settings))
+    finally:
+        store.close()
+    click.echo(", ".join(f"{table}: {count} deleted" for table, count in sorted(deleted.items())))
 
 
 def _current(url: str) -> str:

@@ -33,8 +33,13 @@ from driftline.drift.severity import grade
 from driftline.drift.window import Baseline, Window
 from driftline.store import PredictionRecord, Store, utcnow
 from driftline.store.drift_records import Alert, ScoreRow, StoredReport
+from driftline.store.repository import retention_policy
 
 log = logging.getLogger(__name__)
+
+
+# Retention is cheap but needs no more than a daily pass.
+PRUNE_EVERY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,7 @@ class DriftMonitor:
         self.model_name = settings.registry.model_name
         self.min_alert = Severity.parse(settings.drift.alert_min_severity)
         self.last_run: MonitorRun | None = None
+        self._pruned_at: datetime | None = None
 
     def warm_up(self) -> None:
         """Import alibi-detect now (seconds), so no run or request ever waits for it."""
@@ -140,10 +146,21 @@ class DriftMonitor:
         while not stop.is_set():
             try:
                 self.run_once()
+                self.prune_if_due()
             except Exception:
                 # The monitor must outlive a bad window or a store outage; the log says which.
                 log.exception("drift monitor run failed")
             stop.wait(self.settings.drift.interval_s)
+
+    def prune_if_due(self) -> dict[str, int] | None:
+        """Apply the retention limits once a day (the first call prunes); rows deleted."""
+        now = self.clock()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return None
+        deleted = self.store.prune(retention_policy(self.settings), now)
+        self._pruned_at = now
+        log.info("old records pruned", extra={"deleted": deleted})
+        return deleted
 
     def start(self) -> tuple[threading.Thread, threading.Event]:
         """Run in a daemon thread (embedded in another process); set the event to stop it."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from driftline.config import Settings
 from driftline.store.controller import ControllerStore
 from driftline.store.drift import DriftStore
 from driftline.store.engine import create_engine
 from driftline.store.migrate import upgrade
 from driftline.store.predictions import PredictionStore
+from driftline.store.records import utcnow
+from driftline.store.retention import RetentionPolicy, prune
 from driftline.store.retry import RetryPolicy
 
 
@@ -23,6 +27,7 @@ class Store:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
         retry = RetryPolicy(retries=retries, backoff_s=backoff_s)
+        self.retry = retry
         self.predictions = PredictionStore(self.engine, retry)
         self.drift = DriftStore(self.engine, retry)
         self.controller = ControllerStore(self.engine, retry)
@@ -40,6 +45,10 @@ class Store:
             backoff_s=settings.drift.store_backoff_s,
         )
 
+    def prune(self, policy: RetentionPolicy, now: datetime | None = None) -> dict[str, int]:
+        """Delete records older than `policy` allows; rows deleted per table."""
+        return prune(self.engine, self.retry, policy, now or utcnow())
+
     def upgrade(self, revision: str = "head") -> None:
         """Apply migrations up to `revision`."""
         upgrade(self.url, revision)
@@ -47,3 +56,12 @@ class Store:
     def close(self) -> None:
         """Release pooled connections."""
         self.engine.dispose()
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    """The retention limits `settings` configure."""
+    return RetentionPolicy(
+        predictions_days=settings.store.predictions_retention_days,
+        drift_days=settings.store.drift_retention_days,
+        audit_days=settings.store.audit_retention_days,
+    )

@@ -113,6 +113,8 @@ FLAT_FIELDS: list[tuple[str, str, str]] = [
     ("serve_write_batch", "DRIFTLINE_SERVE_WRITE_BATCH", "serving.write_batch"),
     ("serve_write_interval_s", "DRIFTLINE_SERVE_WRITE_INTERVAL_S", "serving.write_interval_s"),
     ("serve_write_buffer", "DRIFTLINE_SERVE_WRITE_BUFFER", "serving.write_buffer"),
+    ("serve_write_spool_dir", "DRIFTLINE_SERVE_WRITE_SPOOL_DIR", "serving.write_spool_dir"),
+    ("serve_write_spool_bytes", "DRIFTLINE_SERVE_WRITE_SPOOL_BYTES", "serving.write_spool_bytes"),
     ("serve_follow_interval_s", "DRIFTLINE_SERVE_FOLLOW_INTERVAL_S", "serving.follow_interval_s"),
     ("controller_host", "DRIFTLINE_CONTROLLER_HOST", "controller.host"),
     ("controller_port", "DRIFTLINE_CONTROLLER_PORT", "controller.port"),
