@@ -101,7 +101,9 @@ class Router:
         # Replaced whole by the deployment's reconfigure, so a request sees one routing.
         self.routing = Routing()
         self._batch = metrics.batch_size.labels("ingress")
-        self._scorer = Coalescer(self._score, settings.serving.batch_size)
+        self._scorer = Coalescer(
+            self._score, settings.serving.batch_size, settings.serving.request_timeout_s
+        )
         self._shadow_inflight = 0
 
     def route_for(self, model: str, version: str | None) -> ColourRoute:
