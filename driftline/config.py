@@ -58,6 +58,14 @@ class StoreSettings(_Section):
         description="SQLAlchemy URL of the store; defaults to SQLite under `home`.",
     )
     pool_size: int = Field(default=5, ge=1, description="PostgreSQL connection pool size.")
+    store_breaker_threshold: int = Field(
+        default=3,
+        ge=1,
+        description="Store calls that run out of retries before the circuit opens (fail fast).",
+    )
+    store_breaker_reset_s: float = Field(
+        default=10.0, gt=0, description="Seconds an open store circuit waits before a trial call."
+    )
     predictions_retention_days: int = Field(
         default=90, ge=1, description="Days predictions (and quarantined ones) are kept."
     )

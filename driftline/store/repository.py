@@ -22,11 +22,23 @@ class Store:
     """
 
     def __init__(
-        self, url: str, *, pool_size: int = 5, retries: int = 5, backoff_s: float = 0.5
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        retries: int = 5,
+        backoff_s: float = 0.5,
+        breaker_threshold: int = 3,
+        breaker_reset_s: float = 10.0,
     ) -> None:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
-        retry = RetryPolicy(retries=retries, backoff_s=backoff_s)
+        retry = RetryPolicy(
+            retries=retries,
+            backoff_s=backoff_s,
+            breaker_threshold=breaker_threshold,
+            breaker_reset_s=breaker_reset_s,
+        )
         self.retry = retry
         self.predictions = PredictionStore(self.engine, retry)
         self.drift = DriftStore(self.engine, retry)
@@ -43,6 +55,8 @@ class Store:
             pool_size=settings.store.pool_size,
             retries=settings.drift.store_retries,
             backoff_s=settings.drift.store_backoff_s,
+            breaker_threshold=settings.store.store_breaker_threshold,
+            breaker_reset_s=settings.store.store_breaker_reset_s,
         )
 
     def prune(self, policy: RetentionPolicy, now: datetime | None = None) -> dict[str, int]:

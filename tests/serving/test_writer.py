@@ -278,7 +278,7 @@ async def test_postgres_outage_under_load_loses_nothing_and_duplicates_nothing(
     own_postgres: tuple[sa.Engine, str, str], tmp_path: Path
 ) -> None:
     admin, name, url = own_postgres
-    store = Store(url, retries=1, backoff_s=0.01)
+    store = Store(url, retries=1, backoff_s=0.01, breaker_reset_s=0.2)
     store.upgrade()
     sink = FlakyStore(store)
     writer = PredictionWriter(
