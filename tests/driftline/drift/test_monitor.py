@@ -175,3 +175,38 @@ def test_monitor_judges_performance_from_outcomes(
     )
     assert text is not None
     assert text > 0.03
+
+
+def test_the_monitor_prunes_old_records_once_a_day(
+    store: Store, monitor_settings: Settings, series: npt.NDArray[np.float64]
+) -> None:
+    settings = monitor_settings.updated({"store": {"predictions_retention_days": 1}})
+    monitor = build_monitor(
+        settings,
+        store=store,
+        source=lambda _m, _v: VersionData(reference=_reference(series)),
+        registry=CollectorRegistry(),
+    )
+    now = utcnow()
+    clock = [now]
+    monitor.clock = lambda: clock[0]
+
+    def old(request_id: str) -> PredictionRecord:
+        return PredictionRecord(
+            request_id,
+            "m",
+            "1",
+            "v2_infer",
+            [0.1],
+            {"rf": [0.1]},
+            1.0,
+            created_at=clock[0] - timedelta(days=2),
+        )
+
+    store.predictions.record_predictions([old("a")])
+    assert (monitor.prune_if_due() or {})["predictions"] == 1
+    store.predictions.record_predictions([old("b")])
+    clock[0] = now + timedelta(hours=23)
+    assert monitor.prune_if_due() is None  # pruned less than a day ago
+    clock[0] = now + timedelta(days=1)
+    assert (monitor.prune_if_due() or {})["predictions"] == 1
