@@ -59,6 +59,25 @@ class StoreSettings(_Section):
         description="SQLAlchemy URL of the store; defaults to SQLite under `home`.",
     )
     pool_size: int = Field(default=5, ge=1, description="PostgreSQL connection pool size.")
+    store_breaker_threshold: int = Field(
+        default=3,
+        ge=1,
+        description="Store calls that run out of retries before the circuit opens (fail fast).",
+    )
+    store_breaker_reset_s: float = Field(
+        default=10.0, gt=0, description="Seconds an open store circuit waits before a trial call."
+    )
+    predictions_retention_days: int = Field(
+        default=90, ge=1, description="Days predictions (and quarantined ones) are kept."
+    )
+    drift_retention_days: int = Field(
+        default=365, ge=1, description="Days drift reports and their scores are kept."
+    )
+    audit_retention_days: int = Field(
+        default=1095,
+        ge=1,
+        description="Days audit events are kept (the longest: every decision's trail).",
+    )
 
 
 class RegistrySettings(_Section):
@@ -335,6 +354,17 @@ class ServingSettings(_Section):
         description="Prediction rows held in memory (while the store is down, say); past it "
         "the oldest requests are dropped and counted.",
     )
+    write_spool_dir: Path | None = Field(
+        default=None,
+        description="Where predictions spill to a local file once the memory buffer is full "
+        "(the store down, say); unset: `home`/spool.",
+    )
+    write_spool_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="Largest spool file per ingress replica; past it the oldest requests are "
+        "dropped and counted. 0 turns spilling off.",
+    )
     follow_interval_s: float = Field(
         default=5.0, gt=0, description="How often `driftline serve` checks the champion alias."
     )
@@ -608,6 +638,11 @@ class Settings(BaseSettings):
     def tune_storage(self) -> str:
         """Where Ray Tune keeps trial results and checkpoints."""
         return self.training.tune_storage or str(self.home / "tune")
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where the prediction writer spills, defaulting to `home`/spool."""
+        return self.serving.write_spool_dir or self.home / "spool"
 
     def ensure_home(self) -> Path:
         """Create `home` if needed and return it."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import secrets
@@ -12,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -136,6 +138,9 @@ class LocalRayCluster:
                 stderr=subprocess.STDOUT,
                 env=self._process_env(),
                 start_new_session=True,
+                # Its own session keeps terminal signals away; the death signal still ends it
+                # (and, through `ray start --block`'s handler, its workers) with this process.
+                preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 (prctl only; no locks)
             )
         finally:
             if log is not None:
@@ -250,3 +255,18 @@ def _port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """A preexec hook asking Linux to SIGTERM the child when `parent_pid` dies (even SIGKILLed)."""
+
+    def hook() -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook

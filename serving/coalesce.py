@@ -6,6 +6,10 @@ load, batches grow with concurrency (one downstream round per batch instead of p
 at one client at a time a request costs no more than an unbatched call. It behaves like
 `serve.batch` with no wait and one batch in flight, without its per-call bookkeeping, which
 showed in the ingress's profile.
+
+Background calls carry a deadline, so a hung member cannot hold its batch's callers forever,
+and a failed batch is split until the failure is pinned on the callers whose items cause it:
+one failing member call fails only its own requests.
 """
 
 from __future__ import annotations
@@ -23,9 +27,15 @@ R = TypeVar("R")
 class Coalescer(Generic[T, R]):
     """Calls `call(items) -> results` (one result per item, in order) for concurrent callers."""
 
-    def __init__(self, call: Callable[[list[T]], Awaitable[list[R]]], max_size: int) -> None:
+    def __init__(
+        self,
+        call: Callable[[list[T]], Awaitable[list[R]]],
+        max_size: int,
+        deadline_s: float | None = None,
+    ) -> None:
         self._call = call
         self._max_size = max_size
+        self._deadline_s = deadline_s
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._busy = False
 
@@ -59,15 +69,34 @@ class Coalescer(Generic[T, R]):
                     await self._run(batch)
         finally:
             self._busy = False
+            # Cancelled mid-drain (shutdown): nobody may be left waiting on a future.
+            for _, future in self._waiting:
+                if not future.done():
+                    future.set_exception(asyncio.CancelledError())
+            self._waiting.clear()
 
     async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
-            results = await self._call([item for item, _ in batch])
-        except Exception as error:  # every caller of the batch hears the failure
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
+            async with asyncio.timeout(self._deadline_s):
+                results = await self._call([item for item, _ in batch])
+        except TimeoutError as error:  # out of time: no second try for anyone
+            self._fail(batch, error)
+            return
+        except Exception as error:
+            if len(batch) == 1:
+                self._fail(batch, error)
+                return
+            # Halve until the failing items are alone; the others still get answers.
+            middle = len(batch) // 2
+            await self._run(batch[:middle])
+            await self._run(batch[middle:])
             return
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+    @staticmethod
+    def _fail(batch: list[tuple[T, asyncio.Future[R]]], error: BaseException) -> None:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(error)

@@ -44,6 +44,13 @@ class OverloadedError(ServingError):
     kind = "overload"
 
 
+class ReplicaUnavailableError(ServingError):
+    """A replica that was to answer died or cannot be reached; a retry reaches another."""
+
+    status = 503
+    kind = "unavailable"
+
+
 class NotReadyError(ServingError):
     """No model version is ready to answer."""
 

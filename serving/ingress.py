@@ -35,6 +35,7 @@ from serving.channel import in_background, socket_dir
 from serving.http import BodyLimit, http_error
 from serving.metrics import enable_multiprocess, metrics, process_exiting, writer_gauges
 from serving.routing import ColourRoute, Router, Routing
+from serving.spool import Spool
 from serving.stream import BarReplay, OutcomeHook, StreamHub
 from serving.stream import Message as StreamMessage
 from serving.writer import PredictionWriter
@@ -71,6 +72,7 @@ class Ingress:
             interval_s=self.settings.serving.write_interval_s,
             max_buffer=self.settings.serving.write_buffer,
             on_change=writer_gauges(self.metrics),
+            spool=_spool(self.settings),
         )
         self.router = Router(model_name, self.settings, self.metrics, writer)
         self._replay: BarReplay | None = None
@@ -241,3 +243,10 @@ def build_app(ingress: Ingress) -> ASGIApp:
         exception_handlers={HTTPException: http_error},
     )
     return BodyLimit(app, ingress.settings.serving.max_body_bytes)
+
+
+def _spool(settings: Settings) -> Spool | None:
+    """The writer's spill file, or None when spilling is off."""
+    if settings.serving.write_spool_bytes == 0:
+        return None
+    return Spool(settings.spool_dir, settings.serving.write_spool_bytes)

@@ -46,22 +46,29 @@ class ServingMetrics:
         self.store_backlog = _gauge(spec["driftline_store_backlog"], "livesum")
         self.store_degraded = _gauge(spec["driftline_store_degraded"], "livemax")
         self.store_dropped = _counter(spec["driftline_store_dropped"])
+        self.store_quarantined = _counter(spec["driftline_store_quarantined"])
+        self.store_spooled = _gauge(spec["driftline_store_spooled"], "livesum")
         self.stream_clients = _gauge(spec["driftline_stream_clients"], "livesum")
         self.stream_dropped = _counter(spec["driftline_stream_dropped_messages"])
         self.model_info = _gauge(spec["driftline_model_info"], "livemax")
 
 
 def writer_gauges(m: ServingMetrics) -> Callable[[WriterStatus], None]:
-    """The prediction writer's change callback: backlog, degradation and drops as metrics."""
-    seen = 0
+    """The prediction writer's change callback: backlog, degradation, spool, drops and
+    quarantined rows as metrics."""
+    dropped = quarantined = 0
 
     def changed(status: WriterStatus) -> None:
-        nonlocal seen
+        nonlocal dropped, quarantined
         m.store_backlog.set(status.backlog)
         m.store_degraded.set(1 if status.degraded else 0)
-        if status.dropped > seen:
-            m.store_dropped.inc(status.dropped - seen)
-            seen = status.dropped
+        m.store_spooled.set(status.spooled)
+        if status.dropped > dropped:
+            m.store_dropped.inc(status.dropped - dropped)
+            dropped = status.dropped
+        if status.quarantined > quarantined:
+            m.store_quarantined.inc(status.quarantined - quarantined)
+            quarantined = status.quarantined
 
     return changed
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
@@ -31,6 +32,7 @@ from serving.errors import (
     NotFoundError,
     NotReadyError,
     OverloadedError,
+    ReplicaUnavailableError,
 )
 from serving.metrics import ServingMetrics
 from serving.writer import PredictionWriter
@@ -101,7 +103,9 @@ class Router:
         # Replaced whole by the deployment's reconfigure, so a request sees one routing.
         self.routing = Routing()
         self._batch = metrics.batch_size.labels("ingress")
-        self._scorer = Coalescer(self._score, settings.serving.batch_size)
+        self._scorer = Coalescer(
+            self._score, settings.serving.batch_size, settings.serving.request_timeout_s
+        )
         self._shadow_inflight = 0
 
     def route_for(self, model: str, version: str | None) -> ColourRoute:
@@ -134,10 +138,19 @@ class Router:
             ) from None
         except BackPressureError:
             raise OverloadedError("the model is at capacity; retry shortly") from None
+        except RayActorError as error:
+            # A replica died under the call (SIGKILL, node loss): unavailable, not a bug.
+            raise ReplicaUnavailableError(f"a model replica is unavailable: {error}") from None
 
     async def predict_rows(self, route: ColourRoute, rows: Array) -> Scored:
         """Ensemble and member outputs for feature rows from `route`."""
-        result: Scored = await self.call(self._scorer((route, rows)))
+        try:
+            result: Scored = await self.call(self._scorer((route, rows)))
+        except ReplicaUnavailableError as error:
+            # Scoring rows changes nothing, so it is safe to try once more: Serve routes the
+            # second call to a live replica. A second failure is the client's 503.
+            log.warning("retrying on another replica: %s", error.message)
+            result = await self.call(self._scorer((route, rows)))
         return result
 
     async def _score(self, items: list[tuple[ColourRoute, Array]]) -> list[Scored]:

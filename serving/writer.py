@@ -1,9 +1,14 @@
 """Writes prediction records to the store off the request path: batched, bounded, idempotent.
 
-Requests only append to an in-memory buffer. One task drains it in batches on a worker thread;
-when the store fails, records stay buffered (up to the bound, then the oldest are dropped and
-counted), the writer reports itself degraded and retries with backoff until the store returns.
-Batches and the bound count rows, since a record holds its request's feature rows.
+Requests only append to an in-memory buffer. One task drains it in batches on a worker thread
+(serialising there too, off the event loop). When the store is unreachable, records stay
+buffered; past the memory bound the oldest spill, in order, to a bounded local spool file
+(serving.spool), and only past that are the oldest dropped and counted. The writer reports
+itself degraded and retries with backoff; on recovery the spool drains first, then memory, so
+records reach the table in the order they were answered. A batch the store refuses (rather
+than cannot take) is split until the refused records are found; those are quarantined in the
+dead-letter table and the rest written, so one bad row never stops the log.
+Batches and the bounds count rows, since a record holds its request's feature rows.
 Writes are idempotent on (request_id, slot), so a batch retried after a partial failure is safe.
 """
 
@@ -19,14 +24,18 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from driftline.store import PredictionRecord
+from driftline.store.retry import store_unreachable
+from serving.spool import Spool
 
 log = logging.getLogger(__name__)
 
 
 class PredictionSink(Protocol):
-    """The store method the writer needs."""
+    """The store methods the writer needs."""
 
     def record_predictions(self, records: Sequence[PredictionRecord]) -> int: ...
+
+    def quarantine(self, records: Sequence[PredictionRecord], error: str) -> None: ...
 
 
 @dataclass
@@ -38,12 +47,15 @@ class WriterStatus:
     dropped: int
     written: int
     last_error: str | None
+    quarantined: int = 0
+    spooled: int = 0
 
 
 class PredictionWriter:
     """An asynchronous, bounded, batching writer of prediction records.
 
     `batch_size` and `max_buffer` count rows: a 1,024-row request weighs 1,024 one-row ones.
+    With a `spool`, records past `max_buffer` spill to it; without one they are dropped.
     """
 
     def __init__(
@@ -55,8 +67,10 @@ class PredictionWriter:
         max_buffer: int,
         on_change: Callable[[WriterStatus], None] | None = None,
         max_backoff_s: float = 5.0,
+        spool: Spool | None = None,
     ) -> None:
         self._sink = sink
+        self._spool = spool
         self._batch_size = batch_size
         self._interval_s = interval_s
         self._max_backoff_s = max_backoff_s
@@ -66,10 +80,12 @@ class PredictionWriter:
         self._on_change = on_change or (lambda _status: None)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._spilling: asyncio.Task[None] | None = None
         self._closing = False
         self._degraded = False
         self._dropped = 0
         self._written = 0
+        self._quarantined = 0
         self._last_error: str | None = None
 
     # --- request path ---------------------------------------------------------------------
@@ -77,9 +93,15 @@ class PredictionWriter:
         """Queue `record` for writing; never blocks, drops the oldest records when full."""
         self._buffer.append(record)
         self._rows += record.n_rows
-        while self._rows > self._max_rows and len(self._buffer) > 1:
+        # With a spool the drain task spills the excess off the event loop; memory may hold
+        # up to twice the bound while a spill is under way.
+        limit = self._max_rows * 2 if self._spool is not None else self._max_rows
+        while self._rows > limit and len(self._buffer) > 1:
             self._rows -= self._buffer.popleft().n_rows
             self._dropped += 1
+        if self._rows > self._max_rows and self._spool is not None and self._spilling is None:
+            # Spill while the drain task may be stuck in a write to a dead store.
+            self._spilling = asyncio.get_running_loop().create_task(self._spill())
         if self._rows >= self._batch_size:
             self._wake.set()
 
@@ -97,7 +119,15 @@ class PredictionWriter:
             try:
                 await asyncio.wait_for(self._task, timeout_s)
             except TimeoutError:
+                self._task.cancel()
                 log.error("prediction writer: %d records unwritten at shutdown", len(self._buffer))
+        if self._spilling is not None:
+            await self._spilling
+        if self._spool is not None:
+            if self._buffer:
+                # Still unwritten (the store down at shutdown): keep them for the next writer.
+                await asyncio.to_thread(self._spool.append, list(self._buffer))
+            self._spool.close()
 
     def status(self) -> WriterStatus:
         """Backlog, degradation and counters right now."""
@@ -107,20 +137,31 @@ class PredictionWriter:
             dropped=self._dropped,
             written=self._written,
             last_error=self._last_error,
+            quarantined=self._quarantined,
+            spooled=len(self._spool) if self._spool is not None else 0,
         )
 
     # --- drain loop -----------------------------------------------------------------------
     async def _run(self) -> None:
+        if self._spool is not None:
+            adopted = await asyncio.to_thread(self._spool.adopt_orphans)
+            if adopted:
+                log.warning("prediction writer: adopted %d spooled records", adopted)
         backoff = self._interval_s
         while True:
-            if not self._buffer:
+            if self._spool is not None and len(self._spool):
+                spooled, position = await asyncio.to_thread(self._spool.peek, self._batch_size)
+                batch = spooled
+            else:
+                spooled, position = [], 0
+                batch = self._next_batch()
+            if not batch:
                 if self._closing:
                     return
                 await self._sleep(self._interval_s)
                 continue
-            batch = self._next_batch()
             try:
-                await asyncio.to_thread(self._sink.record_predictions, batch)
+                await asyncio.to_thread(self._write, batch)
             except Exception as error:
                 self._set_degraded(str(error).splitlines()[0] if str(error) else repr(error))
                 if self._closing and backoff >= self._max_backoff_s:
@@ -130,10 +171,55 @@ class PredictionWriter:
                 backoff = min(backoff * 2, self._max_backoff_s)
                 continue
             backoff = self._interval_s
-            self._pop_written(batch)
+            if spooled:
+                assert self._spool is not None
+                self._spool.commit(position, len(spooled))
+                self._written += len(spooled)
+                self._on_change(self.status())
+            else:
+                self._pop_written(batch)
             self._set_degraded(None)
-            if self._rows < self._batch_size and not self._closing:
+            if self._rows < self._batch_size and not self._closing and not self._spool_pending():
                 await self._sleep(self._interval_s)
+
+    def _write(self, batch: Sequence[PredictionRecord]) -> None:
+        # Runs on a worker thread. A refusal (bad data, not a lost connection) is narrowed down
+        # by halving until the refused records are alone; the others are written.
+        try:
+            self._sink.record_predictions(batch)
+        except Exception as error:
+            if store_unreachable(error):
+                raise
+            if len(batch) > 1:
+                middle = len(batch) // 2
+                self._write(batch[:middle])
+                self._write(batch[middle:])
+                return
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            self._sink.quarantine(batch, reason)
+            self._quarantined += 1
+            log.error(
+                "prediction quarantined: the store refused it",
+                extra={"request_id": ascii(batch[0].request_id), "error": ascii(reason)},
+            )
+
+    async def _spill(self) -> None:
+        assert self._spool is not None
+        try:
+            while self._rows > self._max_rows and len(self._buffer) > 1:
+                spill: list[PredictionRecord] = []
+                while self._rows > self._max_rows and len(self._buffer) > 1:
+                    record = self._buffer.popleft()
+                    self._rows -= record.n_rows
+                    spill.append(record)
+                written = await asyncio.to_thread(self._spool.append, spill)
+                self._dropped += len(spill) - written
+                self._on_change(self.status())
+        finally:
+            self._spilling = None
+
+    def _spool_pending(self) -> bool:
+        return self._spool is not None and len(self._spool) > 0
 
     def _next_batch(self) -> list[PredictionRecord]:
         batch: list[PredictionRecord] = []

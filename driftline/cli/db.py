@@ -7,8 +7,9 @@ import json
 import click
 
 from driftline.config import Settings
-from driftline.store import migrate
+from driftline.store import Store, migrate
 from driftline.store.engine import create_engine
+from driftline.store.repository import retention_policy
 
 
 @click.group()
@@ -19,6 +20,7 @@ def db() -> None:
     Examples:
       driftline db upgrade
       driftline db current --json
+      driftline db prune
     """
 
 
@@ -62,6 +64,23 @@ def _show(url: str, as_json: bool) -> None:
         click.echo(json.dumps({"revision": revision, "head": head}, indent=2))
     else:
         click.echo(f"store at revision {revision} (newest {head})")
+
+
+@db.command()
+def prune() -> None:
+    """Delete predictions, drift reports and audit events older than their retention.
+
+    \b
+    Limits (days): DRIFTLINE_PREDICTIONS_RETENTION_DAYS, DRIFTLINE_DRIFT_RETENTION_DAYS,
+    DRIFTLINE_AUDIT_RETENTION_DAYS. The drift monitor also prunes once a day.
+    """
+    settings = Settings()
+    store = Store.from_settings(settings)
+    try:
+        deleted = store.prune(retention_policy(settings))
+    finally:
+        store.close()
+    click.echo(", ".join(f"{table}: {count} deleted" for table, count in sorted(deleted.items())))
 
 
 def _current(url: str) -> str:

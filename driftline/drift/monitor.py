@@ -38,6 +38,7 @@ from driftline.drift.severity import grade
 from driftline.drift.window import Baseline, Window
 from driftline.store import PredictionRecord, Store, utcnow
 from driftline.store.drift_records import Alert, ScoreRow, StoredReport
+from driftline.store.repository import retention_policy
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,10 @@ def lease_name(model_name: str) -> str:
 def default_holder() -> str:
     """This process's name on the lease: the pod's hostname and the process id."""
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+# Retention is cheap but needs no more than a daily pass.
+PRUNE_EVERY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,7 @@ class DriftMonitor:
         self.last_run: MonitorRun | None = None
         self.holder = holder or default_holder()
         self.leading = False
+        self._pruned_at: datetime | None = None
 
     def warm_up(self) -> None:
         """Import alibi-detect now (seconds), so no run or request ever waits for it."""
@@ -184,6 +190,7 @@ class DriftMonitor:
                 try:
                     if self.lead():
                         self.run_once()
+                        self.prune_if_due()
                 except Exception:
                     # The monitor must outlive a bad window or a store outage; the log says which.
                     log.exception("drift monitor run failed")
@@ -194,6 +201,16 @@ class DriftMonitor:
                 with contextlib.suppress(Exception):
                     self.store.leases.release(lease_name(self.model_name), self.holder)
                 self.leading = False
+
+    def prune_if_due(self) -> dict[str, int] | None:
+        """Apply the retention limits once a day (the first call prunes); rows deleted."""
+        now = self.clock()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return None
+        deleted = self.store.prune(retention_policy(self.settings), now)
+        self._pruned_at = now
+        log.info("old records pruned", extra={"deleted": deleted})
+        return deleted
 
     def start(self) -> tuple[threading.Thread, threading.Event]:
         """Run in a daemon thread (embedded in another process); set the event to stop it."""

@@ -97,6 +97,20 @@ CATALOG: tuple[MetricSpec, ...] = (
         "serving",
     ),
     MetricSpec(
+        "driftline_store_quarantined",
+        "counter",
+        (),
+        "Prediction records the store refused, kept in the dead-letter table.",
+        "serving",
+    ),
+    MetricSpec(
+        "driftline_store_spooled",
+        "gauge",
+        (),
+        "Prediction records spilled to the local spool file, waiting for the store.",
+        "serving",
+    ),
+    MetricSpec(
         "driftline_stream_clients",
         "gauge",
         (),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from driftline.config import Settings
 from driftline.store.controller import ControllerStore
 from driftline.store.drift import DriftStore
@@ -9,6 +11,8 @@ from driftline.store.engine import create_engine
 from driftline.store.leases import LeaseStore
 from driftline.store.migrate import upgrade
 from driftline.store.predictions import PredictionStore
+from driftline.store.records import utcnow
+from driftline.store.retention import RetentionPolicy, prune
 from driftline.store.retry import RetryPolicy
 
 
@@ -20,11 +24,24 @@ class Store:
     """
 
     def __init__(
-        self, url: str, *, pool_size: int = 5, retries: int = 5, backoff_s: float = 0.5
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        retries: int = 5,
+        backoff_s: float = 0.5,
+        breaker_threshold: int = 3,
+        breaker_reset_s: float = 10.0,
     ) -> None:
         self.url = url
         self.engine = create_engine(url, pool_size=pool_size)
-        retry = RetryPolicy(retries=retries, backoff_s=backoff_s)
+        retry = RetryPolicy(
+            retries=retries,
+            backoff_s=backoff_s,
+            breaker_threshold=breaker_threshold,
+            breaker_reset_s=breaker_reset_s,
+        )
+        self.retry = retry
         self.predictions = PredictionStore(self.engine, retry)
         self.drift = DriftStore(self.engine, retry)
         self.controller = ControllerStore(self.engine, retry)
@@ -41,7 +58,13 @@ class Store:
             pool_size=settings.store.pool_size,
             retries=settings.drift.store_retries,
             backoff_s=settings.drift.store_backoff_s,
+            breaker_threshold=settings.store.store_breaker_threshold,
+            breaker_reset_s=settings.store.store_breaker_reset_s,
         )
+
+    def prune(self, policy: RetentionPolicy, now: datetime | None = None) -> dict[str, int]:
+        """Delete records older than `policy` allows; rows deleted per table."""
+        return prune(self.engine, self.retry, policy, now or utcnow())
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply migrations up to `revision`."""
@@ -50,3 +73,12 @@ class Store:
     def close(self) -> None:
         """Release pooled connections."""
         self.engine.dispose()
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    """The retention limits `settings` configure."""
+    return RetentionPolicy(
+        predictions_days=settings.store.predictions_retention_days,
+        drift_days=settings.store.drift_retention_days,
+        audit_days=settings.store.audit_retention_days,
+    )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import sqlalchemy as sa
+from purgatory import SyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -28,9 +30,38 @@ class RetryPolicy:
 
     retries: int = 5
     backoff_s: float = 0.5
+    # Open after this many calls ran out of retries; half-open (one trial call) after
+    # `breaker_reset_s`. While open, calls fail at once instead of each waiting through retries.
+    breaker_threshold: int = 3
+    breaker_reset_s: float = 10.0
+    _breakers: SyncCircuitBreakerFactory = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        breakers = SyncCircuitBreakerFactory(
+            default_threshold=self.breaker_threshold,
+            default_ttl=self.breaker_reset_s,
+            # Only an unreachable store counts against the circuit, never refused data.
+            exclude=[(Exception, lambda error: not store_unreachable(error))],
+        )
+        object.__setattr__(self, "_breakers", breakers)
+
+    def breaker_open(self) -> bool:
+        """Whether the circuit is open (calls fail without trying the store)."""
+        state = self._breakers.get_breaker("store").context.state
+        return bool(state == "opened")
 
     def run(self, operation: Callable[[], T], what: str) -> T:
-        """Run `operation` (one whole transaction); StoreUnavailableError once retries run out."""
+        """Run `operation` (one whole transaction); StoreUnavailableError once retries run out
+        or while the circuit is open."""
+        try:
+            with self._breakers.get_breaker("store"):
+                return self._attempts(operation, what)
+        except OpenedState as error:
+            raise StoreUnavailableError(
+                f"store unreachable: {what} not attempted, circuit open"
+            ) from error
+
+    def _attempts(self, operation: Callable[[], T], what: str) -> T:
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
             try:
@@ -55,6 +86,13 @@ class RetryPolicy:
 # SQLite raises OperationalError for a missing schema too: that is no outage, and waiting for it
 # would only delay the error (`driftline status` on a fresh home).
 _SCHEMA_ERRORS = ("no such table", "no such column", "does not exist")
+
+
+def store_unreachable(error: BaseException) -> bool:
+    """Whether `error` means the store was unreachable (rather than that it refused the data)."""
+    if isinstance(error, StoreUnavailableError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(error, sa.exc.DBAPIError) and _connection_lost(error)
 
 
 def _connection_lost(error: sa.exc.DBAPIError) -> bool:

@@ -64,6 +64,19 @@ predictions = sa.Table(
     sa.Index("ix_predictions_symbol_as_of", "symbol", "as_of"),
 )
 
+# Prediction records the store refused (a NUL or a lone surrogate in a text field, say),
+# kept as ASCII-escaped JSON so that one bad row never stops the prediction log.
+prediction_dead_letters = sa.Table(
+    "prediction_dead_letters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("quarantined_at", Timestamp, nullable=False, index=True),
+    sa.Column("request_id", sa.Text, nullable=False),
+    sa.Column("slot", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("record", sa.Text, nullable=False),
+)
+
 audit_events = sa.Table(
     "audit_events",
     metadata,

@@ -16,11 +16,15 @@ class Downstream:
         self.batches: list[list[int]] = []
         self.gate = asyncio.Event()
         self.fail = False
+        self.poison: set[int] = set()
+        self.hang: set[int] = set()
 
     async def __call__(self, items: list[int]) -> list[int]:
         self.batches.append(list(items))
         await self.gate.wait()
-        if self.fail:
+        if self.hang & set(items):
+            await asyncio.Event().wait()
+        if self.fail or self.poison & set(items):
             raise RuntimeError("member down")
         return [i * 10 for i in items]
 
@@ -90,3 +94,29 @@ async def test_the_first_caller_timing_out_still_hands_over() -> None:
     await asyncio.sleep(0)
     downstream.gate.set()
     assert await waiting == 10
+
+
+async def test_a_failing_item_fails_only_its_own_caller() -> None:
+    downstream = Downstream()
+    coalesce = Coalescer(downstream, max_size=8)
+    first, rest = await _behind_one(coalesce, (1, 2, 3, 4))
+    downstream.poison = {3}
+    downstream.gate.set()
+    assert await first == 0
+    results = await asyncio.gather(*rest, return_exceptions=True)
+    assert results[:2] == [10, 20]
+    assert results[3] == 40
+    assert isinstance(results[2], RuntimeError)
+
+
+async def test_a_hung_background_call_fails_its_callers_at_the_deadline() -> None:
+    downstream = Downstream()
+    downstream.hang = {1}
+    coalesce = Coalescer(downstream, max_size=8, deadline_s=0.05)
+    first, (waiting,) = await _behind_one(coalesce, (1,))
+    downstream.gate.set()
+    assert await first == 0
+    await asyncio.wait({waiting}, timeout=2.0)
+    assert waiting.done()
+    assert isinstance(waiting.exception(), TimeoutError)
+    assert await coalesce(5) == 50

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from driftline.store import PredictionRecord, Store, new_id
+from driftline.store.engine import normalise_url
+from driftline.store.predictions import record_json
+from serving.spool import Spool
 from serving.writer import PredictionWriter, WriterStatus
 
 
-def record(request_id: str | None = None, rows: int = 1) -> PredictionRecord:
+def record(request_id: str | None = None, rows: int = 1, symbol: str = "SPX") -> PredictionRecord:
     return PredictionRecord(
         request_id=request_id or new_id(),
         model_name="m",
@@ -20,6 +27,7 @@ def record(request_id: str | None = None, rows: int = 1) -> PredictionRecord:
         prediction=[0.1] * rows,
         member_outputs={"rf": [0.1] * rows},
         latency_ms=1.0,
+        symbol=symbol,
     )
 
 
@@ -30,12 +38,28 @@ class FlakyStore:
         self.store = store
         self.down = False
         self.batches: list[int] = []
+        self.written: list[str] = []
+        self.quarantined: list[str] = []
 
     def record_predictions(self, records: Sequence[PredictionRecord]) -> int:
         if self.down:
             raise ConnectionError("connection refused")
+        if self.store is not None:
+            new = self.store.predictions.record_predictions(records)
+        elif any("\x00" in (r.symbol or "") for r in records):
+            raise ValueError("text fields cannot contain NUL (0x00) bytes")
+        else:
+            new = len(records)
         self.batches.append(len(records))
-        return self.store.predictions.record_predictions(records) if self.store else len(records)
+        self.written.extend(r.request_id for r in records)
+        return new
+
+    def quarantine(self, records: Sequence[PredictionRecord], error: str) -> None:
+        if self.down:
+            raise ConnectionError("connection refused")
+        if self.store is not None:
+            self.store.predictions.quarantine(records, error)
+        self.quarantined.extend(r.request_id for r in records)
 
 
 async def wait_for(predicate: object, timeout: float = 10.0) -> None:
@@ -135,3 +159,169 @@ async def test_outage_against_postgres_is_idempotent(postgres_url: str) -> None:
     await writer.close()
     assert store.predictions.count_predictions(ids) == 40
     store.close()
+
+
+async def test_a_refused_record_is_quarantined_and_the_rest_written(store: Store) -> None:
+    writer = PredictionWriter(store.predictions, batch_size=64, interval_s=0.01, max_buffer=1000)
+    writer.start()
+    good = [record() for _ in range(30)]
+    # A lone surrogate no backend can encode; a NUL PostgreSQL text refuses (SQLite keeps it).
+    bad = [record(symbol="a\ud800b"), record(symbol="nul\x00")]
+    for item in good[:10] + bad[:1] + good[10:20] + bad[1:] + good[20:]:
+        writer.submit(item)
+    await writer.close()
+    refused = 2 if store.engine.dialect.name == "postgresql" else 1
+    assert store.predictions.count_predictions([r.request_id for r in good]) == 30
+    letters = store.predictions.dead_letters()
+    assert [r.symbol for r, _error in letters] == [b.symbol for b in bad][:refused]
+    assert all(error for _record, error in letters)
+    assert writer.status().quarantined == refused
+    assert writer.status().backlog == 0
+
+
+async def test_a_full_buffer_spills_to_the_spool_and_drains_in_order(tmp_path: Path) -> None:
+    sink = FlakyStore()
+    sink.down = True
+    spool = Spool(tmp_path / "spool", max_bytes=1024 * 1024)
+    writer = PredictionWriter(
+        sink, batch_size=7, interval_s=0.01, max_buffer=10, max_backoff_s=0.05, spool=spool
+    )
+    writer.start()
+    ids = []
+    for _ in range(200):
+        item = record()
+        ids.append(item.request_id)
+        writer.submit(item)
+        await asyncio.sleep(0.001)
+    await wait_for(lambda: writer.status().spooled >= 180)
+    assert writer.status().dropped == 0
+    sink.down = False
+    await wait_for(lambda: writer.status().backlog == 0 and writer.status().spooled == 0)
+    await writer.close()
+    assert sink.written == ids
+    assert not spool.path.exists()
+
+
+async def test_a_full_spool_drops_the_oldest_and_counts(tmp_path: Path) -> None:
+    sink = FlakyStore()
+    sink.down = True
+    # Room for about ten records.
+    spool = Spool(tmp_path, max_bytes=len(record_line()) * 10 + 5)
+    writer = PredictionWriter(sink, batch_size=5, interval_s=0.01, max_buffer=5, spool=spool)
+    writer.start()
+    for _ in range(40):
+        writer.submit(record())
+        await asyncio.sleep(0.001)
+    await wait_for(
+        lambda: writer.status().dropped + writer.status().spooled + writer.status().backlog == 40
+    )
+    assert writer.status().spooled == 10
+    assert writer.status().dropped > 0
+    # The store stays down: stop the drain task without the shutdown spill.
+    assert writer._task is not None
+    writer._task.cancel()
+    spool.close()
+
+
+def record_line() -> bytes:
+    return record_json(record()).encode() + b"\n"
+
+
+def test_a_dead_process_spool_is_adopted(tmp_path: Path) -> None:
+    first = Spool(tmp_path, max_bytes=1 << 20)
+    records = [record() for _ in range(5)]
+    assert first.append(records) == 5
+    first.close()
+    first.path.rename(tmp_path / "predictions-1.spool")  # as a crashed process leaves it
+    second = Spool(tmp_path, max_bytes=1 << 20)
+    assert second.adopt_orphans() == 5
+    read, position = second.peek(100)
+    assert [r.request_id for r in read] == [r.request_id for r in records]
+    second.commit(position, len(read))
+    assert len(second) == 0
+    assert not (tmp_path / "predictions-1.spool").exists()
+    second.close()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[tuple[sa.Engine, str, str]]:
+    """A database of this test's own, whose connections it may refuse (an outage of its own)."""
+    admin_url = os.environ.get("DRIFTLINE_TEST_DATABASE_URL")
+    if not admin_url:
+        pytest.skip("PostgreSQL tests need DRIFTLINE_TEST_DATABASE_URL")
+    admin = sa.create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
+    name = f"driftline_outage_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(normalise_url(admin_url)).set(database=name)
+    yield admin, name, url.render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def set_database_up(admin: sa.Engine, name: str, up: bool) -> None:
+    """Refuse (and cut) or allow connections to `name`: an outage that shares no server."""
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(up).lower()}'))
+        if not up:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
+                ),
+                {"name": name},
+            )
+
+
+@pytest.mark.postgres
+async def test_postgres_outage_under_load_loses_nothing_and_duplicates_nothing(
+    own_postgres: tuple[sa.Engine, str, str], tmp_path: Path
+) -> None:
+    admin, name, url = own_postgres
+    store = Store(url, retries=1, backoff_s=0.01, breaker_reset_s=0.2)
+    store.upgrade()
+    sink = FlakyStore(store)
+    writer = PredictionWriter(
+        sink,
+        batch_size=50,
+        interval_s=0.01,
+        max_buffer=100,
+        max_backoff_s=0.2,
+        spool=Spool(tmp_path / "spool", max_bytes=64 << 20),
+    )
+    writer.start()
+    ids: list[str] = []
+
+    async def load(seconds: float) -> None:
+        end = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < end:
+            item = record()
+            ids.append(item.request_id)
+            writer.submit(item)
+            await asyncio.sleep(0.001)
+
+    await load(0.5)
+    set_database_up(admin, name, False)
+    try:
+        await load(OUTAGE_S)
+        assert writer.status().degraded
+        assert writer.status().spooled > 0
+    finally:
+        set_database_up(admin, name, True)
+    await load(0.5)
+    await wait_for(lambda: writer.status().backlog == 0 and writer.status().spooled == 0, 60)
+    await writer.close()
+    assert writer.status().dropped == 0
+    with store.engine.connect() as conn:
+        total, distinct = conn.execute(
+            sa.text("SELECT count(*), count(DISTINCT request_id) FROM predictions")
+        ).one()
+    assert total == distinct == len(ids)
+    assert store.predictions.count_predictions(ids) == len(ids)
+    # In order: the first successful write of every id follows the order they were answered.
+    assert list(dict.fromkeys(sink.written)) == ids
+    store.close()
+
+
+# The issue asks for two minutes; DRIFTLINE_OUTAGE_S stretches the test to that (benchmarks).
+OUTAGE_S = float(os.environ.get("DRIFTLINE_OUTAGE_S", "3"))

@@ -237,3 +237,38 @@ def test_a_standby_takes_over_when_the_lease_lapses(
     clock[0] += timedelta(seconds=LEASE_FLOOR_S + 1)  # a stopped renewing (a lost node)
     assert b.lead()
     assert not a.lead()
+
+
+def test_the_monitor_prunes_old_records_once_a_day(
+    store: Store, monitor_settings: Settings, series: npt.NDArray[np.float64]
+) -> None:
+    settings = monitor_settings.updated({"store": {"predictions_retention_days": 1}})
+    monitor = build_monitor(
+        settings,
+        store=store,
+        source=lambda _m, _v: VersionData(reference=_reference(series)),
+        registry=CollectorRegistry(),
+    )
+    now = utcnow()
+    clock = [now]
+    monitor.clock = lambda: clock[0]
+
+    def old(request_id: str) -> PredictionRecord:
+        return PredictionRecord(
+            request_id,
+            "m",
+            "1",
+            "v2_infer",
+            [0.1],
+            {"rf": [0.1]},
+            1.0,
+            created_at=clock[0] - timedelta(days=2),
+        )
+
+    store.predictions.record_predictions([old("a")])
+    assert (monitor.prune_if_due() or {})["predictions"] == 1
+    store.predictions.record_predictions([old("b")])
+    clock[0] = now + timedelta(hours=23)
+    assert monitor.prune_if_due() is None  # pruned less than a day ago
+    clock[0] = now + timedelta(days=1)
+    assert (monitor.prune_if_due() or {})["predictions"] == 1

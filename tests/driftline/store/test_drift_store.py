@@ -127,7 +127,7 @@ def test_migration_0006_goes_down_to_0005_and_back(store: Store) -> None:
     migrate.downgrade(store.url, "0005")
     assert "recorded_by" not in columns()
     store.upgrade()
-    assert migrate.current_revision(store.engine) == "0006"
+    assert migrate.current_revision(store.engine) == migrate.head_revision()
     assert "conflict" in columns()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from driftline.store import AuditEvent, PredictionRecord, Store, StoreUnavailableError, utcnow
+from driftline.store.retry import RetryPolicy
 from driftline.store.rollouts import ControllerRequest
 
 CALLS: dict[str, Callable[[Store], Any]] = {
@@ -85,3 +87,35 @@ def test_errors_other_than_a_lost_connection_are_not_retried(
     with pytest.raises(sa.exc.ProgrammingError):
         store.controller.rollouts("m")
     assert len(attempts) == 1
+
+
+def test_the_circuit_opens_after_repeated_outages_and_half_opens_on_a_timer() -> None:
+    policy = RetryPolicy(retries=0, backoff_s=0.0, breaker_threshold=2, breaker_reset_s=0.2)
+    calls = []
+
+    def down() -> None:
+        calls.append(1)
+        raise _lost("SELECT 1")
+
+    for _ in range(2):
+        with pytest.raises(StoreUnavailableError, match="failed after"):
+            policy.run(down, "probe")
+    assert policy.breaker_open()
+    with pytest.raises(StoreUnavailableError, match="circuit open"):
+        policy.run(down, "probe")
+    assert len(calls) == 2  # the open circuit did not try the store
+    time.sleep(0.3)
+    assert policy.run(lambda: "up", "probe") == "up"  # the half-open trial succeeds
+    assert not policy.breaker_open()
+
+
+def test_refused_data_never_opens_the_circuit() -> None:
+    policy = RetryPolicy(retries=0, breaker_threshold=1)
+
+    def refused() -> None:
+        raise ValueError("text fields cannot contain NUL (0x00) bytes")
+
+    for _ in range(3):
+        with pytest.raises(ValueError, match="NUL"):
+            policy.run(refused, "write")
+    assert not policy.breaker_open()
