@@ -8,14 +8,16 @@ even where absolute numbers move with the shared host's load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +162,51 @@ def start_kserve(home: Path, port: int) -> subprocess.Popen[bytes]:
     )
     _wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", 120)
     return process
+
+
+@contextlib.contextmanager
+def driftline_serve(
+    version: str, env: Mapping[str, str], log_path: Path, timeout_s: float = 600.0
+) -> Iterator[str]:
+    """`driftline serve --version VERSION` as a user runs it; yields the URL it printed first.
+
+    The URL is read from the command's own output (`serving.cli.printed_url`), so what is
+    measured is the address users are given. Ctrl-C (SIGINT) stops it, flushing predictions.
+    """
+    from serving.cli import printed_url  # noqa: PLC0415
+
+    argv = [str(Path(sys.executable).with_name("driftline")), "serve", "--version", version]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*argv, "--loader", synthetic.LOADER],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            start_new_session=True,
+        )
+    try:
+        yield printed_url(_wait_for_output(log_path, "try:", process, timeout_s))
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _wait_for_output(
+    log_path: Path, marker: str, process: subprocess.Popen[bytes], timeout_s: float
+) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace")
+        if marker in text:
+            return text
+        if process.poll() is not None:
+            raise RuntimeError(f"driftline serve exited ({process.returncode}):\n{text[-3000:]}")
+        time.sleep(0.5)
+    raise RuntimeError(f"driftline serve printed no URL in {timeout_s:.0f}s; see {log_path}")
 
 
 def _wait_ready(url: str, timeout_s: float) -> None:
