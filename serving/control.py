@@ -268,13 +268,14 @@ class ServingControl:
 
     def _put(self, config: dict[str, Any], attempts: int = 4) -> None:
         # The config is declarative, so re-sending it is safe; the dashboard drops connections
-        # now and then while a busy head starts Serve.
+        # (or answers 500 from a module still starting) now and then while a busy head starts.
         for attempt in range(attempts):
             try:
                 self.client.deploy_applications(config)
                 return
-            except requests.ConnectionError:
-                if attempt == attempts - 1:
+            except (requests.ConnectionError, RuntimeError) as error:
+                transient = isinstance(error, requests.ConnectionError) or "code 5" in str(error)
+                if attempt == attempts - 1 or not transient:
                     raise
                 log.warning("Serve REST API unreachable; retrying", extra={"attempt": attempt})
                 time.sleep(2.0 * (attempt + 1))

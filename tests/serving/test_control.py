@@ -145,3 +145,22 @@ def test_printed_url_reads_the_first_serving_line() -> None:
     assert printed_url(output) == "http://127.0.0.1:8080"
     with pytest.raises(ValueError, match="no `serving"):
         printed_url("deploying m version 1 ...\n")
+
+
+def test_a_dashboard_500_is_retried_and_a_400_is_not(
+    control: ServingControl, serve: FakeServe
+) -> None:
+    answers = [RuntimeError("Request failed with status code 500: Server got itself in trouble")]
+    deploy = serve.deploy_applications
+
+    def flaky(config: dict[str, Any]) -> None:
+        if answers:
+            raise answers.pop()
+        deploy(config)
+
+    serve.deploy_applications = flaky  # type: ignore[method-assign]
+    control.deploy("1")
+    assert _routing(serve).active == "blue"
+    answers.append(RuntimeError("Request failed with status code 400: bad config"))
+    with pytest.raises(RuntimeError, match="code 400"):
+        control.deploy("1")
