@@ -52,6 +52,14 @@ def cluster(settings: Settings) -> Iterator[LocalRayCluster]:
         yield cluster
 
 
+def test_the_head_runs_no_log_monitor(cluster: LocalRayCluster) -> None:
+    assert cluster._process is not None
+    head = psutil.Process(cluster._process.pid)
+    commands = [" ".join(p.cmdline()) for p in head.children(recursive=True)]
+    assert any("gcs_server" in c for c in commands)
+    assert not [c for c in commands if "log_monitor" in c]
+
+
 def _listener(port: int) -> psutil.Process:
     """The process listening on 127.0.0.1:`port`."""
     for connection in psutil.net_connections(kind="tcp"):
