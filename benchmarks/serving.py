@@ -1,21 +1,26 @@
 """Serving benchmark: in-process predict, KServe's ModelServer and Driftline's graph, one run.
 
-`python -m benchmarks.serving [--quick]` writes benchmarks/results/serving.json and
-serving.md. Every configuration runs on the same machine in the same run, so ratios are fair
-even where absolute numbers move with the shared host's load.
+The graph is measured where users call it: `driftline serve` runs as a command and is loaded
+at the URL it printed, with every prediction logged to the store (DRIFTLINE_DATABASE_URL, else
+SQLite in a fresh home). `python -m benchmarks.serving [--quick]` writes
+benchmarks/results/serving.json and serving.md. Every configuration runs on the same machine
+in the same run, so ratios are fair even where absolute numbers move with the shared host's
+load.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +167,51 @@ def start_kserve(home: Path, port: int) -> subprocess.Popen[bytes]:
     return process
 
 
+@contextlib.contextmanager
+def driftline_serve(
+    version: str, env: Mapping[str, str], log_path: Path, timeout_s: float = 600.0
+) -> Iterator[str]:
+    """`driftline serve --version VERSION` as a user runs it; yields the URL it printed first.
+
+    The URL is read from the command's own output (`serving.cli.printed_url`), so what is
+    measured is the address users are given. Ctrl-C (SIGINT) stops it, flushing predictions.
+    """
+    from serving.cli import printed_url  # noqa: PLC0415
+
+    argv = [str(Path(sys.executable).with_name("driftline")), "serve", "--version", version]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*argv, "--loader", synthetic.LOADER],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            start_new_session=True,
+        )
+    try:
+        yield printed_url(_wait_for_output(log_path, "try:", process, timeout_s))
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _wait_for_output(
+    log_path: Path, marker: str, process: subprocess.Popen[bytes], timeout_s: float
+) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace")
+        if marker in text:
+            return text
+        if process.poll() is not None:
+            raise RuntimeError(f"driftline serve exited ({process.returncode}):\n{text[-3000:]}")
+        time.sleep(0.5)
+    raise RuntimeError(f"driftline serve printed no URL in {timeout_s:.0f}s; see {log_path}")
+
+
 def _wait_ready(url: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -196,31 +246,42 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     }
     from driftline.store import Store  # noqa: PLC0415
 
-    Store.from_settings(settings).upgrade()
-    env = ray_env(settings, direct_port_base=random.randint(20000, 29000))
-    cluster = LocalRayCluster(num_cpus=2, env=env, log_path=home / "ray.log").start()
+    store_url = os.environ.get("DRIFTLINE_DATABASE_URL") or settings.store_url
+    store = Store(store_url)
+    store.upgrade()
     kserve_port = free_port()
     kserve = start_kserve(home, kserve_port)
     try:
-        control = ServingControl(
-            settings, cluster.dashboard_url, http_port=free_port(), loader=synthetic.LOADER
-        )
-        control.deploy("1")
-        direct = control.direct_urls()[0]
-        proxy = f"http://127.0.0.1:{control.http_port}"
-        urls = {"kserve": f"http://127.0.0.1:{kserve_port}{INFER}", "graph": direct + INFER}
-        ensemble = onnx_ensemble(bundle)
+        stored_before = store.predictions.count_predictions()
+        # The user's path: `driftline serve` on its own Ray head, loaded at the URL it printed,
+        # with every prediction logged to the store.
+        with driftline_serve("1", user_env(home, store_url), home / "serve.log") as printed:
+            urls = {"kserve": f"http://127.0.0.1:{kserve_port}{INFER}", "graph": printed + INFER}
+            ensemble = onnx_ensemble(bundle)
 
-        def local(n: int) -> float:
-            return rows_per_s(ensemble, x[:n], seconds=duration / 2)
+            def local(n: int) -> float:
+                return rows_per_s(ensemble, x[:n], seconds=duration / 2)
 
-        document.update(sweep(urls, bodies, duration, rounds=1 if quick else 3, local=local))
-        document["levers"] = lever_runs(control, proxy, bodies, duration)
-        control.shutdown()
+            document.update(sweep(urls, bodies, duration, rounds=1 if quick else 3, local=local))
+        document["printed_url"] = printed
+        document["logged"] = logged(document["graph"], store, stored_before, store_url)
+        store.close()
+        # The levers need Serve's internals (its proxy, redeploys with one setting changed).
+        env = ray_env(settings, direct_port_base=random.randint(20000, 29000))
+        cluster = LocalRayCluster(num_cpus=2, env=env, log_path=home / "ray.log").start()
+        try:
+            control = ServingControl(
+                settings, cluster.dashboard_url, http_port=free_port(), loader=synthetic.LOADER
+            )
+            control.deploy("1")
+            proxy = f"http://127.0.0.1:{control.http_port}"
+            document["levers"] = lever_runs(control, proxy, bodies, duration)
+            control.shutdown()
+        finally:
+            cluster.stop()
     finally:
         kserve.terminate()
         kserve.wait(30)
-        cluster.stop()
     if not quick:  # a second Ray head: about a minute more
         document["levers"]["throughput_optimized_off"] = throughput_optimized_off(
             settings, home, bodies, duration
@@ -231,6 +292,25 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     document["targets"] = targets(document)
     write(document)
     return document
+
+
+def user_env(home: Path, store_url: str) -> dict[str, str]:
+    """What a user's shell would hold: a home, a store, ports free on this shared host."""
+    return {
+        "DRIFTLINE_HOME": str(home),
+        "DRIFTLINE_DATABASE_URL": store_url,
+        "DRIFTLINE_SERVE_PORT": str(free_port()),
+        "DRIFTLINE_RAY_DASHBOARD_PORT": str(free_port()),
+    }
+
+
+def logged(graph: dict[str, Any], store: Any, stored_before: int, store_url: str) -> dict[str, Any]:
+    """Rows the graph answered against prediction rows the store gained meanwhile."""
+    answered = sum(r["requests"] * int(key.split("_rows")[1]) for key, r in graph.items())
+    stored = store.predictions.count_predictions() - stored_before
+    backend = store_url.split(":", 1)[0].split("+", 1)[0]
+    # Requests still in flight when a load run ends are answered but not counted by it.
+    return {"store": backend, "answered_rows": answered, "stored_rows": stored}
 
 
 # Each lever is switched off (or on) alone against the tuned graph, in the same run.
@@ -320,8 +400,13 @@ def write(document: dict[str, Any]) -> None:
 
 def markdown(document: dict[str, Any]) -> str:
     """The results as Markdown tables."""
+    logged_rows = document["logged"]
     lines = [
         "# Serving benchmark",
+        "",
+        f"`graph` is the URL `driftline serve` printed ({document['printed_url']}), with every "
+        f"prediction logged ({logged_rows['store']}: {logged_rows['stored_rows']} rows stored, "
+        f"{logged_rows['answered_rows']} answered in the timed runs).",
         "",
         "| system | concurrency | rows | req/s | rows/s | p50 ms | p99 ms | errors | loadgen CPU |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",

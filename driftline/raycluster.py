@@ -129,6 +129,10 @@ class LocalRayCluster:
             f"--object-store-memory={self.object_store_mb * 1024 * 1024}",
             f"--temp-dir={self._temp_dir}",
             "--include-dashboard=true",
+            # The log monitor copies every worker's log lines to drivers; ours read their logs
+            # from files (Jobs' logs, Serve's replica logs) and start Ray with
+            # log_to_driver=False, so it is a process of the head no one reads.
+            "--include-log-monitor=false",
         ]
         log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         try:

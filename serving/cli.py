@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 from types import FrameType
@@ -11,7 +12,7 @@ import click
 
 from driftline.config import Settings
 from driftline.observability.logs import configure_logging
-from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster, free_port
+from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster
 
 
 @click.command()
@@ -43,7 +44,7 @@ def serve(
     # Ray reads this when it is imported: set it first so every socket stays on loopback.
     os.environ.update(LOOPBACK_ENV)
     from driftline.store import Store  # noqa: PLC0415  (heavy imports after the env is set)
-    from serving.control import ServingControl, ray_env  # noqa: PLC0415
+    from serving.control import ServingControl, proxy_port, ray_env  # noqa: PLC0415
     from serving.follow import ChampionFollower, registry_alias  # noqa: PLC0415
 
     Store.from_settings(settings).upgrade()
@@ -56,9 +57,7 @@ def serve(
     cluster = None
     dashboard = os.environ.get("RAY_DASHBOARD_ADDRESS")
     if settings.ray.address is None or dashboard is None:
-        cluster = LocalRayCluster.from_settings(
-            settings, env=ray_env(settings, direct_port_base=free_port())
-        )
+        cluster = LocalRayCluster.from_settings(settings, env=ray_env(settings))
         cluster.start()
         dashboard = cluster.dashboard_url
     stop = threading.Event()
@@ -68,11 +67,11 @@ def serve(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    control = ServingControl(settings, dashboard, http_port=settings.serving.port, loader=loader)
+    control = ServingControl(settings, dashboard, http_port=proxy_port(settings), loader=loader)
     try:
         click.echo(f"deploying {settings.registry.model_name} version {wanted} ...")
         control.deploy(wanted)
-        print_urls(settings, control.direct_urls())
+        print_urls(settings, control.front_url())
         if no_follow or version is not None:
             stop.wait()
         else:
@@ -84,25 +83,33 @@ def serve(
             cluster.stop()
 
 
-def _n_features(settings: Settings) -> int:
+def _n_features(base: str) -> int:
     import httpx  # noqa: PLC0415
 
-    url = f"http://{settings.serving.host}:{settings.serving.port}/api/models"
-    return int(httpx.get(url, timeout=30).json()["active"]["n_features"])
+    return int(httpx.get(f"{base}/api/models", timeout=30).json()["active"]["n_features"])
 
 
-def print_urls(settings: Settings, direct: list[str]) -> None:
-    """Where everything is served, and a curl that works against it."""
-    n_features = _n_features(settings)
-    base = f"http://{settings.serving.host}:{settings.serving.port}"
+SERVING_LINE = re.compile(r"^serving \S+ at (http://\S+)$", re.MULTILINE)
+
+
+def printed_url(output: str) -> str:
+    """The address `driftline serve` or `up` printed first: what users and benchmarks call."""
+    found = SERVING_LINE.search(output)
+    if found is None:
+        raise ValueError("no `serving <model> at <url>` line in the output")
+    return found.group(1)
+
+
+def print_urls(settings: Settings, base: str) -> None:
+    """Where everything is served (all behind the one address `base`), and a curl for it."""
+    n_features = _n_features(base)
     name = settings.registry.model_name
     click.echo(f"serving {name} at {base}")
-    for url in direct:
-        click.echo(f"  low-latency direct ingress: {url}")
     click.echo(f"  V2 infer:   {base}/v2/models/{name}/infer")
     click.echo(f"  V1 predict: {base}/v1/models/{name}:predict")
+    click.echo(f"  health:     {base}/v2/health/ready")
     click.echo(f"  models:     {base}/api/models")
-    click.echo(f"  stream:     ws://{settings.serving.host}:{settings.serving.port}/ws/predictions")
+    click.echo(f"  stream:     {base.replace('http://', 'ws://', 1)}/ws/predictions")
     click.echo(f"  metrics:    {base}/metrics")
     click.echo(
         "try:\n"

@@ -26,6 +26,7 @@ from driftline.contracts import (
     RoutingConfig,
     forwarded_env,
 )
+from driftline.raycluster import free_port
 from serving.app import serve_config
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,19 @@ class ServingControl:
                 urls += [f"http://{t['ip']}:{t['port']}" for t in group.get("targets", [])]
         return urls
 
+    def front_url(self) -> str:
+        """The one address users are given: the ingress replica's own server, else the proxy.
+
+        With direct ingress the replica binds `settings.serving.port` (see `ray_env`); should
+        that port be taken, it binds the next one, and this reports the port it really has.
+        """
+        direct = self.direct_urls()
+        wanted = f"http://{self.settings.serving.host}:{self.settings.serving.port}"
+        if direct:
+            return wanted if wanted in direct else direct[0]
+        port = (self.details().get("http_options") or {}).get("port") or self.http_port
+        return f"http://{self.settings.serving.host}:{port}"
+
     # --- act: one config change each, not waited for (the controller observes) -------------
     def deploy_colour(self, colour: str, version: str) -> None:
         """Put `version` on `colour` beside what runs; the ingress does not route to it yet."""
@@ -131,7 +145,7 @@ class ServingControl:
     # --- sequences, each waited for -------------------------------------------------------
     def config(self, state: ServingState) -> dict[str, Any]:
         """The declarative Serve config that serves `state` from nothing."""
-        return serve_config(
+        config = serve_config(
             self.settings,
             colours=state.colours,
             active=state.active,
@@ -141,6 +155,7 @@ class ServingControl:
             outcome_hook=self.outcome_hook,
             env=self.env,
         )
+        return one_ingress_replica(config, self.settings)
 
     def deploy(self, version: str, colour: str = COLOURS[0]) -> ServingState:
         """Serve `version` on `colour` as the only, active colour."""
@@ -253,13 +268,14 @@ class ServingControl:
 
     def _put(self, config: dict[str, Any], attempts: int = 4) -> None:
         # The config is declarative, so re-sending it is safe; the dashboard drops connections
-        # now and then while a busy head starts Serve.
+        # (or answers 500 from a module still starting) now and then while a busy head starts.
         for attempt in range(attempts):
             try:
                 self.client.deploy_applications(config)
                 return
-            except requests.ConnectionError:
-                if attempt == attempts - 1:
+            except (requests.ConnectionError, RuntimeError) as error:
+                transient = isinstance(error, requests.ConnectionError) or "code 5" in str(error)
+                if attempt == attempts - 1 or not transient:
                     raise
                 log.warning("Serve REST API unreachable; retrying", extra={"attempt": attempt})
                 time.sleep(2.0 * (attempt + 1))
@@ -300,11 +316,23 @@ class ServingControl:
         return self.state() == state
 
 
-def ray_env(settings: Settings, *, direct_port_base: int) -> dict[str, str]:
+def proxy_port(settings: Settings) -> int:
+    """Where Serve's own proxy listens: off the user's port when the ingress serves it directly.
+
+    Direct ingress needs the proxy (Serve turns replica HTTP off with `proxy_location:
+    Disabled`), so it stays, on a free loopback port that nothing prints.
+    """
+    return free_port() if settings.serving.throughput_optimized else settings.serving.port
+
+
+def ray_env(settings: Settings, *, direct_port_base: int | None = None) -> dict[str, str]:
     """Environment the Ray head must start with for Serve to run the way Driftline tunes it.
 
     Serve reads these when its processes start, so they cannot be changed per application.
+    Direct-ingress HTTP ports start at `direct_port_base` (default `settings.serving.port`):
+    the first ingress replica binds the port users are given.
     """
+    base = settings.serving.port if direct_port_base is None else direct_port_base
     env = {
         # Serve's replicas run at nice 15 by default: on a shared host that hands their CPU to
         # any neighbour; serving is the latency-critical work here.
@@ -312,14 +340,36 @@ def ray_env(settings: Settings, *, direct_port_base: int) -> dict[str, str]:
         # Direct ingress replicas drain for 30 s by default before stopping; ours flush
         # predictions on shutdown themselves and tests restart apps often.
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
-        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(direct_port_base),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(direct_port_base + 99),
-        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(direct_port_base + 100),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(direct_port_base + 199),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(base),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(base + 99),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(base + 100),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(base + 199),
+        # Serve holds a stopped replica's port back for 150 s (for HAProxy's stale workers, which
+        # we do not run); without the hold a restarted ingress takes the printed port again.
+        "RAY_SERVE_PORT_QUARANTINE_S": "0",
     }
     if settings.serving.throughput_optimized:
         env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
     return env
+
+
+def one_ingress_replica(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """`config` with its ingress fixed at one replica: the one that holds the printed port.
+
+    A second local ingress replica would bind the next port (`serving.port` + 1), which no
+    one is told about, and scaling down could stop the replica on the printed port. Members
+    keep autoscaling; on Kubernetes (`build_app`) the Service spreads over ingress replicas.
+    """
+    pinned = {
+        "min_replicas": 1,
+        "max_replicas": 1,
+        "target_ongoing_requests": settings.serving.target_ongoing_requests,
+    }
+    for app in config["applications"]:
+        for deployment in app.get("deployments") or []:
+            if app["name"] == INGRESS_APP and deployment.get("name") == INGRESS_DEPLOYMENT:
+                deployment["autoscaling_config"] = pinned
+    return config
 
 
 def routing_in(applications: Mapping[str, Any]) -> RoutingConfig:

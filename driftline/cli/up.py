@@ -21,7 +21,7 @@ import click
 
 from driftline.config import Settings
 from driftline.observability.logs import configure_logging
-from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster, free_port
+from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster
 
 # The demo streams faster than production's 30 s so that drift has data within minutes.
 DEMO_ENV = {
@@ -56,7 +56,7 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
 
     \b
     Examples:
-      driftline up                    # everything, on http://127.0.0.1:8000
+      driftline up                    # everything, on http://127.0.0.1:8080
       driftline up --no-controller --port 8080
     """
     for key, value in DEMO_ENV.items():
@@ -67,14 +67,12 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
     settings.ensure_home()
     configure_logging(settings.observability.log_level, json=settings.observability.log_json)
     from driftline.store import Store  # noqa: PLC0415  (heavy imports after the env is set)
-    from serving.control import ServingControl, ray_env  # noqa: PLC0415
+    from serving.control import ServingControl, proxy_port, ray_env  # noqa: PLC0415
 
     store = Store.from_settings(settings)
     store.upgrade()
     click.echo(f"store: {_redact(settings.store_url)} (migrated)")
-    cluster = LocalRayCluster.from_settings(
-        settings, env=ray_env(settings, direct_port_base=free_port())
-    )
+    cluster = LocalRayCluster.from_settings(settings, env=ray_env(settings))
     stop = _stop_on_signals()
     background: Background | None = None
     control: ServingControl | None = None
@@ -86,14 +84,15 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
         control = ServingControl(
             settings,
             cluster.dashboard_url,
-            http_port=settings.serving.port,
+            http_port=proxy_port(settings),
             outcome_hook=OUTCOME_HOOK,
         )
         click.echo(f"deploying {settings.registry.model_name} version {champion} ...")
         control.deploy(champion)
-        background = _start_background(settings, store, cluster.dashboard_url, no_controller)
-        _print_urls(settings, cluster.dashboard_url, no_controller)
-        _print_status_page(settings)
+        front = control.front_url()
+        background = _start_background(settings, store, cluster.dashboard_url, no_controller, front)
+        _print_urls(settings, front, cluster.dashboard_url, no_controller)
+        _print_status_page(settings, front)
         stop.wait()
     finally:
         click.echo("stopping: flushing predictions ...")
@@ -155,21 +154,21 @@ def _holdout_first(settings: Settings, version: str) -> str | None:
     return str(first) if first else None
 
 
-def status_page_url(settings: Settings, key: str) -> str:
-    """The status page's address with `key` in its fragment (browsers never send fragments)."""
+def status_page_url(front: str, key: str) -> str:
+    """The status page under the printed address, `key` in its fragment (never sent)."""
     from urllib.parse import quote  # noqa: PLC0415
 
-    return f"http://{settings.serving.host}:{settings.serving.port}/ui/#key={quote(key, safe='')}"
+    return f"{front.rstrip('/')}/ui/#key={quote(key, safe='')}"
 
 
-def _print_status_page(settings: Settings) -> None:
+def _print_status_page(settings: Settings, front: str) -> None:
     from driftline.auth.admin import ensure_admin_key  # noqa: PLC0415
 
-    click.echo(f"  status page: {status_page_url(settings, ensure_admin_key(settings))}")
+    click.echo(f"  status page: {status_page_url(front, ensure_admin_key(settings))}")
 
 
 def _start_background(
-    settings: Settings, store: Any, dashboard_url: str, no_controller: bool
+    settings: Settings, store: Any, dashboard_url: str, no_controller: bool, front: str
 ) -> Background:
     """The drift monitor and (unless disabled) the controller, each in a daemon thread."""
     from driftline.drift.service import build_monitor  # noqa: PLC0415
@@ -178,16 +177,16 @@ def _start_background(
     monitor = build_monitor(settings, store=store)
     threads = [
         _thread("drift-monitor", lambda: monitor.run_forever(stop)),
-        _thread("stream", lambda: _follow_stream(settings, stop)),
+        _thread("stream", lambda: _follow_stream(front, stop)),
     ]
     if not no_controller:
-        loop = _controller_loop(settings, store, dashboard_url, stop)
+        loop = _controller_loop(settings, store, dashboard_url, front, stop)
         threads.append(_thread("controller", loop))
     return Background(stop, threads)
 
 
 def _controller_loop(
-    settings: Settings, store: Any, dashboard_url: str, stop: threading.Event
+    settings: Settings, store: Any, dashboard_url: str, front: str, stop: threading.Event
 ) -> Callable[[], None]:
     from operators.assembly import local_controller  # noqa: PLC0415
 
@@ -195,7 +194,7 @@ def _controller_loop(
         {
             "controller": {
                 "dashboard_url": dashboard_url,
-                "serve_url": f"http://{settings.serving.host}:{settings.serving.port}",
+                "serve_url": front,
                 "outcome_hook": OUTCOME_HOOK,
             }
         }
@@ -204,14 +203,14 @@ def _controller_loop(
     return lambda: controller.run(stop, local.controller.interval_s)
 
 
-def _follow_stream(settings: Settings, stop: threading.Event) -> None:
+def _follow_stream(front: str, stop: threading.Event) -> None:
     """Print the WebSocket stream; while it is connected, serving replays bars and persists each
     prediction, which is what the drift monitor reads."""
     import orjson  # noqa: PLC0415
     from websockets.exceptions import WebSocketException  # noqa: PLC0415
     from websockets.sync.client import connect  # noqa: PLC0415
 
-    url = f"ws://{settings.serving.host}:{settings.serving.port}/ws/predictions"
+    url = f"{front.replace('http://', 'ws://', 1)}/ws/predictions"
     while not stop.is_set():
         try:
             with connect(url, open_timeout=10) as socket:
@@ -257,11 +256,11 @@ def _redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _print_urls(settings: Settings, dashboard_url: str, no_controller: bool) -> None:
+def _print_urls(settings: Settings, base: str, dashboard_url: str, no_controller: bool) -> None:
+    """The printed URLs: `base`, the fast path every user call goes through, comes first."""
     from serving.cli import print_urls  # noqa: PLC0415
 
-    print_urls(settings, [])
-    base = f"http://{settings.serving.host}:{settings.serving.port}"
+    print_urls(settings, base)
     click.echo(f"  drift:      {base}/api/drift/status")
     click.echo(f"  Ray:        {dashboard_url}")
     click.echo(f"  MLflow:     {settings.tracking_uri}")
@@ -269,7 +268,6 @@ def _print_urls(settings: Settings, dashboard_url: str, no_controller: bool) -> 
         click.echo("  controller: `driftline status`, `driftline audit`")
     click.echo(
         f"  stream a prediction every {settings.serving.stream_interval_s:g} s:\n"
-        f"    .venv/bin/python -m websockets ws://{settings.serving.host}:{settings.serving.port}"
-        "/ws/predictions\n"
+        f"    .venv/bin/python -m websockets {base.replace('http://', 'ws://', 1)}/ws/predictions\n"
         "Ctrl-C stops everything."
     )

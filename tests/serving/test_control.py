@@ -9,7 +9,8 @@ import pytest
 
 from driftline.config import Settings
 from driftline.contracts import INGRESS_APP, RoutingConfig
-from serving.control import RolloutError, ServingControl, routing_in
+from serving.cli import printed_url
+from serving.control import RolloutError, ServingControl, proxy_port, ray_env, routing_in
 
 
 class FakeServe:
@@ -106,3 +107,60 @@ def test_a_shadow_is_mirrored_then_stopped(control: ServingControl, serve: FakeS
     control.set_shadow(None)
     assert _routing(serve) == RoutingConfig({"blue": "1"}, "blue", None)
     assert "green" not in serve.applications
+
+
+def test_the_ingress_stays_one_replica_through_a_rollout(
+    control: ServingControl, serve: FakeServe
+) -> None:
+    control.deploy("1")
+    control.rollout("2")
+    ingress = serve.applications[INGRESS_APP]["deployed_app_config"]["deployments"]
+    scaling = [d["autoscaling_config"] for d in ingress]
+    assert [(s["min_replicas"], s["max_replicas"]) for s in scaling] == [(1, 1)]
+
+
+def test_the_front_url_is_the_replica_on_the_serving_port_else_the_proxy(
+    control: ServingControl, serve: FakeServe
+) -> None:
+    proxy_only = serve.get_serve_details()
+    serve.get_serve_details = lambda: proxy_only  # type: ignore[method-assign]
+    assert control.front_url() == "http://127.0.0.1:8000"
+    targets = [{"ip": "127.0.0.1", "port": p} for p in (8081, 8080)]
+    group = {"app_name": INGRESS_APP, "protocol": "HTTP", "targets": targets}
+    serve.get_serve_details = lambda: {**proxy_only, "target_groups": [group]}  # type: ignore[method-assign]
+    assert control.front_url() == "http://127.0.0.1:8080"
+
+
+def test_direct_ingress_ports_start_at_the_serving_port() -> None:
+    env = ray_env(Settings(serving={"port": 9123}))
+    assert env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"] == "9123"
+    assert env["RAY_SERVE_PORT_QUARANTINE_S"] == "0"
+    assert proxy_port(Settings(serving={"port": 9123})) != 9123
+    plain = Settings(serving={"port": 9123, "throughput_optimized": False})
+    assert proxy_port(plain) == 9123
+
+
+def test_printed_url_reads_the_first_serving_line() -> None:
+    output = "deploying m version 1 ...\nserving m at http://127.0.0.1:8080\n  V2 infer: x\n"
+    assert printed_url(output) == "http://127.0.0.1:8080"
+    with pytest.raises(ValueError, match="no `serving"):
+        printed_url("deploying m version 1 ...\n")
+
+
+def test_a_dashboard_500_is_retried_and_a_400_is_not(
+    control: ServingControl, serve: FakeServe
+) -> None:
+    answers = [RuntimeError("Request failed with status code 500: Server got itself in trouble")]
+    deploy = serve.deploy_applications
+
+    def flaky(config: dict[str, Any]) -> None:
+        if answers:
+            raise answers.pop()
+        deploy(config)
+
+    serve.deploy_applications = flaky  # type: ignore[method-assign]
+    control.deploy("1")
+    assert _routing(serve).active == "blue"
+    answers.append(RuntimeError("Request failed with status code 400: bad config"))
+    with pytest.raises(RuntimeError, match="code 400"):
+        control.deploy("1")
