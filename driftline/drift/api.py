@@ -23,6 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from driftline.auth.routes import Route
+from driftline.auth.scopes import Scope
 from driftline.contracts import Severity
 from driftline.drift.outcomes import OutcomeRecorder, utc
 from driftline.store import Store, StoreUnavailableError, utcnow
@@ -68,6 +70,18 @@ class AcknowledgeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     by: str = Field(min_length=1, max_length=128)
+
+
+# What each route needs (driftline.auth); the ingress mounts these under /api.
+DRIFT_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/drift/status", Scope.READ),
+    Route("GET", "/drift/reports", Scope.READ),
+    Route("GET", "/drift/reports/{report_id}", Scope.READ),
+    Route("GET", "/drift/history", Scope.READ),
+    Route("GET", "/drift/alerts", Scope.READ),
+    Route("POST", "/drift/alerts/{alert_id}/acknowledge", Scope.ALERTS_WRITE),
+    Route("POST", "/outcomes", Scope.OUTCOMES_WRITE),
+)
 
 
 def drift_router(store: Store, recorder: OutcomeRecorder, *, model_name: str) -> APIRouter:
