@@ -87,8 +87,11 @@ class ScrapeHealth:
         *,
         timeout_s: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        api_key: str | None = None,
     ) -> None:
         self.metrics_url, self.model, self.timeout_s = metrics_url, model, timeout_s
+        # /metrics needs the `read` scope while serving's auth is on.
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.clock = clock
         self._baselines: dict[str, tuple[RequestCounters, datetime]] = {}
 
@@ -110,7 +113,7 @@ class ScrapeHealth:
         import httpx  # noqa: PLC0415 - only the controller process needs it
 
         try:
-            response = httpx.get(self.metrics_url, timeout=self.timeout_s)
+            response = httpx.get(self.metrics_url, headers=self._headers, timeout=self.timeout_s)
             response.raise_for_status()
         except httpx.HTTPError as error:
             raise ConnectionError(f"{self.metrics_url}: {error}") from None

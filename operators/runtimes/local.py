@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr
+
 from driftline.config import Settings
 from driftline.contracts import (
     COLOURS,
@@ -61,7 +63,10 @@ class LocalRayRuntime:
     def __post_init__(self) -> None:
         if self.scrape is None:
             self.scrape = ScrapeHealth(
-                f"{self.serve_url}/metrics", self.settings.registry.model_name, clock=self.clock
+                f"{self.serve_url}/metrics",
+                self.settings.registry.model_name,
+                clock=self.clock,
+                api_key=_secret(self.settings.controller.api_key),
             )
 
     # --- serving: serving.control owns the Serve applications ------------------------------
@@ -204,3 +209,7 @@ def colour_observation(app: Mapping[str, Any]) -> ColourObservation:
         f"{status}: {app.get('message', '')}".strip(": ")[:300],
         retiring=status == "DELETING",
     )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
