@@ -5,7 +5,8 @@ resolved once at start) of `DRIFTLINE_MODEL_NAME` with KServe V1/V2 on `DRIFTLIN
 Members run in the registry's runtime (ONNX Runtime first) inside this process: KServe's raw
 deployment mode scales pods, not Serve replicas. Answers carry the same output names and values
 as the Ray path's. `/metrics` carries KServe's own series and Driftline's request, error and
-member-latency metrics.
+member-latency metrics. Every route but the probes and the docs needs an API key
+(`PREDICTOR_ROUTES`).
 """
 
 from __future__ import annotations
@@ -19,16 +20,58 @@ import numpy as np
 from prometheus_client import REGISTRY
 from prometheus_client.registry import Collector
 
+from driftline.auth.asgi import SecurityMiddleware
+from driftline.auth.configure import guard_from_settings, websocket_limits
+from driftline.auth.guard import Guard
+from driftline.auth.routes import PUBLIC, Route, RouteTable
+from driftline.auth.scopes import Scope
 from driftline.config import Settings
 from driftline.observability.logs import configure_logging
 from driftline.registry.bundle import ModelBundle
 from driftline.registry.outputs import named_outputs
 from driftline.registry.predictor import Array, EnsemblePredictor
+from driftline.store.keys import KeyStore
 from serving import protocol
 from serving.errors import BadInputError
 from serving.metrics import _LOCAL, metrics
 
 log = logging.getLogger(__name__)
+
+# What each route of KServe's REST app needs (driftline.auth); probes and docs are public.
+PREDICTOR_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/", PUBLIC),
+    Route("GET", "/openapi.json", PUBLIC),
+    Route("GET", "/docs", PUBLIC),
+    Route("GET", "/metrics", Scope.READ),
+    Route("GET", "/v1/models", Scope.READ),
+    Route("GET", "/v1/models/{model_name}", PUBLIC),
+    Route("POST", "/v1/models/{model_name}:predict", Scope.PREDICT),
+    Route("POST", "/v1/models/{model_name}:explain", Scope.PREDICT),
+    Route("GET", "/v2", Scope.READ),
+    Route("GET", "/v2/health/live", PUBLIC),
+    Route("GET", "/v2/health/ready", PUBLIC),
+    Route("GET", "/v2/models", Scope.READ),
+    Route("GET", "/v2/models/{model_name}", Scope.READ),
+    Route("GET", "/v2/models/{model_name}/versions/{model_version}", Scope.READ),
+    Route("GET", "/v2/models/{model_name}/ready", PUBLIC),
+    Route("GET", "/v2/models/{model_name}/versions/{model_version}/ready", PUBLIC),
+    Route("POST", "/v2/models/{model_name}/infer", Scope.PREDICT),
+    Route("POST", "/v2/models/{model_name}/versions/{model_version}/infer", Scope.PREDICT),
+    Route("POST", "/v2/repository/models/{model_name}/load", Scope.ADMIN),
+    Route("POST", "/v2/repository/models/{model_name}/unload", Scope.ADMIN),
+)
+
+
+def predictor_guard(settings: Settings) -> Guard:
+    """The predictor's guard: KServe's routes as declared above, keys from the store."""
+    return guard_from_settings(
+        settings, RouteTable(PREDICTOR_ROUTES), KeyStore.from_settings(settings)
+    )
+
+
+def guard_kserve_app(app: Any, settings: Settings, guard: Guard) -> None:
+    """Put `guard` in front of KServe's module-level app (uvicorn imports it by name)."""
+    app.add_middleware(SecurityMiddleware, guard=guard, websockets=websocket_limits(settings))
 
 
 class _DriftlineMetrics(Collector):
@@ -134,6 +177,9 @@ def main() -> None:
             "port": settings.serving.predictor_port,
         },
     )
+    import kserve.model_server  # noqa: PLC0415
+
+    guard_kserve_app(kserve.model_server.app, settings, predictor_guard(settings))
     server = ModelServer(http_port=settings.serving.predictor_port, enable_grpc=False)
     server.start([build_model(settings, bundle)])
 

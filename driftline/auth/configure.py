@@ -63,9 +63,13 @@ def secure(
     app: ASGIApp, settings: Settings, guard: Guard, audit: SecurityAudit | None = None
 ) -> SecurityMiddleware:
     """`app` behind `guard`, with the WebSocket caps of the settings."""
-    limits = WebSocketLimits(
+    return SecurityMiddleware(app, guard, websockets=websocket_limits(settings), audit=audit)
+
+
+def websocket_limits(settings: Settings) -> WebSocketLimits:
+    """The WebSocket caps of the settings."""
+    return WebSocketLimits(
         max_connections=settings.auth.ws_max_connections,
         max_per_principal=settings.auth.ws_max_per_principal,
         idle_timeout_s=settings.auth.ws_idle_timeout_s,
     )
-    return SecurityMiddleware(app, guard, websockets=limits, audit=audit)
