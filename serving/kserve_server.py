@@ -42,6 +42,7 @@ PREDICTOR_ROUTES: tuple[Route, ...] = (
     Route("GET", "/", PUBLIC),
     Route("GET", "/openapi.json", PUBLIC),
     Route("GET", "/docs", PUBLIC),
+    Route("GET", "/docs/oauth2-redirect", PUBLIC),
     Route("GET", "/metrics", Scope.READ),
     Route("GET", "/v1/models", Scope.READ),
     Route("GET", "/v1/models/{model_name}", PUBLIC),
