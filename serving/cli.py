@@ -72,7 +72,7 @@ def serve(
     try:
         click.echo(f"deploying {settings.registry.model_name} version {wanted} ...")
         control.deploy(wanted)
-        print_urls(settings, control.direct_urls())
+        print_urls(settings, control.direct_urls(), _own_key(settings))
         if no_follow or version is not None:
             stop.wait()
         else:
@@ -84,16 +84,25 @@ def serve(
             cluster.stop()
 
 
-def _n_features(settings: Settings) -> int:
+def _own_key(settings: Settings) -> str:
+    """The `read` key `serve` keeps in its home to look its own model up."""
+    from driftline.auth.admin import ensure_saved_key  # noqa: PLC0415
+    from driftline.auth.scopes import Scope  # noqa: PLC0415
+
+    return ensure_saved_key(settings, "serve", frozenset({Scope.READ}))
+
+
+def _n_features(settings: Settings, key: str) -> int:
     import httpx  # noqa: PLC0415
 
     url = f"http://{settings.serving.host}:{settings.serving.port}/api/models"
-    return int(httpx.get(url, timeout=30).json()["active"]["n_features"])
+    headers = {"Authorization": f"Bearer {key}"}
+    return int(httpx.get(url, headers=headers, timeout=30).json()["active"]["n_features"])
 
 
-def print_urls(settings: Settings, direct: list[str]) -> None:
-    """Where everything is served, and a curl that works against it."""
-    n_features = _n_features(settings)
+def print_urls(settings: Settings, direct: list[str], key: str) -> None:
+    """Where everything is served, and a curl that works against it (`key` reads the model)."""
+    n_features = _n_features(settings, key)
     base = f"http://{settings.serving.host}:{settings.serving.port}"
     name = settings.registry.model_name
     click.echo(f"serving {name} at {base}")
@@ -104,10 +113,15 @@ def print_urls(settings: Settings, direct: list[str]) -> None:
     click.echo(f"  models:     {base}/api/models")
     click.echo(f"  stream:     ws://{settings.serving.host}:{settings.serving.port}/ws/predictions")
     click.echo(f"  metrics:    {base}/metrics")
+    click.echo(f"  API docs:   {base}/docs  (OpenAPI: {base}/openapi.json)")
     click.echo(
+        "every route but health and docs needs an API key; create one with\n"
+        "  driftline keys create my-client --scope predict,read\n"
+        "and send it as `Authorization: Bearer <key>` (docs/calling-driftline.md).\n"
         "try:\n"
         f"  curl -s {base}/v2/models/{name}/infer -H 'content-type: application/json' \\\n"
+        '    -H "Authorization: Bearer $DRIFTLINE_API_KEY" \\\n'
         f'    -d \'{{"inputs": [{{"name": "features", "shape": [1, {n_features}], '
         f'"datatype": "FP64", "data": [[{", ".join(["0.0"] * n_features)}]]}}]}}\'\n'
-        f"  curl -s {base}/api/models"
+        f'  curl -s {base}/api/models -H "Authorization: Bearer $DRIFTLINE_API_KEY"'
     )
