@@ -73,6 +73,8 @@ def running_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[in
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(30)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def _listening(pid: int) -> list[tuple[str, str, int]]:
@@ -81,12 +83,21 @@ def _listening(pid: int) -> list[tuple[str, str, int]]:
     found = []
     for proc in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.NoSuchProcess):
-            for conn in proc.connections(kind="inet"):
+            # psutil 6 renamed `connections` (Ray's vendored psutil may be newer than ours).
+            connections = getattr(proc, "net_connections", None) or proc.connections
+            for conn in connections(kind="inet"):
                 tcp_listen = conn.status == psutil.CONN_LISTEN
                 udp_bound = conn.type == 2 and not conn.raddr  # SOCK_DGRAM
                 if tcp_listen or udp_bound:
                     found.append((proc.name(), conn.laddr.ip, conn.laddr.port))
     return found
+
+
+def _is_loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    # Ray's gRPC servers listen on IPv4 loopback through dual-stack sockets (::ffff:127.0.0.1).
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
 def test_serve_listens_on_loopback_only_and_refuses_without_a_key(
@@ -96,7 +107,7 @@ def test_serve_listens_on_loopback_only_and_refuses_without_a_key(
     sockets = _listening(pid)
     port = int(base.rsplit(":", 1)[1])
     assert port in {p for _, _, p in sockets}, sockets
-    exposed = [s for s in sockets if not ipaddress.ip_address(s[1]).is_loopback]
+    exposed = [s for s in sockets if not _is_loopback(s[1])]
     assert exposed == [], exposed
     assert len({name for name, _, _ in sockets}) > 2, "Ray's processes were not found"
 
