@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -418,6 +418,11 @@ class ControllerSettings(_Section):
     )
     lease_name: str = Field(
         default="driftline-controller", description="Kubernetes Lease used for leader election."
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="API key (scope `read`) the controller sends when it reads serving's "
+        "/metrics; unset: it sends none, which serving refuses while auth is on.",
     )
 
 

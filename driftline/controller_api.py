@@ -15,9 +15,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
+from driftline.auth.routes import Route
+from driftline.auth.scopes import Scope
 from driftline.store import Store, utcnow
 
 DEFAULT_AUDIT_SPAN = timedelta(days=7)
+# What each route needs (driftline.auth), relative to where the router is mounted.
+CONTROLLER_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/controller/state", Scope.READ),
+    Route("GET", "/audit", Scope.READ),
+)
 
 
 def controller_router(store: Store, *, model_name: str) -> APIRouter:

@@ -141,11 +141,13 @@ def operator_context(
         # The Service's own port by name (the chart's listens on 80 and targets the pods' port).
         live = api.get(SERVICE, target.namespace, service)
         port = service_port(live) or int(serving.get("port", 8000))
+        key = scoped.controller.api_key
         health = ScrapeHealth(
             pod_targets(
                 api, target.namespace, service, f"http://{service}.{target.namespace}.svc:{port}"
             ),
             target.model_name,
+            api_key=None if key is None else key.get_secret_value(),
         )
         runtime: Runtime = KubernetesRuntime(
             api, target, records, records, health, extra_args=scoped.controller.retrain_args

@@ -475,7 +475,7 @@ def _run_local(settings: Settings, store: Store, stop: threading.Event) -> int:
     from driftline.store import utcnow  # noqa: PLC0415
     from operators.assembly import local_controller  # noqa: PLC0415
     from operators.metrics import ControllerMetrics  # noqa: PLC0415
-    from operators.server import ControllerServer  # noqa: PLC0415
+    from operators.server import ControllerServer, server_guard  # noqa: PLC0415
 
     metrics = ControllerMetrics()
     ctl = local_controller(settings, store, metrics=metrics)
@@ -491,6 +491,7 @@ def _run_local(settings: Settings, store: Store, stop: threading.Event) -> int:
         metrics.registry,
         live=lambda: (True, "alive"),
         ready=ready,
+        guard=server_guard(settings),
     ).start()
     click.echo(
         f"controller (local runtime) for {settings.registry.model_name}: "
@@ -510,7 +511,7 @@ def _run_operator(settings: Settings, store: Store, stop: threading.Event, *, gi
     from operators.kube.api import ClientKubeApi, KubeApiError, api_client  # noqa: PLC0415
     from operators.kube.handlers import run_operator  # noqa: PLC0415
     from operators.kube.leader import LeaseElector  # noqa: PLC0415
-    from operators.server import ControllerServer  # noqa: PLC0415
+    from operators.server import ControllerServer, server_guard  # noqa: PLC0415
 
     try:
         api = ClientKubeApi(api_client())
@@ -530,6 +531,7 @@ def _run_operator(settings: Settings, store: Store, stop: threading.Event, *, gi
         context.metrics.registry,
         live=lambda: (True, "alive"),
         ready=lambda: (True, "ready"),
+        guard=server_guard(settings),
     ).start()
     operator_stop = threading.Event()
     worker = threading.Thread(target=run_operator, args=(context, operator_stop), daemon=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -120,12 +121,13 @@ class _Watch:
         return total
 
 
-def fetch_text(url: str, timeout_s: float) -> str:
-    """One `/metrics` exposition, or ConnectionError."""
+def fetch_text(url: str, timeout_s: float, api_key: str | None = None) -> str:
+    """One `/metrics` exposition (with a bearer key when given), or ConnectionError."""
     import httpx  # noqa: PLC0415 - only the controller process needs it
 
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        response = httpx.get(url, timeout=timeout_s)
+        response = httpx.get(url, headers=headers, timeout=timeout_s)
         response.raise_for_status()
     except httpx.HTTPError as error:
         raise ConnectionError(f"{url}: {error}") from None
@@ -147,10 +149,13 @@ class ScrapeHealth:
         *,
         timeout_s: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        fetch: Callable[[str, float], str] = fetch_text,
+        fetch: Callable[[str, float], str] | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.targets, self.model, self.timeout_s = targets, model, timeout_s
-        self.clock, self.fetch = clock, fetch
+        self.clock = clock
+        # /metrics needs the `read` scope while serving's auth is on.
+        self.fetch = fetch or functools.partial(fetch_text, api_key=api_key)
         self._watches: dict[str, _Watch] = {}
 
     def mark(self, version: str) -> None:

@@ -1,23 +1,51 @@
-"""The controller's HTTP endpoints: /metrics, /healthz, /readyz."""
+"""The controller's HTTP endpoints: /metrics (scope `read`), /healthz and /readyz (public)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from driftline.auth.errors import SecurityError
+from driftline.auth.guard import Guard
+from driftline.auth.routes import Route, RouteTable
+from driftline.auth.scopes import Scope
+from driftline.config import Settings
+
 Probe = Callable[[], tuple[bool, str]]
+# What each route needs; the handler answers nothing else.
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/metrics", Scope.READ),
+    Route("GET", "/healthz", "public"),
+    Route("GET", "/readyz", "public"),
+)
+
+
+def server_guard(settings: Settings) -> Guard:
+    """The guard of the controller's server: keys from the configured store."""
+    from driftline.auth.configure import guard_from_settings  # noqa: PLC0415
+    from driftline.store.keys import KeyStore  # noqa: PLC0415
+
+    return guard_from_settings(settings, RouteTable(ROUTES), KeyStore.from_settings(settings))
 
 
 class ControllerServer:
     """A small threaded HTTP server; probes return (ok, message)."""
 
     def __init__(
-        self, host: str, port: int, registry: CollectorRegistry, *, live: Probe, ready: Probe
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        *,
+        live: Probe,
+        ready: Probe,
+        guard: Guard,
     ) -> None:
-        handler = _handler(registry, live, ready)
+        handler = _handler(registry, live, ready, guard)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -38,20 +66,30 @@ class ControllerServer:
 
 
 def _handler(
-    registry: CollectorRegistry, live: Probe, ready: Probe
+    registry: CollectorRegistry, live: Probe, ready: Probe, guard: Guard
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path == "/metrics":
+            path = urlsplit(self.path).path
+            try:
+                guard.admit_sync("GET", path, self.headers, self.client_address[0])
+            except SecurityError as error:
+                self._send(error.status, error.body(), "application/json", error.headers())
+                return
+            if path == "/metrics":
                 self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
-            elif self.path in {"/healthz", "/readyz"}:
-                ok, message = (live if self.path == "/healthz" else ready)()
+            elif path in {"/healthz", "/readyz"}:
+                ok, message = (live if path == "/healthz" else ready)()
                 self._send(200 if ok else 503, message.encode() + b"\n", "text/plain")
             else:
                 self._send(404, b"not found\n", "text/plain")
 
-        def _send(self, code: int, body: bytes, content_type: str) -> None:
+        def _send(
+            self, code: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+        ) -> None:
             self.send_response(code)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -71,7 +71,7 @@ def serve(
     try:
         click.echo(f"deploying {settings.registry.model_name} version {wanted} ...")
         control.deploy(wanted)
-        print_urls(settings, control.front_url())
+        print_urls(settings, control.front_url(), _own_key(settings))
         if no_follow or version is not None:
             stop.wait()
         else:
@@ -83,10 +83,20 @@ def serve(
             cluster.stop()
 
 
-def _n_features(base: str) -> int:
+def _own_key(settings: Settings) -> str:
+    """The `read` key `serve` keeps in its home to look its own model up."""
+    from driftline.auth.admin import ensure_saved_key  # noqa: PLC0415
+    from driftline.auth.scopes import Scope  # noqa: PLC0415
+
+    return ensure_saved_key(settings, "serve", frozenset({Scope.READ}))
+
+
+def _n_features(base: str, key: str) -> int:
     import httpx  # noqa: PLC0415
 
-    return int(httpx.get(f"{base}/api/models", timeout=30).json()["active"]["n_features"])
+    headers = {"Authorization": f"Bearer {key}"}
+    reply = httpx.get(f"{base}/api/models", headers=headers, timeout=30)
+    return int(reply.json()["active"]["n_features"])
 
 
 SERVING_LINE = re.compile(r"^serving \S+ at (http://\S+)$", re.MULTILINE)
@@ -100,9 +110,10 @@ def printed_url(output: str) -> str:
     return found.group(1)
 
 
-def print_urls(settings: Settings, base: str) -> None:
-    """Where everything is served (all behind the one address `base`), and a curl for it."""
-    n_features = _n_features(base)
+def print_urls(settings: Settings, base: str, key: str) -> None:
+    """Where everything is served (all behind the one address `base`), and a curl for it
+    (`key` reads the model)."""
+    n_features = _n_features(base, key)
     name = settings.registry.model_name
     click.echo(f"serving {name} at {base}")
     click.echo(f"  V2 infer:   {base}/v2/models/{name}/infer")
@@ -111,10 +122,15 @@ def print_urls(settings: Settings, base: str) -> None:
     click.echo(f"  models:     {base}/api/models")
     click.echo(f"  stream:     {base.replace('http://', 'ws://', 1)}/ws/predictions")
     click.echo(f"  metrics:    {base}/metrics")
+    click.echo(f"  API docs:   {base}/docs  (OpenAPI: {base}/openapi.json)")
     click.echo(
+        "every route but health and docs needs an API key; create one with\n"
+        "  driftline keys create my-client --scope predict,read\n"
+        "and send it as `Authorization: Bearer <key>` (docs/calling-driftline.md).\n"
         "try:\n"
         f"  curl -s {base}/v2/models/{name}/infer -H 'content-type: application/json' \\\n"
+        '    -H "Authorization: Bearer $DRIFTLINE_API_KEY" \\\n'
         f'    -d \'{{"inputs": [{{"name": "features", "shape": [1, {n_features}], '
         f'"datatype": "FP64", "data": [[{", ".join(["0.0"] * n_features)}]]}}]}}\'\n'
-        f"  curl -s {base}/api/models"
+        f'  curl -s {base}/api/models -H "Authorization: Bearer $DRIFTLINE_API_KEY"'
     )

@@ -17,6 +17,8 @@ import pandas as pd
 from starlette.requests import Request
 from starlette.responses import Response
 
+from driftline.auth.routes import PUBLIC, Public
+from driftline.auth.scopes import Scope
 from driftline.data import DataValidationError, validate_bars
 from driftline.symbols import check_symbol
 from serving import protocol
@@ -276,26 +278,31 @@ async def prometheus(_router: Router, _request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
-def routes() -> list[tuple[str, str, Endpoint, list[str]]]:
-    """(path, endpoint label, handler, methods) for every HTTP route."""
+def routes() -> list[tuple[str, str, Endpoint, str, Scope | Public]]:
+    """(path, endpoint label, handler, method, scope) for every HTTP route.
+
+    Liveness and readiness (the server's and a model's, V1 and V2) are public: probes and
+    load balancers carry no credential. `/metrics` needs `read` (Prometheus scrapes with a
+    bearer token: docs/calling-driftline.md).
+    """
     model = "/v2/models/{model}"
     versioned = "/v2/models/{model}/versions/{version}"
     return [
-        ("/", "v1_live", v1_live, ["GET"]),
-        ("/v2", "v2_metadata", v2_server_metadata, ["GET"]),
-        ("/v2/health/live", "v2_live", v2_live, ["GET"]),
-        ("/v2/health/ready", "v2_ready", v2_ready, ["GET"]),
-        (f"{model}/infer", "v2_infer", v2_infer, ["POST"]),
-        (f"{versioned}/infer", "v2_infer", v2_infer, ["POST"]),
-        (f"{model}/ready", "v2_model_ready", v2_model_ready, ["GET"]),
-        (f"{versioned}/ready", "v2_model_ready", v2_model_ready, ["GET"]),
-        (model, "v2_model_metadata", v2_model_metadata, ["GET"]),
-        (versioned, "v2_model_metadata", v2_model_metadata, ["GET"]),
-        ("/v1/models/{model}:predict", "v1_predict", v1_predict, ["POST"]),
-        ("/v1/models/{model}", "v1_model", v1_model, ["GET"]),
-        ("/api/forecast", "forecast", forecast, ["POST"]),
-        ("/api/models", "models", models, ["GET"]),
-        ("/metrics", "metrics", prometheus, ["GET"]),
+        ("/", "v1_live", v1_live, "GET", PUBLIC),
+        ("/v2", "v2_metadata", v2_server_metadata, "GET", Scope.READ),
+        ("/v2/health/live", "v2_live", v2_live, "GET", PUBLIC),
+        ("/v2/health/ready", "v2_ready", v2_ready, "GET", PUBLIC),
+        (f"{model}/infer", "v2_infer", v2_infer, "POST", Scope.PREDICT),
+        (f"{versioned}/infer", "v2_infer", v2_infer, "POST", Scope.PREDICT),
+        (f"{model}/ready", "v2_model_ready", v2_model_ready, "GET", PUBLIC),
+        (f"{versioned}/ready", "v2_model_ready", v2_model_ready, "GET", PUBLIC),
+        (model, "v2_model_metadata", v2_model_metadata, "GET", Scope.READ),
+        (versioned, "v2_model_metadata", v2_model_metadata, "GET", Scope.READ),
+        ("/v1/models/{model}:predict", "v1_predict", v1_predict, "POST", Scope.PREDICT),
+        ("/v1/models/{model}", "v1_model", v1_model, "GET", PUBLIC),
+        ("/api/forecast", "forecast", forecast, "POST", Scope.PREDICT),
+        ("/api/models", "models", models, "GET", Scope.READ),
+        ("/metrics", "metrics", prometheus, "GET", Scope.READ),
     ]
 
 

@@ -15,7 +15,8 @@ import importlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib.metadata import version as package_version
 from typing import Any
 
 from ray import serve
@@ -24,12 +25,19 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
+from starlette.websockets import WebSocket
 
+from driftline.auth.configure import protect
+from driftline.auth.keys import KeyLookup
+from driftline.auth.routes import Route as AuthRoute
+from driftline.auth.routes import RouteTable, mounted
+from driftline.auth.scopes import Scope
 from driftline.config import Settings
 from driftline.data import load_bars
 from driftline.observability.logs import configure_logging
 from driftline.store import Store
-from serving import endpoints, protocol
+from driftline.store.keys import KeyStore
+from serving import apidocs, endpoints, protocol
 from serving.channel import endpoints as member_endpoints
 from serving.channel import in_background, socket_dir
 from serving.http import BodyLimit, http_error
@@ -41,6 +49,8 @@ from serving.stream import Message as StreamMessage
 from serving.writer import PredictionWriter
 
 log = logging.getLogger(__name__)
+STREAM_PATH = "/ws/predictions"
+API_PREFIX = "/api"
 
 
 @serve.deployment
@@ -218,31 +228,81 @@ def _import(path: str) -> Any:
 
 
 def build_app(ingress: Ingress) -> ASGIApp:
-    """The Starlette app of one ingress replica, wrapped in our own body-limit middleware."""
+    """The Starlette app of one ingress replica, behind the guard and our body limit."""
     # FastAPI (the drift API) stays off the import path of everything that imports this module.
+    from driftline.controller_api import controller_router  # noqa: PLC0415
     from driftline.drift.api import drift_app  # noqa: PLC0415
     from driftline.drift.outcomes import OutcomeRecorder  # noqa: PLC0415
 
-    http = [
-        Route(path, endpoints.wrap(ingress.router, name, fn), methods=methods)
-        for path, name, fn, methods in endpoints.routes()
-    ]
-    # Drift status, reports, alerts and outcome ingestion under /api/drift/... and /api/outcomes.
+    # Drift status, reports, alerts, outcome ingestion and the controller's state under /api.
     drift = drift_app(
         ingress.store,
         OutcomeRecorder(ingress.store, ingress.settings),
         model_name=ingress.model_name,
     )
+    drift.include_router(controller_router(ingress.store, model_name=ingress.model_name))
+    return assemble(
+        ingress.settings,
+        handlers=[
+            Route(path, endpoints.wrap(ingress.router, name, fn), methods=[method])
+            for path, name, fn, method, _scope in endpoints.routes()
+        ],
+        stream=ingress.stream.serve,
+        api=drift,
+        keys=KeyStore.from_settings(ingress.settings),
+        lifespan=ingress.lifespan,
+    )
+
+
+def ingress_table() -> RouteTable:
+    """What every route of the serving port needs: the one declaration the guard reads."""
+    from driftline.controller_api import CONTROLLER_ROUTES  # noqa: PLC0415
+    from driftline.drift.api import DRIFT_ROUTES  # noqa: PLC0415
+
+    table = RouteTable(
+        AuthRoute(method, path, scope) for path, _name, _fn, method, scope in endpoints.routes()
+    )
+    table.add("WEBSOCKET", STREAM_PATH, Scope.STREAM)
+    table.extend(mounted([*DRIFT_ROUTES, *CONTROLLER_ROUTES], API_PREFIX))
+    return apidocs.public_routes(table)
+
+
+def assemble(
+    settings: Settings,
+    *,
+    handlers: list[Route],
+    stream: Callable[[WebSocket], Awaitable[None]],
+    api: Any,
+    keys: KeyLookup,
+    lifespan: Any = None,
+) -> ASGIApp:
+    """The serving port: `handlers`, the stream, `api` under /api, docs and /ui, guarded."""
+    table = ingress_table()
+    title = f"Driftline serving ({settings.registry.model_name})"
+
+    def document() -> dict[str, Any]:
+        return apidocs.serving_document(
+            title=title,
+            version=package_version("driftline"),
+            endpoints=apidocs.endpoint_paths(
+                (p, n, fn, m) for p, n, fn, m, _scope in endpoints.routes()
+            ),
+            mounted={API_PREFIX: api.openapi()},
+            table=table,
+        )
+
     app = Starlette(
         routes=[
-            *http,
-            WebSocketRoute("/ws/predictions", ingress.stream.serve),
-            Mount("/api", app=drift),
+            *handlers,
+            WebSocketRoute(STREAM_PATH, stream),
+            Mount(API_PREFIX, app=api),
+            *apidocs.docs_routes(title, document),
         ],
-        lifespan=ingress.lifespan,
+        lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
-    return BodyLimit(app, ingress.settings.serving.max_body_bytes)
+    guarded = protect(app, table, settings, keys)
+    return BodyLimit(guarded, settings.serving.max_body_bytes)
 
 
 def _spool(settings: Settings) -> Spool | None:

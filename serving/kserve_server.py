@@ -7,7 +7,8 @@ deployment mode scales pods, not Serve replicas. Answers carry the same output n
 as the Ray path's. Like the Ray ingress it logs every answer to the store's predictions and
 serves the outcomes and drift API under `/api` (`serving.kserve_contract`); `/metrics` carries
 KServe's own series and Driftline's request, error, member-latency and store-writer metrics under
-the ingress's names and endpoint labels.
+the ingress's names and endpoint labels. Every route but the probes and the docs needs an API key
+(`PREDICTOR_ROUTES`, the drift API's under `/api`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,18 @@ import numpy as np
 from prometheus_client import REGISTRY
 from prometheus_client.registry import Collector
 
+from driftline.auth.asgi import SecurityMiddleware
+from driftline.auth.configure import guard_from_settings, websocket_limits
+from driftline.auth.guard import Guard
+from driftline.auth.routes import PUBLIC, Route, RouteTable, mounted
+from driftline.auth.scopes import Scope
 from driftline.config import Settings
 from driftline.observability.logs import configure_logging
 from driftline.registry.bundle import ModelBundle
 from driftline.registry.outputs import named_outputs
 from driftline.registry.predictor import Array, EnsemblePredictor
 from driftline.store import Store
+from driftline.store.keys import KeyStore
 from serving import protocol
 from serving.errors import BadInputError
 from serving.http import BodyLimit, InferBodyCheck
@@ -34,6 +41,48 @@ from serving.kserve_contract import PredictionLog, mount_api, request_id
 from serving.metrics import _LOCAL, metrics
 
 log = logging.getLogger(__name__)
+
+# What each route of KServe's REST app needs (driftline.auth); probes and docs are public.
+PREDICTOR_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/", PUBLIC),
+    Route("GET", "/openapi.json", PUBLIC),
+    Route("GET", "/docs", PUBLIC),
+    Route("GET", "/docs/oauth2-redirect", PUBLIC),
+    Route("GET", "/metrics", Scope.READ),
+    Route("GET", "/v1/models", Scope.READ),
+    Route("GET", "/v1/models/{model_name}", PUBLIC),
+    Route("POST", "/v1/models/{model_name}:predict", Scope.PREDICT),
+    Route("POST", "/v1/models/{model_name}:explain", Scope.PREDICT),
+    Route("GET", "/v2", Scope.READ),
+    Route("GET", "/v2/health/live", PUBLIC),
+    Route("GET", "/v2/health/ready", PUBLIC),
+    Route("GET", "/v2/models", Scope.READ),
+    Route("GET", "/v2/models/{model_name}", Scope.READ),
+    Route("GET", "/v2/models/{model_name}/versions/{model_version}", Scope.READ),
+    Route("GET", "/v2/models/{model_name}/ready", PUBLIC),
+    Route("GET", "/v2/models/{model_name}/versions/{model_version}/ready", PUBLIC),
+    Route("POST", "/v2/models/{model_name}/infer", Scope.PREDICT),
+    Route("POST", "/v2/models/{model_name}/versions/{model_version}/infer", Scope.PREDICT),
+    Route("POST", "/v2/repository/models/{model_name}/load", Scope.ADMIN),
+    Route("POST", "/v2/repository/models/{model_name}/unload", Scope.ADMIN),
+)
+
+
+def predictor_guard(settings: Settings) -> Guard:
+    """The predictor's guard: KServe's routes as declared above and the drift API's under /api,
+    keys from the store."""
+    from driftline.drift.api import DRIFT_ROUTES  # noqa: PLC0415  (FastAPI only when serving)
+
+    return guard_from_settings(
+        settings,
+        RouteTable([*PREDICTOR_ROUTES, *mounted(DRIFT_ROUTES, "/api")]),
+        KeyStore.from_settings(settings),
+    )
+
+
+def guard_kserve_app(app: Any, settings: Settings, guard: Guard) -> None:
+    """Put `guard` in front of KServe's module-level app (uvicorn imports it by name)."""
+    app.add_middleware(SecurityMiddleware, guard=guard, websockets=websocket_limits(settings))
 
 
 class _DriftlineMetrics(Collector):
@@ -162,13 +211,14 @@ def main() -> None:
         version=bundle.version,
         metrics=metrics(),
     )
-    mount_api(kserve.model_server.app, prediction_log)
-    server = ModelServer(http_port=settings.serving.predictor_port, enable_grpc=False)
-    # KServe's REST app is this module-level FastAPI app; hostile bodies stop in front of it.
-    from kserve.model_server import app  # noqa: PLC0415
-
+    app = kserve.model_server.app  # KServe's REST app: uvicorn imports it by name
+    mount_api(app, prediction_log)
+    # Starlette wraps the last middleware added outermost: the body limit, then the guard (no
+    # body is parsed for a caller without a key), then the hostile-body check.
     app.add_middleware(InferBodyCheck, model_name=bundle.name)
+    guard_kserve_app(app, settings, predictor_guard(settings))
     app.add_middleware(BodyLimit, limit=settings.serving.max_body_bytes)
+    server = ModelServer(http_port=settings.serving.predictor_port, enable_grpc=False)
     server.start([build_model(settings, bundle, prediction_log)])
 
 

@@ -1,4 +1,4 @@
-"""The admin key `driftline up` creates on first start, kept in `home` with mode 0600."""
+"""The keys `driftline up` creates on first start (admin, its own clients), kept in `home` 0600."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Protocol
 
 from driftline.auth.keys import KeyRepository, hash_key, issue_key
-from driftline.auth.scopes import Scope
+from driftline.auth.scopes import Scope, format_scopes
 from driftline.config import Settings
 from driftline.store.keys import KeyStore, StoredKey
 
 ADMIN_KEY_NAME = "admin"
-ADMIN_KEY_FILE = "admin.key"
 
 
 class AdminKeyStore(KeyRepository, Protocol):
@@ -28,7 +27,12 @@ class AdminKeyError(RuntimeError):
 
 def admin_key_path(settings: Settings) -> Path:
     """Where the admin key is kept."""
-    return settings.home / ADMIN_KEY_FILE
+    return key_path(settings, ADMIN_KEY_NAME)
+
+
+def key_path(settings: Settings, name: str) -> Path:
+    """Where the key named `name` that `driftline up` keeps for itself is saved."""
+    return settings.home / f"{name}.key"
 
 
 def ensure_admin_key(settings: Settings, store: AdminKeyStore | None = None) -> str:
@@ -36,29 +40,42 @@ def ensure_admin_key(settings: Settings, store: AdminKeyStore | None = None) -> 
 
     `store` defaults to the configured key store, which must be migrated already.
     """
+    return ensure_saved_key(settings, ADMIN_KEY_NAME, frozenset({Scope.ADMIN}), store)
+
+
+def ensure_saved_key(
+    settings: Settings,
+    name: str,
+    scopes: frozenset[Scope],
+    store: AdminKeyStore | None = None,
+) -> str:
+    """The key `name` saved in `home` (mode 0600), issued with `scopes` on first use.
+
+    `driftline up` keeps one for itself and one per client it runs (stream, controller).
+    """
     if store is None:
         own = KeyStore.from_settings(settings)
         try:
-            return ensure_admin_key(settings, own)
+            return ensure_saved_key(settings, name, scopes, own)
         finally:
             own.close()
-    path = admin_key_path(settings)
-    stored = store.by_name(ADMIN_KEY_NAME)
+    path = key_path(settings, name)
+    stored = store.by_name(name)
     if path.exists():
         _check_private(path)
         key = path.read_text().strip()
         if stored is not None and hmac.compare_digest(stored.key_hash, hash_key(key)):
             if stored.revoked_at is not None:
-                raise AdminKeyError(f"the admin key in {path} was revoked; remove the file")
+                raise AdminKeyError(f"the {name} key in {path} was revoked; remove the file")
             return key
         if stored is not None:
-            raise AdminKeyError(f"{path} does not hold the store's admin key")
+            raise AdminKeyError(f"{path} does not hold the store's {name} key")
     elif stored is not None:
         raise AdminKeyError(
-            f"the store has an admin key but {path} is missing; create another admin key with "
-            "`driftline keys create NAME --scope admin`"
+            f"the store has a key named {name!r} but {path} is missing; create another key "
+            f"with `driftline keys create NAME --scope {format_scopes(scopes)}`"
         )
-    issued = issue_key(store, ADMIN_KEY_NAME, frozenset({Scope.ADMIN}))
+    issued = issue_key(store, name, scopes)
     _write_private(path, issued.key)
     return issued.key
 

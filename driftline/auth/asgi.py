@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from driftline.auth.audit import AuditEntry, SecurityAudit
 from driftline.auth.errors import SecurityError, TooManyConnectionsError
-from driftline.auth.guard import Access, Guard
+from driftline.auth.guard import BEARER_SUBPROTOCOL, WEBSOCKET_SUBPROTOCOL, Access, Guard
 from driftline.auth.principal import ANONYMOUS, Principal
 
 CORRELATION_HEADERS = ("x-request-id", "x-correlation-id")
@@ -159,7 +159,11 @@ class SecurityMiddleware:
             last[0] = time.monotonic()
             return message
 
+        offered = _offered_subprotocols(scope)
+
         async def touched_send(message: Message) -> None:
+            if message["type"] == "websocket.accept":
+                message = _select_subprotocol(message, offered)
             state["accepted"] |= message["type"] == "websocket.accept"
             state["closed"] |= message["type"] == "websocket.close"
             last[0] = time.monotonic()
@@ -226,6 +230,23 @@ def starlette_operations(routes: Iterable[Any], prefix: str = "") -> list[tuple[
             inner = prefix + str(getattr(context, "prefix", ""))
             found += starlette_operations(route.original_router.routes, inner)
     return found
+
+
+def _offered_subprotocols(scope: Scope) -> list[str]:
+    return [str(p) for p in scope.get("subprotocols", ())]
+
+
+def _select_subprotocol(message: Message, offered: list[str]) -> Message:
+    """The accept with `driftline.v1` selected when the client offered it; never a credential.
+
+    A browser that offered subprotocols fails a handshake that selects none, and the
+    `bearer.<key>` entry must never be echoed back.
+    """
+    chosen = message.get("subprotocol")
+    if chosen and not str(chosen).startswith(BEARER_SUBPROTOCOL):
+        return message
+    selected = WEBSOCKET_SUBPROTOCOL if WEBSOCKET_SUBPROTOCOL in offered else None
+    return {**message, "subprotocol": selected}
 
 
 def _declared(guard: Guard, scope: Scope) -> str:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from driftline.auth.asgi import SecurityMiddleware, WebSocketLimits
+from driftline.auth.asgi import SecurityMiddleware, WebSocketLimits, starlette_operations
 from driftline.auth.audit import SecurityAudit
 from driftline.auth.guard import Authenticator, Guard
 from driftline.auth.keys import KeyLookup, KeyVerifier
 from driftline.auth.oidc import JwksFile, JwksUrl, JwtVerifier, KeySource, OidcConfig
 from driftline.auth.ratelimit import limiter_for, rates_from
-from driftline.auth.routes import RouteTable
+from driftline.auth.routes import RouteTable, require_declared
 from driftline.config import Settings
 
 DEFAULT_AUDIENCE = "driftline"
@@ -50,13 +51,25 @@ def guard_from_settings(settings: Settings, table: RouteTable, keys: KeyLookup) 
     return Guard(table, authenticator, limiter, enabled=settings.auth.enabled)
 
 
+def protect(
+    app: Starlette, table: RouteTable, settings: Settings, keys: KeyLookup
+) -> SecurityMiddleware:
+    """`app` behind a guard of `table`; a route of `app` that `table` does not declare raises."""
+    require_declared(table, starlette_operations(app.routes))
+    return secure(app, settings, guard_from_settings(settings, table, keys))
+
+
 def secure(
     app: ASGIApp, settings: Settings, guard: Guard, audit: SecurityAudit | None = None
 ) -> SecurityMiddleware:
     """`app` behind `guard`, with the WebSocket caps of the settings."""
-    limits = WebSocketLimits(
+    return SecurityMiddleware(app, guard, websockets=websocket_limits(settings), audit=audit)
+
+
+def websocket_limits(settings: Settings) -> WebSocketLimits:
+    """The WebSocket caps of the settings."""
+    return WebSocketLimits(
         max_connections=settings.auth.ws_max_connections,
         max_per_principal=settings.auth.ws_max_per_principal,
         idle_timeout_s=settings.auth.ws_idle_timeout_s,
     )
-    return SecurityMiddleware(app, guard, websockets=limits, audit=audit)

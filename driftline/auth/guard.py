@@ -27,6 +27,8 @@ from driftline.auth.routes import Route, RouteTable
 from driftline.auth.scopes import Scope
 
 MAX_TOKEN_CHARS = 8192
+BEARER_SUBPROTOCOL = "bearer."
+WEBSOCKET_SUBPROTOCOL = "driftline.v1"
 
 
 class Headers(Protocol):
@@ -35,9 +37,31 @@ class Headers(Protocol):
     def get(self, key: str, /) -> str | None: ...
 
 
-def bearer_token(headers: Headers | Mapping[str, str]) -> str:
-    """The bearer credential of `headers`; a missing or non-bearer header raises."""
+def subprotocol_token(headers: Headers | Mapping[str, str]) -> str | None:
+    """The credential of a `bearer.<credential>` WebSocket subprotocol, if one is offered.
+
+    Browsers cannot set headers on a WebSocket, so the status page offers
+    `["driftline.v1", "bearer." + key]`; the server selects `driftline.v1`, never the key.
+    """
+    offered = headers.get("sec-websocket-protocol") or headers.get("Sec-WebSocket-Protocol")
+    for item in (offered or "").split(","):
+        name = item.strip()
+        if name.startswith(BEARER_SUBPROTOCOL):
+            return name[len(BEARER_SUBPROTOCOL) :]
+    return None
+
+
+def _presented(headers: Headers | Mapping[str, str]) -> str | None:
     value = headers.get("authorization") or headers.get("Authorization")
+    if value:
+        return value
+    token = subprotocol_token(headers)
+    return None if token is None else f"Bearer {token}"
+
+
+def bearer_token(headers: Headers | Mapping[str, str]) -> str:
+    """The bearer credential of `headers` (or of a WebSocket's `bearer.` subprotocol)."""
+    value = _presented(headers)
     if not value:
         raise MissingCredentialsError("this route needs `Authorization: Bearer <key or token>`")
     scheme, _, token = value.strip().partition(" ")
@@ -77,8 +101,7 @@ class Authenticator:
 
     def is_cached(self, headers: Headers | Mapping[str, str]) -> bool:
         """Whether `authenticate` would answer without I/O (so it may run on an event loop)."""
-        value = headers.get("authorization") or headers.get("Authorization") or ""
-        token = value.partition(" ")[2].strip()
+        token = (_presented(headers) or "").partition(" ")[2].strip()
         if looks_like_key(token):
             return self.keys is None or self.keys.is_cached(token)
         return self.jwts is None or self.jwts.is_cached()

@@ -98,6 +98,19 @@ class RouteTable:
         return route
 
 
+def mounted(routes: Iterable[Route], prefix: str) -> list[Route]:
+    """`routes` as declared by an app mounted at `prefix` (e.g. the drift API under /api)."""
+    return [Route(r.method, prefix + r.path, r.scope) for r in routes]
+
+
+def require_declared(table: RouteTable, operations: Iterable[tuple[str, str]]) -> None:
+    """Raise unless `table` declares every `(method, path)` of an app: no route goes unscoped."""
+    missing = table.undeclared(operations)
+    if missing:
+        listed = ", ".join(f"{m} {p}" for m, p in missing)
+        raise RouteDeclarationError(f"routes without a declared scope: {listed}")
+
+
 def _compile(template: str) -> re.Pattern[str]:
     parts: list[str] = []
     position = 0

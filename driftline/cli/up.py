@@ -31,6 +31,28 @@ DEMO_ENV = {
 OUTCOME_HOOK = "driftline.drift.outcomes:replay_hook"
 
 
+@dataclass(frozen=True)
+class UpKeys:
+    """The keys `up` keeps in its home (mode 0600): the user's admin key and its own clients'."""
+
+    admin: str
+    stream: str
+    controller: str
+
+    @classmethod
+    def ensure(cls, settings: Settings) -> UpKeys:
+        """Issue each key on first start; reuse the saved ones after."""
+        from driftline.auth.admin import ensure_admin_key, ensure_saved_key  # noqa: PLC0415
+        from driftline.auth.scopes import Scope  # noqa: PLC0415
+
+        return cls(
+            admin=ensure_admin_key(settings),
+            stream=ensure_saved_key(settings, "up-stream", frozenset({Scope.STREAM})),
+            # The controller reads serving's /metrics for a rollout's health.
+            controller=ensure_saved_key(settings, "up-controller", frozenset({Scope.READ})),
+        )
+
+
 @dataclass
 class Background:
     """Threads `up` runs beside serving, and how to stop them."""
@@ -72,6 +94,7 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
     store = Store.from_settings(settings)
     store.upgrade()
     click.echo(f"store: {_redact(settings.store_url)} (migrated)")
+    keys = UpKeys.ensure(settings)
     cluster = LocalRayCluster.from_settings(settings, env=ray_env(settings))
     stop = _stop_on_signals()
     background: Background | None = None
@@ -90,9 +113,11 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
         click.echo(f"deploying {settings.registry.model_name} version {champion} ...")
         control.deploy(champion)
         front = control.front_url()
-        background = _start_background(settings, store, cluster.dashboard_url, no_controller, front)
-        _print_urls(settings, front, cluster.dashboard_url, no_controller)
-        _print_status_page(settings, front)
+        background = _start_background(
+            settings, store, cluster.dashboard_url, no_controller, front=front, keys=keys
+        )
+        _print_urls(settings, front, cluster.dashboard_url, no_controller, keys)
+        _print_status_page(front, keys.admin)
         stop.wait()
     finally:
         click.echo("stopping: flushing predictions ...")
@@ -161,14 +186,18 @@ def status_page_url(front: str, key: str) -> str:
     return f"{front.rstrip('/')}/ui/#key={quote(key, safe='')}"
 
 
-def _print_status_page(settings: Settings, front: str) -> None:
-    from driftline.auth.admin import ensure_admin_key  # noqa: PLC0415
-
-    click.echo(f"  status page: {status_page_url(front, ensure_admin_key(settings))}")
+def _print_status_page(front: str, admin_key: str) -> None:
+    click.echo(f"  status page: {status_page_url(front, admin_key)}")
 
 
 def _start_background(
-    settings: Settings, store: Any, dashboard_url: str, no_controller: bool, front: str
+    settings: Settings,
+    store: Any,
+    dashboard_url: str,
+    no_controller: bool,
+    *,
+    front: str,
+    keys: UpKeys,
 ) -> Background:
     """The drift monitor and (unless disabled) the controller, each in a daemon thread."""
     from driftline.drift.service import build_monitor  # noqa: PLC0415
@@ -177,16 +206,24 @@ def _start_background(
     monitor = build_monitor(settings, store=store)
     threads = [
         _thread("drift-monitor", lambda: monitor.run_forever(stop)),
-        _thread("stream", lambda: _follow_stream(front, stop)),
+        _thread("stream", lambda: _follow_stream(front, stop, keys.stream)),
     ]
     if not no_controller:
-        loop = _controller_loop(settings, store, dashboard_url, front, stop)
+        loop = _controller_loop(
+            settings, store, dashboard_url, front=front, stop=stop, key=keys.controller
+        )
         threads.append(_thread("controller", loop))
     return Background(stop, threads)
 
 
 def _controller_loop(
-    settings: Settings, store: Any, dashboard_url: str, front: str, stop: threading.Event
+    settings: Settings,
+    store: Any,
+    dashboard_url: str,
+    *,
+    front: str,
+    stop: threading.Event,
+    key: str,
 ) -> Callable[[], None]:
     from operators.assembly import local_controller  # noqa: PLC0415
 
@@ -196,6 +233,7 @@ def _controller_loop(
                 "dashboard_url": dashboard_url,
                 "serve_url": front,
                 "outcome_hook": OUTCOME_HOOK,
+                "api_key": key,
             }
         }
     )
@@ -203,7 +241,7 @@ def _controller_loop(
     return lambda: controller.run(stop, local.controller.interval_s)
 
 
-def _follow_stream(front: str, stop: threading.Event) -> None:
+def _follow_stream(front: str, stop: threading.Event, key: str) -> None:
     """Print the WebSocket stream; while it is connected, serving replays bars and persists each
     prediction, which is what the drift monitor reads."""
     import orjson  # noqa: PLC0415
@@ -213,7 +251,8 @@ def _follow_stream(front: str, stop: threading.Event) -> None:
     url = f"{front.replace('http://', 'ws://', 1)}/ws/predictions"
     while not stop.is_set():
         try:
-            with connect(url, open_timeout=10) as socket:
+            auth = {"Authorization": f"Bearer {key}"}
+            with connect(url, open_timeout=10, additional_headers=auth) as socket:
                 while not stop.is_set():
                     with contextlib.suppress(TimeoutError):
                         click.echo(stream_line(orjson.loads(socket.recv(timeout=1.0))))
@@ -256,11 +295,14 @@ def _redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _print_urls(settings: Settings, base: str, dashboard_url: str, no_controller: bool) -> None:
+def _print_urls(
+    settings: Settings, base: str, dashboard_url: str, no_controller: bool, keys: UpKeys
+) -> None:
     """The printed URLs: `base`, the fast path every user call goes through, comes first."""
+    from driftline.auth.admin import admin_key_path  # noqa: PLC0415
     from serving.cli import print_urls  # noqa: PLC0415
 
-    print_urls(settings, base)
+    print_urls(settings, base, keys.controller)
     click.echo(f"  drift:      {base}/api/drift/status")
     click.echo(f"  Ray:        {dashboard_url}")
     click.echo(f"  MLflow:     {settings.tracking_uri}")
@@ -268,6 +310,10 @@ def _print_urls(settings: Settings, base: str, dashboard_url: str, no_controller
         click.echo("  controller: `driftline status`, `driftline audit`")
     click.echo(
         f"  stream a prediction every {settings.serving.stream_interval_s:g} s:\n"
-        f"    .venv/bin/python -m websockets {base.replace('http://', 'ws://', 1)}/ws/predictions\n"
+        f"    .venv/bin/python -m websockets {base.replace('http://', 'ws://', 1)}/ws/predictions"
+        "  (with a `stream` key: docs/calling-driftline.md)\n"
+        f"admin key (saved in {admin_key_path(settings)}, mode 0600):\n"
+        f"  export DRIFTLINE_API_KEY={keys.admin}\n"
+        "  more keys: `driftline keys create NAME --scope predict`\n"
         "Ctrl-C stops everything."
     )

@@ -28,6 +28,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from driftline.auth.asgi import principal_of
+from driftline.auth.routes import Route
+from driftline.auth.scopes import Scope
 from driftline.contracts import Severity
 from driftline.drift.html import render_html
 from driftline.drift.outcomes import OutcomeRecorder, UnclosedBarError, utc
@@ -93,6 +95,21 @@ class AcknowledgeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     by: str = Field(min_length=1, max_length=128)
+
+
+# What each route needs (driftline.auth); the ingress mounts these under /api.
+DRIFT_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/drift/status", Scope.READ),
+    Route("GET", "/drift/reports", Scope.READ),
+    Route("GET", "/drift/reports/{report_id}", Scope.READ),
+    Route("GET", "/drift/reports/{report_id}.html", Scope.READ),
+    Route("GET", "/drift/history", Scope.READ),
+    Route("GET", "/drift/alerts", Scope.READ),
+    Route("POST", "/drift/alerts/{alert_id}/acknowledge", Scope.ALERTS_WRITE),
+    Route("POST", "/outcomes", Scope.OUTCOMES_WRITE),
+    Route("GET", "/outcomes/conflicts", Scope.READ),
+    Route("POST", "/outcomes/conflicts/resolve", Scope.ADMIN),
+)
 
 
 def drift_router(store: Store, recorder: OutcomeRecorder, *, model_name: str) -> APIRouter:

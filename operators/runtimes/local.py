@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr
+
 from driftline.config import Settings
 from driftline.contracts import (
     COLOURS,
@@ -62,7 +64,10 @@ class LocalRayRuntime:
         if self.scrape is None:
             url = f"{self.serve_url}/metrics"  # one ingress, its replicas merged per node
             self.scrape = ScrapeHealth(
-                lambda: [url], self.settings.registry.model_name, clock=self.clock
+                lambda: [url],
+                self.settings.registry.model_name,
+                clock=self.clock,
+                api_key=_secret(self.settings.controller.api_key),
             )
 
     # --- serving: serving.control owns the Serve applications ------------------------------
@@ -205,3 +210,7 @@ def colour_observation(app: Mapping[str, Any]) -> ColourObservation:
         f"{status}: {app.get('message', '')}".strip(": ")[:300],
         retiring=status == "DELETING",
     )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()

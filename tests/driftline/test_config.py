@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
 from driftline.config import Settings
@@ -224,6 +224,7 @@ FLAT_FIELDS: list[tuple[str, str, str]] = [
     ("controller_outcome_hook", "DRIFTLINE_CONTROLLER_OUTCOME_HOOK", "controller.outcome_hook"),
     ("controller_namespace", "DRIFTLINE_CONTROLLER_NAMESPACE", "controller.namespace"),
     ("controller_lease_name", "DRIFTLINE_CONTROLLER_LEASE_NAME", "controller.lease_name"),
+    ("controller_api_key", "DRIFTLINE_CONTROLLER_API_KEY", "controller.api_key"),
     ("allow_native_members", "DRIFTLINE_ALLOW_NATIVE_MEMBERS", "registry.allow_native_members"),
     (
         "controller_require_approval",
@@ -279,6 +280,8 @@ def _other_value(field: FieldInfo, tmp_path: Path) -> tuple[str, Any]:
     if isinstance(kind, type) and issubclass(kind, Severity):
         level = Severity.CRITICAL if default != Severity.CRITICAL else Severity.HIGH
         return level.label, level
+    if kind is SecretStr:
+        return "dl_secret", SecretStr("dl_secret")
     if get_origin(kind) in (dict, tuple):
         # Structured values travel as JSON text.
         value = {"predict": (1.5, 3)} if get_origin(kind) is dict else (1.5, 3)

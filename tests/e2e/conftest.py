@@ -27,10 +27,13 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from driftline.auth.keys import issue_key
+from driftline.auth.scopes import Scope
 from driftline.config import Settings
 from driftline.raycluster import LocalRayCluster, free_port
 from driftline.store import Store
 from driftline.store.engine import normalise_url
+from driftline.store.keys import KeyStore
 from tests.e2e.faults import LOADER
 
 T = TypeVar("T")
@@ -80,6 +83,12 @@ class Platform:
     base_url: str
     champion: str
     timings: dict[str, float] = field(default_factory=dict)
+    key: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """A client's `Authorization` (auth is on, as in production)."""
+        return {"Authorization": f"Bearer {self.key}"}
 
     def with_model(self, name: str) -> Settings:
         """These settings for another registered model."""
@@ -93,6 +102,7 @@ class Platform:
                     "dashboard_url": self.dashboard_url,
                     "serve_url": self.base_url,
                     "outcome_hook": OUTCOME_HOOK,
+                    "api_key": self.key,
                 }
             }
         )
@@ -106,6 +116,7 @@ class Platform:
             "DRIFTLINE_CONTROLLER_DASHBOARD_URL": self.dashboard_url,
             "DRIFTLINE_CONTROLLER_SERVE_URL": self.base_url,
             "DRIFTLINE_CONTROLLER_OUTCOME_HOOK": OUTCOME_HOOK,
+            "DRIFTLINE_CONTROLLER_API_KEY": self.key,
         }
 
 
@@ -180,10 +191,13 @@ def platform(ray_cluster: LocalRayCluster, e2e_database: str) -> Iterator[Platfo
     control.deploy(outcome.version)
     timings["serve_deploy_s"] = time.monotonic() - started
     base_url = f"http://127.0.0.1:{port}"
-    stream = StreamClient(f"ws://127.0.0.1:{port}/ws/predictions").start()
+    # A client key, issued as `driftline keys create` does.
+    scopes = frozenset({Scope.PREDICT, Scope.STREAM, Scope.READ, Scope.OUTCOMES_WRITE})
+    key = issue_key(KeyStore.from_settings(settings), f"e2e-{uuid.uuid4().hex[:8]}", scopes).key
+    stream = StreamClient(f"ws://127.0.0.1:{port}/ws/predictions", key).start()
     try:
         yield Platform(
-            settings, store, ray_cluster.dashboard_url, base_url, outcome.version, timings
+            settings, store, ray_cluster.dashboard_url, base_url, outcome.version, timings, key
         )
     finally:
         stream.stop()
@@ -195,8 +209,9 @@ def platform(ray_cluster: LocalRayCluster, e2e_database: str) -> Iterator[Platfo
 class StreamClient:
     """Keeps one client on the replay stream (serving replays bars only while one listens)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, key: str) -> None:
         self.url = url
+        self.headers = {"Authorization": f"Bearer {key}"}
         self.messages = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="e2e-stream", daemon=True)
@@ -215,7 +230,7 @@ class StreamClient:
 
         while not self._stop.is_set():
             try:
-                with connect(self.url, open_timeout=10) as socket:
+                with connect(self.url, open_timeout=10, additional_headers=self.headers) as socket:
                     while not self._stop.is_set():
                         with contextlib.suppress(TimeoutError):
                             socket.recv(timeout=1.0)
@@ -232,6 +247,7 @@ class Load:
     rows: list[list[float]]
     clients: int = 2
     pause_s: float = 0.02
+    headers: dict[str, str] = field(default_factory=dict)
     answers: list[tuple[float, int | str]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -255,7 +271,7 @@ class Load:
         return [a for a in self.answers if not (isinstance(a[1], int) and 200 <= a[1] < 300)]
 
     def _run(self, offset: int) -> None:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, headers=self.headers) as client:
             i = offset
             while not self._stop.is_set():
                 body = v2_body(self.rows[i % len(self.rows)])

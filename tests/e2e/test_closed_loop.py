@@ -190,7 +190,7 @@ def closed_loop(platform: Platform, load_rows: list[list[float]]) -> LoopRun:
     monitor_thread = threading.Thread(target=monitor.run_forever, args=(stop_monitor,), daemon=True)
     started = time.monotonic()
     monitor_thread.start()
-    load = Load(f"{platform.base_url}/v2/models/{MODEL}/infer", load_rows)
+    load = Load(f"{platform.base_url}/v2/models/{MODEL}/infer", load_rows, headers=platform.headers)
     try:
         with controller_thread(settings, platform.store):
             (rollout,) = wait_for(
@@ -414,7 +414,7 @@ def _promotion(platform: Platform, version: str, since: set[str]) -> RolloutReco
 def _answer(platform: Platform, model: str, row: list[float]) -> tuple[str, float]:
     """The version that answers a live V2 inference now, and its prediction."""
     url = f"{platform.base_url}/v2/models/{model}/infer"
-    response = httpx.post(url, json=v2_body(row), timeout=30)
+    response = httpx.post(url, json=v2_body(row), headers=platform.headers, timeout=30)
     response.raise_for_status()
     body = response.json()
     (prediction,) = [o for o in body["outputs"] if o["name"] == "prediction"]
@@ -435,7 +435,9 @@ def test_a_regression_after_the_switch_is_rolled_back_within_the_verification_wi
     # Armed but healthy: the candidate deploys, shadows and passes its gates at normal speed.
     set_delay(settings.home, BIASED, candidate, 0.0)
     cli("promote", candidate, model_name=BIASED)
-    load = Load(f"{platform.base_url}/v2/models/{BIASED}/infer", load_rows)
+    load = Load(
+        f"{platform.base_url}/v2/models/{BIASED}/infer", load_rows, headers=platform.headers
+    )
     started = time.monotonic()
     try:
         with controller_thread(settings, platform.store), load:
@@ -523,7 +525,9 @@ def test_a_controller_killed_mid_rollout_resumes_the_one_rollout(
     cli("promote", candidate, model_name=BIASED)
     env = platform.controller_env(BIASED)
     log = settings.home / "controller-process.log"
-    load = Load(f"{platform.base_url}/v2/models/{BIASED}/infer", load_rows)
+    load = Load(
+        f"{platform.base_url}/v2/models/{BIASED}/infer", load_rows, headers=platform.headers
+    )
     kills: list[tuple[str, int]] = []
     started = time.monotonic()
     with load:

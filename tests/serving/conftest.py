@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -10,11 +11,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from benchmarks import synthetic
+from driftline.auth.keys import issue_key
+from driftline.auth.scopes import Scope
 from driftline.config import Settings
 from driftline.contracts import forwarded_env
 from driftline.raycluster import LocalRayCluster, free_port
 from driftline.registry import ModelBundle
-from driftline.store import Store
+from driftline.store import Store, migrate
+from driftline.store.keys import KeyStore
 from serving.control import ServingControl
 from serving.kserve_contract import PredictionLog, mount_api
 from serving.kserve_server import build_model
@@ -46,6 +50,23 @@ class Served:
     store: Store
     base_url: str
     bundles: dict[str, ModelBundle]
+    key: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """`Authorization` for every scope a serving client uses (auth is on, as in production)."""
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+def client_key(settings: Settings) -> str:
+    """A key with a serving client's scopes, issued as `driftline keys create` does."""
+    migrate.upgrade(settings.store_url)
+    keys = KeyStore.from_settings(settings)
+    try:
+        scopes = frozenset({Scope.PREDICT, Scope.STREAM, Scope.READ, Scope.OUTCOMES_WRITE})
+        return issue_key(keys, f"tests-{uuid.uuid4().hex[:8]}", scopes).key
+    finally:
+        keys.close()
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +111,8 @@ def served(
         env=env,
     )
     control.deploy("1")
-    yield Served(serving_settings, control, store, f"http://127.0.0.1:{port}", bundles)
+    key = client_key(serving_settings)
+    yield Served(serving_settings, control, store, f"http://127.0.0.1:{port}", bundles, key)
     control.shutdown()
     store.close()
 

@@ -68,12 +68,14 @@ def test_build_app_serves_one_colour_behind_its_own_ingress(served: Served) -> N
         x = np.random.default_rng(3).normal(size=(4, 45))
         body = {"inputs": [{"name": "features", "shape": [4, 45], "datatype": "FP64"}]}
         body["inputs"][0]["data"] = x.tolist()
-        response = httpx.post(f"{base}/v2/models/{MODEL}/infer", content=orjson.dumps(body))
+        response = httpx.post(
+            f"{base}/v2/models/{MODEL}/infer", content=orjson.dumps(body), headers=served.headers
+        )
         assert response.status_code == 200, response.text
         outputs = {o["name"]: o for o in response.json()["outputs"]}
         expected = synthetic.native_predict(served.bundles["2"], x)
         np.testing.assert_allclose(outputs["prediction"]["data"], expected, atol=1e-5)
-        models = httpx.get(f"{base}/api/models", timeout=30).json()
+        models = httpx.get(f"{base}/api/models", headers=served.headers, timeout=30).json()
         assert models["active"]["version"] == "2"
     finally:
         served.control.client.deploy_applications(_current_config(served))

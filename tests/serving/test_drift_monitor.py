@@ -26,7 +26,7 @@ from driftline.drift.service import build_monitor
 from driftline.features import compute_matrix, default_spec
 from driftline.observability.references import exported_references, missing_from_scrape
 from operators.metrics import ControllerMetrics
-from operators.server import ControllerServer
+from operators.server import ControllerServer, server_guard
 
 WINDOW = 40
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
@@ -34,16 +34,16 @@ MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
 pytestmark = [pytest.mark.ray, pytest.mark.postgres, pytest.mark.slow]
 
 
-async def _stream(url: str, messages: int) -> list[dict[str, Any]]:
+async def _stream(url: str, messages: int, headers: dict[str, str]) -> list[dict[str, Any]]:
     import orjson  # noqa: PLC0415
 
-    async with websockets.connect(url) as client:
+    async with websockets.connect(url, additional_headers=headers) as client:
         return [orjson.loads(await asyncio.wait_for(client.recv(), 30)) for _ in range(messages)]
 
 
 async def test_monitor_reports_and_alerts_on_streamed_predictions(served: Any) -> None:
     url = served.base_url.replace("http://", "ws://") + "/ws/predictions"
-    received = await _stream(url, WINDOW + 5)
+    received = await _stream(url, WINDOW + 5, served.headers)
     store = served.store
     model = received[0].get("model_name") or served.settings.registry.model_name
     deadline = time.monotonic() + 30
@@ -59,7 +59,12 @@ async def test_monitor_reports_and_alerts_on_streamed_predictions(served: Any) -
         {"symbol": m["symbol"], "as_of": m["timestamp"], "value": float(realised[m["timestamp"]])}
         for m in received
     ]
-    posted = httpx.post(f"{served.base_url}/api/outcomes", json={"outcomes": outcomes}, timeout=30)
+    posted = httpx.post(
+        f"{served.base_url}/api/outcomes",
+        json={"outcomes": outcomes},
+        headers=served.headers,
+        timeout=30,
+    )
     assert posted.status_code == 200, posted.text
     # The monitor's baseline: a contiguous block of the same features from a calm period, with
     # realised returns and a stand-in model's out-of-fold predictions.
@@ -106,19 +111,29 @@ def _every_referenced_metric_is_scraped(served: Any, drift_scrape: str) -> None:
     """Issue 6: each metric the alerts and dashboards reference is in a live scrape of serving
     (after traffic, a refused request and the stream above), the drift monitor's registry (after
     its run) and the controller's /metrics endpoint."""
-    bad = httpx.post(f"{served.base_url}/v2/models/market-ensemble/infer", content=b"{}")
+    bad = httpx.post(
+        f"{served.base_url}/v2/models/market-ensemble/infer", content=b"{}", headers=served.headers
+    )
     assert bad.status_code == 400
-    serving_scrape = httpx.get(f"{served.base_url}/metrics", timeout=30).text
+    serving_scrape = httpx.get(
+        f"{served.base_url}/metrics", headers=served.headers, timeout=30
+    ).text
     controller = ControllerMetrics()
     # The series a controller's first rounds create (tests/operators cover when each moves).
     controller.state.labels("market-ensemble", "stable").set(1)
     controller.rollouts.labels("market-ensemble", "promoted").inc(0)
     controller.jobs.labels("market-ensemble", "succeeded").inc(0)
     server = ControllerServer(
-        "127.0.0.1", 0, controller.registry, live=lambda: (True, ""), ready=lambda: (True, "")
+        "127.0.0.1",
+        0,
+        controller.registry,
+        live=lambda: (True, ""),
+        ready=lambda: (True, ""),
+        guard=server_guard(served.settings),
     ).start()
     try:
-        controller_scrape = httpx.get(f"http://127.0.0.1:{server.port}/metrics").text
+        scrape_url = f"http://127.0.0.1:{server.port}/metrics"
+        controller_scrape = httpx.get(scrape_url, headers=served.headers).text
     finally:
         server.stop()
     scrape = "\n".join((serving_scrape, drift_scrape, controller_scrape))

@@ -71,7 +71,9 @@ async def test_v2_infer_with_kserve_client_matches_native(served: Served) -> Non
     async with kserve_client("v2") as client:
         assert await client.is_server_ready(served.base_url)
         assert await client.is_model_ready(served.base_url, MODEL)
-        response = await client.infer(served.base_url, request, model_name=MODEL)
+        response = await client.infer(
+            served.base_url, request, model_name=MODEL, headers=served.headers
+        )
     assert response.id == "r1"
     prediction = response.get_output_by_name("prediction").as_numpy()
     expected = synthetic.native_predict(served.bundles["1"], x)
@@ -84,7 +86,10 @@ async def test_v2_binary_and_versioned_path(served: Served) -> None:
     request.inputs[0].set_data_from_numpy(x, binary_data=True)
     async with kserve_client("v2") as client:
         response = await client.infer(
-            f"{served.base_url}/v2/models/{MODEL}/versions/1/infer", request, is_graph_endpoint=True
+            f"{served.base_url}/v2/models/{MODEL}/versions/1/infer",
+            request,
+            is_graph_endpoint=True,
+            headers=served.headers,
         )
     np.testing.assert_allclose(
         response["outputs"][0]["data"],
@@ -97,7 +102,9 @@ async def test_v1_predict_with_kserve_client(served: Served) -> None:
     x = rows(5, seed=2)
     async with kserve_client("v1") as client:
         assert await client.is_server_live(served.base_url)
-        response = await client.infer(served.base_url, {"instances": x.tolist()}, model_name=MODEL)
+        response = await client.infer(
+            served.base_url, {"instances": x.tolist()}, model_name=MODEL, headers=served.headers
+        )
     np.testing.assert_allclose(
         response["predictions"], synthetic.native_predict(served.bundles["1"], x), atol=1e-5
     )
@@ -148,14 +155,14 @@ def test_bad_input_gets_4xx_with_message(
         "unknown-version": f"/v2/models/{MODEL}/versions/99/infer",
         "v1": f"/v1/models/{MODEL}:predict",
     }[path]
-    response = httpx.post(served.base_url + url, content=body, timeout=60)
+    response = httpx.post(served.base_url + url, content=body, headers=served.headers, timeout=60)
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     assert message in response.json()["error"]
 
 
 def test_unknown_route_is_json_404(served: Served) -> None:
-    response = httpx.get(f"{served.base_url}/nowhere", timeout=30)
+    response = httpx.get(f"{served.base_url}/nowhere", headers=served.headers, timeout=30)
     assert response.status_code == 404
     assert "error" in response.json()
 
@@ -164,17 +171,21 @@ def test_bars_forecast_and_models(served: Served) -> None:
     bars = load_bars().iloc[:300].reset_index()
     bars["date"] = bars["date"].dt.strftime("%Y-%m-%d")
     body = {"symbol": "SPX", "bars": bars.to_dict(orient="records")}
-    response = httpx.post(f"{served.base_url}/api/forecast", json=body, timeout=60)
+    response = httpx.post(
+        f"{served.base_url}/api/forecast", json=body, headers=served.headers, timeout=60
+    )
     assert response.status_code == 200, response.text
     document = response.json()
     assert document["model_version"] == "1"
     assert set(document["members"]) == {"rf", "xgb"}
     assert np.isfinite(document["prediction"])
     short = {"bars": body["bars"][:10]}
-    response = httpx.post(f"{served.base_url}/api/forecast", json=short, timeout=60)
+    response = httpx.post(
+        f"{served.base_url}/api/forecast", json=short, headers=served.headers, timeout=60
+    )
     assert response.status_code == 400
     assert "needs 260" in response.json()["error"]
-    models = httpx.get(f"{served.base_url}/api/models", timeout=30).json()
+    models = httpx.get(f"{served.base_url}/api/models", headers=served.headers, timeout=30).json()
     assert models["active"]["version"] == "1"
     assert models["active"]["colour"] == "blue"
     assert [m["name"] for m in models["active"]["members"]] == ["rf", "xgb"]
@@ -186,7 +197,7 @@ def test_predictions_are_persisted(served: Served) -> None:
     response = httpx.post(
         f"{served.base_url}/v2/models/{MODEL}/infer",
         content=infer_body(rows(2)),
-        headers={"x-request-id": request_id},
+        headers={**served.headers, "x-request-id": request_id},
         timeout=60,
     )
     assert response.headers["x-correlation-id"] == request_id
@@ -207,9 +218,12 @@ def test_predictions_are_persisted(served: Served) -> None:
 
 def test_metrics_pass_promtool_and_match_catalogue(served: Served) -> None:
     httpx.post(
-        f"{served.base_url}/v2/models/{MODEL}/infer", content=infer_body(rows(1)), timeout=60
+        f"{served.base_url}/v2/models/{MODEL}/infer",
+        content=infer_body(rows(1)),
+        headers=served.headers,
+        timeout=60,
     )
-    text = httpx.get(f"{served.base_url}/metrics", timeout=30).text
+    text = httpx.get(f"{served.base_url}/metrics", headers=served.headers, timeout=30).text
     promtool = shutil.which("promtool")
     if promtool is None:
         message = "promtool not installed (apt-get install -y --no-install-recommends prometheus)"
@@ -242,9 +256,9 @@ def test_metrics_pass_promtool_and_match_catalogue(served: Served) -> None:
 async def test_stream_reaches_reader_while_another_client_never_reads(served: Served) -> None:
     url = served.base_url.replace("http://", "ws://") + "/ws/predictions"
     # max_queue=1: once one message is buffered the stalled client stops reading its socket.
-    async with websockets.connect(url, max_queue=1) as stalled:
+    async with websockets.connect(url, max_queue=1, additional_headers=served.headers) as stalled:
         # The stalled client never reads; its queue fills and its messages are dropped.
-        async with websockets.connect(url) as reader:
+        async with websockets.connect(url, additional_headers=served.headers) as reader:
             stamps = []
             messages = []
             for _ in range(5):
@@ -266,7 +280,7 @@ def test_shadow_mirrors_without_answering(served: Served) -> None:
     response = httpx.post(
         f"{served.base_url}/v2/models/{MODEL}/infer",
         content=infer_body(rows(1)),
-        headers={"x-request-id": request_id},
+        headers={**served.headers, "x-request-id": request_id},
         timeout=60,
     )
     assert response.json()["model_version"] == "1"
@@ -295,7 +309,7 @@ async def test_alias_switch_under_load_fails_no_request(served: Served) -> None:
             outcomes.append((r.status_code, r.json().get("model_version", r.text)))
 
     follower = ChampionFollower(served.control, lambda: "2", interval_s=0.1)
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(timeout=60, headers=served.headers) as client:
         workers = [asyncio.create_task(load(client)) for _ in range(4)]
         await asyncio.sleep(1)
         state = await asyncio.to_thread(follower.step)
@@ -319,7 +333,7 @@ def test_every_answered_request_is_stored_after_shutdown(served: Served) -> None
             response = client.post(
                 f"{served.base_url}/v2/models/{MODEL}/infer",
                 content=infer_body(rows(1)),
-                headers={"x-request-id": request_id},
+                headers={**served.headers, "x-request-id": request_id},
             )
             assert response.status_code == 200
     served.control.shutdown()

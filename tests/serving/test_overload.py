@@ -67,10 +67,10 @@ async def timed_post(client: httpx.AsyncClient, url: str) -> tuple[httpx.Respons
     return response, time.perf_counter() - start
 
 
-async def burst(url: str, n: int) -> list[tuple[httpx.Response, float]]:
+async def burst(url: str, n: int, headers: dict[str, str]) -> list[tuple[httpx.Response, float]]:
     """`n` requests at once, each on its own connection."""
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as client:
         return await asyncio.gather(*(timed_post(client, url + INFER) for _ in range(n)))
 
 
@@ -86,7 +86,7 @@ def test_a_full_queue_answers_503_with_retry_after_at_once(
     }
     with deployed(served, ray_cluster, env) as urls:
         for path, url in urls.items():
-            results = asyncio.run(burst(url, 12))
+            results = asyncio.run(burst(url, 12, served.headers))
             statuses = sorted(r.status_code for r, _ in results)
             assert set(statuses) == {200, 503}, (path, statuses)
             rejected = [(r, s) for r, s in results if r.status_code == 503]
@@ -102,7 +102,10 @@ def test_a_request_past_its_deadline_answers_504(
     served: Served, ray_cluster: LocalRayCluster
 ) -> None:
     env = {faults.DELAY_ENV: "3", "DRIFTLINE_SERVE_REQUEST_TIMEOUT_S": "0.5"}
-    with deployed(served, ray_cluster, env) as urls, httpx.Client(timeout=30) as client:
+    with (
+        deployed(served, ray_cluster, env) as urls,
+        httpx.Client(timeout=30, headers=served.headers) as client,
+    ):
         start = time.perf_counter()
         response = client.post(urls["proxy"] + INFER, content=BODY)
         elapsed = time.perf_counter() - start

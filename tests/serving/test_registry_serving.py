@@ -26,6 +26,7 @@ from driftline.raycluster import LocalRayCluster
 from driftline.registry import output_names
 from driftline.store import Store
 from serving.control import ServingControl
+from tests.serving.conftest import client_key
 
 if TYPE_CHECKING:
     from tests.conftest import RegisteredModel
@@ -60,6 +61,12 @@ def registry_served(
 
 
 @pytest.fixture(scope="module")
+def headers(registered_model: RegisteredModel) -> dict[str, str]:
+    """A client's key in the store the registered version's ingress reads."""
+    return {"Authorization": f"Bearer {client_key(registered_model.settings)}"}
+
+
+@pytest.fixture(scope="module")
 def reference(registered_model: RegisteredModel) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The version's saved input example and what its pyfunc predicts for it."""
     mlflow.set_tracking_uri(registered_model.settings.tracking_uri)
@@ -70,7 +77,9 @@ def reference(registered_model: RegisteredModel) -> tuple[pd.DataFrame, pd.DataF
 
 
 async def test_v2_infer_matches_the_pyfunc(
-    registry_served: str, reference: tuple[pd.DataFrame, pd.DataFrame]
+    registry_served: str,
+    reference: tuple[pd.DataFrame, pd.DataFrame],
+    headers: dict[str, str],
 ) -> None:
     example, expected = reference
     x = example.to_numpy(dtype=np.float64)
@@ -79,7 +88,9 @@ async def test_v2_infer_matches_the_pyfunc(
     client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=60))
     try:
         assert await client.is_model_ready(registry_served, "market-ensemble")
-        response = await client.infer(registry_served, request, model_name="market-ensemble")
+        response = await client.infer(
+            registry_served, request, model_name="market-ensemble", headers=headers
+        )
     finally:
         await client.close()
     prediction = response.get_output_by_name("prediction").as_numpy()
@@ -87,7 +98,9 @@ async def test_v2_infer_matches_the_pyfunc(
 
 
 async def test_v1_predict_matches_the_pyfunc(
-    registry_served: str, reference: tuple[pd.DataFrame, pd.DataFrame]
+    registry_served: str,
+    reference: tuple[pd.DataFrame, pd.DataFrame],
+    headers: dict[str, str],
 ) -> None:
     example, expected = reference
     client = InferenceRESTClient(RESTConfig(protocol="v1", timeout=60))
@@ -96,6 +109,7 @@ async def test_v1_predict_matches_the_pyfunc(
             registry_served,
             {"instances": example.to_numpy(dtype=np.float64).tolist()},
             model_name="market-ensemble",
+            headers=headers,
         )
     finally:
         await client.close()
@@ -109,6 +123,7 @@ async def test_both_runtimes_answer_v2_and_v1_alike(
     kserve_app: Any,
     registered_model: RegisteredModel,
     reference: tuple[pd.DataFrame, pd.DataFrame],
+    headers: dict[str, str],
 ) -> None:
     x = reference[0].to_numpy(dtype=np.float64)
     tensor = {"name": "features", "shape": list(x.shape), "datatype": "FP64", "data": x.tolist()}
@@ -116,7 +131,7 @@ async def test_both_runtimes_answer_v2_and_v1_alike(
     v1 = ("/v1/models/market-ensemble:predict", {"instances": x.tolist()})
     transport = httpx.ASGITransport(app=kserve_app)
     async with (
-        httpx.AsyncClient(base_url=registry_served, timeout=60) as ray,
+        httpx.AsyncClient(base_url=registry_served, timeout=60, headers=headers) as ray,
         httpx.AsyncClient(transport=transport, base_url="http://kserve") as kserve,
     ):
         answers = {

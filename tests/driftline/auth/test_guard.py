@@ -230,3 +230,13 @@ async def test_credential_checks_that_miss_the_cache_are_limited_per_client(
         await guard.admit("GET", "/metrics", bearer(new_key()[1]), "10.0.0.10")
     with pytest.raises(RateLimitedError):
         guard.admit_sync("GET", "/metrics", bearer(new_key()[1]), "10.0.0.9")
+
+
+def test_a_websocket_subprotocol_carries_the_key_browsers_cannot_put_in_a_header() -> None:
+    offered = {"sec-websocket-protocol": "driftline.v1, bearer.dl_0123456789ab_secret"}
+    assert bearer_token(offered) == "dl_0123456789ab_secret"
+    # The header wins where both are sent; a subprotocol list without a key is no credential.
+    both = {**offered, "authorization": "Bearer dl_header"}
+    assert bearer_token(both) == "dl_header"
+    with pytest.raises(MissingCredentialsError):
+        bearer_token({"sec-websocket-protocol": "driftline.v1"})
