@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -251,8 +253,11 @@ class Registry:
         from driftline.registry.pyfunc import BUNDLE_ARTIFACT, signature  # noqa: PLC0415
 
         uri = self.settings.tracking_uri
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
+        with _environment_kept("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+            # MLflow's setters also export these variables, which Settings reads: without the
+            # guard, every later Settings() of this process would adopt this registry.
+            mlflow.set_tracking_uri(uri)
+            mlflow.set_registry_uri(uri)
         members = [m.name for m in bundle.members]
         with mlflow.start_run(experiment_id=self._experiment_id(), run_name=run_name) as run:
             mlflow.log_params({k: _param(v) for k, v in params.items()})
@@ -319,3 +324,17 @@ def _pip_requirements() -> list[str]:
         except metadata.PackageNotFoundError:
             pins.append(package)
     return pins
+
+
+@contextlib.contextmanager
+def _environment_kept(*names: str) -> Iterator[None]:
+    """Restore the named environment variables on exit, whatever the block set."""
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

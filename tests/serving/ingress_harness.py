@@ -65,8 +65,8 @@ def ingress_app(settings: Settings) -> tuple[Any, ServingMetrics]:
     route = ColourRoute("blue", _Colour(), info, {"rf": MemberEndpoint("rf", _Member(), list)})
     router.routing = Routing(active=route, by_version={"1": route})
     routes = [
-        Route(path, endpoints.wrap(router, name, fn), methods=methods)
-        for path, name, fn, methods in endpoints.routes()
+        Route(path, endpoints.wrap(router, name, fn), methods=[method])
+        for path, name, fn, method, _scope in endpoints.routes()
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     return BodyLimit(app, settings.serving.max_body_bytes), m
