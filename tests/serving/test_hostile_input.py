@@ -20,12 +20,16 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftline.config import Settings
+from driftline.config import ServingSettings, Settings
 from serving import endpoints, protocol
 from serving.metrics import _LOCAL
 from tests.serving.ingress_harness import N_FEATURES, ingress_app
 
-MAX_ROWS = Settings().serving.max_rows
+# The product's defaults, whatever limits another serving test put in this session's environment.
+DEFAULTS = {
+    name: ServingSettings.model_fields[name].default for name in ("max_rows", "max_body_bytes")
+}
+MAX_ROWS = int(DEFAULTS["max_rows"])
 V2 = "/v2/models/m/infer"
 V1 = "/v1/models/m:predict"
 FORECAST = "/api/forecast"
@@ -33,7 +37,7 @@ FORECAST = "/api/forecast"
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    app, _ = ingress_app(Settings())
+    app, _ = ingress_app(Settings(serving=DEFAULTS))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://ingress"
     ) as client:
@@ -248,7 +252,7 @@ async def test_the_largest_legal_request_fits_the_default_body_limit(
     # max_rows rows of the widest float text a client may send (24 characters each).
     rows = np.full((MAX_ROWS, N_FEATURES), -1.2345678901234567e-300)
     body = _v2(_features(rows.ravel().tolist(), [MAX_ROWS, N_FEATURES]))
-    assert len(body) < Settings().serving.max_body_bytes
+    assert len(body) < DEFAULTS["max_body_bytes"]
     binary, headers = _binary_case(rows)
     for content, extra in ((body, {}), (binary, headers)):
         response = await client.post(V2, content=content, headers=extra)
@@ -271,7 +275,7 @@ async def test_large_bodies_are_parsed_off_the_event_loop() -> None:
 
 
 async def test_client_errors_are_labelled_as_such_in_the_ingress_metrics() -> None:
-    app, _ = ingress_app(Settings())
+    app, _ = ingress_app(Settings(serving=DEFAULTS))
     before = _samples()
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://ingress"

@@ -61,9 +61,11 @@ def registry_served(
 
 
 @pytest.fixture(scope="module")
-def headers(registered_model: RegisteredModel) -> dict[str, str]:
-    """A client's key in the store the registered version's ingress reads."""
-    return {"Authorization": f"Bearer {client_key(registered_model.settings)}"}
+def headers(registered_model: RegisteredModel, served: Served) -> dict[str, str]:
+    """A client's key in the store the registered version's ingress (and the predictor) read:
+    the session's PostgreSQL store."""
+    settings = registered_model.settings.updated({"store": {"database_url": served.store.url}})
+    return {"Authorization": f"Bearer {client_key(settings)}"}
 
 
 @pytest.fixture(scope="module")
@@ -156,12 +158,13 @@ async def test_both_runtimes_answer_v2_and_v1_alike(
     np.testing.assert_allclose(ray_v1["predictions"], ray_v2["outputs"][0]["data"], atol=1e-6)
 
 
-async def test_both_runtimes_log_the_same_rows_and_take_outcomes(
+async def test_both_runtimes_log_the_same_rows_and_take_outcomes(  # noqa: PLR0917  (fixtures)
     registry_served: str,
     kserve_app: Any,
     served: Served,
     registered_model: RegisteredModel,
     reference: tuple[pd.DataFrame, pd.DataFrame],
+    headers: dict[str, str],
 ) -> None:
     """Issue 13, item 3: the same requests to both runtimes leave the same rows in the store."""
     x = reference[0].to_numpy(dtype=np.float64)
@@ -173,14 +176,14 @@ async def test_both_runtimes_log_the_same_rows_and_take_outcomes(
     run = uuid.uuid4().hex[:8]
     transport = httpx.ASGITransport(app=kserve_app)
     async with (
-        httpx.AsyncClient(base_url=registry_served, timeout=60) as ray,
-        httpx.AsyncClient(transport=transport, base_url="http://kserve") as kserve,
+        httpx.AsyncClient(base_url=registry_served, timeout=60, headers=headers) as ray,
+        httpx.AsyncClient(transport=transport, base_url="http://kserve", headers=headers) as kserve,
     ):
         clients = {"ray": ray, "kserve": kserve}
         for endpoint, (path, body) in requests.items():
             for runtime, client in clients.items():
-                headers = {"x-request-id": f"{run}-{runtime}-{endpoint}"}
-                response = await client.post(path, json=body, headers=headers)
+                request_id = {"x-request-id": f"{run}-{runtime}-{endpoint}"}
+                response = await client.post(path, json=body, headers=request_id)
                 assert response.status_code == 200, response.text
         ids = [f"{run}-{r}-{e}" for r in clients for e in requests]
         rows = await _stored(served.store, ids)
