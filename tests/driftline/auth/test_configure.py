@@ -31,7 +31,7 @@ def test_defaults_protect_with_keys_only_and_per_replica_limits(
     assert guard.enabled
     assert guard.authenticator.jwts is None
     assert isinstance(guard.limiter, LocalLimiter)
-    assert guard.limiter.rates[Scope.PREDICT] == Rate(100.0, 200)
+    assert guard.limiter.rates[Scope.PREDICT] == Rate(5000.0, 10000)
     assert set(guard.limiter.rates) == {*Scope, LOOKUPS}
     assert guard.limiter.rates[LOOKUPS] == Rate(2.0, 20)
     middleware = secure(lambda *_: None, settings, guard)  # type: ignore[arg-type,return-value]
