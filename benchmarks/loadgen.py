@@ -27,6 +27,10 @@ wrk.headers["Content-Type"] = "application/json"
 local f = io.open(os.getenv("DRIFTLINE_BENCH_BODY"), "rb")
 wrk.body = f:read("*a")
 f:close()
+local key = os.getenv("DRIFTLINE_BENCH_KEY")
+if key and key ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. key
+end
 """
 
 
@@ -49,14 +53,17 @@ class LoadResult:
         return asdict(self)
 
 
-def run_load(url: str, body: bytes, *, concurrency: int, duration_s: float) -> LoadResult:
-    """Drive `url` with `body` at `concurrency` for `duration_s` and measure it."""
+def run_load(
+    url: str, body: bytes, *, concurrency: int, duration_s: float, key: str = ""
+) -> LoadResult:
+    """Drive `url` with `body` at `concurrency` for `duration_s` and measure it; `key` goes out
+    as `Authorization: Bearer` (every inference route needs one)."""
     if shutil.which("wrk"):
-        return _wrk(url, body, concurrency, duration_s)
-    return _asyncio(url, body, concurrency, duration_s)
+        return _wrk(url, body, concurrency, duration_s, key)
+    return _asyncio(url, body, concurrency, duration_s, key)
 
 
-def _wrk(url: str, body: bytes, concurrency: int, duration_s: float) -> LoadResult:
+def _wrk(url: str, body: bytes, concurrency: int, duration_s: float, key: str) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="dl-bench-") as tmp:
         body_path = Path(tmp) / "body"
         body_path.write_bytes(body)
@@ -80,7 +87,7 @@ def _wrk(url: str, body: bytes, concurrency: int, duration_s: float) -> LoadResu
             capture_output=True,
             text=True,
             check=True,
-            env={**os.environ, "DRIFTLINE_BENCH_BODY": str(body_path)},
+            env={**os.environ, "DRIFTLINE_BENCH_BODY": str(body_path), "DRIFTLINE_BENCH_KEY": key},
         )
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -118,10 +125,10 @@ def _ms(value: str) -> float:
     return number * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}[unit]
 
 
-def _asyncio(url: str, body: bytes, concurrency: int, duration_s: float) -> LoadResult:
+def _asyncio(url: str, body: bytes, concurrency: int, duration_s: float, key: str) -> LoadResult:
     before = time.process_time()
     start = time.perf_counter()
-    latencies, errors = asyncio.run(_drive(url, body, concurrency, duration_s))
+    latencies, errors = asyncio.run(_drive(url, body, concurrency, duration_s, key))
     wall = time.perf_counter() - start
     cpu = time.process_time() - before
     ordered = np.sort(np.asarray(latencies)) * 1e3
@@ -139,11 +146,12 @@ def _asyncio(url: str, body: bytes, concurrency: int, duration_s: float) -> Load
 
 
 async def _drive(
-    url: str, body: bytes, concurrency: int, duration_s: float
+    url: str, body: bytes, concurrency: int, duration_s: float, key: str
 ) -> tuple[list[float], int]:
     parts = urlsplit(url)
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
     request = (
-        f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n{auth}"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     deadline = time.perf_counter() + duration_s

@@ -63,6 +63,14 @@ def onnx_ensemble(bundle: ModelBundle) -> Callable[[np.ndarray[Any, Any]], Any]:
     return predict
 
 
+def onnx_rate(
+    bundle: ModelBundle, x: np.ndarray[Any, Any], seconds: float
+) -> Callable[[int], float]:
+    """In-process rows/s of the ONNX ensemble on the first n rows of `x`, as a function of n."""
+    ensemble = onnx_ensemble(bundle)
+    return lambda n: rows_per_s(ensemble, x[:n], seconds=seconds)
+
+
 def in_process(bundle: ModelBundle, x: np.ndarray[Any, Any], repeats: int) -> dict[str, Any]:
     """The ensemble predict called directly: native models and ONNX Runtime, 1 and 1,024 rows."""
     onnx_predict = onnx_ensemble(bundle)
@@ -110,7 +118,9 @@ def sweep(
     bodies: dict[int, bytes],
     duration_s: float,
     rounds: int,
+    *,
     local: Callable[[int], float] | None = None,
+    key: str = "",
 ) -> dict[str, dict[str, Any]]:
     """Every (concurrency, rows) point against every system, interleaved point by point.
 
@@ -123,13 +133,15 @@ def sweep(
     results["in_process_interleaved"] = {}
     for n, payload in bodies.items():
         local_runs: list[float] = []
-        for url in urls.values():
-            run_load(url, payload, concurrency=4, duration_s=1.0)  # warm connections, caches
+        for name, url in urls.items():
+            warm = run_load(url, payload, concurrency=4, duration_s=1.0, key=key)
+            _refuse_errors(name, warm)
         for c in CONCURRENCY:
             runs: dict[str, list[LoadResult]] = {name: [] for name in urls}
             for _ in range(rounds):
                 for name, url in urls.items():
-                    runs[name].append(run_load(url, payload, concurrency=c, duration_s=duration_s))
+                    one = run_load(url, payload, concurrency=c, duration_s=duration_s, key=key)
+                    runs[name].append(one)
                 if local is not None:
                     local_runs.append(local(n))
             for name, measured in runs.items():
@@ -145,6 +157,25 @@ def sweep(
                 "runs": [round(r) for r in local_runs],
             }
     return results
+
+
+def _refuse_errors(name: str, result: LoadResult) -> None:
+    """Stop the benchmark if a system answered non-2xx: its figures would time errors."""
+    if result.errors:
+        raise RuntimeError(f"{name}: {result.errors} of {result.requests} requests failed")
+
+
+def create_key(env: Mapping[str, str], name: str, scopes: str = "predict,read") -> str:
+    """A key issued by `driftline keys create` in the user's environment `env`."""
+    argv = [str(Path(sys.executable).with_name("driftline")), "keys", "create", name]
+    done = subprocess.run(
+        [*argv, "--scope", scopes, "--json"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return str(json.loads(done.stdout)["key"])
 
 
 def start_kserve(home: Path, port: int) -> subprocess.Popen[bytes]:
@@ -255,14 +286,14 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         stored_before = store.predictions.count_predictions()
         # The user's path: `driftline serve` on its own Ray head, loaded at the URL it printed,
         # with every prediction logged to the store.
-        with driftline_serve("1", user_env(home, store_url), home / "serve.log") as printed:
+        env = user_env(home, store_url)
+        with driftline_serve("1", env, home / "serve.log") as printed:
+            # A client key, created as users create one; KServe's own server ignores it.
+            key = create_key(env, "bench-serving")
             urls = {"kserve": f"http://127.0.0.1:{kserve_port}{INFER}", "graph": printed + INFER}
-            ensemble = onnx_ensemble(bundle)
-
-            def local(n: int) -> float:
-                return rows_per_s(ensemble, x[:n], seconds=duration / 2)
-
-            document.update(sweep(urls, bodies, duration, rounds=1 if quick else 3, local=local))
+            local = onnx_rate(bundle, x, seconds=duration / 2)
+            rounds = 1 if quick else 3
+            document.update(sweep(urls, bodies, duration, rounds, local=local, key=key))
         document["printed_url"] = printed
         document["logged"] = logged(document["graph"], store, stored_before, store_url)
         store.close()
@@ -275,7 +306,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             )
             control.deploy("1")
             proxy = f"http://127.0.0.1:{control.http_port}"
-            document["levers"] = lever_runs(control, proxy, bodies, duration)
+            document["levers"] = lever_runs(control, proxy, bodies, duration, key)
             control.shutdown()
         finally:
             cluster.stop()
@@ -284,7 +315,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         kserve.wait(30)
     if not quick:  # a second Ray head: about a minute more
         document["levers"]["throughput_optimized_off"] = throughput_optimized_off(
-            settings, home, bodies, duration
+            settings, home, bodies, duration, key
         )
     # Measured again at the end: the shared host's load moves, and the ratio takes the faster.
     document["in_process_end"] = in_process(bundle, x, repeats=200 if quick else 1000)
@@ -322,17 +353,14 @@ LEVERS: dict[str, dict[str, str]] = {
 
 
 def lever_runs(
-    control: Any, proxy: str, bodies: dict[int, bytes], duration: float
+    control: Any, proxy: str, bodies: dict[int, bytes], duration: float, key: str
 ) -> dict[str, Any]:
     """What single levers gave: c1 and c16 one-row runs beside the tuned graph's own."""
     one = bodies[1]
     base_env = dict(control.env)
 
     def measure(url: str) -> dict[str, Any]:
-        return {
-            f"c{c}": run_load(url, one, concurrency=c, duration_s=duration).as_dict()
-            for c in (1, 16)
-        }
+        return c1_c16(url, one, duration, key)
 
     levers: dict[str, Any] = {"tuned": measure(control.direct_urls()[0] + INFER)}
     levers["serve_proxy_instead_of_direct_ingress"] = measure(proxy + INFER)
@@ -344,8 +372,16 @@ def lever_runs(
     return levers
 
 
+def c1_c16(url: str, body: bytes, duration: float, key: str) -> dict[str, Any]:
+    """One-row runs at concurrency 1 and 16; a run with failed requests stops the benchmark."""
+    runs = {c: run_load(url, body, concurrency=c, duration_s=duration, key=key) for c in (1, 16)}
+    for c, result in runs.items():
+        _refuse_errors(f"{url} c{c}", result)
+    return {f"c{c}": result.as_dict() for c, result in runs.items()}
+
+
 def throughput_optimized_off(
-    settings: Settings, home: Path, bodies: dict[int, bytes], duration: float
+    settings: Settings, home: Path, bodies: dict[int, bytes], duration: float, key: str
 ) -> dict[str, Any]:
     """The graph on a Ray head started without RAY_SERVE_THROUGHPUT_OPTIMIZED (Serve's proxy)."""
     from serving.control import ServingControl, ray_env  # noqa: PLC0415
@@ -360,10 +396,7 @@ def throughput_optimized_off(
         )
         control.deploy("1")
         url = f"http://127.0.0.1:{control.http_port}{INFER}"
-        result = {
-            f"c{c}": run_load(url, bodies[1], concurrency=c, duration_s=duration).as_dict()
-            for c in (1, 16)
-        }
+        result = c1_c16(url, bodies[1], duration, key)
         control.shutdown()
         return result
     finally:

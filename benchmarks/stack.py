@@ -28,6 +28,7 @@ import psutil
 
 from benchmarks.harness import RESULTS, main_for
 from benchmarks.loadgen import run_load
+from benchmarks.serving import create_key
 from driftline.raycluster import free_port
 from serving.cli import printed_url
 
@@ -74,9 +75,12 @@ def run() -> dict[str, Any]:
         time.sleep(10)  # let the stream and monitor settle before the idle sample
         idle = _sample(root)
         base = printed_url(log_path.read_text(errors="replace"))
-        n_features = int(httpx.get(f"{base}/api/models", timeout=30).json()["active"]["n_features"])
+        key = create_key(env, "bench-stack")
+        auth = {"Authorization": f"Bearer {key}"}
+        models = httpx.get(f"{base}/api/models", headers=auth, timeout=30)
+        n_features = int(models.json()["active"]["n_features"])
         body = _body(n_features)
-        peak, cores, load = _under_load(root, f"{base}/v2/models/market-ensemble/infer", body)
+        peak, cores, load = _under_load(root, f"{base}/v2/models/market-ensemble/infer", body, key)
     finally:
         stop_s = _stop(up)
     result = _result(idle, peak, cores=cores, load=load.as_dict(), ready_s=ready_s, stop_s=stop_s)
@@ -129,7 +133,7 @@ def _body(n_features: int) -> bytes:
 
 
 def _under_load(
-    root: psutil.Process, url: str, body: bytes
+    root: psutil.Process, url: str, body: bytes, key: str
 ) -> tuple[dict[str, dict[str, float]], float, Any]:
     """Peak resident memory by process kind, CPU cores used, and the load's own figures."""
     peak: dict[str, dict[str, float]] = {}
@@ -147,7 +151,7 @@ def _under_load(
     sampler = threading.Thread(target=sample, daemon=True)
     started = time.monotonic()
     sampler.start()
-    load = run_load(url, body, concurrency=CONCURRENCY, duration_s=LOAD_S)
+    load = run_load(url, body, concurrency=CONCURRENCY, duration_s=LOAD_S, key=key)
     elapsed = time.monotonic() - started
     done.set()
     sampler.join()

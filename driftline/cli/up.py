@@ -104,6 +104,9 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
         cluster.start()
         champion = _champion(settings, cluster.dashboard_url, trials)
         settings = replay_from_holdout(settings, champion)
+        if settings.serving.stream_start is not None:
+            # Serving replicas read their settings from the environment this process forwards.
+            os.environ["DRIFTLINE_STREAM_START"] = settings.serving.stream_start.isoformat()
         control = ServingControl(
             settings,
             cluster.dashboard_url,
@@ -161,8 +164,6 @@ def replay_from_holdout(settings: Settings, champion: str) -> Settings:
     if first is None:
         click.echo(f"replay: from the first full window (version {champion} records no hold-out)")
         return settings
-    # Serving replicas read their settings from the environment this process forwards.
-    os.environ["DRIFTLINE_STREAM_START"] = first
     click.echo(
         f"replay: from {first}, where version {champion}'s hold-out starts, so its predictions, "
         "live performance and drift are on data it never trained on "

@@ -20,12 +20,20 @@ def dumps_json(value: Any) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
-    """An engine for `url` that checks pooled connections before use."""
+    """An engine for `url` that checks pooled connections before use; `pool_size=0` keeps no
+    idle connection (each use connects and closes)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30}, json_serializer=dumps_json)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if pool_size == 0:
+        return sa.create_engine(
+            url,
+            poolclass=sa.NullPool,
+            connect_args={"connect_timeout": 5},
+            json_serializer=dumps_json,
+        )
     return sa.create_engine(
         url,
         pool_size=pool_size,

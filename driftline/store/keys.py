@@ -32,7 +32,9 @@ class StoredKey:
 class KeyStore:
     """Reads and writes `api_keys` through its own engine."""
 
-    def __init__(self, url: str, *, pool_size: int = 2) -> None:
+    def __init__(self, url: str, *, pool_size: int = 0) -> None:
+        # Unpooled: lookups are the verifier's cache misses, seconds apart, and a guard's store
+        # then holds no connection open for as long as its application lives.
         self.engine = create_engine(url, pool_size=pool_size)
 
     @classmethod

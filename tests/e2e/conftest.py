@@ -354,7 +354,8 @@ def cli(*args: str, model_name: str) -> str:
 def audit(model_name: str, since: str = "3h") -> list[dict[str, Any]]:
     """`driftline audit --json` for `model_name`, one dict per event, oldest first."""
     output = cli("audit", "--json", "--since", since, model_name=model_name)
-    return [orjson.loads(line) for line in output.splitlines() if line.startswith("{")]
+    events: list[dict[str, Any]] = orjson.loads(output)
+    return events
 
 
 def _write_bars(path: Path, first: date, last: date) -> None:

@@ -20,7 +20,7 @@ import pytest
 from websockets.sync.client import connect
 
 from benchmarks import synthetic
-from benchmarks.serving import driftline_serve
+from benchmarks.serving import create_key, driftline_serve
 from driftline.config import Settings
 from driftline.contracts import INGRESS_APP, INGRESS_DEPLOYMENT
 from driftline.raycluster import LocalRayCluster
@@ -84,10 +84,10 @@ def _listener(port: int) -> psutil.Process:
     raise AssertionError(f"nothing listens on {port}")
 
 
-def _infer(url: str) -> httpx.Response:
+def _infer(url: str, headers: dict[str, str]) -> httpx.Response:
     body = {"inputs": [{"name": "features", "shape": [1, 45], "datatype": "FP64"}]}
     body["inputs"][0]["data"] = [[0.1] * 45]
-    return httpx.post(f"{url}/v2/models/{MODEL}/infer", json=body, timeout=30)
+    return httpx.post(f"{url}/v2/models/{MODEL}/infer", json=body, headers=headers, timeout=30)
 
 
 def test_the_printed_url_is_the_ingress_replica_and_survives_a_blue_green_switch(
@@ -106,8 +106,12 @@ def test_the_printed_url_is_the_ingress_replica_and_survives_a_blue_green_switch
         assert f"ServeReplica:{INGRESS_APP}:{INGRESS_DEPLOYMENT}" in process, process
         ready = httpx.get(f"{url}/v2/health/ready", timeout=30)
         assert ready.status_code == 200
-        assert _infer(url).json()["model_version"] == "1"
-        with connect(f"{url.replace('http', 'ws', 1)}/ws/predictions", open_timeout=30) as ws:
+        # A client's key, created as users create one.
+        key = create_key(env, "front-door", "predict,stream,read")
+        auth = {"Authorization": f"Bearer {key}"}
+        assert _infer(url, auth).json()["model_version"] == "1"
+        stream = f"{url.replace('http', 'ws', 1)}/ws/predictions"
+        with connect(stream, open_timeout=30, additional_headers=auth) as ws:
             assert orjson.loads(ws.recv(timeout=60))["model_version"] == "1"
 
         control = ServingControl(
@@ -122,5 +126,6 @@ def test_the_printed_url_is_the_ingress_replica_and_survives_a_blue_green_switch
         # Blue/green reconfigures the ingress in place: the printed address keeps answering.
         control.rollout("2")
         assert control.front_url() == url
-        assert _infer(url).json()["model_version"] == "2"
-        assert httpx.get(f"{url}/api/models", timeout=30).json()["active"]["version"] == "2"
+        assert _infer(url, auth).json()["model_version"] == "2"
+        models = httpx.get(f"{url}/api/models", headers=auth, timeout=30)
+        assert models.json()["active"]["version"] == "2"
