@@ -59,6 +59,9 @@ def serve(
     if settings.ray.address is None or dashboard is None:
         cluster = LocalRayCluster.from_settings(settings, env=ray_env(settings))
         cluster.start()
+        # This command's Ray clients use the head it started, whatever the shell points at
+        # (RAY_API_SERVER_ADDRESS outranks the address a client is given).
+        os.environ.update(cluster.client_env())
         dashboard = cluster.dashboard_url
     stop = threading.Event()
 

@@ -160,9 +160,25 @@ class ServingControl:
     def deploy(self, version: str, colour: str = COLOURS[0]) -> ServingState:
         """Serve `version` on `colour` as the only, active colour."""
         state = ServingState({colour: version}, colour, None)
+        if INGRESS_APP not in (self.details().get("applications") or {}):
+            return self._first_deploy(state)
         self._put(self.config(state))
         self.wait_running([colour, INGRESS_APP], state)
         return state
+
+    def _first_deploy(self, state: ServingState) -> ServingState:
+        """Start the ingress alone, then the colour beside it, then route to the colour.
+
+        Serve gives every application's ingress replica a direct-ingress port, the lowest free
+        one first: started together, a colour's replica could take the port users are given.
+        """
+        assert state.active is not None
+        nothing = ServingState({}, None, None)
+        self._put(self.config(nothing))
+        self.wait_running([INGRESS_APP], nothing)
+        self.deploy_colour(state.active, state.colours[state.active])
+        self.wait_running([state.active], nothing)
+        return self._switch(state)
 
     def rollout(self, version: str, *, keep_shadow: bool = False) -> ServingState:
         """Blue/green: `version` to the idle colour, wait, switch, drain, retire the old one."""

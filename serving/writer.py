@@ -149,12 +149,7 @@ class PredictionWriter:
                 log.warning("prediction writer: adopted %d spooled records", adopted)
         backoff = self._interval_s
         while True:
-            if self._spool is not None and len(self._spool):
-                spooled, position = await asyncio.to_thread(self._spool.peek, self._batch_size)
-                batch = spooled
-            else:
-                spooled, position = [], 0
-                batch = self._next_batch()
+            spooled, position, batch = await self._oldest_batch()
             if not batch:
                 if self._closing:
                     return
@@ -181,6 +176,20 @@ class PredictionWriter:
             self._set_degraded(None)
             if self._rows < self._batch_size and not self._closing and not self._spool_pending():
                 await self._sleep(self._interval_s)
+
+    async def _oldest_batch(
+        self,
+    ) -> tuple[list[PredictionRecord], int, list[PredictionRecord]]:
+        """The next batch to write, spool first: (spooled records, spool position, batch)."""
+        spilling = self._spilling
+        if spilling is not None:
+            # Records on their way to the spool are older than any left in memory: writing
+            # memory first would put newer records in the table before them.
+            await asyncio.wait({spilling})
+        if self._spool is not None and len(self._spool):
+            spooled, position = await asyncio.to_thread(self._spool.peek, self._batch_size)
+            return spooled, position, spooled
+        return [], 0, self._next_batch()
 
     def _write(self, batch: Sequence[PredictionRecord]) -> None:
         # Runs on a worker thread. A refusal (bad data, not a lost connection) is narrowed down

@@ -102,6 +102,9 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
     try:
         click.echo("starting a local Ray head ...")
         cluster.start()
+        # This command's Ray clients use the head it started, whatever the shell points at
+        # (RAY_API_SERVER_ADDRESS outranks the address a client is given).
+        os.environ.update(cluster.client_env())
         champion = _champion(settings, cluster.dashboard_url, trials)
         settings = replay_from_holdout(settings, champion)
         if settings.serving.stream_start is not None:

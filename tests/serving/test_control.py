@@ -77,6 +77,32 @@ def test_a_rollout_deploys_beside_switches_then_retires(
     assert _routing(serve) == RoutingConfig({"green": "2"}, "green", None)
 
 
+def test_a_first_deploy_starts_the_ingress_alone_so_it_binds_the_users_port(
+    control: ServingControl, serve: FakeServe
+) -> None:
+    control.deploy("1")
+    steps = [
+        (sorted(a["name"] for a in put["applications"]), routing_in(_apps(put)).active)
+        for put in serve.puts
+    ]
+    # Serve gives every application's ingress replica a port, lowest free first: the Driftline
+    # ingress starts before any colour can take the one users are given.
+    assert steps == [
+        ([INGRESS_APP], None),
+        (["blue", INGRESS_APP], None),
+        (["blue", INGRESS_APP], "blue"),
+    ]
+    serve.puts.clear()
+    control.deploy("2")
+    assert [sorted(a["name"] for a in put["applications"]) for put in serve.puts] == [
+        ["blue", INGRESS_APP]
+    ]
+
+
+def _apps(config: dict[str, Any]) -> dict[str, Any]:
+    return {a["name"]: {"deployed_app_config": a} for a in config["applications"]}
+
+
 def test_a_new_colour_keeps_the_deployed_colours_loader_and_environment(
     control: ServingControl, serve: FakeServe
 ) -> None:

@@ -33,7 +33,14 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 START_TIMEOUT_S = 420
 # Variables a session Ray head (tests/conftest.py) may have set: `serve` must start its own.
-CLUSTER_ENV = ("RAY_ADDRESS", "RAY_DASHBOARD_ADDRESS", "DRIFTLINE_RAY_ADDRESS")
+CLUSTER_ENV = (
+    "RAY_ADDRESS",
+    "RAY_DASHBOARD_ADDRESS",
+    "RAY_API_SERVER_ADDRESS",
+    "RAY_AUTH_MODE",
+    "RAY_AUTH_TOKEN_PATH",
+    "DRIFTLINE_RAY_ADDRESS",
+)
 
 
 @pytest.fixture(scope="module")
