@@ -1,6 +1,7 @@
 """The ingress's HTTP layer without Ray: its own routes, wrapper, error handler and body limit
-over a Router whose one colour answers through in-process stand-ins for the Serve handles
-(each row's sum), for tests that drive hostile or generated requests through it."""
+(and, in `serving_port`, the whole guarded port) over a Router whose one colour answers through
+in-process stand-ins for the Serve handles (each row's sum), for tests that drive hostile or
+generated requests through it."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
+from starlette.websockets import WebSocket
 
+from driftline.auth.keys import KeyLookup
 from driftline.config import Settings
 from driftline.features import default_spec
+from driftline.store import Store
 from serving import endpoints
 from serving.channel import MemberEndpoint
 from serving.http import BodyLimit, http_error
+from serving.ingress import assemble
 from serving.metrics import ServingMetrics, metrics
 from serving.routing import ColourRoute, Router, Routing
 from serving.writer import PredictionWriter
@@ -50,6 +55,38 @@ class _Colour:
 
 def ingress_app(settings: Settings) -> tuple[Any, ServingMetrics]:
     """The app, body limit included, and the metrics it counts into."""
+    router, m = _router(settings)
+    routes = [
+        Route(path, endpoints.wrap(router, name, fn), methods=[method])
+        for path, name, fn, method, _scope in endpoints.routes()
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    return BodyLimit(app, settings.serving.max_body_bytes), m
+
+
+def serving_port(settings: Settings, store: Store, keys: KeyLookup) -> Any:
+    """The whole serving port as `serving.ingress.assemble` builds it for a replica (guard,
+    docs, the drift and controller API under /api), over the stand-in router: what a client of
+    `driftline serve` reaches, without Ray."""
+    from driftline.controller_api import controller_router  # noqa: PLC0415
+    from driftline.drift.api import drift_app  # noqa: PLC0415
+    from driftline.drift.outcomes import OutcomeRecorder  # noqa: PLC0415
+
+    router, _ = _router(settings)
+    api = drift_app(store, OutcomeRecorder(store, settings), model_name="m")
+    api.include_router(controller_router(store, model_name="m"))
+    handlers = [
+        Route(path, endpoints.wrap(router, name, fn), methods=[method])
+        for path, name, fn, method, _scope in endpoints.routes()
+    ]
+    return assemble(settings, handlers=handlers, stream=_closed_stream, api=api, keys=keys)
+
+
+async def _closed_stream(websocket: WebSocket) -> None:
+    await websocket.close()
+
+
+def _router(settings: Settings) -> tuple[Router, ServingMetrics]:
     m = metrics()
     router = Router("m", settings, m, PredictionWriter(_Sink(), **_writer()))
     info = {
@@ -64,12 +101,7 @@ def ingress_app(settings: Settings) -> tuple[Any, ServingMetrics]:
     }
     route = ColourRoute("blue", _Colour(), info, {"rf": MemberEndpoint("rf", _Member(), list)})
     router.routing = Routing(active=route, by_version={"1": route})
-    routes = [
-        Route(path, endpoints.wrap(router, name, fn), methods=[method])
-        for path, name, fn, method, _scope in endpoints.routes()
-    ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
-    return BodyLimit(app, settings.serving.max_body_bytes), m
+    return router, m
 
 
 def _writer() -> dict[str, Any]:

@@ -140,8 +140,13 @@ async def test_a_request_larger_than_the_bound_is_still_kept() -> None:
 
 
 @pytest.mark.postgres
-async def test_outage_against_postgres_is_idempotent(postgres_url: str) -> None:
+async def test_outage_against_postgres_is_idempotent(
+    postgres_url: str, request: pytest.FixtureRequest
+) -> None:
     store = Store(postgres_url)
+    # Closed even when an assertion fails: a pool left to the garbage collector warns later,
+    # in whichever test is running then.
+    request.addfinalizer(store.close)
     store.upgrade()
     sink = FlakyStore(store)
     writer = PredictionWriter(
@@ -158,7 +163,6 @@ async def test_outage_against_postgres_is_idempotent(postgres_url: str) -> None:
     writer.submit(record(ids[0]))
     await writer.close()
     assert store.predictions.count_predictions(ids) == 40
-    store.close()
 
 
 async def test_a_refused_record_is_quarantined_and_the_rest_written(store: Store) -> None:
@@ -275,10 +279,11 @@ def set_database_up(admin: sa.Engine, name: str, up: bool) -> None:
 
 @pytest.mark.postgres
 async def test_postgres_outage_under_load_loses_nothing_and_duplicates_nothing(
-    own_postgres: tuple[sa.Engine, str, str], tmp_path: Path
+    own_postgres: tuple[sa.Engine, str, str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     admin, name, url = own_postgres
     store = Store(url, retries=1, backoff_s=0.01, breaker_reset_s=0.2)
+    request.addfinalizer(store.close)
     store.upgrade()
     sink = FlakyStore(store)
     writer = PredictionWriter(
@@ -320,7 +325,6 @@ async def test_postgres_outage_under_load_loses_nothing_and_duplicates_nothing(
     assert store.predictions.count_predictions(ids) == len(ids)
     # In order: the first successful write of every id follows the order they were answered.
     assert list(dict.fromkeys(sink.written)) == ids
-    store.close()
 
 
 # The issue asks for two minutes; DRIFTLINE_OUTAGE_S stretches the test to that (benchmarks).
