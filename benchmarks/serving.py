@@ -200,7 +200,11 @@ def start_kserve(home: Path, port: int) -> subprocess.Popen[bytes]:
 
 @contextlib.contextmanager
 def driftline_serve(
-    version: str, env: Mapping[str, str], log_path: Path, timeout_s: float = 600.0
+    version: str,
+    env: Mapping[str, str],
+    log_path: Path,
+    timeout_s: float = 600.0,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """`driftline serve --version VERSION` as a user runs it; yields the URL it printed first.
 
@@ -212,7 +216,7 @@ def driftline_serve(
     argv = [str(Path(sys.executable).with_name("driftline")), "serve", "--version", version]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [*argv, "--loader", synthetic.LOADER],
+            [*argv, "--loader", synthetic.LOADER, *extra],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **env},

@@ -282,6 +282,12 @@ class ServingSettings(_Section):
     )
     host: str = Field(default="127.0.0.1", description="Address `driftline serve` binds.")
     port: int = Field(default=8080, ge=1, le=65535, description="HTTP port of the ingress.")
+    tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) the serving port presents: with `tls_key` it "
+        "serves HTTPS and WSS only.",
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key of `tls_cert`.")
     max_rows: int = Field(default=4096, ge=1, description="Most rows one request may carry.")
     max_body_bytes: int = Field(
         default=32 * 1024 * 1024, ge=1024, description="Largest request body accepted."
@@ -368,6 +374,23 @@ class ServingSettings(_Section):
     follow_interval_s: float = Field(
         default=5.0, gt=0, description="How often `driftline serve` checks the champion alias."
     )
+
+    @property
+    def tls(self) -> tuple[Path, Path] | None:
+        """(certificate, key) when the serving port speaks TLS; one without the other raises."""
+        if self.tls_cert is None and self.tls_key is None:
+            return None
+        if self.tls_cert is None or self.tls_key is None:
+            raise ValueError(
+                "TLS needs both DRIFTLINE_SERVE_TLS_CERT and DRIFTLINE_SERVE_TLS_KEY "
+                "(--tls-cert and --tls-key)"
+            )
+        return self.tls_cert, self.tls_key
+
+    @property
+    def scheme(self) -> str:
+        """`https` when the serving port has a certificate, else `http`."""
+        return "https" if self.tls is not None else "http"
 
 
 class ControllerSettings(_Section):

@@ -164,6 +164,17 @@ def serve_config(
         "proxy_location": "HeadOnly",
         # No proxy request timeout: it would also cut WebSocket streams; the ingress enforces
         # DRIFTLINE_SERVE_REQUEST_TIMEOUT_S on every model call itself.
-        "http_options": {"host": settings.serving.host, "port": http_port},
+        "http_options": http_options(settings, http_port),
         "applications": applications,
     }
+
+
+def http_options(settings: Settings, port: int) -> dict[str, Any]:
+    """Serve's `http_options`: the proxy's address, and the certificate that the proxy and
+    every direct-ingress replica present when TLS is on (Serve applies them to both)."""
+    options: dict[str, Any] = {"host": settings.serving.host, "port": port}
+    tls = settings.serving.tls
+    if tls is not None:
+        cert, key = tls
+        options |= {"ssl_certfile": str(cert.resolve()), "ssl_keyfile": str(key.resolve())}
+    return options

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import ssl
 import threading
 from types import FrameType
 
@@ -21,13 +22,31 @@ from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster
 @click.option("--version", "version", default=None, help="Serve this version, not the champion.")
 @click.option("--no-follow", is_flag=True, help="Do not follow the champion alias.")
 @click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="PEM certificate: serve HTTPS and WSS only (default: DRIFTLINE_SERVE_TLS_CERT).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="PEM private key of --tls-cert (default: DRIFTLINE_SERVE_TLS_KEY).",
+)
+@click.option(
     "--loader",
     default=None,
     hidden=True,
     help="`module:function` loading bundles (default: the MLflow registry).",
 )
-def serve(
-    host: str | None, port: int | None, version: str | None, no_follow: bool, loader: str | None
+def serve(  # noqa: PLR0917 (click passes one argument per option)
+    host: str | None,
+    port: int | None,
+    version: str | None,
+    no_follow: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
+    loader: str | None,
 ) -> None:
     """Serve the `champion` model version with KServe V1/V2 on HOST:PORT until interrupted.
 
@@ -38,8 +57,13 @@ def serve(
       driftline serve
       driftline serve --port 8080 --version 3 --no-follow
     """
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v}
+    given = {"host": host, "port": port, "tls_cert": tls_cert, "tls_key": tls_key}
+    overrides = {k: v for k, v in given.items() if v}
     settings = Settings(serving=overrides) if overrides else Settings()
+    try:
+        settings.serving.tls  # noqa: B018 (a certificate without its key is refused up front)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     configure_logging(settings.observability.log_level, json=settings.observability.log_json)
     # Ray reads this when it is imported: set it first so every socket stays on loopback.
     os.environ.update(LOOPBACK_ENV)
@@ -94,15 +118,31 @@ def _own_key(settings: Settings) -> str:
     return ensure_saved_key(settings, "serve", frozenset({Scope.READ}))
 
 
-def _n_features(base: str, key: str) -> int:
+def _n_features(settings: Settings, base: str, key: str) -> int:
     import httpx  # noqa: PLC0415
 
     headers = {"Authorization": f"Bearer {key}"}
-    reply = httpx.get(f"{base}/api/models", headers=headers, timeout=30)
+    reply = httpx.get(f"{base}/api/models", headers=headers, timeout=30, verify=trust(settings))
     return int(reply.json()["active"]["n_features"])
 
 
-SERVING_LINE = re.compile(r"^serving \S+ at (http://\S+)$", re.MULTILINE)
+def trust(settings: Settings) -> ssl.SSLContext | bool:
+    """What a client of this serving port verifies it with: the system's CAs, plus the port's
+    own certificate (a self-signed one is then its own anchor)."""
+    tls = settings.serving.tls
+    if tls is None:
+        return True
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=str(tls[0]))
+    return context
+
+
+def stream_url(base: str) -> str:
+    """The WebSocket address beside HTTP(S) address `base` (ws:// or wss://)."""
+    return "ws" + base.removeprefix("http") + "/ws/predictions"
+
+
+SERVING_LINE = re.compile(r"^serving \S+ at (https?://\S+)$", re.MULTILINE)
 
 
 def printed_url(output: str) -> str:
@@ -116,24 +156,26 @@ def printed_url(output: str) -> str:
 def print_urls(settings: Settings, base: str, key: str) -> None:
     """Where everything is served (all behind the one address `base`), and a curl for it
     (`key` reads the model)."""
-    n_features = _n_features(base, key)
+    n_features = _n_features(settings, base, key)
     name = settings.registry.model_name
     click.echo(f"serving {name} at {base}")
     click.echo(f"  V2 infer:   {base}/v2/models/{name}/infer")
     click.echo(f"  V1 predict: {base}/v1/models/{name}:predict")
     click.echo(f"  health:     {base}/v2/health/ready")
     click.echo(f"  models:     {base}/api/models")
-    click.echo(f"  stream:     {base.replace('http://', 'ws://', 1)}/ws/predictions")
+    click.echo(f"  stream:     {stream_url(base)}")
     click.echo(f"  metrics:    {base}/metrics")
     click.echo(f"  API docs:   {base}/docs  (OpenAPI: {base}/openapi.json)")
+    tls = settings.serving.tls
+    cacert = f" --cacert {tls[0]}" if tls is not None else ""
     click.echo(
         "every route but health and docs needs an API key; create one with\n"
         "  driftline keys create my-client --scope predict,read\n"
         "and send it as `Authorization: Bearer <key>` (docs/calling-driftline.md).\n"
         "try:\n"
-        f"  curl -s {base}/v2/models/{name}/infer -H 'content-type: application/json' \\\n"
+        f"  curl -s{cacert} {base}/v2/models/{name}/infer -H 'content-type: application/json' \\\n"
         '    -H "Authorization: Bearer $DRIFTLINE_API_KEY" \\\n'
         f'    -d \'{{"inputs": [{{"name": "features", "shape": [1, {n_features}], '
         f'"datatype": "FP64", "data": [[{", ".join(["0.0"] * n_features)}]]}}]}}\'\n'
-        f'  curl -s {base}/api/models -H "Authorization: Bearer $DRIFTLINE_API_KEY"'
+        f'  curl -s{cacert} {base}/api/models -H "Authorization: Bearer $DRIFTLINE_API_KEY"'
     )

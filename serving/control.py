@@ -27,7 +27,7 @@ from driftline.contracts import (
     forwarded_env,
 )
 from driftline.raycluster import free_port
-from serving.app import serve_config
+from serving.app import http_options, serve_config
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ class ServingControl:
         urls = []
         for group in self.details().get("target_groups", []):
             if group.get("app_name") == INGRESS_APP and group.get("protocol") == "HTTP":
-                urls += [f"http://{t['ip']}:{t['port']}" for t in group.get("targets", [])]
+                scheme = self.settings.serving.scheme
+                urls += [f"{scheme}://{t['ip']}:{t['port']}" for t in group.get("targets", [])]
         return urls
 
     def front_url(self) -> str:
@@ -102,12 +103,13 @@ class ServingControl:
         With direct ingress the replica binds `settings.serving.port` (see `ray_env`); should
         that port be taken, it binds the next one, and this reports the port it really has.
         """
+        scheme = self.settings.serving.scheme
         direct = self.direct_urls()
-        wanted = f"http://{self.settings.serving.host}:{self.settings.serving.port}"
+        wanted = f"{scheme}://{self.settings.serving.host}:{self.settings.serving.port}"
         if direct:
             return wanted if wanted in direct else direct[0]
         port = (self.details().get("http_options") or {}).get("port") or self.http_port
-        return f"http://{self.settings.serving.host}:{port}"
+        return f"{scheme}://{self.settings.serving.host}:{port}"
 
     # --- act: one config change each, not waited for (the controller observes) -------------
     def deploy_colour(self, colour: str, version: str) -> None:
@@ -240,10 +242,8 @@ class ServingControl:
         http = details.get("http_options") or {}
         return {
             "proxy_location": details.get("proxy_location") or "HeadOnly",
-            "http_options": {
-                "host": http.get("host") or self.settings.serving.host,
-                "port": http.get("port") or self.http_port,
-            },
+            "http_options": http_options(self.settings, http.get("port") or self.http_port)
+            | ({"host": http["host"]} if http.get("host") else {}),
             "applications": apps,
         }
 

@@ -252,7 +252,7 @@ def _follow_stream(front: str, stop: threading.Event, key: str) -> None:
     from websockets.exceptions import WebSocketException  # noqa: PLC0415
     from websockets.sync.client import connect  # noqa: PLC0415
 
-    url = f"{front.replace('http://', 'ws://', 1)}/ws/predictions"
+    url = "ws" + front.removeprefix("http") + "/ws/predictions"
     while not stop.is_set():
         try:
             auth = {"Authorization": f"Bearer {key}"}
@@ -314,7 +314,7 @@ def _print_urls(
         click.echo("  controller: `driftline status`, `driftline audit`")
     click.echo(
         f"  stream a prediction every {settings.serving.stream_interval_s:g} s:\n"
-        f"    .venv/bin/python -m websockets {base.replace('http://', 'ws://', 1)}/ws/predictions"
+        f"    .venv/bin/python -m websockets {'ws' + base.removeprefix('http')}/ws/predictions"
         "  (with a `stream` key: docs/calling-driftline.md)\n"
         f"admin key (saved in {admin_key_path(settings)}, mode 0600):\n"
         f"  export DRIFTLINE_API_KEY={keys.admin}\n"

@@ -68,6 +68,8 @@ FLAT_FIELDS: list[tuple[str, str, str]] = [
     ("serving_port", "DRIFTLINE_SERVING_PORT", "serving.predictor_port"),
     ("serve_host", "DRIFTLINE_SERVE_HOST", "serving.host"),
     ("serve_port", "DRIFTLINE_SERVE_PORT", "serving.port"),
+    ("serve_tls_cert", "DRIFTLINE_SERVE_TLS_CERT", "serving.tls_cert"),
+    ("serve_tls_key", "DRIFTLINE_SERVE_TLS_KEY", "serving.tls_key"),
     ("stream_interval_s", "DRIFTLINE_STREAM_INTERVAL_S", "serving.stream_interval_s"),
     ("stream_start", "DRIFTLINE_STREAM_START", "serving.stream_start"),
     ("stream_client_queue", "DRIFTLINE_STREAM_CLIENT_QUEUE", "serving.stream_client_queue"),
