@@ -59,6 +59,8 @@ class LocalRayCluster:
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _temp_dir: str | None = field(default=None, init=False, repr=False)
     _auth_env: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    # What this process presented before this head's token: given back when the head stops.
+    _previous_auth: dict[str, str | None] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> LocalRayCluster:
@@ -109,6 +111,8 @@ class LocalRayCluster:
         # Unix socket paths are limited to 107 bytes: keep the temp dir short.
         self._temp_dir = tempfile.mkdtemp(prefix="dl-ray-", dir="/tmp")
         self._auth_env = _token_auth(Path(self._temp_dir))
+        if self._previous_auth is None:
+            self._previous_auth = {k: os.environ.get(k) for k in self._auth_env}
         _present_token(self._auth_env)
         argv = [
             str(Path(sys.executable).with_name("ray")),
@@ -165,6 +169,11 @@ class LocalRayCluster:
         if self._temp_dir:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
+        previous, self._previous_auth = self._previous_auth, None
+        if previous is not None and all(os.environ.get(k) == v for k, v in self._auth_env.items()):
+            # Clients of a head started earlier in this process (a second head in tests, say)
+            # present that head's token again, not this one's deleted file.
+            _present_token(previous)
 
     def _process_env(self) -> dict[str, str]:
         # Job entrypoints say `python`: make it this interpreter, with our packages installed.
@@ -239,9 +248,14 @@ def _token_auth(directory: Path) -> dict[str, str]:
     return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(path)}
 
 
-def _present_token(auth_env: Mapping[str, str]) -> None:
-    """Make this process's Ray clients (Serve, Jobs, ray.init) present the cluster's token."""
-    os.environ.update(auth_env)
+def _present_token(auth_env: Mapping[str, str | None]) -> None:
+    """Make this process's Ray clients (Serve, Jobs, ray.init) present the cluster's token
+    (a None value unsets that variable)."""
+    for name, value in auth_env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     # Ray caches its auth mode and token at first use; this is how `ray start` refreshes them.
     from ray._raylet import (  # type: ignore[attr-defined]  # noqa: PLC0415  (compiled, no stubs)
         AuthenticationTokenLoader,

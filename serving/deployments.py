@@ -27,6 +27,7 @@ from serving.channel import (
 from serving.errors import BadInputError
 from serving.metrics import enable_multiprocess, metrics
 from serving.model import ModelRef, summary
+from serving.replica_grpc import bind_to_node_ip
 
 
 def _split(values: Array, sizes: list[int]) -> list[Array]:
@@ -39,6 +40,7 @@ class Member:
     callers may use its socket instead (`serving.channel`)."""
 
     def __init__(self, ref: ModelRef, member: str) -> None:
+        bind_to_node_ip()
         settings = Settings()
         enable_multiprocess(settings.home / "serve-metrics")
         model = ref.load(settings)
@@ -107,6 +109,7 @@ class Features:
     """Turns one window of raw OHLCV bars into the model's feature row."""
 
     def __init__(self, ref: ModelRef) -> None:
+        bind_to_node_ip()
         self.spec = ref.load(Settings()).spec
         # Refuse a model whose feature spec this code cannot compute.
         self.spec.validate()
@@ -135,6 +138,7 @@ class Combiner:
         members: dict[str, DeploymentHandle[Any]],
         features: DeploymentHandle[Any],
     ) -> None:
+        bind_to_node_ip()
         settings = Settings()
         enable_multiprocess(settings.home / "serve-metrics")
         self.model: ModelBundle = ref.load(settings)

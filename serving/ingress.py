@@ -42,6 +42,7 @@ from serving.channel import endpoints as member_endpoints
 from serving.channel import in_background, socket_dir
 from serving.http import BodyLimit, http_error
 from serving.metrics import enable_multiprocess, metrics, process_exiting, writer_gauges
+from serving.replica_grpc import bind_to_node_ip
 from serving.routing import ColourRoute, Router, Routing
 from serving.spool import Spool
 from serving.stream import BarReplay, OutcomeHook, StreamHub
@@ -64,6 +65,7 @@ class Ingress:
         outcome_hook: str | None = None,
         graphs: dict[str, DeploymentHandle[Any]] | None = None,
     ) -> None:
+        bind_to_node_ip()
         self.settings = Settings()
         configure_logging(
             self.settings.observability.log_level, json=self.settings.observability.log_json

@@ -107,11 +107,6 @@ def _is_loopback(address: str) -> bool:
     return (mapped or ip).is_loopback
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Ray Serve 2.60 replicas bind their inter-deployment gRPC server to [::]:0 "
-    "(ray/serve/_private/replica.py, _on_initialized); no setting moves it to loopback",
-)
 def test_serve_listens_on_loopback_only(running_serve: tuple[int, str]) -> None:
     pid, base = running_serve
     sockets = _listening(pid)
@@ -120,14 +115,6 @@ def test_serve_listens_on_loopback_only(running_serve: tuple[int, str]) -> None:
     assert len({name for name, _, _ in sockets}) > 2, "Ray's processes were not found"
     exposed = [s for s in sockets if not _is_loopback(s[1])]
     assert exposed == [], exposed
-
-
-def test_only_serve_replicas_inter_deployment_grpc_leaves_loopback(
-    running_serve: tuple[int, str],
-) -> None:
-    # Everything but the known Serve replica gRPC servers above stays on loopback.
-    exposed = [s for s in _listening(running_serve[0]) if not _is_loopback(s[1])]
-    assert [s for s in exposed if not s[0].startswith("ray::ServeReplica:")] == [], exposed
 
 
 def test_every_protected_route_of_serve_refuses_without_a_key(
