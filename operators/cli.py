@@ -472,10 +472,10 @@ def _check_version(settings: Settings, version: str) -> None:
 
 
 def _run_local(settings: Settings, store: Store, stop: threading.Event) -> int:
+    from driftline.observability.server import MetricsServer, server_guard  # noqa: PLC0415
     from driftline.store import utcnow  # noqa: PLC0415
     from operators.assembly import local_controller  # noqa: PLC0415
     from operators.metrics import ControllerMetrics  # noqa: PLC0415
-    from operators.server import ControllerServer, server_guard  # noqa: PLC0415
 
     metrics = ControllerMetrics()
     ctl = local_controller(settings, store, metrics=metrics)
@@ -485,7 +485,7 @@ def _run_local(settings: Settings, store: Store, stop: threading.Event) -> int:
         fresh = ctl.last_ok is not None and (utcnow() - ctl.last_ok).total_seconds() < 3 * interval
         return fresh, "ready" if fresh else f"no successful round recently: {ctl.last_error}"
 
-    server = ControllerServer(
+    server = MetricsServer(
         settings.controller.host,
         settings.controller.port,
         metrics.registry,
@@ -506,12 +506,12 @@ def _run_local(settings: Settings, store: Store, stop: threading.Event) -> int:
 
 
 def _run_operator(settings: Settings, store: Store, stop: threading.Event, *, gitops: bool) -> int:
+    from driftline.observability.server import MetricsServer, server_guard  # noqa: PLC0415
     from operators.assembly import operator_context  # noqa: PLC0415
     from operators.controller import default_holder  # noqa: PLC0415
     from operators.kube.api import ClientKubeApi, KubeApiError, api_client  # noqa: PLC0415
     from operators.kube.handlers import run_operator  # noqa: PLC0415
     from operators.kube.leader import LeaseElector  # noqa: PLC0415
-    from operators.server import ControllerServer, server_guard  # noqa: PLC0415
 
     try:
         api = ClientKubeApi(api_client())
@@ -525,7 +525,7 @@ def _run_operator(settings: Settings, store: Store, stop: threading.Event, *, gi
         default_holder(),
         duration_s=int(settings.controller.lease_s),
     )
-    server = ControllerServer(
+    server = MetricsServer(
         settings.controller.host,
         settings.controller.port,
         context.metrics.registry,

@@ -169,10 +169,18 @@ def monitor_command(once: bool, port: int | None) -> None:
         else:
             click.echo(orjson.dumps(run.report.to_dict(), option=orjson.OPT_INDENT_2).decode())
         return
-    bound = monitor.metrics.serve(
-        settings.drift.metrics_host, settings.drift.metrics_port if port is None else port
-    )
-    click.echo(f"drift monitor: metrics on http://{settings.drift.metrics_host}:{bound}/metrics")
+    from driftline.observability.server import MetricsServer, server_guard  # noqa: PLC0415
+
+    server = MetricsServer(
+        settings.drift.metrics_host,
+        settings.drift.metrics_port if port is None else port,
+        monitor.metrics.registry,
+        live=lambda: (True, "alive"),
+        ready=lambda: (True, "leading" if monitor.leading else "standing by"),
+        guard=server_guard(settings),
+    ).start()
+    host = settings.drift.metrics_host
+    click.echo(f"drift monitor: metrics on http://{host}:{server.port}/metrics (scope `read`)")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from driftline.contracts import Severity
 from driftline.drift.report import DriftReport
@@ -53,8 +53,3 @@ class DriftMetrics:
     def alerted(self, model: str, severity: Severity) -> None:
         """Count one raised alert."""
         self.alerts.labels(model, severity.label).inc()
-
-    def serve(self, host: str, port: int) -> int:
-        """Serve /metrics on `host:port` from a daemon thread; returns the bound port."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        return int(server.server_address[1])

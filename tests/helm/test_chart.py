@@ -524,6 +524,15 @@ def test_drift_monitor_runs_alone_and_is_scraped(render_chart: Render) -> None:
     relabel = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
     assert relabel["component"] == ["__meta_kubernetes_service_label_app_kubernetes_io_component"]
     assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "drift-monitor"
+    # Every /metrics needs a `read` credential: Prometheus presents the key in the Secret, and
+    # the kubelet probes the public /healthz and /readyz, never /metrics.
+    assert endpoint["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "driftline-metrics-key", "key": "key"},
+    }
+    probes = [container[p]["httpGet"]["path"] for p in ("startupProbe", "livenessProbe")]
+    assert probes == ["/healthz", "/healthz"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
 def test_drift_monitor_absent_alert_ships_in_the_chart(render_chart: Render) -> None:

@@ -11,10 +11,10 @@ from driftline.auth.keys import issue_key
 from driftline.auth.scopes import Scope
 from driftline.config import Settings
 from driftline.observability.catalog import CATALOG
+from driftline.observability.server import MetricsServer, server_guard
 from driftline.store import migrate
 from driftline.store.keys import KeyStore
 from operators.metrics import ControllerMetrics
-from operators.server import ControllerServer, server_guard
 
 
 def test_endpoints_and_the_catalogued_metrics(tmp_path: Path) -> None:
@@ -29,7 +29,7 @@ def test_endpoints_and_the_catalogued_metrics(tmp_path: Path) -> None:
     metrics.rollouts.labels("m", "promoted").inc()
     metrics.jobs.labels("m", "succeeded").inc()
     ready = {"ok": False}
-    server = ControllerServer(
+    server = MetricsServer(
         "127.0.0.1",
         0,
         metrics.registry,

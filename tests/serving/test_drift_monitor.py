@@ -25,8 +25,8 @@ from driftline.drift.baselines import VersionData
 from driftline.drift.service import build_monitor
 from driftline.features import compute_matrix, default_spec
 from driftline.observability.references import exported_references, missing_from_scrape
+from driftline.observability.server import MetricsServer, server_guard
 from operators.metrics import ControllerMetrics
-from operators.server import ControllerServer, server_guard
 
 WINDOW = 40
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
@@ -123,7 +123,7 @@ def _every_referenced_metric_is_scraped(served: Any, drift_scrape: str) -> None:
     controller.state.labels("market-ensemble", "stable").set(1)
     controller.rollouts.labels("market-ensemble", "promoted").inc(0)
     controller.jobs.labels("market-ensemble", "succeeded").inc(0)
-    server = ControllerServer(
+    server = MetricsServer(
         "127.0.0.1",
         0,
         controller.registry,

@@ -14,14 +14,18 @@ import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry
 
+from driftline.auth.keys import issue_key
+from driftline.auth.scopes import Scope
 from driftline.config import Settings
 from driftline.drift.baselines import VersionData
 from driftline.drift.monitor import LEASE_FLOOR_S, DriftMonitor, MonitorRun, lease_name
 from driftline.drift.service import build_monitor
 from driftline.observability.catalog import CATALOG
+from driftline.observability.server import MetricsServer, server_guard
 from driftline.raycluster import free_port
 from driftline.store import PredictionRecord, Store, migrate, utcnow
 from driftline.store.drift_records import Outcome
+from driftline.store.keys import KeyStore
 
 from .conftest import NAMES, REFERENCE_ROWS
 
@@ -135,8 +139,26 @@ def test_monitor_writes_reports_and_alerts_and_exports_metrics(
     assert len(store.drift.alerts(model_name="m")) == 2
     assert store.drift.drift_scores(model_name="m", feature="f05", method="psi")
 
-    port = monitor.metrics.serve("127.0.0.1", free_port())
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    # Served as `driftline drift monitor` serves it: /metrics needs a `read` credential.
+    keys = KeyStore(store.url)
+    reader = issue_key(keys, "prometheus", frozenset({Scope.READ})).key
+    keys.close()
+    guarded = monitor_settings.updated({"store": {"database_url": store.url}})
+    server = MetricsServer(
+        "127.0.0.1",
+        free_port(),
+        monitor.metrics.registry,
+        live=lambda: (True, "alive"),
+        ready=lambda: (True, "leading"),
+        guard=server_guard(guarded),
+    ).start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        assert httpx.get(url, timeout=5).status_code == 401
+        text = httpx.get(url, headers={"Authorization": f"Bearer {reader}"}, timeout=5).text
+        assert httpx.get(f"http://127.0.0.1:{server.port}/readyz", timeout=5).status_code == 200
+    finally:
+        server.stop()
     for spec in CATALOG:
         if spec.component == "drift" and spec.name != "driftline_live_performance":
             assert all(name in text for name in spec.series_names()), spec.name

@@ -1,4 +1,7 @@
-"""The controller's HTTP endpoints: /metrics (scope `read`), /healthz and /readyz (public)."""
+"""A component's own HTTP endpoints: /metrics (scope `read`), /healthz and /readyz (public).
+
+The controller and the drift monitor each run one beside their work.
+"""
 
 from __future__ import annotations
 
@@ -25,14 +28,14 @@ ROUTES: tuple[Route, ...] = (
 
 
 def server_guard(settings: Settings) -> Guard:
-    """The guard of the controller's server: keys from the configured store."""
+    """The guard of a metrics server: keys (and JWTs) from the configured store and issuer."""
     from driftline.auth.configure import guard_from_settings  # noqa: PLC0415
     from driftline.store.keys import KeyStore  # noqa: PLC0415
 
     return guard_from_settings(settings, RouteTable(ROUTES), KeyStore.from_settings(settings))
 
 
-class ControllerServer:
+class MetricsServer:
     """A small threaded HTTP server; probes return (ok, message)."""
 
     def __init__(
@@ -54,7 +57,7 @@ class ControllerServer:
         """The bound port (useful when 0 asked for a free one)."""
         return int(self._server.server_address[1])
 
-    def start(self) -> ControllerServer:
+    def start(self) -> MetricsServer:
         """Serve in a background thread."""
         self._thread.start()
         return self
@@ -96,6 +99,6 @@ def _handler(
             self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:
-            pass  # probes every few seconds would drown the controller's own log
+            pass  # probes every few seconds would drown the component's own log
 
     return Handler
