@@ -30,6 +30,7 @@ import orjson
 
 from benchmarks import synthetic
 from benchmarks.loadgen import LoadResult, run_load
+from benchmarks.trace_overhead import tracing_overhead
 from driftline.config import Settings
 from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster, free_port
 from driftline.registry.bundle import ModelBundle
@@ -292,20 +293,16 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     kserve_port = free_port()
     kserve = start_kserve(home, kserve_port)
     try:
-        stored_before = store.predictions.count_predictions()
         # The user's path: `driftline serve` on its own Ray head, loaded at the URL it printed,
         # with every prediction logged to the store.
-        env = user_env(home, store_url)
-        with driftline_serve("1", env, home / "serve.log") as printed:
-            # A client key, created as users create one; KServe's own server ignores it.
-            key = create_key(env, "bench-serving")
-            urls = {"kserve": f"http://127.0.0.1:{kserve_port}{INFER}", "graph": printed + INFER}
-            local = onnx_rate(bundle, x, seconds=duration / 2)
-            rounds = 1 if quick else 3
-            document.update(sweep(urls, bodies, duration, rounds, local=local, key=key))
-        document["printed_url"] = printed
-        document["logged"] = logged(
-            document["sent_requests"]["graph"], store, stored_before, store_url
+        key = user_path(
+            document,
+            home,
+            (store, store_url),
+            f"http://127.0.0.1:{kserve_port}{INFER}",
+            bodies=bodies,
+            local=onnx_rate(bundle, x, seconds=duration / 2),
+            quick=quick,
         )
         store.close()
         # The levers need Serve's internals (its proxy, redeploys with one setting changed).
@@ -336,6 +333,43 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     return document
 
 
+def user_path(
+    document: dict[str, Any],
+    home: Path,
+    store: tuple[Any, str],
+    kserve: str,
+    *,
+    bodies: dict[int, bytes],
+    local: Callable[[int], float],
+    quick: bool,
+) -> str:
+    """The sweep against KServe, what was logged, and the tracing overhead, all at the URL
+    `driftline serve` printed with every prediction logged; returns the client key it made."""
+    duration = 3.0 if quick else 5.0
+    rounds = 1 if quick else 3
+    env = user_env(home, store[1])
+    stored_before = store[0].predictions.count_predictions()
+    with driftline_serve("1", env, home / "serve.log") as printed:
+        # A client key, created as users create one; KServe's own server ignores it.
+        key = create_key(env, "bench-serving")
+        urls = {"kserve": kserve, "graph": printed + INFER}
+        document.update(sweep(urls, bodies, duration, rounds, local=local, key=key))
+        # Counted before the traced server starts: it logs to the same store.
+        document["logged"] = logged(document["sent_requests"]["graph"], *store, stored_before)
+        document["tracing"] = tracing_overhead(
+            driftline_serve,
+            printed + INFER,
+            env,
+            home,
+            bodies[1],
+            duration_s=duration,
+            rounds=rounds + 2,
+            key=key,
+        )
+    document["printed_url"] = printed
+    return key
+
+
 def user_env(home: Path, store_url: str) -> dict[str, str]:
     """What a user's shell would hold: a home, a store, ports free on this shared host."""
     return {
@@ -346,9 +380,16 @@ def user_env(home: Path, store_url: str) -> dict[str, str]:
     }
 
 
-def logged(answered: int, store: Any, stored_before: int, store_url: str) -> dict[str, Any]:
+def logged(answered: int, store: Any, store_url: str, stored_before: int) -> dict[str, Any]:
     """Requests the graph answered against prediction records (one per request) the store
-    gained meanwhile; the KServe baseline logs nothing."""
+    gained meanwhile, once the writer's last batches have landed; KServe logs nothing."""
+    stored, deadline = -1, time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = store.predictions.count_predictions() - stored_before
+        if now >= answered or now == stored:
+            break
+        stored = now
+        time.sleep(2.0)
     stored = store.predictions.count_predictions() - stored_before
     backend = store_url.split(":", 1)[0].split("+", 1)[0]
     # Requests still in flight when a load run ends are answered but not counted by it.
@@ -431,7 +472,9 @@ def targets(document: dict[str, Any]) -> dict[str, Any]:
             "rps_c16_vs_kserve": ratios["rps_c16_vs_kserve"] >= 1.0,
             "p50_c1_vs_kserve": ratios["p50_c1_vs_kserve"] <= 1.5,
             "rows_1024_vs_inprocess": ratios["rows_1024_vs_inprocess"] >= 0.7,
+            "p50_c1_traced_vs_untraced": document["tracing"]["met"],
         },
+        "p50_c1_traced_vs_untraced": document["tracing"]["ratio"],
     }
 
 
@@ -490,9 +533,27 @@ def markdown(document: dict[str, Any]) -> str:
             f"| {key} | {one['p50_ms']:.2f} | {one['rps']:.0f} | {sixteen['rps']:.0f} | "
             f"{sixteen['p99_ms']:.2f} |"
         )
+    traced = document["tracing"]
+    lines += [
+        "",
+        f"Traces: {traced['what']}; {traced['traced_requests']} traced requests, spans received "
+        f"by the local collector from {', '.join(traced['services'])}: {traced['spans_received']}.",
+        "",
+        "| tracing | c1 p50 ms (median) | runs |",
+        "| --- | --- | --- |",
+        *(
+            f"| {name} | {traced[f'{name}_c1_p50_ms']} | {traced['p50_runs_ms'][name]} |"
+            for name in ("untraced", "traced")
+        ),
+    ]
     t = document["targets"]
     lines += ["", "| target | measured | met |", "| --- | --- | --- |"]
-    for key in ("rps_c16_vs_kserve", "p50_c1_vs_kserve", "rows_1024_vs_inprocess"):
+    for key in (
+        "rps_c16_vs_kserve",
+        "p50_c1_vs_kserve",
+        "rows_1024_vs_inprocess",
+        "p50_c1_traced_vs_untraced",
+    ):
         lines.append(f"| {key} | {t[key]} | {t['met'][key]} |")
     return "\n".join(lines) + "\n"
 

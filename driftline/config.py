@@ -450,14 +450,19 @@ class ControllerSettings(_Section):
 
 
 class ObservabilitySettings(_Section):
-    """Logging."""
+    """Logging and traces."""
 
     env_prefix: ClassVar[str] = ""
+    env_names: ClassVar[Mapping[str, str]] = {"otlp_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT"}
 
     log_level: str = Field(default="INFO", description="Root log level.")
     log_json: bool | None = Field(
         default=None,
         description="JSON log lines (true) or text (false); unset: text on a terminal, else JSON.",
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OpenTelemetry collector (OTLP/HTTP) that receives traces; unset: no traces.",
     )
 
 

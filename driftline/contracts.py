@@ -108,7 +108,8 @@ class RoutingConfig:
 
 
 # --- environment handed to replicas and jobs --------------------------------------------------
-FORWARDED_PREFIXES = ("DRIFTLINE_", "MLFLOW_")
+# OTEL_: a replica exports its spans where the process that deployed it does.
+FORWARDED_PREFIXES = ("DRIFTLINE_", "MLFLOW_", "OTEL_")
 
 
 class _StoreSection(Protocol):

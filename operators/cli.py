@@ -51,9 +51,11 @@ def run(runtime: str) -> None:
       driftline controller run --runtime local
     """
     from driftline.observability.logs import configure_logging  # noqa: PLC0415
+    from driftline.observability.tracing import configure_tracing  # noqa: PLC0415
 
     settings = Settings()
     configure_logging(settings.observability.log_level, json=settings.observability.log_json)
+    configure_tracing("driftline-controller", settings.observability.otlp_endpoint)
     store = _store(settings, migrate=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

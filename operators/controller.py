@@ -11,10 +11,13 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from opentelemetry.trace import StatusCode
+
+from driftline.observability import tracing
 from driftline.store import AuditEvent, Store, utcnow
 from driftline.store.rollouts import GateRecord, RolloutRecord
 from operators.actions import (
@@ -121,6 +124,11 @@ class Controller:
 
     def step(self) -> StepReport:
         """One round; raises only when the store itself cannot be reached."""
+        attributes = {"driftline.model": self.model_name}
+        with tracing.span("controller.round", attributes=attributes):
+            return self._step()
+
+    def _step(self) -> StepReport:
         now = self.clock()
         record = self.store.controller.acquire_controller_lease(
             self.model_name, self.holder, ttl_s=self.lease_s, now=now
@@ -130,8 +138,12 @@ class Controller:
             holder = current.lease_holder if current else "unknown"
             return StepReport(self.model_name, skipped=f"lease held by {holder}")
         before = decode_state(record.state) if record.state else None
-        world = self.observer.observe(before, now)
-        decision = decide(self.spec, Observed(before, world))
+        with tracing.span("observe"):
+            world = self.observer.observe(before, now)
+        with tracing.span("decide") as span:
+            decision = decide(self.spec, Observed(before, world))
+            if span is not None:
+                span.set_attribute("driftline.phase", decision.state.phase.value)
         self._record_faults(world)
         self._record_approval(world, decision)
         self._audit(*decision_events(before, decision, world))
@@ -186,10 +198,13 @@ class Controller:
         rollout_id = rollout.rollout_id if rollout else None
         for action in decision.actions:
             error: str | None = None
-            try:
-                self._execute(action, decision.state)
-            except Exception as failure:
-                error = one_line(failure)
+            with tracing.span(f"action {type(action).__name__}") as span:
+                try:
+                    self._execute(action, decision.state)
+                except Exception as failure:
+                    error = one_line(failure)
+                    if span is not None:
+                        span.set_status(StatusCode.ERROR, error)
             if not isinstance(action, ConsumeRequest) or error:
                 at = self.clock()
                 self._audit(action_event(self.model_name, action, rollout_id, error, at))
@@ -252,6 +267,10 @@ class Controller:
 
     # --- bookkeeping ------------------------------------------------------------------------
     def _audit(self, *events: AuditEvent) -> None:
+        trace_id = tracing.current_trace_id()
+        if trace_id is not None:
+            # The round's trace: from an audit event to the spans of what the controller did.
+            events = tuple(replace(e, details={**e.details, "trace_id": trace_id}) for e in events)
         if events:
             self.store.controller.record_audit(*events)
 

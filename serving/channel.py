@@ -32,8 +32,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from opentelemetry.trace import SpanKind
 
 from driftline.config import Settings
+from driftline.observability import tracing
 
 log = logging.getLogger(__name__)
 
@@ -327,5 +329,12 @@ def endpoints(
 
 async def score(members: Mapping[str, MemberEndpoint], rows: Rows) -> dict[str, Outputs]:
     """Every member's outputs for `rows`, asked at once."""
-    outputs = await asyncio.gather(*(m.predict(rows) for m in members.values()))
+    ask = _traced if tracing.enabled() else MemberEndpoint.predict
+    outputs = await asyncio.gather(*(ask(m, rows) for m in members.values()))
     return dict(zip(members, outputs, strict=True))
+
+
+async def _traced(member: MemberEndpoint, rows: Rows) -> Outputs:
+    attributes = {"driftline.member": member.name, "driftline.rows": len(rows)}
+    with tracing.span(f"member {member.name}", kind=SpanKind.CLIENT, attributes=attributes):
+        return await member.predict(rows)

@@ -14,6 +14,7 @@ from ray.serve.handle import DeploymentHandle
 
 from driftline.config import Settings
 from driftline.features import FeatureComputationError, InsufficientBarsError, compute_vector
+from driftline.observability import tracing
 from driftline.registry.bundle import ModelBundle
 from driftline.registry.predictor import Array, combine, load_member
 from serving.autoscaling import BUSY_METRIC, BusyClock
@@ -141,6 +142,7 @@ class Combiner:
         bind_to_node_ip()
         settings = Settings()
         enable_multiprocess(settings.home / "serve-metrics")
+        tracing.configure_tracing("driftline-combiner", settings.observability.otlp_endpoint)
         self.model: ModelBundle = ref.load(settings)
         self.settings = settings
         self.colour = colour
@@ -165,10 +167,16 @@ class Combiner:
             for i, part in enumerate(_split(ensemble, sizes))
         ]
 
-    async def predict_bars(self, bars: dict[str, Array]) -> tuple[Array, Array, dict[str, Array]]:
-        """Feature row, ensemble and member outputs for one window of bars."""
-        row = await self.features.remote(bars)
-        ensemble, members = await self.predict(row)
+    async def predict_bars(
+        self, bars: dict[str, Array], trace: dict[str, str] | None = None
+    ) -> tuple[Array, Array, dict[str, Array]]:
+        """Feature row, ensemble and member outputs for one window of bars; `trace` carries the
+        caller's trace context (W3C headers)."""
+        with tracing.continued(trace, "combiner.predict_bars"):
+            with tracing.span("features"):
+                row = await self.features.remote(bars)
+            with tracing.span("score"):
+                ensemble, members = await self.predict(row)
         return row, ensemble, members
 
     def info(self) -> dict[str, Any]:

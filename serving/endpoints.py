@@ -14,12 +14,14 @@ from importlib.metadata import version as package_version
 from typing import Any, TypeVar
 
 import pandas as pd
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from starlette.requests import Request
 from starlette.responses import Response
 
 from driftline.auth.routes import PUBLIC, Public
 from driftline.auth.scopes import Scope
 from driftline.data import DataValidationError, validate_bars
+from driftline.observability import tracing
 from driftline.symbols import check_symbol
 from serving import protocol
 from serving.errors import BadInputError, NotReadyError, ServingError
@@ -38,14 +40,18 @@ PARSE_INLINE_BYTES = 64 * 1024
 
 
 def wrap(router: Router, name: str, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-    """Add correlation ids, error mapping and per-endpoint metrics to `endpoint`."""
+    """Add correlation ids, a server span, error mapping and per-endpoint metrics to `endpoint`."""
     m = router.metrics
 
     async def handler(request: Request) -> Response:
         start = time.perf_counter()
         request.state.start = start
         request.state.version = ""
-        with correlation(request) as cid:
+        parent = tracing.incoming(request.headers)
+        with (
+            tracing.span(name, kind=SpanKind.SERVER, parent=parent) as span,
+            correlation(request) as cid,
+        ):
             request.state.request_id = cid
             try:
                 response = await endpoint(router, request)
@@ -60,6 +66,8 @@ def wrap(router: Router, name: str, endpoint: Endpoint) -> Callable[[Request], A
                 )
             # Serve itself echoes x-request-id; ours names the id our logs and store use.
             response.headers["x-correlation-id"] = cid
+            if span is not None:
+                _annotate(span, request, response.status_code, cid)
         version = request.state.version
         code = response.status_code
         # A client error's latency says nothing of the service: kept out of the histogram the
@@ -72,6 +80,20 @@ def wrap(router: Router, name: str, endpoint: Endpoint) -> Callable[[Request], A
         return response
 
     return handler
+
+
+def _annotate(span: Span, request: Request, code: int, cid: str) -> None:
+    span.set_attributes(
+        {
+            "http.request.method": request.method,
+            "url.path": request.url.path,
+            "http.response.status_code": code,
+            "driftline.correlation_id": cid,
+            "driftline.model_version": request.state.version,
+        }
+    )
+    if code >= 500:
+        span.set_status(StatusCode.ERROR)
 
 
 async def parsed(parse: Callable[..., T], body: bytes, *args: Any) -> T:

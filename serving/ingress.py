@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.metadata import version as package_version
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.applications import Starlette
@@ -34,6 +35,7 @@ from driftline.auth.routes import RouteTable, mounted
 from driftline.auth.scopes import Scope
 from driftline.config import Settings
 from driftline.data import load_bars
+from driftline.observability import tracing
 from driftline.observability.logs import configure_logging
 from driftline.store import Store
 from driftline.store.keys import KeyStore
@@ -71,6 +73,7 @@ class Ingress:
             self.settings.observability.log_level, json=self.settings.observability.log_json
         )
         enable_multiprocess(self.settings.home / "serve-metrics")
+        tracing.configure_tracing("driftline-ingress", self.settings.observability.otlp_endpoint)
         self.model_name = model_name
         self.metrics = metrics()
         # Colours bound into this application (a RayService per colour); others are looked up
@@ -175,6 +178,10 @@ class Ingress:
 
     # --- stream ---------------------------------------------------------------------------
     async def _stream_message(self) -> StreamMessage | None:
+        with tracing.span("stream.predict", kind=SpanKind.PRODUCER):
+            return await self._stream_prediction()
+
+    async def _stream_prediction(self) -> StreamMessage | None:
         router = self.router
         route = router.routing.active
         if route is None:

@@ -8,6 +8,7 @@ knows neither.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -16,11 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from opentelemetry.trace import Link, SpanContext, SpanKind
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
 from driftline.config import Settings
+from driftline.observability import tracing
 from driftline.registry.predictor import combine
 from driftline.store.records import PredictionRecord
 from serving import protocol
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 
 Array = np.ndarray[Any, Any]
 Scored = tuple[Array, dict[str, Array]]
+# What the coalescer batches: a colour, feature rows and the asking request's span (if traced).
+Item = tuple["ColourRoute", Array, SpanContext | None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,7 +62,9 @@ class ColourRoute:
         combined here, one hop instead of two through the colour's combiner."""
         # Members compare float32 features (trees, ONNX): float32 halves what is sent.
         outputs = await score(self.members, rows.astype(np.float32))
-        return combine(outputs, self.weights, float(self.info["intercept"])), outputs
+        with tracing.span("combine"):
+            ensemble = combine(outputs, self.weights, float(self.info["intercept"]))
+        return ensemble, outputs
 
     @functools.cached_property
     def weights(self) -> dict[str, float]:
@@ -144,24 +151,29 @@ class Router:
 
     async def predict_rows(self, route: ColourRoute, rows: Array) -> Scored:
         """Ensemble and member outputs for feature rows from `route`."""
+        item: Item = (route, rows, tracing.current_span_context())
         try:
-            result: Scored = await self.call(self._scorer((route, rows)))
+            result: Scored = await self.call(self._scorer(item))
         except ReplicaUnavailableError as error:
             # Scoring rows changes nothing, so it is safe to try once more: Serve routes the
             # second call to a live replica. A second failure is the client's 503.
             log.warning("retrying on another replica: %s", error.message)
-            result = await self.call(self._scorer((route, rows)))
+            result = await self.call(self._scorer(item))
         return result
 
-    async def _score(self, items: list[tuple[ColourRoute, Array]]) -> list[Scored]:
+    async def _score(self, items: list[Item]) -> list[Scored]:
         # Requests that arrive while a batch is in flight share the next member round: one
         # round per batch instead of one per request is what lets the graph keep up under load.
         self._batch.observe(len(items))
+        with score_span(items):
+            return await self._score_batch(items)
+
+    async def _score_batch(self, items: list[Item]) -> list[Scored]:
         if len(items) == 1:
-            route, rows = items[0]
+            route, rows, _trace = items[0]
             return [await route.score(rows)]
         by_route: dict[str, list[int]] = {}
-        for i, (route, _rows) in enumerate(items):
+        for i, (route, _rows, _trace) in enumerate(items):
             by_route.setdefault(route.colour, []).append(i)
         results: list[Scored | None] = [None] * len(items)
         for indices in by_route.values():
@@ -185,7 +197,9 @@ class Router:
             return inputs.rows, ensemble, members
         assert inputs.bars is not None
         try:
-            result = await self.call(route.handle.predict_bars.remote(dict(inputs.bars)))
+            with tracing.span("colour.predict_bars", kind=SpanKind.CLIENT):
+                call = route.handle.predict_bars.remote(dict(inputs.bars), tracing.outgoing())
+                result = await self.call(call)
         except BadInputError:
             raise
         except Exception as error:
@@ -226,6 +240,7 @@ class Router:
                 slot=slot,
                 symbol=symbol,
                 as_of=as_of,
+                trace=tracing.current_span_context(),
             )
         )
 
@@ -261,3 +276,16 @@ class Router:
             log.warning("shadow scoring failed: %s", error, extra={"colour": route.colour})
         finally:
             self._shadow_inflight -= 1
+
+
+def score_span(items: list[Item]) -> contextlib.AbstractContextManager[Any]:
+    """A batch's scoring span: a child of its first traced request, linked to the others."""
+    traced = [trace for _route, _rows, trace in items if trace is not None]
+    if not traced:
+        return contextlib.nullcontext()
+    return tracing.span(
+        "score",
+        parent=tracing.child_of(traced[0]),
+        links=[Link(context) for context in traced[1:]],
+        attributes={"driftline.batch": len(items)},
+    )

@@ -21,8 +21,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from opentelemetry.trace import Link
+
+from driftline.observability import tracing
 from driftline.store import PredictionRecord
 from driftline.store.retry import store_unreachable
 from serving.spool import Spool
@@ -156,7 +159,8 @@ class PredictionWriter:
                 await self._sleep(self._interval_s)
                 continue
             try:
-                await asyncio.to_thread(self._write, batch)
+                with write_span(batch):
+                    await asyncio.to_thread(self._write, batch)
             except Exception as error:
                 self._set_degraded(str(error).splitlines()[0] if str(error) else repr(error))
                 if self._closing and backoff >= self._max_backoff_s:
@@ -262,3 +266,16 @@ class PredictionWriter:
         deadline = time.monotonic() + seconds
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
+
+
+def write_span(batch: Sequence[PredictionRecord]) -> contextlib.AbstractContextManager[Any]:
+    """The batch write's span: a child of its oldest traced request, linked to the others."""
+    traced = [r.trace for r in batch if r.trace is not None]
+    if not traced:
+        return contextlib.nullcontext()
+    return tracing.span(
+        "prediction_log.write",
+        parent=tracing.child_of(traced[0]),
+        links=[Link(context) for context in traced[1:]],
+        attributes={"driftline.records": len(batch)},
+    )

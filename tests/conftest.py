@@ -17,8 +17,12 @@ import jsonschema
 import pytest
 import sqlalchemy as sa
 import yaml
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from driftline.config import Settings
+from driftline.observability import tracing
 from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster
 from driftline.store import Store, migrate
 from driftline.store.engine import normalise_url
@@ -118,6 +122,17 @@ def ray_cluster(isolated_environment: Path) -> Iterator[LocalRayCluster]:
 def settings(tmp_path: Path) -> Settings:
     """Settings with a home of this test's own."""
     return Settings(home=tmp_path / "home")
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Every span this process records during the test, in memory (SDK's exporter)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    yield exporter
+    tracing.uninstall()
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

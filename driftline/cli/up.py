@@ -88,7 +88,11 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
     settings = Settings(serving={"port": port} if port else {})
     settings.ensure_home()
     configure_logging(settings.observability.log_level, json=settings.observability.log_json)
+    from driftline.observability.tracing import configure_tracing  # noqa: PLC0415
     from driftline.store import Store  # noqa: PLC0415  (heavy imports after the env is set)
+
+    # The in-process controller's rounds; the replicas export their own spans.
+    configure_tracing("driftline-up", settings.observability.otlp_endpoint)
     from serving.control import ServingControl, proxy_port, ray_env  # noqa: PLC0415
 
     store = Store.from_settings(settings)

@@ -20,7 +20,8 @@ _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "a
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, correlation id and extra fields."""
+    """One JSON object per line: time, level, logger, message, correlation and trace ids, and
+    extra fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -32,6 +33,7 @@ class JsonFormatter(logging.Formatter):
         cid = correlation_id.get()
         if cid is not None:
             payload["correlation_id"] = cid
+        payload.update(_trace_fields())
         payload.update(
             (key, value)
             for key, value in record.__dict__.items()
@@ -40,6 +42,18 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(payload, default=str).decode()
+
+
+def _trace_fields() -> dict[str, str]:
+    # No span can be current in a process that never loaded the tracing module, and loading
+    # OpenTelemetry costs a CLI that only logs about 40 ms.
+    tracing = sys.modules.get("driftline.observability.tracing")
+    if tracing is None:
+        return {}
+    trace_id = tracing.current_trace_id()
+    if trace_id is None:
+        return {}
+    return {"trace_id": trace_id, "span_id": tracing.current_span_id()}
 
 
 class TextFormatter(logging.Formatter):

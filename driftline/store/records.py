@@ -38,6 +38,9 @@ class PredictionRecord:
     symbol: str | None = None
     as_of: datetime | None = None
     created_at: datetime = field(default_factory=utcnow)
+    # The span context of the request that made it, when traced: its write joins that trace.
+    # Kept in memory only (not stored, not spooled).
+    trace: Any = field(default=None, compare=False, repr=False)
 
     @property
     def n_rows(self) -> int:

@@ -29,6 +29,7 @@ FLAT_FIELDS: list[tuple[str, str, str]] = [
     ("data_path", "DRIFTLINE_DATA_PATH", "data.path"),
     ("log_level", "DRIFTLINE_LOG_LEVEL", "observability.log_level"),
     ("log_json", "DRIFTLINE_LOG_JSON", "observability.log_json"),
+    ("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "observability.otlp_endpoint"),
     ("horizon", "DRIFTLINE_HORIZON", "training.horizon"),
     ("holdout_fraction", "DRIFTLINE_HOLDOUT_FRACTION", "training.holdout_fraction"),
     ("cv_splits", "DRIFTLINE_CV_SPLITS", "training.cv_splits"),

@@ -230,6 +230,25 @@ def test_every_container_has_requests_limits_and_probes(rendered: list[Obj]) -> 
                         assert probe in container, f"{at} has no {probe}"
 
 
+@pytest.mark.parametrize("runtime", ["RayService", "InferenceService"])
+def test_tracing_reaches_every_driftline_container_only_when_a_collector_is_set(
+    render_chart: Render, runtime: str
+) -> None:
+    runtime_values = ("--set", f"serving.runtime={runtime}")
+    endpoint = "http://otel-collector.observability:4318"
+    for values, expected in (((), None), (("--set", f"tracing.otlpEndpoint={endpoint}"), endpoint)):
+        found = 0
+        for obj in render_chart(*runtime_values, *values):
+            for where, spec, _ in pod_specs(obj):
+                for container in spec["containers"]:
+                    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+                    if "DRIFTLINE_MODEL_NAME" not in env:
+                        continue  # not a Driftline process (a sidecar, the smoke test's curl)
+                    found += 1
+                    assert env.get("OTEL_EXPORTER_OTLP_ENDPOINT") == expected, where
+        assert found >= 4
+
+
 def test_only_the_controller_and_autoscaling_ray_heads_mount_a_token(rendered: list[Obj]) -> None:
     for obj in rendered:
         for where, spec, _ in pod_specs(obj):

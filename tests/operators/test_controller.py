@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import generate_latest
 
 from driftline.store import Store
@@ -222,3 +223,30 @@ def test_run_waits_out_a_store_outage_and_records_it(store: Store) -> None:
     (event,) = store.controller.audit_events(kind="fault")
     assert "store unavailable" in event.reason
     assert "connection refused" in event.reason
+
+
+def test_a_round_is_one_trace_and_its_audit_events_carry_the_trace_id(
+    store: Store, spans: InMemorySpanExporter
+) -> None:
+    w = World(store)
+    c = w.controller()
+    w.drift.add("high", w.clock.now)
+    c.step()
+    w.drift.add("critical", w.clock.advance(60))
+    _until(c, Phase.RETRAINING)
+    rounds = [s for s in spans.get_finished_spans() if s.name == "controller.round"]
+    assert len(rounds) >= 2
+    by_trace = {r.context.trace_id: r for r in rounds}
+    for span in spans.get_finished_spans():
+        if span.name != "controller.round":
+            root = by_trace[span.context.trace_id]
+            assert span.parent is not None
+            assert span.parent.span_id == root.context.span_id
+    names = {s.name for s in spans.get_finished_spans()}
+    assert {"observe", "decide", "action SubmitRetraining"} <= names
+    events = store.controller.audit_events(model_name="market-ensemble")
+    assert events
+    assert {int(e.details["trace_id"], 16) for e in events} <= set(by_trace)
+    (submitted,) = [e for e in events if e.details.get("action") == "SubmitRetraining"]
+    action_span = next(s for s in spans.get_finished_spans() if s.name.endswith("Retraining"))
+    assert int(submitted.details["trace_id"], 16) == action_span.context.trace_id

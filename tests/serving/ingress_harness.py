@@ -43,11 +43,11 @@ class _Member:
 
 
 class _Colour:
-    """Answers `handle.predict_bars.remote(bars)`: one feature row from the newest bar."""
+    """Answers `handle.predict_bars.remote(bars, trace)`: one feature row from the newest bar."""
 
     class predict_bars:  # noqa: N801
         @staticmethod
-        async def remote(bars: dict[str, np.ndarray]) -> tuple[Any, ...]:
+        async def remote(bars: dict[str, np.ndarray], _trace: Any = None) -> tuple[Any, ...]:
             rows = np.full((1, N_FEATURES), float(bars["close"][-1]))
             out = rows.sum(axis=1)
             return rows, out, {"rf": out}

@@ -1,0 +1,135 @@
+"""OpenTelemetry spans: exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and
+no work at all on the request path when it is not.
+
+Driftline keeps its own provider rather than the process-global one: the global can be set
+once per process, and tests (and a replica restarted in place) install theirs more than once.
+The SDK reads the rest of its configuration (`OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`,
+`OTEL_EXPORTER_OTLP_HEADERS`, ...) from the environment itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagate import extract, inject
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind
+
+_NO_SPAN = contextlib.nullcontext()
+
+
+class _Installed:
+    """This process's provider and tracer; None until tracing is configured."""
+
+    provider: TracerProvider | None = None
+    tracer: trace.Tracer | None = None
+
+
+_installed = _Installed()
+
+
+def configure_tracing(service: str, endpoint: str | None) -> bool:
+    """Export this process's spans as `service` when an OTLP `endpoint` is configured."""
+    if not endpoint or _installed.provider is not None:
+        return _installed.provider is not None
+    # The exporter's import pulls requests and protobuf: only a process that exports pays it.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+        OTLPSpanExporter,
+    )
+
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    # OTLP/HTTP's rule: a base endpoint gets the signal's path appended.
+    exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    install(provider)
+    return True
+
+
+def install(provider: TracerProvider) -> None:
+    """Record spans through `provider` from now on (tests pass one with an in-memory exporter)."""
+    _installed.provider = provider
+    _installed.tracer = provider.get_tracer("driftline")
+
+
+def uninstall() -> None:
+    """Stop recording spans; flushes and shuts down the provider."""
+    provider = _installed.provider
+    _installed.provider = _installed.tracer = None
+    if provider is not None:
+        provider.shutdown()
+
+
+def enabled() -> bool:
+    """Whether spans are recorded in this process."""
+    return _installed.tracer is not None
+
+
+def span(
+    name: str,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    parent: otel_context.Context | None = None,
+    links: Sequence[Link] = (),
+    attributes: Mapping[str, Any] | None = None,
+) -> contextlib.AbstractContextManager[Span | None]:
+    """A current span named `name`, or a no-op when tracing is off."""
+    tracer = _installed.tracer
+    if tracer is None:
+        return _NO_SPAN
+    return tracer.start_as_current_span(
+        name, context=parent, kind=kind, links=links, attributes=attributes
+    )
+
+
+def current_span_context() -> SpanContext | None:
+    """The current span's context, if one is being recorded."""
+    if _installed.tracer is None:
+        return None
+    context = trace.get_current_span().get_span_context()
+    return context if context.is_valid else None
+
+
+def current_trace_id() -> str | None:
+    """The current trace id as 32 hex digits (as OTLP back ends show it), or None."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+def current_span_id() -> str | None:
+    """The current span id as 16 hex digits, or None."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.span_id, "016x") if context.is_valid else None
+
+
+def incoming(headers: Mapping[str, str]) -> otel_context.Context | None:
+    """The caller's trace context from W3C `traceparent`/`tracestate` headers, if sent."""
+    if _installed.tracer is None or "traceparent" not in headers:
+        return None
+    return extract(headers)
+
+
+def outgoing() -> dict[str, str]:
+    """The current trace context as W3C headers, to carry it into another process."""
+    carrier: MutableMapping[str, str] = {}
+    if _installed.tracer is not None:
+        inject(carrier)
+    return dict(carrier)
+
+
+def child_of(span_context: SpanContext) -> otel_context.Context:
+    """A context whose parent is `span_context` (a span that may already have ended)."""
+    return trace.set_span_in_context(trace.NonRecordingSpan(span_context))
+
+
+@contextlib.contextmanager
+def continued(carrier: Mapping[str, str] | None, name: str) -> Iterator[None]:
+    """A span named `name` continuing the trace `carrier` came with (from `outgoing`)."""
+    parent = extract(carrier) if carrier and _installed.tracer is not None else None
+    with span(name, kind=SpanKind.SERVER, parent=parent):
+        yield
