@@ -17,7 +17,7 @@ from typing import Any
 PACKAGE = Path(__file__).resolve().parent
 RESULTS = PACKAGE / "results"
 # Helpers the benchmarks share, not benchmarks themselves.
-_NOT_BENCHMARKS = {"harness", "kserve_server", "loadgen", "synthetic"}
+_NOT_BENCHMARKS = {"harness", "kserve_server", "loadgen", "otlp", "synthetic", "trace_overhead"}
 # Drift reports its monitor's share of the stack's CPU, so the stack's figures must exist first.
 _FIRST = ("training", "serving", "stack")
 

@@ -30,7 +30,7 @@ import orjson
 
 from benchmarks import synthetic
 from benchmarks.loadgen import LoadResult, run_load
-from benchmarks.trace_overhead import tracing_overhead
+from benchmarks.trace_overhead import SAMPLERS, tracing_overhead
 from driftline.config import Settings
 from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster, free_port
 from driftline.registry.bundle import ModelBundle
@@ -358,10 +358,11 @@ def user_path(
         document["logged"] = logged(document["sent_requests"]["graph"], *store, stored_before)
         document["tracing"] = tracing_overhead(
             driftline_serve,
-            printed + INFER,
+            printed,
+            INFER,
             env,
             home,
-            bodies[1],
+            body=bodies[1],
             duration_s=duration,
             rounds=rounds + 2,
             key=key,
@@ -536,14 +537,18 @@ def markdown(document: dict[str, Any]) -> str:
     traced = document["tracing"]
     lines += [
         "",
-        f"Traces: {traced['what']}; {traced['traced_requests']} traced requests, spans received "
-        f"by the local collector from {', '.join(traced['services'])}: {traced['spans_received']}.",
+        f"Traces: {traced['what']}. Spans received by the collector and the processes that sent "
+        "them are in serving.json.",
         "",
-        "| tracing | c1 p50 ms (median) | runs |",
-        "| --- | --- | --- |",
+        "| sampler | traced requests | c1 p50 ms untraced | traced | ratio | c1 p99 ms untraced "
+        "| traced |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
         *(
-            f"| {name} | {traced[f'{name}_c1_p50_ms']} | {traced['p50_runs_ms'][name]} |"
-            for name in ("untraced", "traced")
+            f"| {label} | {traced[label]['traced_requests']} | "
+            f"{traced[label]['untraced_c1_p50_ms']} | {traced[label]['traced_c1_p50_ms']} | "
+            f"{traced[label]['ratio']} | {traced[label]['untraced_c1_p99_ms']} | "
+            f"{traced[label]['traced_c1_p99_ms']} |"
+            for label in SAMPLERS
         ),
     ]
     t = document["targets"]

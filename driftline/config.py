@@ -464,6 +464,16 @@ class ObservabilitySettings(_Section):
         default=None,
         description="OpenTelemetry collector (OTLP/HTTP) that receives traces; unset: no traces.",
     )
+    trace_ratio: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description=(
+            "Share of serving requests traced (a caller's sampled traceparent is always "
+            "followed; controller rounds are all traced); OTEL_TRACES_SAMPLER decides instead "
+            "when set."
+        ),
+    )
 
 
 class AuthSettings(_Section):

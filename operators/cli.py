@@ -55,6 +55,7 @@ def run(runtime: str) -> None:
 
     settings = Settings()
     configure_logging(settings.observability.log_level, json=settings.observability.log_json)
+    # Every round is traced: rounds are seconds apart and their audit events carry the id.
     configure_tracing("driftline-controller", settings.observability.otlp_endpoint)
     store = _store(settings, migrate=True)
     stop = threading.Event()

@@ -142,7 +142,11 @@ class Combiner:
         bind_to_node_ip()
         settings = Settings()
         enable_multiprocess(settings.home / "serve-metrics")
-        tracing.configure_tracing("driftline-combiner", settings.observability.otlp_endpoint)
+        tracing.configure_tracing(
+            "driftline-combiner",
+            settings.observability.otlp_endpoint,
+            settings.observability.trace_ratio,
+        )
         self.model: ModelBundle = ref.load(settings)
         self.settings = settings
         self.colour = colour

@@ -73,7 +73,11 @@ class Ingress:
             self.settings.observability.log_level, json=self.settings.observability.log_json
         )
         enable_multiprocess(self.settings.home / "serve-metrics")
-        tracing.configure_tracing("driftline-ingress", self.settings.observability.otlp_endpoint)
+        tracing.configure_tracing(
+            "driftline-ingress",
+            self.settings.observability.otlp_endpoint,
+            self.settings.observability.trace_ratio,
+        )
         self.model_name = model_name
         self.metrics = metrics()
         # Colours bound into this application (a RayService per colour); others are looked up

@@ -30,6 +30,7 @@ FLAT_FIELDS: list[tuple[str, str, str]] = [
     ("log_level", "DRIFTLINE_LOG_LEVEL", "observability.log_level"),
     ("log_json", "DRIFTLINE_LOG_JSON", "observability.log_json"),
     ("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "observability.otlp_endpoint"),
+    ("trace_ratio", "DRIFTLINE_TRACE_RATIO", "observability.trace_ratio"),
     ("horizon", "DRIFTLINE_HORIZON", "training.horizon"),
     ("holdout_fraction", "DRIFTLINE_HOLDOUT_FRACTION", "training.holdout_fraction"),
     ("cv_splits", "DRIFTLINE_CV_SPLITS", "training.cv_splits"),

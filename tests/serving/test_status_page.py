@@ -1,8 +1,10 @@
 """The status page in headless Chromium (Debian's), driven by Playwright, over real API data.
 
-The page's files are served as the ingress serves them, beside the real drift, controller and
-models routes over a store holding a real drift report, controller state and audit events, and
-a prediction stream of real bars scored by a real (small) ensemble.
+The serving port as `serving.ingress.assemble` builds it for an ingress replica (the guard with
+authentication on, /ui, the KServe and models routes, the drift and controller API, the stream),
+without Ray: a store holding a real drift report, controller state and audit events, and a
+prediction stream of real bars scored by a real (small) ensemble. The page is opened at the link
+`driftline up` prints, with a key issued as users issue one.
 """
 
 from __future__ import annotations
@@ -13,18 +15,16 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from benchmarks import synthetic
+from driftline.auth.keys import issue_key
+from driftline.auth.scopes import Scope
+from driftline.cli.up import status_page_url
 from driftline.config import Settings
 from driftline.controller_api import controller_router
 from driftline.data import load_bars
@@ -38,20 +38,22 @@ from driftline.raycluster import free_port
 from driftline.registry.predictor import EnsemblePredictor
 from driftline.store import Store
 from driftline.store.drift_records import StoredReport
+from driftline.store.keys import KeyStore
 from driftline.store.records import AuditEvent
 from operators.codec import encode_state
 from operators.states import GateResult, Phase, Rollout, RolloutKind, RolloutState
 from serving import endpoints
+from serving.ingress import assemble
+from serving.metrics import metrics
 from serving.model import summary
-from serving.routing import ColourRoute, Routing
+from serving.routing import ColourRoute, Router, Routing
 from serving.stream import BarReplay, StreamHub
+from serving.writer import PredictionWriter
 from tests.conftest import IN_CI
 
 pytestmark = pytest.mark.slow  # a browser, a small ensemble, a drift comparison
 
-UI = Path(__file__).resolve().parents[2] / "serving" / "ui"
 CHROMIUM = Path("/usr/bin/chromium")
-KEY = "dl_test_status_page"
 MODEL = "market-ensemble"
 VERSION = "3"
 
@@ -172,29 +174,28 @@ def _stream(settings: Settings, bundle: Any) -> StreamHub:
     return StreamHub(produce, interval_s=0.05, queue_size=64)
 
 
-def _app(store: Store, settings: Settings, bundle: Any, hub: StreamHub) -> Starlette:
+def _port(store: Store, settings: Settings, bundle: Any, hub: StreamHub) -> Any:
     route = ColourRoute("blue", None, summary(bundle, settings))  # type: ignore[arg-type]
-    router = SimpleNamespace(model_name=MODEL, routing=Routing(route, None, {VERSION: route}))
-
-    async def models(request: Request) -> Response:
-        return await endpoints.models(router, request)  # type: ignore[arg-type]
-
+    writer = PredictionWriter(store.predictions, batch_size=10, interval_s=1.0, max_buffer=100)
+    router = Router(MODEL, settings, metrics(), writer)
+    router.routing = Routing(route, None, {VERSION: route})
     api = drift_app(store, OutcomeRecorder(store, settings), model_name=MODEL)
     api.include_router(controller_router(store, model_name=MODEL))
-    return Starlette(
-        routes=[
-            Route("/api/models", models),
-            WebSocketRoute("/ws/predictions", hub.serve),
-            Mount("/api", app=api),
-            Mount("/ui", app=StaticFiles(directory=UI, html=True)),
-        ]
+    handlers = [
+        Route(path, endpoints.wrap(router, name, fn), methods=[method])
+        for path, name, fn, method, _scope in endpoints.routes()
+    ]
+    return assemble(
+        settings, handlers=handlers, stream=hub.serve, api=api, keys=KeyStore(store.url)
     )
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The port's base URL and a read-and-stream key for the page."""
     home = tmp_path_factory.mktemp("status-home")
-    settings = Settings(home=home)
+    settings = Settings(home=home, registry={"model_name": MODEL})
+    assert settings.auth.enabled
     store = Store(f"sqlite:///{home / 'status.db'}")
     store.upgrade()
     bundle = synthetic.make_bundle(
@@ -203,8 +204,10 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _report(store, settings)
     _controller(store)
     port = free_port()
+    keys = KeyStore(store.url)
+    key = issue_key(keys, "status-page", frozenset({Scope.READ, Scope.STREAM})).key
     config = uvicorn.Config(
-        _app(store, settings, bundle, _stream(settings, bundle)),
+        _port(store, settings, bundle, _stream(settings, bundle)),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -217,14 +220,15 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", key
     server.should_exit = True
     thread.join(10)
+    keys.close()
     store.close()
 
 
 def test_the_page_shows_version_verdict_decisions_and_the_live_chart(
-    chromium: Path, base_url: str, tmp_path: Path
+    chromium: Path, served: tuple[str, str], tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415
 
@@ -233,7 +237,8 @@ def test_the_page_shows_version_verdict_decisions_and_the_live_chart(
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{base_url}/ui/#key={KEY}")
+        base_url, key = served
+        page.goto(status_page_url(base_url, key))
         expect(page.locator("#active")).to_have_text(f"version {VERSION} on blue")
         expect(page.locator("#verdict")).to_have_text("critical")
         expect(page.locator("#features li").first).not_to_have_text("none")
@@ -244,7 +249,7 @@ def test_the_page_shows_version_verdict_decisions_and_the_live_chart(
         expect(page.locator("#connection")).to_contain_text("updated")
         # The key left the address bar and stayed in this tab's session storage.
         assert "key=" not in page.url
-        assert page.evaluate("sessionStorage.getItem('driftline.key')") == KEY
+        assert page.evaluate("sessionStorage.getItem('driftline.key')") == key
         # The live chart draws predictions, and realised returns from consecutive closes.
         expect(page.locator("#stream-info")).to_contain_text("2008-")
         page.wait_for_function(
@@ -265,7 +270,10 @@ def test_the_page_shows_version_verdict_decisions_and_the_live_chart(
     print(f"status page screenshot: {shot}")
 
 
-def test_without_a_key_the_page_says_how_to_get_one(chromium: Path, base_url: str) -> None:
+def test_without_a_key_the_page_says_how_to_get_one(
+    chromium: Path, served: tuple[str, str]
+) -> None:
+    base_url, _key = served
     from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415
 
     with sync_playwright() as p:

@@ -6,21 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
 from starlette.routing import Route
 
 from driftline.config import Settings
 from driftline.features import default_spec
+from driftline.observability import tracing
 from driftline.store import Store
 from serving import endpoints
 from serving.channel import MemberEndpoint, MemberServer, socket_dir, socket_path
@@ -178,3 +181,41 @@ async def test_untraced_requests_record_no_spans_and_still_log(
     assert response.status_code == 200
     await router.writer.close()
     assert store.predictions.count_predictions() == 1
+
+
+@pytest.fixture
+def none_sampled() -> Iterator[InMemorySpanExporter]:
+    """Tracing on with a ratio of 0: only traces a caller sampled are recorded."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    yield exporter
+    tracing.uninstall()
+
+
+async def test_a_request_the_sampler_leaves_out_records_nothing_downstream(
+    served: tuple[httpx.AsyncClient, Store, Router], none_sampled: InMemorySpanExporter
+) -> None:
+    client, store, router = served
+    assert (await client.post(URL, json=_body(1.0))).status_code == 200
+    await router.writer.close()
+    assert store.predictions.count_predictions() == 1
+    assert none_sampled.get_finished_spans() == ()
+
+
+async def test_a_trace_the_caller_sampled_is_recorded_whatever_the_ratio(
+    served: tuple[httpx.AsyncClient, Store, Router], none_sampled: InMemorySpanExporter
+) -> None:
+    client, _store, router = served
+    unsampled = f"00-{CLIENT_TRACE}-b7ad6b7169203331-00"
+    response = await client.post(URL, json=_body(1.0), headers={"traceparent": unsampled})
+    assert response.status_code == 200
+    sampled = f"00-{CLIENT_TRACE}-b7ad6b7169203331-01"
+    response = await client.post(URL, json=_body(2.0), headers={"traceparent": sampled})
+    assert response.status_code == 200
+    await router.writer.close()
+    names = sorted(s.name for s in none_sampled.get_finished_spans())
+    assert names == sorted(
+        ["v2_infer", "score", "member rf", "member xgb", "combine", "prediction_log.write"]
+    )
