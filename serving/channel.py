@@ -329,7 +329,7 @@ def endpoints(
 
 async def score(members: Mapping[str, MemberEndpoint], rows: Rows) -> dict[str, Outputs]:
     """Every member's outputs for `rows`, asked at once."""
-    ask = _traced if tracing.enabled() else MemberEndpoint.predict
+    ask = _traced if tracing.recording() else MemberEndpoint.predict
     outputs = await asyncio.gather(*(ask(m, rows) for m in members.values()))
     return dict(zip(members, outputs, strict=True))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -22,7 +23,6 @@ from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind
 
 _NO_SPAN = contextlib.nullcontext()
@@ -34,6 +34,8 @@ class _Installed:
 
     provider: TracerProvider | None = None
     tracer: trace.Tracer | None = None
+    # Share of new traces recorded, decided here before the SDK is asked; None: its sampler.
+    root_ratio: float | None = None
 
 
 _installed = _Installed()
@@ -49,27 +51,29 @@ def configure_tracing(service: str, endpoint: str | None, ratio: float = 1.0) ->
         OTLPSpanExporter,
     )
 
-    # A caller's sampled traceparent is always followed (ParentBased).
-    sampler = None if SAMPLER_ENV in os.environ else ParentBased(TraceIdRatioBased(ratio))
+    # The SDK's default sampler follows a caller's traceparent (ParentBased) and records every
+    # root it is asked for; `span` asks for `ratio` of them.
     resource = Resource.create({"service.name": service})
-    provider = TracerProvider(resource=resource, sampler=sampler)
+    provider = TracerProvider(resource=resource)
     # OTLP/HTTP's rule: a base endpoint gets the signal's path appended.
     exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")
     provider.add_span_processor(BatchSpanProcessor(exporter))
-    install(provider)
+    install(provider, root_ratio=None if SAMPLER_ENV in os.environ else ratio)
     return True
 
 
-def install(provider: TracerProvider) -> None:
-    """Record spans through `provider` from now on (tests pass one with an in-memory exporter)."""
+def install(provider: TracerProvider, root_ratio: float | None = None) -> None:
+    """Record spans through `provider` from now on (tests pass one with an in-memory exporter),
+    starting `root_ratio` of new traces (None: every one the provider's sampler takes)."""
     _installed.provider = provider
     _installed.tracer = provider.get_tracer("driftline")
+    _installed.root_ratio = root_ratio
 
 
 def uninstall() -> None:
     """Stop recording spans; flushes and shuts down the provider."""
     provider = _installed.provider
-    _installed.provider = _installed.tracer = None
+    _installed.provider = _installed.tracer = _installed.root_ratio = None
     if provider is not None:
         provider.shutdown()
 
@@ -91,17 +95,27 @@ def span(
     tracer = _installed.tracer
     if tracer is None:
         return _NO_SPAN
-    if parent is None and not trace.get_current_span().is_recording() and _inside_trace():
-        # Inside a trace the sampler left out: its children are left out too, and asking the
-        # SDK to say so costs about 10 us a span.
+    if parent is None and not _sampled(trace.get_current_span()):
         return _NO_SPAN
     return tracer.start_as_current_span(
         name, context=parent, kind=kind, links=links, attributes=attributes
     )
 
 
-def _inside_trace() -> bool:
-    return trace.get_current_span().get_span_context().is_valid
+def _sampled(current: Span) -> bool:
+    # Asking the SDK only to hear "not sampled" costs about 10 us a span: a trace left out
+    # leaves its children out here, and a new trace is drawn here.
+    if current.is_recording():
+        return True
+    if current.get_span_context().is_valid:
+        return False
+    ratio = _installed.root_ratio
+    return ratio is None or random.random() < ratio  # noqa: S311 - sampling, not secrecy
+
+
+def recording() -> bool:
+    """Whether a span is being recorded in the current context."""
+    return _installed.tracer is not None and trace.get_current_span().is_recording()
 
 
 def current_span_context() -> SpanContext | None:

@@ -183,13 +183,17 @@ async def test_untraced_requests_record_no_spans_and_still_log(
     assert store.predictions.count_predictions() == 1
 
 
-@pytest.fixture
-def none_sampled() -> Iterator[InMemorySpanExporter]:
-    """Tracing on with a ratio of 0: only traces a caller sampled are recorded."""
+@pytest.fixture(params=["driftline_ratio", "otel_sampler"])
+def none_sampled(request: pytest.FixtureRequest) -> Iterator[InMemorySpanExporter]:
+    """Tracing on with a ratio of 0, Driftline's own or the SDK's sampler (what
+    OTEL_TRACES_SAMPLER sets): only traces a caller sampled are recorded."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0)))
+    if request.param == "driftline_ratio":
+        provider, root_ratio = TracerProvider(), 0.0
+    else:
+        provider, root_ratio = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0))), None
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.install(provider)
+    tracing.install(provider, root_ratio=root_ratio)
     yield exporter
     tracing.uninstall()
 
