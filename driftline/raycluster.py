@@ -137,6 +137,9 @@ class LocalRayCluster:
             # from files (Jobs' logs, Serve's replica logs) and start Ray with
             # log_to_driver=False, so it is a process of the head no one reads.
             "--include-log-monitor=false",
+            # The autoscaler's monitor (about 55 MiB) sizes clusters it can add nodes to; this
+            # one has a fixed size and nothing here reads its demand reports.
+            "--no-monitor",
         ]
         log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         try:

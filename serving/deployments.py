@@ -1,7 +1,9 @@
-"""The colour graph's deployments: one per ensemble member, the feature computer, the combiner."""
+"""The colour graph's deployments: one per ensemble member, and the combiner (which computes a bar
+window's features)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from typing import Any, cast
@@ -13,7 +15,12 @@ from ray.serve import Application, Deployment
 from ray.serve.handle import DeploymentHandle
 
 from driftline.config import Settings
-from driftline.features import FeatureComputationError, InsufficientBarsError, compute_vector
+from driftline.features import (
+    FeatureComputationError,
+    FeatureSpec,
+    InsufficientBarsError,
+    compute_vector,
+)
 from driftline.observability import tracing
 from driftline.registry.bundle import ModelBundle
 from driftline.registry.predictor import Array, combine, load_member
@@ -105,31 +112,24 @@ class Member:
             self.channel.close()
 
 
-@serve.deployment
-class Features:
-    """Turns one window of raw OHLCV bars into the model's feature row."""
-
-    def __init__(self, ref: ModelRef) -> None:
-        bind_to_node_ip()
-        self.spec = ref.load(Settings()).spec
-        # Refuse a model whose feature spec this code cannot compute.
-        self.spec.validate()
-
-    def __call__(self, bars: dict[str, Array]) -> Array:
-        """The feature row (1 x n_features) at the last bar."""
-        frame = pd.DataFrame(bars)
-        try:
-            return compute_vector(frame, self.spec).reshape(1, -1)
-        except (InsufficientBarsError, FeatureComputationError) as error:
-            raise BadInputError(str(error)) from None
+def feature_row(spec: FeatureSpec, bars: dict[str, Array]) -> Array:
+    """The feature row (1 x n_features) at the last bar of one window of raw OHLCV bars."""
+    frame = pd.DataFrame(bars)
+    try:
+        return compute_vector(frame, spec).reshape(1, -1)
+    except (InsufficientBarsError, FeatureComputationError) as error:
+        raise BadInputError(str(error)) from None
 
 
 @serve.deployment
 class Combiner:
-    """A colour's entry point: fans rows out to every member and combines their outputs.
+    """A colour's entry point: computes a bar window's features, fans rows out to every member
+    and combines their outputs.
 
     The ingress scores feature rows the same way itself (one hop fewer); the combiner answers
-    bar windows, other Serve callers and the colour's description.
+    bar windows, other Serve callers and the colour's description. Features are computed here,
+    not in a deployment of their own: a separate process cost the local stack 224 MiB of memory
+    for a millisecond of TA-Lib per window, and the combiner already has the modules loaded.
     """
 
     def __init__(
@@ -137,7 +137,6 @@ class Combiner:
         ref: ModelRef,
         colour: str,
         members: dict[str, DeploymentHandle[Any]],
-        features: DeploymentHandle[Any],
     ) -> None:
         bind_to_node_ip()
         settings = Settings()
@@ -148,11 +147,12 @@ class Combiner:
             settings.observability.trace_ratio,
         )
         self.model: ModelBundle = ref.load(settings)
+        # Refuse a model whose feature spec this code cannot compute.
+        self.model.spec.validate()
         self.settings = settings
         self.colour = colour
         app = serve.get_replica_context().app_name
         self.members = endpoints(members, socket_dir(settings), app)
-        self.features = features
         cast(Any, self.predict).set_max_batch_size(settings.serving.batch_size)
         cast(Any, self.predict).set_batch_wait_timeout_s(settings.serving.batch_wait_s)
         self._batch = metrics().batch_size.labels("combiner")
@@ -178,7 +178,8 @@ class Combiner:
         caller's trace context (W3C headers)."""
         with tracing.continued(trace, "combiner.predict_bars"):
             with tracing.span("features"):
-                row = await self.features.remote(bars)
+                # Off the event loop: other callers' member fan-outs go on meanwhile.
+                row = await asyncio.to_thread(feature_row, self.model.spec, bars)
             with tracing.span("score"):
                 ensemble, members = await self.predict(row)
         return row, ensemble, members
@@ -189,7 +190,7 @@ class Combiner:
 
 
 def build_colour_graph(ref: ModelRef, colour: str, settings: Settings) -> Application:
-    """The bound graph for one colour: members discovered from the bundle, features, combiner."""
+    """The bound graph for one colour: members discovered from the bundle, and the combiner."""
     model = ref.load(settings)
     light = {"num_cpus": settings.serving.light_cpus}
     members = {
@@ -202,13 +203,10 @@ def build_colour_graph(ref: ModelRef, colour: str, settings: Settings) -> Applic
         .bind(ref, m.name)
         for m in model.members
     }
-    features = (
-        cast(Deployment, Features).options(ray_actor_options=light, **_scaling(settings)).bind(ref)
-    )
     return (
         cast(Deployment, Combiner)
         .options(ray_actor_options=light, **_scaling(settings))
-        .bind(ref, colour, members, features)
+        .bind(ref, colour, members)
     )
 
 
