@@ -14,7 +14,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +48,8 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     loadgen_cpu_share: float
+    # Non-2xx answers by status code (the asyncio generator reads each; wrk only counts them).
+    error_statuses: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready copy."""
@@ -128,7 +131,7 @@ def _ms(value: str) -> float:
 def _asyncio(url: str, body: bytes, concurrency: int, duration_s: float, key: str) -> LoadResult:
     before = time.process_time()
     start = time.perf_counter()
-    latencies, errors = asyncio.run(_drive(url, body, concurrency, duration_s, key))
+    latencies, statuses = asyncio.run(_drive(url, body, concurrency, duration_s, key))
     wall = time.perf_counter() - start
     cpu = time.process_time() - before
     ordered = np.sort(np.asarray(latencies)) * 1e3
@@ -137,17 +140,18 @@ def _asyncio(url: str, body: bytes, concurrency: int, duration_s: float, key: st
         concurrency=concurrency,
         duration_s=duration_s,
         requests=len(latencies),
-        errors=errors,
+        errors=sum(statuses.values()),
         rps=len(latencies) / wall,
         p50_ms=float(np.percentile(ordered, 50)) if len(ordered) else float("nan"),
         p99_ms=float(np.percentile(ordered, 99)) if len(ordered) else float("nan"),
         loadgen_cpu_share=cpu / (wall * (os.cpu_count() or 1)),
+        error_statuses=dict(statuses),
     )
 
 
 async def _drive(
     url: str, body: bytes, concurrency: int, duration_s: float, key: str
-) -> tuple[list[float], int]:
+) -> tuple[list[float], Counter[str]]:
     parts = urlsplit(url)
     auth = f"Authorization: Bearer {key}\r\n" if key else ""
     request = (
@@ -156,10 +160,9 @@ async def _drive(
     ).encode() + body
     deadline = time.perf_counter() + duration_s
     latencies: list[float] = []
-    errors = 0
+    statuses: Counter[str] = Counter()
 
     async def connection() -> None:
-        nonlocal errors
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
         try:
             while time.perf_counter() < deadline:
@@ -170,9 +173,9 @@ async def _drive(
                 await reader.readexactly(length)
                 latencies.append(time.perf_counter() - start)
                 if not head.startswith(b"HTTP/1.1 2"):
-                    errors += 1
+                    statuses[head[9:12].decode("ascii", "replace")] += 1
         finally:
             writer.close()
 
     await asyncio.gather(*(connection() for _ in range(concurrency)))
-    return latencies, errors
+    return latencies, statuses

@@ -28,29 +28,21 @@ from benchmarks import synthetic
 from driftline.config import Settings
 from driftline.raycluster import free_port
 from serving.ingress import ingress_table
+from tests.serving.shell import user_shell
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 START_TIMEOUT_S = 420
+
+
 # Variables a session Ray head (tests/conftest.py) may have set: `serve` must start its own.
-CLUSTER_ENV = (
-    "RAY_ADDRESS",
-    "RAY_DASHBOARD_ADDRESS",
-    "RAY_API_SERVER_ADDRESS",
-    "RAY_AUTH_MODE",
-    "RAY_AUTH_TOKEN_PATH",
-    "DRIFTLINE_RAY_ADDRESS",
-)
-
-
 @pytest.fixture(scope="module")
 def running_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
     """`driftline serve` on default settings (a version of its own home's), until the end."""
     home = tmp_path_factory.mktemp("serve-home")
     synthetic.make_bundle(Settings(home=home), "1", trees=(10, 10), depths=(3, 3), rows=300)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in CLUSTER_ENV}
-    env |= {"DRIFTLINE_HOME": str(home), "DRIFTLINE_SERVE_PORT": str(port)}
+    env = user_shell(DRIFTLINE_HOME=str(home), DRIFTLINE_SERVE_PORT=str(port))
     argv = [sys.executable, "-c", "from driftline.cli import main; main()", "serve"]
     argv += ["--version", "1", "--no-follow", "--loader", synthetic.LOADER]
     process = subprocess.Popen(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,19 +28,12 @@ from driftline.config import Settings
 from driftline.raycluster import free_port
 from serving.app import http_options
 from serving.cli import printed_url, serve, stream_url, trust
+from tests.serving.shell import user_shell
 
 MODEL = "market-ensemble"
+
+
 # Variables a session Ray head (tests/conftest.py) may have set: `serve` must start its own.
-CLUSTER_ENV = (
-    "RAY_ADDRESS",
-    "RAY_DASHBOARD_ADDRESS",
-    "RAY_API_SERVER_ADDRESS",
-    "RAY_AUTH_MODE",
-    "RAY_AUTH_TOKEN_PATH",
-    "DRIFTLINE_RAY_ADDRESS",
-)
-
-
 def self_signed(directory: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and localhost, signed by its own key: (cert, key) PEM files."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -105,8 +97,7 @@ def tls_serve(
     home = tmp_path_factory.mktemp("tls-home")
     cert, key = self_signed(home)
     synthetic.make_bundle(Settings(home=home), "1", trees=(10, 10), depths=(3, 3), rows=300)
-    env = {k: v for k, v in os.environ.items() if k not in CLUSTER_ENV}
-    env |= {"DRIFTLINE_HOME": str(home), "DRIFTLINE_SERVE_PORT": str(free_port())}
+    env = user_shell(DRIFTLINE_HOME=str(home), DRIFTLINE_SERVE_PORT=str(free_port()))
     extra = ("--no-follow", "--tls-cert", str(cert), "--tls-key", str(key))
     with driftline_serve("1", env, home / "serve.log", extra=extra) as url:
         yield url, cert, env
