@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,13 @@ MANIFEST = "bundle.json"
 def bundle_dir(settings: Settings, name: str, version: str) -> Path:
     """Where a synthetic bundle lives under the settings' home."""
     return settings.home / "synthetic" / name / version
+
+
+def copy_bundle(settings: Settings, home: Path, version: str = "1") -> None:
+    """Copy the synthetic bundle `make_bundle` saved under `settings.home` to another home."""
+    name = settings.registry.model_name
+    target = bundle_dir(settings.updated({"home": home}), name, version)
+    shutil.copytree(bundle_dir(settings, name, version), target)
 
 
 def make_bundle(

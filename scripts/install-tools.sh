@@ -81,6 +81,7 @@ install_chromium() {
 
 if [[ "${1:-}" == "bench" ]]; then
   install_wrk
+  install_helm_kubectl # the serving benchmark renders the chart's serveConfigV2
   exit 0
 fi
 install_helm_kubectl
