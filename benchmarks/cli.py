@@ -72,4 +72,5 @@ def _timed(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-main_for(__name__, run)
+if __name__ == "__main__":
+    main_for(__name__, run)

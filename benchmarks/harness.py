@@ -56,8 +56,18 @@ def write(name: str, result: dict[str, Any], directory: Path = RESULTS) -> tuple
     directory.mkdir(parents=True, exist_ok=True)
     json_path, md_path = directory / f"{name}.json", directory / f"{name}.md"
     json_path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    md_path.write_text(markdown(result))
+    md_path.write_text(_renderer(name)(result))
     return json_path, md_path
+
+
+def _renderer(name: str) -> Callable[[dict[str, Any]], str]:
+    """The module's own `markdown(result)` when it has one (serving's tables), else ours."""
+    try:
+        module = importlib.import_module(f"benchmarks.{name}")
+    except ImportError:
+        return markdown
+    own = getattr(module, "markdown", None)
+    return own if callable(own) else markdown
 
 
 def markdown(result: dict[str, Any]) -> str:
