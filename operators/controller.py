@@ -125,7 +125,7 @@ class Controller:
     def step(self) -> StepReport:
         """One round; raises only when the store itself cannot be reached."""
         attributes = {"driftline.model": self.model_name}
-        with tracing.span("controller.round", attributes=attributes):
+        with tracing.span("controller.round", root=True, attributes=attributes):
             return self._step()
 
     def _step(self) -> StepReport:

@@ -49,7 +49,7 @@ def wrap(router: Router, name: str, endpoint: Endpoint) -> Callable[[Request], A
         request.state.version = ""
         parent = tracing.incoming(request.headers)
         with (
-            tracing.span(name, kind=SpanKind.SERVER, parent=parent) as span,
+            tracing.span(name, root=True, kind=SpanKind.SERVER, parent=parent) as span,
             correlation(request) as cid,
         ):
             request.state.request_id = cid

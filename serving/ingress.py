@@ -182,7 +182,7 @@ class Ingress:
 
     # --- stream ---------------------------------------------------------------------------
     async def _stream_message(self) -> StreamMessage | None:
-        with tracing.span("stream.predict", kind=SpanKind.PRODUCER):
+        with tracing.span("stream.predict", root=True, kind=SpanKind.PRODUCER):
             return await self._stream_prediction()
 
     async def _stream_prediction(self) -> StreamMessage | None:

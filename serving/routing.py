@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from opentelemetry.trace import Link, SpanContext, SpanKind
+from opentelemetry.trace import SpanContext, SpanKind
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
@@ -280,12 +280,5 @@ class Router:
 
 def score_span(items: list[Item]) -> contextlib.AbstractContextManager[Any]:
     """A batch's scoring span: a child of its first traced request, linked to the others."""
-    traced = [trace for _route, _rows, trace in items if trace is not None]
-    if not traced:
-        return contextlib.nullcontext()
-    return tracing.span(
-        "score",
-        parent=tracing.child_of(traced[0]),
-        links=[Link(context) for context in traced[1:]],
-        attributes={"driftline.batch": len(items)},
-    )
+    contexts = [trace for _route, _rows, trace in items]
+    return tracing.batch_span("score", contexts, {"driftline.batch": len(items)})

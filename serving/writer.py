@@ -23,8 +23,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from opentelemetry.trace import Link
-
 from driftline.observability import tracing
 from driftline.store import PredictionRecord
 from driftline.store.retry import store_unreachable
@@ -270,12 +268,5 @@ class PredictionWriter:
 
 def write_span(batch: Sequence[PredictionRecord]) -> contextlib.AbstractContextManager[Any]:
     """The batch write's span: a child of its oldest traced request, linked to the others."""
-    traced = [r.trace for r in batch if r.trace is not None]
-    if not traced:
-        return contextlib.nullcontext()
-    return tracing.span(
-        "prediction_log.write",
-        parent=tracing.child_of(traced[0]),
-        links=[Link(context) for context in traced[1:]],
-        attributes={"driftline.records": len(batch)},
-    )
+    contexts = [r.trace for r in batch]
+    return tracing.batch_span("prediction_log.write", contexts, {"driftline.records": len(batch)})

@@ -86,28 +86,30 @@ def enabled() -> bool:
 def span(
     name: str,
     *,
+    root: bool = False,
     kind: SpanKind = SpanKind.INTERNAL,
     parent: otel_context.Context | None = None,
     links: Sequence[Link] = (),
     attributes: Mapping[str, Any] | None = None,
 ) -> contextlib.AbstractContextManager[Span | None]:
-    """A current span named `name`, or a no-op when tracing is off."""
+    """A current span named `name` (a no-op when tracing is off). Only a `root` span (a request,
+    a controller round) starts a trace; any other is recorded only inside a recorded one."""
     tracer = _installed.tracer
     if tracer is None:
         return _NO_SPAN
-    if parent is None and not _sampled(trace.get_current_span()):
+    if parent is None and not _sampled(trace.get_current_span(), root=root):
         return _NO_SPAN
     return tracer.start_as_current_span(
         name, context=parent, kind=kind, links=links, attributes=attributes
     )
 
 
-def _sampled(current: Span) -> bool:
+def _sampled(current: Span, *, root: bool) -> bool:
     # Asking the SDK only to hear "not sampled" costs about 10 us a span: a trace left out
     # leaves its children out here, and a new trace is drawn here.
     if current.is_recording():
         return True
-    if current.get_span_context().is_valid:
+    if not root or current.get_span_context().is_valid:
         return False
     ratio = _installed.root_ratio
     return ratio is None or random.random() < ratio  # noqa: S311 - sampling, not secrecy
@@ -116,6 +118,18 @@ def _sampled(current: Span) -> bool:
 def recording() -> bool:
     """Whether a span is being recorded in the current context."""
     return _installed.tracer is not None and trace.get_current_span().is_recording()
+
+
+def batch_span(
+    name: str, contexts: Sequence[SpanContext | None], attributes: Mapping[str, Any]
+) -> contextlib.AbstractContextManager[Span | None]:
+    """A span for work done once for many requests: a child of the first traced one, linked to
+    the others (OpenTelemetry's pattern for batches); a no-op when none was traced."""
+    traced = [c for c in contexts if c is not None]
+    if not traced:
+        return _NO_SPAN
+    links = [Link(c) for c in traced[1:]]
+    return span(name, parent=child_of(traced[0]), links=links, attributes=attributes)
 
 
 def current_span_context() -> SpanContext | None:
@@ -161,6 +175,8 @@ def child_of(span_context: SpanContext) -> otel_context.Context:
 @contextlib.contextmanager
 def continued(carrier: Mapping[str, str] | None, name: str) -> Iterator[None]:
     """A span named `name` continuing the trace `carrier` came with (from `outgoing`)."""
-    parent = extract(carrier) if carrier and _installed.tracer is not None else None
-    with span(name, kind=SpanKind.SERVER, parent=parent):
+    if not carrier or _installed.tracer is None:
+        yield  # the caller's trace was not recorded: neither is this part of it
+        return
+    with span(name, kind=SpanKind.SERVER, parent=extract(carrier)):
         yield

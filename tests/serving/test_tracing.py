@@ -223,3 +223,25 @@ async def test_a_trace_the_caller_sampled_is_recorded_whatever_the_ratio(
     assert names == sorted(
         ["v2_infer", "score", "member rf", "member xgb", "combine", "prediction_log.write"]
     )
+
+
+async def test_under_a_ratio_every_span_belongs_to_a_sampled_request(
+    served: tuple[httpx.AsyncClient, Store, Router],
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider, root_ratio=0.5)
+    try:
+        client, _store, router = served
+        for i in range(40):
+            assert (await client.post(URL, json=_body(float(i)))).status_code == 200
+        await router.writer.close()
+    finally:
+        tracing.uninstall()
+    found = _by_name(exporter.get_finished_spans())
+    requests = {s.context.trace_id for s in found["v2_infer"]}
+    assert 0 < len(requests) < 40, "a ratio of one half sampled all or none of 40 requests"
+    # A request left out starts nothing further down: no orphan combine or member spans.
+    assert {s.context.trace_id for s in exporter.get_finished_spans()} == requests
+    assert len(found["combine"]) == len(found["score"]) == len(requests)

@@ -20,7 +20,7 @@ CLIENT_TRACEPARENT = f"00-{CLIENT_TRACE}-00f067aa0ba902b7-01"
 
 def test_without_a_collector_nothing_is_recorded_or_propagated() -> None:
     assert not tracing.enabled()
-    with tracing.span("anything") as span:
+    with tracing.span("anything", root=True) as span:
         assert span is None
         assert tracing.current_trace_id() is None
         assert tracing.current_span_context() is None
@@ -46,7 +46,7 @@ def test_json_log_lines_carry_the_trace_and_span_ids(spans: InMemorySpanExporter
     formatter = JsonFormatter()
     record = logging.LogRecord("t", logging.INFO, __file__, 1, "inside", None, None)
     assert "trace_id" not in orjson.loads(formatter.format(record))
-    with tracing.span("work"):
+    with tracing.span("work", root=True):
         line = orjson.loads(formatter.format(record))
         trace_id, span_id = tracing.current_trace_id(), tracing.current_span_id()
     assert line["trace_id"] == trace_id
@@ -65,7 +65,7 @@ def test_spans_are_exported_over_otlp_http_when_an_endpoint_is_set(
 ) -> None:
     assert tracing.configure_tracing("driftline-test", collector.url)
     try:
-        with tracing.span("exported", attributes={"driftline.model": "m"}):
+        with tracing.span("exported", root=True, attributes={"driftline.model": "m"}):
             pass
     finally:
         tracing.uninstall()  # shutdown flushes the batch processor
@@ -81,3 +81,11 @@ def test_spans_are_exported_over_otlp_http_when_an_endpoint_is_set(
 def test_no_endpoint_configures_nothing() -> None:
     assert not tracing.configure_tracing("driftline-test", None)
     assert not tracing.enabled()
+
+
+def test_only_a_root_span_starts_a_trace(spans: InMemorySpanExporter) -> None:
+    with tracing.span("inner work") as span:
+        assert span is None
+    with tracing.span("request", root=True), tracing.span("inner work") as inner:
+        assert inner is not None
+    assert sorted(s.name for s in spans.get_finished_spans()) == ["inner work", "request"]
