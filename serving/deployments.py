@@ -188,6 +188,10 @@ class Combiner:
         """The served version, colour, members, spec hash and evaluation summary."""
         return {**summary(self.model, self.settings), "colour": self.colour}
 
+    def __del__(self) -> None:
+        # Serve calls this on graceful shutdown; the actor may exit before atexit would run.
+        tracing.flush()
+
 
 def build_colour_graph(ref: ModelRef, colour: str, settings: Settings) -> Application:
     """The bound graph for one colour: members discovered from the bundle, and the combiner."""

@@ -178,6 +178,7 @@ class Ingress:
         finally:
             await self.stream.close()
             await writer.close(timeout_s=self.settings.serving.request_timeout_s * 3)
+            tracing.flush()  # the writes' spans too; the actor may exit before atexit runs
             process_exiting()
 
     # --- stream ---------------------------------------------------------------------------

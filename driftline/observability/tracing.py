@@ -78,6 +78,13 @@ def uninstall() -> None:
         provider.shutdown()
 
 
+def flush(timeout_ms: int = 5_000) -> None:
+    """Export every span ended so far (a replica about to stop: atexit may never run)."""
+    provider = _installed.provider
+    if provider is not None:
+        provider.force_flush(timeout_ms)
+
+
 def enabled() -> bool:
     """Whether spans are recorded in this process."""
     return _installed.tracer is not None

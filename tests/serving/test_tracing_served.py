@@ -63,12 +63,16 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[tuple[str,
                 timeout=60,
             )
             assert response.status_code == 200, response.text
-        # Stopped: every replica flushed its spans on the way out.
-        deadline = time.monotonic() + 10
-        while not any(s == "driftline-combiner" for s, _, _ in _spans(collector)):
-            assert time.monotonic() < deadline, _spans(collector)
-            time.sleep(0.5)
+            # Each replica's batch processor exports on its own schedule (5 s by default).
+            deadline = time.monotonic() + 60
+            while not {"driftline-ingress", "driftline-combiner"} <= _services(collector):
+                assert time.monotonic() < deadline, _spans(collector)
+                time.sleep(0.5)
         yield _spans(collector)
+
+
+def _services(collector: OtlpCollector) -> set[str]:
+    return {service for service, _name, trace in _spans(collector) if trace == CLIENT_TRACE}
 
 
 def _bar_inputs(n: int) -> list[dict[str, Any]]:
