@@ -722,12 +722,16 @@ class _FlatEnvironment(PydanticBaseSettingsSource):
         raise NotImplementedError  # __call__ reads every field at once
 
     def __call__(self) -> dict[str, Any]:
-        values = _environment()
-        found: dict[str, Any] = {}
-        for env, path in Settings.env_paths().items():
-            if env in values:
-                found = _merge(found, _nest(path, values[env]))
-        return found
+        return flat_values(_environment())
+
+
+def flat_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings `environ`'s variables set, nested by section (the values still text)."""
+    found: dict[str, Any] = {}
+    for env, path in Settings.env_paths().items():
+        if env in environ:
+            found = _merge(found, _nest(path, environ[env]))
+    return found
 
 
 def _environment() -> dict[str, str]:

@@ -89,19 +89,24 @@ async def _closed_stream(websocket: WebSocket) -> None:
 def _router(settings: Settings) -> tuple[Router, ServingMetrics]:
     m = metrics()
     router = Router("m", settings, m, PredictionWriter(_Sink(), **_writer()))
-    info = {
+    info = colour_info(settings, {"rf": 1.0})
+    route = ColourRoute("blue", _Colour(), info, {"rf": MemberEndpoint("rf", _Member(), list)})
+    router.routing = Routing(active=route, by_version={"1": route})
+    return router, m
+
+
+def colour_info(settings: Settings, weights: dict[str, float]) -> dict[str, Any]:
+    """A colour's `info` (what Combiner.info answers) for version 1 with these member weights."""
+    return {
         "version": "1",
         "n_features": N_FEATURES,
         "window": 3,
         "max_rows": settings.serving.max_rows,
         "intercept": 0.0,
-        "weights": {"rf": 1.0},
-        "members": [{"name": "rf"}],
+        "weights": weights,
+        "members": [{"name": name} for name in weights],
         "spec_hash": "h",
     }
-    route = ColourRoute("blue", _Colour(), info, {"rf": MemberEndpoint("rf", _Member(), list)})
-    router.routing = Routing(active=route, by_version={"1": route})
-    return router, m
 
 
 def _writer() -> dict[str, Any]:

@@ -22,7 +22,6 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from driftline.config import Settings
-from driftline.features import default_spec
 from driftline.observability import tracing
 from driftline.store import Store
 from serving import endpoints
@@ -30,8 +29,8 @@ from serving.channel import MemberEndpoint, MemberServer, socket_dir, socket_pat
 from serving.metrics import metrics
 from serving.routing import ColourRoute, Router, Routing
 from serving.writer import PredictionWriter
+from tests.serving.ingress_harness import N_FEATURES, colour_info
 
-N_FEATURES = len(default_spec().features)
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 URL = "/v2/models/m/infer"
 
@@ -67,16 +66,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Store
     store.upgrade()
     writer = PredictionWriter(store.predictions, batch_size=100, interval_s=0.01, max_buffer=1000)
     router = Router("m", settings, metrics(), writer)
-    info = {
-        "version": "1",
-        "n_features": N_FEATURES,
-        "window": 3,
-        "max_rows": settings.serving.max_rows,
-        "intercept": 0.0,
-        "weights": {"rf": 0.5, "xgb": 0.5},
-        "members": [{"name": "rf"}, {"name": "xgb"}],
-        "spec_hash": "h",
-    }
+    info = colour_info(settings, {"rf": 0.5, "xgb": 0.5})
     members = {
         name: MemberEndpoint(name, _NoServe(), lambda s=server: [s.path])
         for name, server in servers.items()
