@@ -80,6 +80,26 @@ class StoreSettings(_Section):
     )
 
 
+class BreakerSettings(_Section):
+    """Circuit breakers on member replicas and MLflow (driftline.breakers); the store's are in
+    `store`, as its calls fail only after their retries."""
+
+    env_prefix: ClassVar[str] = "BREAKER_"
+
+    threshold: int = Field(
+        default=5,
+        ge=1,
+        description="Consecutive failed calls to a member or MLflow that open its circuit "
+        "(calls then fail at once).",
+    )
+    reset_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds an open member or MLflow circuit refuses calls before trial calls "
+        "go through (a success closes it, a failure opens it again).",
+    )
+
+
 class RegistrySettings(_Section):
     """The MLflow registry and the model it holds."""
 
@@ -618,6 +638,7 @@ class Settings(BaseSettings):
     )
     store: StoreSettings = StoreSettings()
     registry: RegistrySettings = RegistrySettings()
+    breakers: BreakerSettings = BreakerSettings()
     data: DataSettings = DataSettings()
     training: TrainingSettings = TrainingSettings()
     drift: DriftSettings = DriftSettings()

@@ -6,6 +6,8 @@ listens on a Unix socket, and callers on its node (the ingress, the combiner) se
 rows there: float32 rows in, float64 outputs back, many calls in flight on one connection.
 Serve still owns the replicas (placement, health checks, scaling, rolling updates); a member
 with no socket on the caller's node, or one that fails, is called through its Serve handle.
+Each member has a circuit breaker over both: after repeated calls that reached no replica, its
+calls fail at once (503) until a trial call after the reset time.
 
 Frames (little-endian): a call is `<QII` (call id, rows, columns) then rows x columns float32;
 an answer is `<QBI` (call id, status, length) then `length` bytes: float64 outputs when the
@@ -33,9 +35,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from opentelemetry.trace import SpanKind
+from ray.exceptions import RayActorError
 
-from driftline.config import Settings
+from driftline.breakers import Breaker, BreakerOpenError
+from driftline.config import BreakerSettings, Settings
 from driftline.observability import tracing
+from serving.errors import ReplicaUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -261,15 +266,29 @@ class MemberClient:
                 await self._reader
 
 
+def unreachable(error: BaseException) -> bool:
+    """Whether a member call failed for want of a live replica (not because of its rows)."""
+    return isinstance(error, RayActorError | ConnectionError | TimeoutError)
+
+
 class MemberEndpoint:
     """One member as a caller reaches it: a socket of its node's replicas, else Serve."""
 
-    def __init__(self, name: str, handle: Any, sockets: Callable[[], list[Path]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        handle: Any,
+        sockets: Callable[[], list[Path]],
+        breaker: Breaker | None = None,
+    ) -> None:
         self.name = name
         self.handle = handle
         self._sockets = sockets
         self._clients: dict[Path, MemberClient] = {}
         self._refreshed = float("-inf")
+        self.breaker = breaker or Breaker.from_settings(
+            f"member_{name}", BreakerSettings(), unreachable
+        )
 
     @property
     def local_replicas(self) -> int:
@@ -291,7 +310,17 @@ class MemberEndpoint:
             in_background(client.close())
 
     async def predict(self, rows: Rows) -> Outputs:
-        """Outputs from the least busy replica on this node, or through the Serve handle."""
+        """Outputs from the least busy replica on this node, or through the Serve handle;
+        ReplicaUnavailableError at once while the member's circuit is open."""
+        try:
+            # Counted once per call, after the socket's fallback to Serve: only a call that
+            # reached no replica at all is a failure of the member.
+            with self.breaker:
+                return await self._predict(rows)
+        except BreakerOpenError as error:
+            raise ReplicaUnavailableError(f"member {self.name}: {error}") from None
+
+    async def _predict(self, rows: Rows) -> Outputs:
         if time.monotonic() - self._refreshed > REFRESH_S:
             self.refresh()
         if self._clients:
@@ -305,16 +334,25 @@ class MemberEndpoint:
         return result
 
     async def close(self) -> None:
-        """Close every connection."""
+        """Close every connection; the member's circuit no longer shows in metrics as open."""
         for path in list(self._clients):
             client = self._clients.pop(path)
             await client.close()
+        self.breaker.retire()
 
 
 def endpoints(
-    handles: Mapping[str, Any], directory: Path | None, app: str
+    handles: Mapping[str, Any],
+    directory: Path | None,
+    app: str,
+    breakers: BreakerSettings | None = None,
 ) -> dict[str, MemberEndpoint]:
-    """An endpoint per member handle (deployment `member_<name>` of `app`); no sockets if None."""
+    """An endpoint per member handle (deployment `member_<name>` of `app`); no sockets if None.
+
+    Each has its own breaker, `<app>.member_<name>`, as each colour's members are their own
+    replicas.
+    """
+    settings = breakers or BreakerSettings()
 
     def finder(deployment: str) -> Callable[[], list[Path]]:
         if directory is None:
@@ -322,7 +360,12 @@ def endpoints(
         return lambda: replica_sockets(directory, app, deployment)
 
     return {
-        name: MemberEndpoint(name, handle, finder(f"member_{name}"))
+        name: MemberEndpoint(
+            name,
+            handle,
+            finder(f"member_{name}"),
+            Breaker.from_settings(f"{app}.member_{name}", settings, unreachable),
+        )
         for name, handle in handles.items()
     }
 

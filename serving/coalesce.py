@@ -9,7 +9,8 @@ showed in the ingress's profile.
 
 Background calls carry a deadline, so a hung member cannot hold its batch's callers forever,
 and a failed batch is split until the failure is pinned on the callers whose items cause it:
-one failing member call fails only its own requests.
+one failing member call fails only its own requests. An error that says nothing of the items
+(no replica reachable, an open circuit) fails its batch at once, unsplit; later batches go on.
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ class Coalescer(Generic[T, R]):
         call: Callable[[list[T]], Awaitable[list[R]]],
         max_size: int,
         deadline_s: float | None = None,
+        whole: tuple[type[BaseException], ...] = (),
     ) -> None:
         self._call = call
         self._max_size = max_size
         self._deadline_s = deadline_s
+        # Errors of the call, not of an item: splitting would repeat the failing call.
+        self._whole = whole
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._busy = False
 
@@ -83,7 +87,7 @@ class Coalescer(Generic[T, R]):
             self._fail(batch, error)
             return
         except Exception as error:
-            if len(batch) == 1:
+            if len(batch) == 1 or isinstance(error, self._whole):
                 self._fail(batch, error)
                 return
             # Halve until the failing items are alone; the others still get answers.

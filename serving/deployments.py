@@ -152,7 +152,7 @@ class Combiner:
         self.settings = settings
         self.colour = colour
         app = serve.get_replica_context().app_name
-        self.members = endpoints(members, socket_dir(settings), app)
+        self.members = endpoints(members, socket_dir(settings), app, settings.breakers)
         cast(Any, self.predict).set_max_batch_size(settings.serving.batch_size)
         cast(Any, self.predict).set_batch_wait_timeout_s(settings.serving.batch_wait_s)
         self._batch = metrics().batch_size.labels("combiner")

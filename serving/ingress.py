@@ -150,7 +150,7 @@ class Ingress:
             m["name"]: serve.get_deployment_handle(f"member_{m['name']}", app_name=app)
             for m in info["members"]
         }
-        members = member_endpoints(handles, socket_dir(self.settings), app)
+        members = member_endpoints(handles, socket_dir(self.settings), app, self.settings.breakers)
         info = {**info, "max_rows": self.settings.serving.max_rows}
         return ColourRoute(colour, handle, info, members)
 

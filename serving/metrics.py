@@ -12,13 +12,19 @@ import os
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from driftline import breakers
 from driftline.observability.catalog import MetricSpec, by_name
-from serving.writer import WriterStatus
+
+if TYPE_CHECKING:
+    # The writer imports the store (SQLAlchemy, psycopg: about 25 MiB); member and combiner
+    # replicas import these metrics and never write predictions.
+    from serving.writer import WriterStatus
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -51,6 +57,13 @@ class ServingMetrics:
         self.stream_clients = _gauge(spec["driftline_stream_clients"], "livesum")
         self.stream_dropped = _counter(spec["driftline_stream_dropped_messages"])
         self.model_info = _gauge(spec["driftline_model_info"], "livemax")
+        # Breakers of the same name in several replicas: the worst state shows.
+        self.breaker_state = _gauge(spec["driftline_circuit_breaker_state"], "livemax")
+        self.breaker_opens = _counter(spec["driftline_circuit_breaker_opens"])
+        self.breaker_rejected = _counter(spec["driftline_circuit_breaker_rejected_calls"])
+        breakers.observe(
+            breakers.metrics_observer(self.breaker_state, self.breaker_opens, self.breaker_rejected)
+        )
 
 
 def writer_gauges(m: ServingMetrics) -> Callable[[WriterStatus], None]:

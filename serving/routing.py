@@ -111,7 +111,10 @@ class Router:
         self.routing = Routing()
         self._batch = metrics.batch_size.labels("ingress")
         self._scorer = Coalescer(
-            self._score, settings.serving.batch_size, settings.serving.request_timeout_s
+            self._score,
+            settings.serving.batch_size,
+            settings.serving.request_timeout_s,
+            whole=(ReplicaUnavailableError, RayActorError),
         )
         self._shadow_inflight = 0
 

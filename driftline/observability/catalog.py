@@ -131,6 +131,30 @@ CATALOG: tuple[MetricSpec, ...] = (
         "1 for each model version being served.",
         "serving",
     ),
+    MetricSpec(
+        "driftline_circuit_breaker_state",
+        "gauge",
+        ("breaker",),
+        (
+            "State of a circuit breaker on a member, the store or MLflow: 0 closed, 1 half-open "
+            "(trial calls go through), 2 open (calls fail at once)."
+        ),
+        "serving",
+    ),
+    MetricSpec(
+        "driftline_circuit_breaker_opens",
+        "counter",
+        ("breaker",),
+        "Times a circuit breaker opened after repeated failed calls.",
+        "serving",
+    ),
+    MetricSpec(
+        "driftline_circuit_breaker_rejected_calls",
+        "counter",
+        ("breaker",),
+        "Calls refused at once because their circuit breaker was open.",
+        "serving",
+    ),
     # --- drift ----------------------------------------------------------------------------
     MetricSpec(
         "driftline_drift_score",

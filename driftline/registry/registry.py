@@ -1,9 +1,16 @@
-"""The only caller of MLflow: log a run, register its bundle, move aliases, load bundles."""
+"""The only caller of MLflow: log a run, register its bundle, move aliases, load bundles.
+
+Calls to MLflow go through one circuit breaker per tracking URI and process: once MLflow has
+failed repeatedly, calls fail at once (RegistryUnavailableError) instead of each waiting through
+MLflow's own HTTP retries. A version whose bundle this home downloaded and checked against the
+registry before is then loaded from that verified local copy.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -15,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from driftline.breakers import Breaker, BreakerOpenError
 from driftline.config import Settings
 from driftline.contracts import CHALLENGER, CHAMPION
 from driftline.registry.bundle import (
@@ -31,9 +39,15 @@ from driftline.registry.bundle import (
     write_bundle,
 )
 
+log = logging.getLogger(__name__)
 # Version tags `sha256/<file>`: each bundle file's digest, kept in the registry's database apart
 # from the artifact store, so a bundle altered there (manifest included) is refused on load.
 SHA256_TAG = "sha256/"
+# The digests the registry recorded for a downloaded version, kept beside the download cache
+# (`<version>.verified.json`) once they matched, so the copy can be trusted while MLflow is down.
+VERIFIED_SUFFIX = ".verified.json"
+# MLflow's error codes for a server that failed or could not be reached (not a refused request).
+_UNREACHABLE_CODES = frozenset({"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE"})
 # What a stock MLflow environment needs to load the pyfunc, besides the driftline package itself.
 _RUNTIME_PACKAGES = (
     "mlflow",
@@ -49,6 +63,10 @@ _RUNTIME_PACKAGES = (
 
 class RegistryError(RuntimeError):
     """The registry could not be read or written."""
+
+
+class RegistryUnavailableError(RegistryError):
+    """MLflow could not be reached, or its circuit is open after repeated failures."""
 
 
 class ModelNotFoundError(LookupError):
@@ -136,11 +154,12 @@ class Registry:
         from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
         try:
-            return str(self._client.get_model_version_by_alias(self.name, alias).version)
+            with self._guarded():
+                return str(self._client.get_model_version_by_alias(self.name, alias).version)
         except MlflowException as error:
             if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
                 return None
-            raise RegistryError(f"registry {self.settings.tracking_uri}: {error.message}") from None
+            raise self._error(error) from None
 
     def resolve(self, ref: str | int) -> str:
         """The version number `ref` (an alias or a number) names; ModelNotFoundError if none."""
@@ -176,13 +195,47 @@ class Registry:
         ]
 
     def load_bundle(self, ref: str | int = CHAMPION) -> ModelBundle:
-        """The bundle of the version `ref` names, downloaded once into a per-version cache."""
-        version = self.resolve(ref)
-        target = self.settings.home / "bundles" / self.name / version
-        if not (target / MANIFEST).is_file():
-            self._download(version, target)
-        bundle = read_bundle(target, name=self.name, version=version)
-        self._check_recorded(version, bundle)
+        """The bundle of the version `ref` names, downloaded once into a per-version cache.
+
+        With MLflow unreachable, a version number whose cached copy was verified against the
+        registry before loads from that copy (its files checked against the same digests).
+        """
+        try:
+            version = self.resolve(ref)
+            target = self._cache(version)
+            if not (target / MANIFEST).is_file():
+                self._download(version, target)
+            bundle = read_bundle(target, name=self.name, version=version)
+            self._check_recorded(version, bundle)
+        except RegistryUnavailableError as error:
+            local = self._verified_copy(str(ref))
+            if local is None:
+                raise
+            log.warning(
+                "MLflow unreachable: serving %s version %s from its verified local copy (%s)",
+                self.name,
+                ref,
+                error,
+            )
+            return local
+        return bundle
+
+    def _cache(self, version: str) -> Path:
+        return self.settings.home / "bundles" / self.name / version
+
+    def _verified_copy(self, ref: str) -> ModelBundle | None:
+        """The cached bundle of version `ref` if it matches the digests once recorded for it."""
+        target = self._cache(ref)
+        record = target.with_name(ref + VERIFIED_SUFFIX)
+        if not ref.isdigit() or not record.is_file() or not (target / MANIFEST).is_file():
+            return None
+        bundle = read_bundle(target, name=self.name, version=ref)
+        recorded = json.loads(record.read_text())
+        if recorded != bundle.sha256:
+            raise ArtifactIntegrityError(
+                f"{self.name} version {ref}: the local copy differs from the digests the "
+                "registry recorded; refusing to load it while MLflow is unreachable"
+            )
         return bundle
 
     def _check_recorded(self, version: str, bundle: ModelBundle) -> None:
@@ -192,6 +245,10 @@ class Registry:
             for k, v in (info.tags or {}).items()
             if k.startswith(SHA256_TAG)
         }
+        if recorded == bundle.sha256:
+            record = self._cache(version).with_name(version + VERIFIED_SUFFIX)
+            if not record.is_file():
+                _write_atomically(record, json.dumps(recorded, sort_keys=True))
         if recorded and recorded != bundle.sha256:
             changed = sorted(
                 p
@@ -224,19 +281,41 @@ class Registry:
         from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
         try:
-            return method(*args, **kwargs)
+            with self._guarded():
+                return method(*args, **kwargs)
         except MlflowException as error:
             if error.error_code == "RESOURCE_DOES_NOT_EXIST":
                 raise ModelNotFoundError(f"{self.name}: {error.message}") from None
-            raise RegistryError(f"registry {self.settings.tracking_uri}: {error.message}") from None
+            raise self._error(error) from None
+        except OSError as error:  # requests' errors too: MLflow's HTTP client gave up
+            if mlflow_unreachable(error):
+                raise self._error(error) from None
+            raise
+
+    @contextlib.contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """MLflow's circuit around one call; RegistryUnavailableError while it is open."""
+        try:
+            with mlflow_breaker(self.settings):
+                yield
+        except BreakerOpenError as error:
+            raise RegistryUnavailableError(
+                f"registry {self.settings.tracking_uri}: {error}"
+            ) from None
+
+    def _error(self, error: Exception) -> RegistryError:
+        message = getattr(error, "message", None) or str(error)
+        kind = RegistryUnavailableError if mlflow_unreachable(error) else RegistryError
+        return kind(f"registry {self.settings.tracking_uri}: {message}")
 
     def _experiment_id(self) -> str:
-        experiment = self._client.get_experiment_by_name(self.name)
+        experiment = self._call(self._client.get_experiment_by_name, self.name)
         if experiment is not None:
             return str(experiment.experiment_id)
         # Artifacts go under the configured root, not MLflow's default ./mlruns.
         location = (self.settings.artifact_root / self.name).as_uri()
-        return str(self._client.create_experiment(self.name, artifact_location=location))
+        created = self._call(self._client.create_experiment, self.name, artifact_location=location)
+        return str(created)
 
     def _log_and_register(
         self,
@@ -308,6 +387,37 @@ class Registry:
                     raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+_BREAKERS: dict[str, Breaker] = {}
+
+
+def mlflow_breaker(settings: Settings) -> Breaker:
+    """This process's circuit breaker on the MLflow at `settings.tracking_uri`."""
+    uri = settings.tracking_uri
+    breaker = _BREAKERS.get(uri)
+    if breaker is None:
+        breaker = Breaker.from_settings("mlflow", settings.breakers, mlflow_unreachable)
+        _BREAKERS[uri] = breaker
+    return breaker
+
+
+def mlflow_unreachable(error: BaseException) -> bool:
+    """Whether `error` means MLflow failed or could not be reached (not that it refused)."""
+    import requests  # noqa: PLC0415  (MLflow's HTTP client)
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    if isinstance(error, RegistryUnavailableError | requests.RequestException):
+        return True
+    if isinstance(error, MlflowException):
+        return error.error_code in _UNREACHABLE_CODES
+    return isinstance(error, ConnectionError | TimeoutError)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    scratch = path.with_name(f".{path.name}.{os.getpid()}")
+    scratch.write_text(text)
+    scratch.replace(path)
 
 
 def _param(value: Any) -> str:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import sqlalchemy as sa
-from purgatory import SyncCircuitBreakerFactory
-from purgatory.domain.model import OpenedState
+
+from driftline.breakers import Breaker, BreakerOpenError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,31 +34,27 @@ class RetryPolicy:
     # `breaker_reset_s`. While open, calls fail at once instead of each waiting through retries.
     breaker_threshold: int = 3
     breaker_reset_s: float = 10.0
-    _breakers: SyncCircuitBreakerFactory = field(init=False, compare=False, repr=False)
+    _breaker: Breaker = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        breakers = SyncCircuitBreakerFactory(
-            default_threshold=self.breaker_threshold,
-            default_ttl=self.breaker_reset_s,
-            # Only an unreachable store counts against the circuit, never refused data.
-            exclude=[(Exception, lambda error: not store_unreachable(error))],
-        )
-        object.__setattr__(self, "_breakers", breakers)
+        # Only an unreachable store counts against the circuit, never refused data.
+        breaker = Breaker("store", self.breaker_threshold, self.breaker_reset_s, store_unreachable)
+        object.__setattr__(self, "_breaker", breaker)
 
     def breaker_open(self) -> bool:
         """Whether the circuit is open (calls fail without trying the store)."""
-        state = self._breakers.get_breaker("store").context.state
-        return bool(state == "opened")
+        return self._breaker.state == "opened"
 
     def run(self, operation: Callable[[], T], what: str) -> T:
         """Run `operation` (one whole transaction); StoreUnavailableError once retries run out
         or while the circuit is open."""
         try:
-            with self._breakers.get_breaker("store"):
+            with self._breaker:
                 return self._attempts(operation, what)
-        except OpenedState as error:
+        except BreakerOpenError as error:
             raise StoreUnavailableError(
-                f"store unreachable: {what} not attempted, circuit open"
+                f"store unreachable: {what} not attempted, circuit open "
+                f"(next trial in {error.retry_after_s:.1f}s)"
             ) from error
 
     def _attempts(self, operation: Callable[[], T], what: str) -> T:

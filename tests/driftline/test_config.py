@@ -123,6 +123,8 @@ FLAT_FIELDS: list[tuple[str, str, str]] = [
         "store.store_breaker_threshold",
     ),
     ("store_breaker_reset_s", "DRIFTLINE_STORE_BREAKER_RESET_S", "store.store_breaker_reset_s"),
+    ("breaker_threshold", "DRIFTLINE_BREAKER_THRESHOLD", "breakers.threshold"),
+    ("breaker_reset_s", "DRIFTLINE_BREAKER_RESET_S", "breakers.reset_s"),
     (
         "predictions_retention_days",
         "DRIFTLINE_PREDICTIONS_RETENTION_DAYS",

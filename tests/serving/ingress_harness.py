@@ -53,9 +53,12 @@ class _Colour:
             return rows, out, {"rf": out}
 
 
-def ingress_app(settings: Settings) -> tuple[Any, ServingMetrics]:
-    """The app, body limit included, and the metrics it counts into."""
-    router, m = _router(settings)
+def ingress_app(
+    settings: Settings, members: dict[str, MemberEndpoint] | None = None
+) -> tuple[Any, ServingMetrics]:
+    """The app, body limit included, and the metrics it counts into; its colour's `members`
+    default to one, rf, answering each row's sum."""
+    router, m = _router(settings, members)
     routes = [
         Route(path, endpoints.wrap(router, name, fn), methods=[method])
         for path, name, fn, method, _scope in endpoints.routes()
@@ -86,11 +89,14 @@ async def _closed_stream(websocket: WebSocket) -> None:
     await websocket.close()
 
 
-def _router(settings: Settings) -> tuple[Router, ServingMetrics]:
+def _router(
+    settings: Settings, members: dict[str, MemberEndpoint] | None = None
+) -> tuple[Router, ServingMetrics]:
     m = metrics()
     router = Router("m", settings, m, PredictionWriter(_Sink(), **_writer()))
-    info = colour_info(settings, {"rf": 1.0})
-    route = ColourRoute("blue", _Colour(), info, {"rf": MemberEndpoint("rf", _Member(), list)})
+    members = members or {"rf": MemberEndpoint("rf", _Member(), list)}
+    info = colour_info(settings, dict.fromkeys(members, 1.0))
+    route = ColourRoute("blue", _Colour(), info, members)
     router.routing = Routing(active=route, by_version={"1": route})
     return router, m
 

@@ -120,3 +120,28 @@ async def test_a_hung_background_call_fails_its_callers_at_the_deadline() -> Non
     assert waiting.done()
     assert isinstance(waiting.exception(), TimeoutError)
     assert await coalesce(5) == 50
+
+
+class UnreachableError(ConnectionError):
+    """No replica answered: an error of the call, not of any item."""
+
+
+async def test_an_unreachable_member_fails_only_its_batch_unsplit() -> None:
+    downstream = Downstream()
+
+    async def flaky(items: list[int]) -> list[int]:
+        if 1 in items:  # the batch holding item 1 meets a dead member
+            downstream.batches.append(list(items))
+            raise UnreachableError("member rf: no replica")
+        return await downstream(items)
+
+    coalesce = Coalescer(flaky, max_size=2, whole=(UnreachableError,))
+    first, rest = await _behind_one(coalesce, (1, 2, 3, 4))
+    downstream.gate.set()
+    assert await first == 0
+    results = await asyncio.gather(*rest, return_exceptions=True)
+    # Items 1 and 2 shared the failed call; the next batch went on and was answered.
+    assert [type(r) for r in results[:2]] == [UnreachableError, UnreachableError]
+    assert results[2:] == [30, 40]
+    # Not split: one call for the failed batch, no retries of halves against a dead member.
+    assert downstream.batches == [[0], [1, 2], [3, 4]]

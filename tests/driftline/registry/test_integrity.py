@@ -24,7 +24,9 @@ from driftline.registry import (
     read_bundle,
     write_bundle,
 )
+from driftline.registry import registry as registry_module
 from driftline.registry.bundle import MANIFEST, file_sha256
+from driftline.registry.registry import RegistryUnavailableError
 from operators.gate_runner import OfflineGates
 from operators.spec import GatePolicy
 from serving.kserve_server import build_model
@@ -160,3 +162,38 @@ def test_a_bundle_rewritten_with_its_own_hashes_is_refused_by_the_registry(
         manifest_path.write_text(json.dumps(manifest))
         with pytest.raises(ArtifactIntegrityError, match="registry recorded"):
             Registry(fresh).load_bundle(version)
+
+
+def test_with_mlflow_down_a_verified_local_copy_loads_and_the_circuit_opens(
+    registered: tuple[Settings, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, version = registered
+    verified = Registry(settings).load_bundle(version)  # checked against the tags: recorded
+    # Nothing listens on port 9. MLflow's client would retry each call for minutes: off here,
+    # so each failure is quick; this process's breakers are restored afterwards.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setattr(registry_module, "_BREAKERS", {})
+    down = settings.updated({"registry": {"mlflow_tracking_uri": "http://127.0.0.1:9"}})
+    registry = Registry(down)
+    for _ in range(down.breakers.threshold):
+        assert registry.load_bundle(version).sha256 == verified.sha256
+    assert registry_module.mlflow_breaker(down).state == "opened"
+    with pytest.raises(RegistryUnavailableError, match="circuit mlflow open"):
+        registry.versions()
+    # Open: the local copy still loads, now without trying MLflow at all.
+    assert registry.load_bundle(version).sha256 == verified.sha256
+    # An alias cannot be resolved without MLflow; a version with no verified copy neither.
+    with pytest.raises(RegistryUnavailableError):
+        registry.load_bundle("champion")
+    with pytest.raises(RegistryUnavailableError):
+        registry.load_bundle("999")
+    # A local copy rewritten with its own hashes differs from the digests recorded for it.
+    cache = settings.home / "bundles" / settings.registry.model_name / version
+    manifest_path, target = cache / MANIFEST, cache / "members/xgb/model.onnx"
+    with _restored(manifest_path, target):
+        _tamper(target)
+        manifest = json.loads(manifest_path.read_text())
+        manifest["sha256"]["members/xgb/model.onnx"] = file_sha256(target)
+        manifest_path.write_text(json.dumps(manifest))
+        with pytest.raises(ArtifactIntegrityError, match="local copy differs"):
+            registry.load_bundle(version)
