@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import numpy as np
 import orjson
 import psutil
 
+from benchmarks._processes import Sample, cpu_seconds, sample, total
 from benchmarks.harness import RESULTS, main_for
 from benchmarks.loadgen import run_load
 from benchmarks.serving import create_key
@@ -54,7 +53,7 @@ def run() -> dict[str, Any]:
         "DRIFTLINE_CONTROLLER_PORT": "0",
         # A fresh store each run: the registry (and so the champion) stays, but no drift
         # history from earlier runs can make the controller retrain during the measurement.
-        "DRIFTLINE_DATABASE_URL": fresh_schema(_postgres_url()),
+        "DRIFTLINE_DATABASE_URL": fresh_schema(postgres_url()),
         "PYTHONUNBUFFERED": "1",
     }
     HOME.mkdir(parents=True, exist_ok=True)
@@ -72,7 +71,7 @@ def run() -> dict[str, Any]:
         ready_s = time.monotonic() - started
         root = psutil.Process(up.pid)
         time.sleep(10)  # let the stream and monitor settle before the idle sample
-        idle = _sample(root)
+        idle = sample(root)
         base = printed_url(log_path.read_text(errors="replace"))
         key = create_key(env, "bench-stack")
         auth = {"Authorization": f"Bearer {key}"}
@@ -88,24 +87,25 @@ def run() -> dict[str, Any]:
     return result
 
 
-def _postgres_url() -> str:
+def postgres_url() -> str:
+    """The PostgreSQL server to log to: DRIFTLINE_DATABASE_URL, else the tests' admin URL."""
     url = os.environ.get("DRIFTLINE_DATABASE_URL") or os.environ.get("DRIFTLINE_TEST_DATABASE_URL")
     if not url or not url.startswith("postgresql"):
-        raise RuntimeError("the stack benchmark runs on PostgreSQL: set DRIFTLINE_DATABASE_URL")
+        raise RuntimeError("this benchmark runs on PostgreSQL: set DRIFTLINE_DATABASE_URL")
     return url
 
 
-def fresh_schema(url: str) -> str:
-    """`url` with its tables in schema `bench_stack`, emptied now."""
+def fresh_schema(url: str, schema: str = SCHEMA) -> str:
+    """`url` with its tables in `schema` (`bench_stack` unless given), emptied now."""
     import sqlalchemy as sa  # noqa: PLC0415
 
     engine = sa.create_engine(url)
     with engine.begin() as connection:
-        connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        connection.execute(sa.text(f"CREATE SCHEMA {SCHEMA}"))
+        connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
     engine.dispose()
     separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{SCHEMA}"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
 def targets(result: dict[str, Any]) -> dict[str, Any]:
@@ -131,99 +131,29 @@ def _body(n_features: int) -> bytes:
     return orjson.dumps({"inputs": [tensor]}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def _under_load(
-    root: psutil.Process, url: str, body: bytes, key: str
-) -> tuple[dict[str, dict[str, float]], float, Any]:
+def _under_load(root: psutil.Process, url: str, body: bytes, key: str) -> tuple[Sample, float, Any]:
     """Peak resident memory by process kind, CPU cores used, and the load's own figures."""
-    peak: dict[str, dict[str, float]] = {}
+    peak: Sample = {}
     done = threading.Event()
-    cpu_before = _cpu_seconds(root)
+    cpu_before = cpu_seconds(root)
 
-    def sample() -> None:
+    def watch() -> None:
         while not done.is_set():
-            current = _sample(root)
-            if _total(current, "pss") > _total(peak, "pss"):
+            current = sample(root)
+            if total(current, "pss") > total(peak, "pss"):
                 peak.clear()
                 peak.update(current)
             done.wait(0.5)
 
-    sampler = threading.Thread(target=sample, daemon=True)
+    sampler = threading.Thread(target=watch, daemon=True)
     started = time.monotonic()
     sampler.start()
     load = run_load(url, body, concurrency=CONCURRENCY, duration_s=LOAD_S, key=key)
     elapsed = time.monotonic() - started
     done.set()
     sampler.join()
-    cores = (_cpu_seconds(root) - cpu_before) / elapsed
+    cores = (cpu_seconds(root) - cpu_before) / elapsed
     return peak, cores, load
-
-
-def _tree(root: psutil.Process) -> list[psutil.Process]:
-    try:
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _sample(root: psutil.Process) -> dict[str, dict[str, float]]:
-    """RSS and PSS (MiB) of every process `root` started, summed by kind.
-
-    RSS counts a page shared by N processes N times (Ray forks many workers and dashboard
-    modules from one parent); PSS charges each process 1/N of it, so PSS sums to what the
-    stack really occupies.
-    """
-    by_kind: dict[str, dict[str, float]] = defaultdict(lambda: {"rss": 0.0, "pss": 0.0})
-    for process in _tree(root):
-        try:
-            memory = process.memory_full_info()
-            kind = by_kind[_kind(process.cmdline())]
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        kind["rss"] += memory.rss / 2**20
-        kind["pss"] += memory.pss / 2**20
-    return dict(by_kind)
-
-
-def _total(sample: dict[str, dict[str, float]], key: str) -> float:
-    return sum(kind[key] for kind in sample.values())
-
-
-def _cpu_seconds(root: psutil.Process) -> float:
-    total = 0.0
-    for process in _tree(root):
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return total
-
-
-def _kind(cmdline: list[str]) -> str:
-    """A short name for a process of the stack, from its command line."""
-    text = " ".join(cmdline)
-    replica = re.search(r"ray::ServeReplica:(\S+?):([^.\s]+)", text)
-    if replica:
-        return f"serve replica {replica.group(1)}/{replica.group(2)}"
-    if "driftline.cli up" in text or "driftline up" in text:
-        return "driftline up (drift monitor, controller, stream client)"
-    for marker, name in (
-        ("ServeController", "serve controller"),
-        ("ProxyActor", "serve proxy"),
-        ("gcs_server", "ray gcs"),
-        ("raylet", "ray raylet"),
-        ("dashboard", "ray dashboard"),
-        ("ray start", "ray start"),
-        ("DashboardAgent", "ray agents"),
-        ("RuntimeEnvAgent", "ray agents"),
-        ("log_monitor", "ray monitors"),
-        ("monitor.py", "ray monitors"),
-        ("ray.util.client", "ray client server"),
-        ("ray::IDLE", "ray idle workers"),
-    ):
-        if marker in text:
-            return name
-    return "other ray workers"
 
 
 def _wait_for_line(
@@ -252,8 +182,8 @@ def _stop(process: subprocess.Popen[bytes]) -> float:
 
 
 def _result(
-    idle: dict[str, dict[str, float]],
-    peak: dict[str, dict[str, float]],
+    idle: Sample,
+    peak: Sample,
     *,
     cores: float,
     load: dict[str, Any],
@@ -274,7 +204,7 @@ def _result(
         ]
 
     totals = {
-        f"{w}_{k}": round(_total(x, k), 1)
+        f"{w}_{k}": round(total(x, k), 1)
         for w, x in (("idle", idle), ("peak", peak))
         for k in ("pss", "rss")
     }
