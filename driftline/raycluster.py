@@ -43,7 +43,7 @@ def free_port() -> int:
 
 @dataclass
 class LocalRayCluster:
-    """`ray start --head --block` on loopback with its own ports and temp dir.
+    """A Ray head on loopback with its own ports and temp dir (`driftline.rayhead`).
 
     `ray stop` would kill every Ray process on the machine; owning the blocking head process
     instead means stopping it stops exactly this cluster.
@@ -80,6 +80,10 @@ class LocalRayCluster:
         return f"127.0.0.1:{self.gcs_port}"
 
     @property
+    def _ready_file(self) -> Path:
+        return Path(self._temp_dir or "") / "driftline-head-ready"
+
+    @property
     def dashboard_url(self) -> str:
         """The dashboard, Jobs API and Serve REST API."""
         return f"http://127.0.0.1:{self.dashboard_port}"
@@ -87,8 +91,8 @@ class LocalRayCluster:
     def start(self, attempts: int = 2) -> LocalRayCluster:
         """Start the head and wait until its dashboard answers and its node is alive.
 
-        On a loaded host `ray start` sometimes gives up on one of its own processes (the client
-        server timing out on node info); a second attempt on fresh ports then succeeds.
+        On a loaded host the head sometimes gives up on one of its own processes (one timing
+        out on node info); a second attempt on fresh ports then succeeds.
         """
         for attempt in range(1, attempts + 1):
             try:
@@ -97,9 +101,7 @@ class LocalRayCluster:
                 self.stop()
                 if attempt == attempts:
                     raise
-                log.warning(
-                    "ray start failed; retrying on fresh ports", extra={"log": self.log_path}
-                )
+                log.warning("Ray head failed; trying fresh ports", extra={"log": self.log_path})
                 self.gcs_port, self.dashboard_port = free_port(), free_port()
         raise AssertionError  # unreachable: the last attempt returns or raises
 
@@ -115,31 +117,18 @@ class LocalRayCluster:
             self._previous_auth = {k: os.environ.get(k) for k in self._auth_env}
         _present_token(self._auth_env)
         argv = [
-            str(Path(sys.executable).with_name("ray")),
-            "start",
-            "--head",
-            "--block",
-            "--disable-usage-stats",
-            # Every Ray process binds loopback: nothing of ours listens on other interfaces.
-            "--node-ip-address=127.0.0.1",
+            sys.executable,
+            "-m",
+            "driftline.rayhead",
             f"--port={self.gcs_port}",
-            "--dashboard-host=127.0.0.1",
             f"--dashboard-port={self.dashboard_port}",
-            f"--ray-client-server-port={free_port()}",
             f"--dashboard-agent-listen-port={free_port()}",
             f"--metrics-export-port={free_port()}",
-            # `ray start` takes whole CPUs only; `ray.num_cpus` is a float.
+            # Ray takes whole CPUs for a node; `ray.num_cpus` is a float.
             f"--num-cpus={int(self.num_cpus)}",
             f"--object-store-memory={self.object_store_mb * 1024 * 1024}",
             f"--temp-dir={self._temp_dir}",
-            "--include-dashboard=true",
-            # The log monitor copies every worker's log lines to drivers; ours read their logs
-            # from files (Jobs' logs, Serve's replica logs) and start Ray with
-            # log_to_driver=False, so it is a process of the head no one reads.
-            "--include-log-monitor=false",
-            # The autoscaler's monitor (about 55 MiB) sizes clusters it can add nodes to; this
-            # one has a fixed size and nothing here reads its demand reports.
-            "--no-monitor",
+            f"--ready-file={self._ready_file}",
         ]
         log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         try:
@@ -150,7 +139,7 @@ class LocalRayCluster:
                 env=self._process_env(),
                 start_new_session=True,
                 # Its own session keeps terminal signals away; the death signal still ends it
-                # (and, through `ray start --block`'s handler, its workers) with this process.
+                # (and, through its SIGTERM handler and reaper, its workers) with this process.
                 preexec_fn=_die_with_parent(os.getpid()),  # noqa: PLW1509 (prctl only; no locks)
             )
         finally:
@@ -182,7 +171,17 @@ class LocalRayCluster:
         # Job entrypoints say `python`: make it this interpreter, with our packages installed.
         bin_dir = str(Path(sys.executable).parent)
         path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-        return {**os.environ, "PATH": path, **LOOPBACK_ENV, **self._auth_env, **self.env}
+        return {
+            **os.environ,
+            "PATH": path,
+            **LOOPBACK_ENV,
+            **self._auth_env,
+            # On SIGTERM (our stop, or the death signal when our process dies) the head would
+            # first drain the node for up to 30 s; nothing routes to a local head being stopped,
+            # and the wait left its processes running 30 s past a SIGKILLed `driftline serve`.
+            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+            **self.env,
+        }
 
     def client_env(self) -> dict[str, str]:
         """Environment variables that point Ray clients at this cluster."""
@@ -212,7 +211,7 @@ class LocalRayCluster:
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise RayClusterError(
-                    f"ray start exited with code {self._process.returncode}; see {self.log_path}"
+                    f"the Ray head exited with code {self._process.returncode}; see {self.log_path}"
                 )
             try:
                 if self._node_alive():
@@ -224,18 +223,16 @@ class LocalRayCluster:
         raise RayClusterError(f"Ray head not ready after {self.startup_timeout_s:.0f}s")
 
     def _node_alive(self) -> bool:
-        # The dashboard answers before the raylet has registered; on a loaded machine Ray
-        # gives the raylet 30 s and then tears the head down, so wait for a live node.
+        # The head marks itself ready once its raylet is alive; the APIs must answer too.
+        if not self._ready_file.exists():
+            return False
         token = Path(self._auth_env["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
         reply = httpx.get(
-            f"{self.dashboard_url}/nodes?view=summary",
+            f"{self.dashboard_url}/api/jobs/",
             headers={"Authorization": f"Bearer {token}"},
             timeout=5,
         )
-        if reply.status_code != 200:
-            return False
-        nodes = reply.json().get("data", {}).get("summary", [])
-        return any(node.get("raylet", {}).get("state") == "ALIVE" for node in nodes)
+        return reply.status_code == 200
 
 
 def _token_auth(directory: Path) -> dict[str, str]:
@@ -259,6 +256,8 @@ def _present_token(auth_env: Mapping[str, str | None]) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+    if "ray._raylet" not in sys.modules:
+        return  # Ray reads the variables when first imported; no control loop here imports it
     # Ray caches its auth mode and token at first use; this is how `ray start` refreshes them.
     from ray._raylet import (  # type: ignore[attr-defined]  # noqa: PLC0415  (compiled, no stubs)
         AuthenticationTokenLoader,

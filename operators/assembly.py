@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from driftline.config import Settings
 from driftline.contracts import forwarded_env
@@ -13,18 +14,21 @@ from operators.controller import Controller, default_holder
 from operators.gate_runner import OfflineGates
 from operators.gitops import GitOpsRepository
 from operators.health import ScrapeHealth, endpoint_urls
-from operators.kube.api import ENDPOINT_SLICE, SERVICE, KubeApi
-from operators.kube.handlers import OperatorContext
 from operators.kube.manifests import SERVICE_PORT_NAME, Target, dns_name, service_port
 from operators.metrics import ControllerMetrics
 from operators.observe import Observer
 from operators.registry_records import RegistryRecords
 from operators.runtimes.base import Runtime
 from operators.runtimes.gitops import GitOpsRuntime
-from operators.runtimes.kubernetes import KubernetesRuntime
 from operators.runtimes.local import LocalRayRuntime
 from operators.sources import StoreDriftSource, StorePairedLosses
 from operators.spec import RolloutSpec
+
+if TYPE_CHECKING:
+    # The in-cluster parts import the Kubernetes client and kopf (about 35 MiB); the local
+    # controller of `driftline up` runs without them.
+    from operators.kube.api import KubeApi
+    from operators.kube.handlers import OperatorContext
 
 
 def dashboard_url(settings: Settings) -> str:
@@ -112,6 +116,8 @@ def pod_targets(
     """Every ready pod's `/metrics` behind `service`, read from its EndpointSlices at each look
     (the Service's own URL when it has none, e.g. a Service without a selector)."""
 
+    from operators.kube.api import ENDPOINT_SLICE  # noqa: PLC0415
+
     def targets() -> list[str]:
         selector = f"kubernetes.io/service-name={service}"
         slices = api.select(ENDPOINT_SLICE, namespace, selector)
@@ -124,6 +130,9 @@ def operator_context(
     settings: Settings, store: Store, api: KubeApi, *, gitops: bool
 ) -> OperatorContext:
     """The kopf handlers' context: a Kubernetes runtime per ModelDeployment, GitOps when asked."""
+    from operators.kube.api import SERVICE  # noqa: PLC0415
+    from operators.kube.handlers import OperatorContext  # noqa: PLC0415
+    from operators.runtimes.kubernetes import KubernetesRuntime  # noqa: PLC0415
 
     def records_for(target: Target) -> tuple[Settings, RegistryRecords]:
         tracking = (

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
 
 from driftline.config import Settings
 from driftline.contracts import (
@@ -27,7 +26,8 @@ from driftline.contracts import (
     forwarded_env,
 )
 from driftline.raycluster import free_port
-from serving.app import http_options, serve_config
+from serving.serve_api import ServeApi, ServeApiError
+from serving.serve_config import http_options, serve_config
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +67,10 @@ class ServingControl:
         outcome_hook: str | None = None,
         env: dict[str, str] | None = None,
         timeout_s: float = 600.0,
-        client: ServeSubmissionClient | None = None,
+        client: ServeApi | None = None,
     ) -> None:
         self.settings = settings
-        self.client = client or ServeSubmissionClient(dashboard_url)
+        self.client = client or ServeApi(dashboard_url)
         self.http_port = http_port
         self.loader = loader
         self.outcome_hook = outcome_hook
@@ -80,8 +80,7 @@ class ServingControl:
     # --- observe --------------------------------------------------------------------------
     def details(self) -> dict[str, Any]:
         """Serve's instance details (applications, statuses, target groups)."""
-        details: dict[str, Any] = self.client.get_serve_details()
-        return details
+        return self.client.get_serve_details()
 
     def state(self) -> ServingState:
         """What the ingress is configured to route, read back from the deployed config."""
@@ -289,8 +288,8 @@ class ServingControl:
             try:
                 self.client.deploy_applications(config)
                 return
-            except (requests.ConnectionError, RuntimeError) as error:
-                transient = isinstance(error, requests.ConnectionError) or "code 5" in str(error)
+            except (requests.ConnectionError, ServeApiError) as error:
+                transient = not isinstance(error, ServeApiError) or error.status >= 500
                 if attempt == attempts - 1 or not transient:
                     raise
                 log.warning("Serve REST API unreachable; retrying", extra={"attempt": attempt})
@@ -298,7 +297,7 @@ class ServingControl:
 
     def shutdown(self) -> None:
         """Delete every application; ingress replicas flush their predictions as they stop."""
-        self.client.delete_applications()  # type: ignore[no-untyped-call]
+        self.client.delete_applications()
         deadline = time.monotonic() + self.timeout_s
         while self.details().get("applications") and time.monotonic() < deadline:
             time.sleep(0.5)

@@ -8,7 +8,6 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, cast
 
-import kopf
 import yaml
 
 from driftline.contracts import (
@@ -343,5 +342,7 @@ def _object(kind: Kind, name: str, target: Target, labels: dict[str, str], spec:
         "spec": spec,
     }
     # Owner reference and namespace: children are garbage-collected with their ModelDeployment.
+    import kopf  # noqa: PLC0415  (the operator's; the local controller renders without it)
+
     kopf.adopt(body, owner=kopf.Body(cast(kopf.RawBody, owner(target))))
     return body

@@ -11,6 +11,7 @@ from driftline.config import Settings
 from driftline.contracts import INGRESS_APP, RoutingConfig
 from serving.cli import printed_url
 from serving.control import RolloutError, ServingControl, proxy_port, ray_env, routing_in
+from serving.serve_api import ServeApiError
 
 
 class FakeServe:
@@ -176,7 +177,7 @@ def test_printed_url_reads_the_first_serving_line() -> None:
 def test_a_dashboard_500_is_retried_and_a_400_is_not(
     control: ServingControl, serve: FakeServe
 ) -> None:
-    answers = [RuntimeError("Request failed with status code 500: Server got itself in trouble")]
+    answers = [ServeApiError("PUT /api/serve/applications/: 500 Server got itself in trouble", 500)]
     deploy = serve.deploy_applications
 
     def flaky(config: dict[str, Any]) -> None:
@@ -187,6 +188,6 @@ def test_a_dashboard_500_is_retried_and_a_400_is_not(
     serve.deploy_applications = flaky  # type: ignore[method-assign]
     control.deploy("1")
     assert _routing(serve).active == "blue"
-    answers.append(RuntimeError("Request failed with status code 400: bad config"))
-    with pytest.raises(RuntimeError, match="code 400"):
+    answers.append(ServeApiError("PUT /api/serve/applications/: 400 bad config", 400))
+    with pytest.raises(ServeApiError, match="400 bad config"):
         control.deploy("1")

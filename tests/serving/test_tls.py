@@ -26,8 +26,8 @@ from benchmarks import synthetic
 from benchmarks.serving import create_key, driftline_serve
 from driftline.config import Settings
 from driftline.raycluster import free_port
-from serving.app import http_options
 from serving.cli import printed_url, serve, stream_url, trust
+from serving.serve_config import http_options
 from tests.serving.shell import user_shell
 
 MODEL = "market-ensemble"
