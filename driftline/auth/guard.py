@@ -106,6 +106,13 @@ class Authenticator:
             return self.keys is None or self.keys.is_cached(token)
         return self.jwts is None or self.jwts.is_cached()
 
+    def is_known(self, headers: Headers | Mapping[str, str]) -> bool:
+        """Whether the credential verified before (a lookup now only refreshes it)."""
+        token = (_presented(headers) or "").partition(" ")[2].strip()
+        if looks_like_key(token):
+            return self.keys is not None and self.keys.is_known(token)
+        return self.jwts is None or self.jwts.is_cached()
+
 
 @dataclass(frozen=True, slots=True)
 class Access:
@@ -169,7 +176,9 @@ class Guard:
             access = self._check(route, headers, client)
         else:
             # A store query or a JWKS fetch: random keys from one address must not flood them.
-            if self.limiter is not None:
+            # A key that verified before is refreshed uncharged: when its entry expires, every
+            # request then in flight misses together and would be refused as a flood.
+            if self.limiter is not None and not self.authenticator.is_known(headers):
                 _raise_if_slow(await self.limiter.acquire(f"client:{client}", LOOKUPS), client)
             access = await asyncio.to_thread(self._check, route, headers, client)
         if self.limiter is not None:
@@ -184,7 +193,8 @@ class Guard:
         route = self.table.match(method, path)
         limiter = self.limiter if isinstance(self.limiter, LocalLimiter) else None
         public = route is not None and route.is_public
-        if limiter and not public and self.enabled and not self.authenticator.is_cached(headers):
+        known = self.authenticator.is_cached(headers) or self.authenticator.is_known(headers)
+        if limiter and not public and self.enabled and not known:
             _raise_if_slow(limiter.take(f"client:{client}", LOOKUPS), client)
         access = self._check(route, headers, client)
         if limiter is not None and not access.route_is_public:

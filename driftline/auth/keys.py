@@ -128,11 +128,24 @@ class KeyVerifier:
         self._now = now
         self._cache: OrderedDict[str, tuple[float, StoredKey | None]] = OrderedDict()
         self._lock = threading.Lock()
+        # One store query per key id at a time: when a busy key's entry expires, every request
+        # in flight misses at once, and all but one wait for that query's answer.
+        self._inflight: dict[str, threading.Lock] = {}
 
     def is_cached(self, key: str) -> bool:
         """Whether verifying `key` needs no store query (so it can run on an event loop)."""
         match = _KEY.match(key)
         return match is None or self._cached(match.group(1)) is not None
+
+    def is_known(self, key: str) -> bool:
+        """Whether `key`'s id was found in the store before (its entry may have expired): a
+        lookup for it is a refresh, not a guess, and is not charged to the caller's address."""
+        match = _KEY.match(key)
+        if match is None:
+            return False
+        with self._lock:
+            entry = self._cache.get(match.group(1))
+        return entry is not None and entry[1] is not None
 
     def verify(self, key: str) -> Principal:
         """The principal `key` stands for; refusals raise a `SecurityError`."""
@@ -157,12 +170,22 @@ class KeyVerifier:
         cached = self._cached(key_id)
         if cached is not None:
             return cached[1]
-        stored = self._store.by_key_id(key_id)
         with self._lock:
-            self._cache[key_id] = (self._clock(), stored)
-            self._cache.move_to_end(key_id)
-            while len(self._cache) > self._max_entries:
-                self._cache.popitem(last=False)
+            flight = self._inflight.setdefault(key_id, threading.Lock())
+        with flight:
+            cached = self._cached(key_id)  # answered while this thread waited
+            if cached is not None:
+                return cached[1]
+            try:
+                stored = self._store.by_key_id(key_id)
+            finally:
+                with self._lock:
+                    self._inflight.pop(key_id, None)
+            with self._lock:
+                self._cache[key_id] = (self._clock(), stored)
+                self._cache.move_to_end(key_id)
+                while len(self._cache) > self._max_entries:
+                    self._cache.popitem(last=False)
         return stored
 
     def _cached(self, key_id: str) -> tuple[float, StoredKey | None] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.message
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -240,3 +241,35 @@ def test_a_websocket_subprotocol_carries_the_key_browsers_cannot_put_in_a_header
     assert bearer_token(both) == "dl_header"
     with pytest.raises(MissingCredentialsError):
         bearer_token({"sec-websocket-protocol": "driftline.v1"})
+
+
+async def test_a_busy_keys_expired_entry_is_refreshed_once_and_refuses_no_request(
+    key_store: KeyStore, issue: Callable[..., str]
+) -> None:
+    # The soak benchmark's 429s: every request in flight missed the expired entry together and
+    # was charged to its address's lookup bucket.
+    queries: list[str] = []
+    clock = [1000.0]
+
+    class SlowStore:
+        def by_key_id(self, key_id: str) -> StoredKey | None:
+            queries.append(key_id)
+            time.sleep(0.05)  # a store query under load
+            return key_store.by_key_id(key_id)
+
+    limiter = LocalLimiter({LOOKUPS: Rate(per_s=0.01, burst=2)})
+    verifier = KeyVerifier(SlowStore(), ttl_s=5, clock=lambda: clock[0])
+    guard = Guard(TABLE, Authenticator(verifier), limiter)
+    key = await asyncio.to_thread(issue, Scope.READ, name="busy")
+    await guard.admit("GET", "/metrics", bearer(key), "10.0.0.9")
+    clock[0] += 5  # the entry expires with 64 requests in flight
+    admitted = await asyncio.gather(
+        *(guard.admit("GET", "/metrics", bearer(key), "10.0.0.9") for _ in range(64))
+    )
+    assert all(a.principal.kind == "key" for a in admitted)
+    assert len(queries) == 2  # the first verification, and one refresh for all 64
+    # Revoked meanwhile: refused once the entry has expired again, known key or not.
+    key_store.revoke("busy", datetime.now(UTC))
+    clock[0] += 5
+    with pytest.raises(RevokedCredentialsError):
+        await guard.admit("GET", "/metrics", bearer(key), "10.0.0.9")
