@@ -70,6 +70,9 @@ def _show(url: str, as_json: bool) -> None:
 def prune() -> None:
     """Delete predictions, drift reports and audit events older than their retention.
 
+    On PostgreSQL, predictions are partitioned by UTC day: a day older than the limit is dropped
+    whole (its rows counted first), and rows of the day the limit falls in are deleted.
+
     \b
     Limits (days): DRIFTLINE_PREDICTIONS_RETENTION_DAYS, DRIFTLINE_DRIFT_RETENTION_DAYS,
     DRIFTLINE_AUDIT_RETENTION_DAYS. The drift monitor also prunes once a day.
@@ -77,10 +80,14 @@ def prune() -> None:
     settings = Settings()
     store = Store.from_settings(settings)
     try:
-        deleted = store.prune(retention_policy(settings))
+        pruned = store.prune(retention_policy(settings))
     finally:
         store.close()
-    click.echo(", ".join(f"{table}: {count} deleted" for table, count in sorted(deleted.items())))
+    counts = sorted(pruned.deleted.items())
+    click.echo(", ".join(f"{table}: {count} deleted" for table, count in counts))
+    if pruned.partitions_dropped:
+        dropped = pruned.partitions_dropped
+        click.echo(f"{len(dropped)} day partition(s) of predictions dropped: {', '.join(dropped)}")
 
 
 def _current(url: str) -> str:

@@ -207,10 +207,13 @@ class DriftMonitor:
         now = self.clock()
         if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
             return None
-        deleted = self.store.prune(retention_policy(self.settings), now)
+        pruned = self.store.prune(retention_policy(self.settings), now)
         self._pruned_at = now
-        log.info("old records pruned", extra={"deleted": deleted})
-        return deleted
+        log.info(
+            "old records pruned",
+            extra={"deleted": pruned.deleted, "partitions_dropped": pruned.partitions_dropped},
+        )
+        return pruned.deleted
 
     def start(self) -> tuple[threading.Thread, threading.Event]:
         """Run in a daemon thread (embedded in another process); set the event to stop it."""

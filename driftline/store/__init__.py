@@ -1,4 +1,7 @@
-"""Driftline's store: SQLAlchemy Core tables, Alembic migrations, idempotent writes by owner."""
+"""Driftline's store: SQLAlchemy Core tables, Alembic migrations, idempotent writes by owner.
+
+Predictions are partitioned by UTC day on PostgreSQL (`partitions`), so retention drops days.
+"""
 
 from driftline.store.records import AuditEvent, PredictionRecord, new_id, utcnow
 from driftline.store.repository import Store

@@ -5,13 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from driftline.store.partitions import is_partition
+
 # Alembic loads in the functions that migrate: reading the store (`driftline status`) never
 # needs it, and it costs as much to import as SQLAlchemy itself.
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from alembic.config import Config
+    from alembic.runtime.environment import NameFilterParentNames, NameFilterType
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def include_name(name: str | None, type_: NameFilterType, _parents: NameFilterParentNames) -> bool:
+    """Alembic's filter for comparing schemas: the metadata describes the predictions table, not
+    the day partitions PostgreSQL adds to it as time goes by."""
+    return not (type_ == "table" and name is not None and is_partition(name))
 
 
 def alembic_config(url: str) -> Config:

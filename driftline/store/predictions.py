@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from driftline.store.engine import dumps_json, insert_ignoring_duplicates
+from driftline.store.partitions import PartitionsAhead, utc_day
 from driftline.store.records import PredictionRecord, utcnow
 from driftline.store.retry import RetryPolicy
 from driftline.store.tables import Timestamp, prediction_dead_letters, predictions
@@ -24,19 +25,27 @@ _TIMESTAMP = Timestamp()
 
 
 class PredictionStore:
-    """Writes predictions idempotently on (request_id, slot) and reads them back."""
+    """Writes predictions idempotently and reads them back.
+
+    The key is (request_id, slot) on SQLite and (request_id, slot, day) on PostgreSQL, whose table
+    is partitioned by `day`: there a request answered again under the same id is stored once if
+    the answers share a UTC day, and twice if midnight fell between them.
+    """
 
     def __init__(self, engine: sa.Engine, retry: RetryPolicy) -> None:
         self.engine = engine
         self.retry = retry
+        self._partitions = PartitionsAhead()
 
     def record_predictions(self, records: Sequence[PredictionRecord]) -> int:
-        """Insert `records`, skipping request ids already stored; returns how many were new."""
+        """Insert `records`, skipping those stored already (by the key above); how many were new."""
         if not records:
             return 0
         rows = [prediction_row(r) for r in records]
 
         def run() -> int:
+            if self.engine.dialect.name == "postgresql":
+                self._partitions.ensure(self.engine, utcnow())
             with self.engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
                     return _copy_ignoring_duplicates(conn, rows)
@@ -87,7 +96,10 @@ class PredictionStore:
         """Stored predictions, oldest first, filtered by time, version and slot."""
         query = sa.select(predictions).order_by(predictions.c.created_at)
         if since is not None:
-            query = query.where(predictions.c.created_at >= since)
+            # `day` too, so PostgreSQL reads only the partitions of those days.
+            query = query.where(
+                predictions.c.created_at >= since, predictions.c.day >= utc_day(since)
+            )
         if model_version is not None:
             query = query.where(predictions.c.model_version == model_version)
         if slot is not None:
@@ -122,6 +134,7 @@ def prediction_row(record: PredictionRecord) -> dict[str, Any]:
     return {
         "request_id": record.request_id,
         "slot": record.slot,
+        "day": utc_day(record.created_at),
         "created_at": record.created_at,
         "model_name": record.model_name,
         "model_version": record.model_version,
@@ -226,10 +239,12 @@ def _copy_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]]) -
             with cursor.copy(copying) as copy:
                 for row in rows:
                     copy.write_row(tuple(_copy_value(k, row[k]) for k in _COLUMNS))
+            # The same text every time, so psycopg prepares it from the fifth batch on: the
+            # writer flushes small batches often, and planning each costs more than inserting.
             cursor.execute(
                 sql.SQL(
                     "INSERT INTO predictions ({0}) SELECT {0} FROM predictions_incoming "
-                    "ON CONFLICT (request_id, slot) DO NOTHING"
+                    "ON CONFLICT (request_id, slot, day) DO NOTHING"
                 ).format(columns)
             )
             return int(cursor.rowcount)

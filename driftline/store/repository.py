@@ -12,7 +12,7 @@ from driftline.store.leases import LeaseStore
 from driftline.store.migrate import upgrade
 from driftline.store.predictions import PredictionStore
 from driftline.store.records import utcnow
-from driftline.store.retention import RetentionPolicy, prune
+from driftline.store.retention import Pruned, RetentionPolicy, prune
 from driftline.store.retry import RetryPolicy
 
 
@@ -62,8 +62,8 @@ class Store:
             breaker_reset_s=settings.store.store_breaker_reset_s,
         )
 
-    def prune(self, policy: RetentionPolicy, now: datetime | None = None) -> dict[str, int]:
-        """Delete records older than `policy` allows; rows deleted per table."""
+    def prune(self, policy: RetentionPolicy, now: datetime | None = None) -> Pruned:
+        """Remove records older than `policy` allows (whole day partitions on PostgreSQL)."""
         return prune(self.engine, self.retry, policy, now or utcnow())
 
     def upgrade(self, revision: str = "head") -> None:

@@ -45,9 +45,13 @@ Timestamp = UTCDateTime
 predictions = sa.Table(
     "predictions",
     metadata,
-    # One row per answered request and slot; `slot` is "live" or "shadow".
+    # One row per answered request and slot (per UTC day on PostgreSQL); `slot` is "live" or
+    # "shadow". On PostgreSQL the table is partitioned by `day` (driftline.store.partitions), and
+    # a partitioned table's key must hold the partition column; SQLite's stays (request_id, slot).
     sa.Column("request_id", sa.String(64), primary_key=True),
     sa.Column("slot", sa.String(8), primary_key=True, server_default="live"),
+    # The UTC date of `created_at`, set by the store as it builds the row.
+    sa.Column("day", sa.Date, primary_key=True),
     sa.Column("created_at", Timestamp, nullable=False, index=True),
     sa.Column("model_name", sa.String(128), nullable=False),
     sa.Column("model_version", sa.String(32), nullable=False),
@@ -62,6 +66,7 @@ predictions = sa.Table(
     sa.Column("member_outputs", JSONType, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Index("ix_predictions_symbol_as_of", "symbol", "as_of"),
+    postgresql_partition_by="RANGE (day)",
 )
 
 # Prediction records the store refused (a NUL or a lone surrogate in a text field, say),

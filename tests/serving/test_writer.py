@@ -6,12 +6,14 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from driftline.store import PredictionRecord, Store, new_id
+from driftline.store import PredictionRecord, Store, new_id, utcnow
 from driftline.store.engine import normalise_url
 from driftline.store.predictions import record_json
 from driftline.store.retry import RetryPolicy
@@ -155,13 +157,15 @@ async def test_outage_against_postgres_is_idempotent(
     )
     writer.start()
     ids = [new_id() for _ in range(40)]
+    # Answered at 01:00 UTC, the retry at 23:00: the key (request_id, slot, day) holds one day.
+    today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     sink.down = True
     for request_id in ids:
-        writer.submit(record(request_id))
+        writer.submit(replace(record(request_id), created_at=today + timedelta(hours=1)))
     await wait_for(lambda: writer.status().degraded)
     sink.down = False
-    # A retried request (same id) is stored once.
-    writer.submit(record(ids[0]))
+    # A retried request (same id, answered again later the same UTC day) is stored once.
+    writer.submit(replace(record(ids[0]), created_at=today + timedelta(hours=23)))
     await writer.close()
     assert store.predictions.count_predictions(ids) == 40
 

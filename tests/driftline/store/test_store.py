@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import numpy as np
@@ -11,7 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from driftline.store import AuditEvent, PredictionRecord, Store, migrate, utcnow
-from driftline.store.tables import metadata
+from driftline.store.predictions import prediction_row
+from driftline.store.tables import metadata, predictions
 
 
 def _prediction(request_id: str = "req-1", rows: int = 2) -> PredictionRecord:
@@ -32,7 +34,8 @@ def _prediction(request_id: str = "req-1", rows: int = 2) -> PredictionRecord:
 
 def test_migrated_schema_matches_table_metadata(store: Store) -> None:
     with store.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": migrate.include_name})
+        diff = compare_metadata(context, metadata)
     assert diff == []
 
 
@@ -67,6 +70,45 @@ def test_prediction_writes_are_idempotent_on_request_id(store: Store) -> None:
     shadow = PredictionRecord(**{**_as_kwargs(first), "slot": "shadow"})
     assert store.predictions.record_predictions([shadow]) == 1
     assert store.predictions.count_predictions(["req-a"]) == 2
+
+
+def test_a_request_answered_again_the_same_day_is_stored_once(store: Store) -> None:
+    # A retry carries a later created_at; the same UTC day, the key (request_id, slot, day on
+    # PostgreSQL) finds the first answer, which is kept.
+    day = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    first = PredictionRecord(**{**_as_kwargs(_prediction("req-r")), "created_at": day})
+    again = PredictionRecord(**{**_as_kwargs(first), "created_at": day + timedelta(hours=23)})
+    assert store.predictions.record_predictions([first]) == 1
+    assert store.predictions.record_predictions([again]) == 0
+    assert [r.created_at for r in store.predictions.predictions()] == [first.created_at]
+
+
+def test_migration_0008_gives_every_stored_prediction_its_utc_day(store: Store) -> None:
+    migrate.downgrade(store.url, "0007")
+    now = utcnow()
+    records = [
+        PredictionRecord(
+            **{**_as_kwargs(_prediction(f"r{h}")), "created_at": now - timedelta(hours=h)}
+        )
+        for h in range(0, 72, 5)
+    ]
+    store_at_0007(store, records)
+    store.upgrade()
+    query = sa.select(predictions.c.request_id, predictions.c.day)
+    with store.engine.connect() as conn:
+        assert dict(conn.execute(query).all()) == {
+            r.request_id: r.created_at.date() for r in records
+        }
+    stored = [(r.request_id, r.created_at) for r in store.predictions.predictions()]
+    assert stored == sorted(((r.request_id, r.created_at) for r in records), key=lambda k: k[1])
+
+
+def store_at_0007(store: Store, records: Sequence[PredictionRecord]) -> None:
+    """Write `records` as the store did before migration 0008 (no `day` column yet)."""
+    with store.engine.begin() as conn:
+        old = sa.Table("predictions", sa.MetaData(), autoload_with=conn)
+        rows = [{k: v for k, v in prediction_row(r).items() if k != "day"} for r in records]
+        conn.execute(sa.insert(old), rows)
 
 
 def test_audit_events_are_idempotent_and_filtered(store: Store) -> None:
