@@ -88,10 +88,17 @@ def _resolve(settings: Settings, name: str, ref: str, loader: str) -> str:
     return str(Registry(settings.updated({"registry": {"model_name": name}})).resolve(ref))
 
 
+def ingress_slots(settings: Settings) -> int:
+    """Requests one ingress replica takes at once. Serve counts an open WebSocket as a request
+    for as long as it stays open: without room for the streams' own cap on top, 64 idle stream
+    clients held every slot and inference waited behind them."""
+    return settings.serving.max_ongoing_requests + settings.auth.ws_max_connections
+
+
 def _ingress(settings: Settings) -> Deployment:
     return cast(Deployment, Ingress).options(
         ray_actor_options={"num_cpus": settings.serving.ingress_cpus},
-        max_ongoing_requests=settings.serving.max_ongoing_requests,
+        max_ongoing_requests=ingress_slots(settings),
         max_queued_requests=settings.serving.max_queued_requests,
         autoscaling_config={
             "min_replicas": settings.serving.min_replicas,
