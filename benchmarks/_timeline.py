@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from benchmarks.loadgen import Timeline as OpenLoopTimeline
+
 _LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
 _CORRELATION = re.compile(rb"(?i)\r\nx-correlation-id: *([^\r]+)")
 # Not an HTTP status: the connection failed (refused, reset) before an answer came.
@@ -164,3 +166,15 @@ async def _exchange(
         head[9:12].decode("ascii", "replace"),
         correlation.group(1).decode() if correlation else None,
     )
+
+
+def from_open_loop(timeline: OpenLoopTimeline, faults: dict[str, float]) -> Timeline:
+    """An open-loop run (`loadgen.open_loop`) as answers ending when each did, with `faults`
+    (seconds from when its first request was due)."""
+    ended = timeline.due_s + np.nan_to_num(timeline.latency_s, nan=0.0)
+    answers = [
+        Answer(float(at), str(int(code)) if code > 0 else NO_ANSWER, None)
+        for at, code in zip(ended, timeline.status, strict=True)
+    ]
+    duration = float(timeline.due_s[-1]) + 1.0 / timeline.rate if len(timeline.due_s) else 0.0
+    return Timeline(answers, faults, duration)

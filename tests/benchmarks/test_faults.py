@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
 
 from benchmarks import synthetic
 from benchmarks._timeline import Answer, Timeline, recovery_s
+from benchmarks._ws_crowd import Pacing, _groups, _stalled
 from benchmarks.faults import sigkilled
+from driftline.auth.ratelimit import LOOKUPS, LocalLimiter, Rate
 from driftline.config import Settings
 
 
@@ -42,3 +46,39 @@ def test_a_sigkilled_driftline_serve_leaves_no_ray_process(tmp_path: Path) -> No
     found = sigkilled("driftline_serve", source)
     assert found["processes_before"] > 5, found  # the head, its GCS, raylet, Serve's actors
     assert found["survivors"] == 0, found
+
+
+def test_the_crowd_keys_arrive_within_the_servers_limits() -> None:
+    # The server's own bucket for credential lookups, fed each key's first connection.
+    auth = Settings().auth
+    pacing = Pacing(*auth.lookup_rate, stream_burst=auth.rate_limits["stream"][1])
+    clock = [0.0]
+    limiter = LocalLimiter({LOOKUPS: Rate(*auth.lookup_rate)}, clock=lambda: clock[0])
+    starts = pacing.key_starts(55)
+    for at in starts:
+        clock[0] = at
+        assert limiter.take("client:127.0.0.1", LOOKUPS).allowed, at
+    assert starts[-1] < 40  # the ramp stays short enough for the measurement
+    groups = _groups([f"k{i}" for i in range(55)], 500, 50, pacing.stream_burst)
+    assert [n for _key, n, _kind in groups] == [10] * 55
+    assert sum(kind == "stalled" for _key, _n, kind in groups) == 5
+
+
+async def test_a_stalled_client_never_reads_what_the_server_sends() -> None:
+    sent = asyncio.Event()
+
+    async def handler(connection: ServerConnection) -> None:
+        for _ in range(20):
+            await connection.send("x" * 1000)
+        sent.set()
+        await connection.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        client = await _stalled(f"ws://127.0.0.1:{port}/ws", "k", asyncio.Semaphore(1))
+        assert client is not None
+        await asyncio.wait_for(sent.wait(), 5)
+        await asyncio.sleep(0.2)
+        assert client.established()
+        assert client.unread_bytes() >= 20 * 1000  # every frame waits in the kernel, unread
+        client.sock.close()
