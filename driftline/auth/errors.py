@@ -94,6 +94,16 @@ class RateLimitedError(SecurityError):
         return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
 
 
+class KeyStoreUnavailableError(SecurityError):
+    """The key store is unreachable and this replica has not verified the key before."""
+
+    status = 503
+    reason = "store_unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
 class TooManyConnectionsError(RateLimitedError):
     """A WebSocket over the replica's or the principal's connection cap."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
@@ -24,11 +25,15 @@ from typing import Protocol
 from driftline.auth.errors import (
     ExpiredCredentialsError,
     InvalidCredentialsError,
+    KeyStoreUnavailableError,
     RevokedCredentialsError,
 )
 from driftline.auth.principal import Principal
 from driftline.auth.scopes import Scope, format_scopes, parse_scopes
 from driftline.store.keys import StoredKey
+from driftline.store.retry import store_unreachable
+
+log = logging.getLogger(__name__)
 
 PREFIX = "dl_"
 KEY_ID_CHARS = 12
@@ -178,6 +183,10 @@ class KeyVerifier:
                 return cached[1]
             try:
                 stored = self._store.by_key_id(key_id)
+            except Exception as error:
+                if not store_unreachable(error):
+                    raise
+                return self._stale(key_id, error)
             finally:
                 with self._lock:
                     self._inflight.pop(key_id, None)
@@ -187,6 +196,16 @@ class KeyVerifier:
                 while len(self._cache) > self._max_entries:
                     self._cache.popitem(last=False)
         return stored
+
+    def _stale(self, key_id: str, error: BaseException) -> StoredKey:
+        # Fail static: while the store is down nothing can be revoked in it either, so a key this
+        # replica verified keeps its last answer (rechecked on the next call); others get a 503.
+        with self._lock:
+            entry = self._cache.get(key_id)
+        if entry is None or entry[1] is None:
+            raise KeyStoreUnavailableError("the key store is unreachable; retry shortly") from error
+        log.warning("key store unreachable: key %s keeps its last verification", entry[1].name)
+        return entry[1]
 
     def _cached(self, key_id: str) -> tuple[float, StoredKey | None] | None:
         with self._lock:

@@ -14,12 +14,13 @@ from driftline.auth import keys as keys_module
 from driftline.auth.errors import (
     ExpiredCredentialsError,
     InvalidCredentialsError,
+    KeyStoreUnavailableError,
     RevokedCredentialsError,
 )
 from driftline.auth.keys import KeyVerifier, hash_key, issue_key, new_key
 from driftline.auth.scopes import Scope
 from driftline.store import Store
-from driftline.store.keys import KeyStore
+from driftline.store.keys import KeyStore, StoredKey
 
 
 class Clock:
@@ -186,3 +187,29 @@ def test_issue_rejects_bad_names_and_empty_scopes(key_store: KeyStore) -> None:
 def test_hash_is_the_sha256_of_the_whole_key(issue: Callable[..., str]) -> None:
     key = issue(Scope.READ)
     assert hash_key(key) == hashlib.sha256(key.encode()).hexdigest()
+
+
+def test_a_store_outage_keeps_verified_keys_and_answers_others_503(key_store: KeyStore) -> None:
+    class Outage:
+        down = False
+
+        def by_key_id(self, key_id: str) -> StoredKey | None:
+            if self.down:
+                raise ConnectionError("connection refused")
+            return key_store.by_key_id(key_id)
+
+    store, clock = Outage(), Clock()
+    verifier = KeyVerifier(store, ttl_s=5, clock=clock)
+    key = issue_key(key_store, "outage", frozenset({Scope.READ})).key
+    assert verifier.verify(key).name == "outage"
+    store.down, clock.now = True, clock.now + 60
+    # Fail static: nothing can be revoked in a store that is down either.
+    assert verifier.verify(key).name == "outage"
+    with pytest.raises(KeyStoreUnavailableError) as refused:
+        verifier.verify(issue_key(key_store, "unseen", frozenset({Scope.READ})).key)
+    assert (refused.value.status, refused.value.headers()) == (503, {"Retry-After": "1"})
+    # The next call after the outage asks the store again: a revocation made then is seen.
+    store.down = False
+    key_store.revoke("outage", datetime.now(UTC))
+    with pytest.raises(RevokedCredentialsError):
+        verifier.verify(key)
