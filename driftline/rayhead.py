@@ -4,9 +4,9 @@
 the head), starts every dashboard module as its own process (about 25 MiB each) and a Ray Client
 server (about 50 MiB), and offers no flag for the last two. This entry point starts the same
 `ray._private.node.Node` that `ray start` and `ray.init` start, with the dashboard loading the
-Jobs API, Serve's REST API and the node summary only, and no client server; like `--block`, it
-watches the head's processes and ends them all when it is stopped or one of them dies (ray==2.60;
-tests/driftline/test_rayhead.py checks what it starts).
+Jobs API and Serve's REST API only, the dashboard and agent importing only their own modules, and
+no client server; like `--block`, it watches the head's processes and ends them all when it is
+stopped or one of them dies (ray==2.60; tests/driftline/test_rayhead.py checks what it starts).
 """
 
 from __future__ import annotations
