@@ -308,15 +308,48 @@ def test_every_flat_variable_is_read_and_nothing_else():
     }
 
 
-@pytest.mark.parametrize(("name", "env", "path"), FLAT_FIELDS, ids=[f[0] for f in FLAT_FIELDS])
+# CPU reservations: their rows read back the value users run with, never another one.
+RESOURCE_VARIABLES = {
+    "DRIFTLINE_RAY_NUM_CPUS",
+    "DRIFTLINE_TRAIN_TRIAL_CPUS",
+    "DRIFTLINE_SERVE_INGRESS_CPUS",
+    "DRIFTLINE_SERVE_MEMBER_CPUS",
+    "DRIFTLINE_SERVE_LIGHT_CPUS",
+}
+VALUE_FIELDS = [f for f in FLAT_FIELDS if f[1] not in RESOURCE_VARIABLES]
+RESOURCE_FIELDS = [f for f in FLAT_FIELDS if f[1] in RESOURCE_VARIABLES]
+
+
+@pytest.mark.parametrize(("name", "env", "path"), VALUE_FIELDS, ids=[f[0] for f in VALUE_FIELDS])
 def test_a_flat_variable_sets_its_field_at_its_new_place(
     name: str, env: str, path: str, tmp_path: Path
 ):
-    # Parsed from an explicit environment, not this process's: resource variables among the
-    # rows (CPUs) reach nothing else the session runs.
+    # Parsed from an explicit environment, not this process's.
     text, expected = _other_value(_field(path), tmp_path)
     assert _read(Settings(), path) != expected
     assert _read(Settings(**flat_values({env: text})), path) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "env", "path"), RESOURCE_FIELDS, ids=[f[0] for f in RESOURCE_FIELDS]
+)
+def test_a_resource_variable_reaches_its_field_with_the_default_value(
+    name: str, env: str, path: str
+):
+    default = _read(Settings(), path)
+    # None (trial CPUs sized from the cluster) has no text: the variable's place is still checked.
+    text = "sized-from-the-cluster" if default is None else str(default)
+    assert flat_values({env: text}) == _nested(path, text)
+    if default is not None:
+        assert _read(Settings(**flat_values({env: text})), path) == default
+
+
+def _nested(path: str, value: Any) -> dict[str, Any]:
+    *sections, leaf = path.split(".")
+    tree: dict[str, Any] = {leaf: value}
+    for section in reversed(sections):
+        tree = {section: tree}
+    return tree
 
 
 def test_the_process_environment_wins_over_the_env_file(
