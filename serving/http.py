@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from typing import Any
 
 import orjson
@@ -15,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from driftline.ids import new_id
 from driftline.observability.logs import bound_correlation_id
 from serving import protocol
 from serving.errors import BadInputError, PayloadTooLargeError, ServingError
@@ -73,7 +73,7 @@ def request_id_of(request: Request) -> str:
         value = request.headers.get(name.decode())
         if value:
             return value[:64]
-    return uuid.uuid4().hex
+    return new_id()
 
 
 def correlation(request: Request) -> contextlib.AbstractContextManager[str]:

@@ -14,7 +14,6 @@ import contextlib
 import importlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.metadata import version as package_version
 from typing import Any
@@ -35,6 +34,7 @@ from driftline.auth.routes import RouteTable, mounted
 from driftline.auth.scopes import Scope
 from driftline.config import Settings
 from driftline.data import load_bars
+from driftline.ids import new_id
 from driftline.observability import tracing
 from driftline.observability.logs import configure_logging
 from driftline.store import Store
@@ -207,7 +207,7 @@ class Ingress:
         )
         latency = (time.perf_counter() - start) * 1e3
         as_of = window.index[-1]
-        request_id = uuid.uuid4().hex
+        request_id = new_id()
         router.record(
             request_id=request_id,
             endpoint="stream",

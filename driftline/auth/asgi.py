@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from driftline.auth.audit import AuditEntry, SecurityAudit
 from driftline.auth.errors import SecurityError, TooManyConnectionsError
 from driftline.auth.guard import BEARER_SUBPROTOCOL, WEBSOCKET_SUBPROTOCOL, Access, Guard
 from driftline.auth.principal import ANONYMOUS, Principal
+from driftline.ids import new_id
 
 CORRELATION_HEADERS = ("x-request-id", "x-correlation-id")
 PRINCIPAL_STATE = "principal"
@@ -277,7 +277,7 @@ def _correlation_id(scope: Scope, headers: Headers) -> str:
         if value:
             return value[:64]
     # Handed on as the request's own id, so the app's log lines carry the audit line's id.
-    cid = uuid.uuid4().hex
+    cid = new_id()
     scope["headers"] = [*scope["headers"], (CORRELATION_HEADERS[0].encode(), cid.encode())]
     return cid
 

@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from driftline.contracts import Severity
-from driftline.store.records import new_id, utcnow
+from driftline.ids import new_id
+from driftline.store.records import utcnow
 
 
 class Recommendation(enum.StrEnum):

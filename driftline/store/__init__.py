@@ -3,7 +3,8 @@
 Predictions are partitioned by UTC day on PostgreSQL (`partitions`), so retention drops days.
 """
 
-from driftline.store.records import AuditEvent, PredictionRecord, new_id, utcnow
+from driftline.ids import new_id
+from driftline.store.records import AuditEvent, PredictionRecord, utcnow
 from driftline.store.repository import Store
 from driftline.store.retry import StoreUnavailableError
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -10,15 +9,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from driftline.ids import new_id
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
-
-
-def new_id() -> str:
-    """A client-generated identifier that makes writes idempotent."""
-    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from driftline.store.records import new_id, utcnow
+from driftline.ids import new_id
+from driftline.store.records import utcnow
 
 
 class StaleStateError(RuntimeError):
