@@ -55,6 +55,22 @@ def cpu_seconds(root: psutil.Process) -> float:
     return seconds
 
 
+def host_busy_seconds() -> float:
+    """CPU seconds every core of the host has spent busy (not idle, not waiting on I/O)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def postgres_cpu_seconds() -> float:
+    """User and system CPU seconds of the host's PostgreSQL processes so far."""
+    seconds = 0.0
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        times = process.info["cpu_times"]
+        if process.info["name"] in {"postgres", "postmaster"} and times is not None:
+            seconds += times.user + times.system
+    return seconds
+
+
 def kind_of(cmdline: list[str]) -> str:
     """A short name for a process of the stack, from its command line."""
     text = " ".join(cmdline)

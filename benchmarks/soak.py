@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -26,10 +27,19 @@ from typing import Any
 import httpx
 import numpy as np
 import psutil
+import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks import synthetic
-from benchmarks._processes import Sample, cpu_seconds, kind_of, sample, total
+from benchmarks._processes import (
+    Sample,
+    cpu_seconds,
+    host_busy_seconds,
+    kind_of,
+    postgres_cpu_seconds,
+    sample,
+    total,
+)
 from benchmarks.harness import main_for, write
 from benchmarks.loadgen import LoadResult, Timeline, open_loop, run_load
 from benchmarks.serving import INFER, body, create_key, driftline_serve, logged, user_env
@@ -88,9 +98,14 @@ class Point:
     pss: float
     rss: float
     cpu_s: float
+    postgres_cpu_s: float
+    host_cpu_s: float  # every core of the host, busy
     backlog: float | None  # the writer's buffered records, summed over ingress replicas
     spooled: float | None  # its records spilled to the local spool file
     rows: int | None  # predictions stored, counted on minute edges only (a full count is slow)
+    # PostgreSQL's checkpoints and the prediction partitions' autovacuums and autoanalyzes so
+    # far, read on minute edges with the row count: the database's own work shows up here.
+    maintenance: tuple[int, int] | None
     kinds: Sample
 
 
@@ -189,20 +204,39 @@ def watch(
             time.sleep(max(0.0, start_at + tick * plan.sample_s - time.perf_counter()))
             memory = sample(root)
             backlog, spooled = _backlog(client)
-            rows = store.predictions.count_predictions() if plan.counts_rows(tick) else None
+            edge = plan.counts_rows(tick)
+            rows = store.predictions.count_predictions() if edge else None
             points.append(
                 Point(
                     t=time.perf_counter() - start_at,
                     pss=total(memory, "pss"),
                     rss=total(memory, "rss"),
                     cpu_s=cpu_seconds(root),
+                    postgres_cpu_s=postgres_cpu_seconds(),
+                    host_cpu_s=host_busy_seconds(),
                     backlog=backlog,
                     spooled=spooled,
                     rows=rows,
+                    maintenance=maintenance(store) if edge else None,
                     kinds=memory,
                 )
             )
     return points
+
+
+def maintenance(store: Any) -> tuple[int, int]:
+    """PostgreSQL's checkpoints so far, and autovacuums plus autoanalyzes of predictions."""
+    with store.engine.connect() as conn:
+        checkpoints = conn.execute(
+            sa.text("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+        ).scalar_one()
+        autovacuums = conn.execute(
+            sa.text(
+                "SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) "
+                "FROM pg_stat_user_tables WHERE relname LIKE 'predictions%'"
+            )
+        ).scalar_one()
+    return int(checkpoints), int(autovacuums)
 
 
 def _backlog(client: httpx.Client) -> tuple[float | None, float | None]:
@@ -224,11 +258,10 @@ def window(timeline: Timeline, points: list[Point], start_s: float, end_s: float
     load = timeline.between(start_s, end_s)
     inside = [p for p in points if start_s <= p.t < end_s]
     queued = [p.backlog + (p.spooled or 0) for p in inside if p.backlog is not None]
-    cores = (
-        (inside[-1].cpu_s - inside[0].cpu_s) / (inside[-1].t - inside[0].t)
-        if len(inside) > 1
-        else None
-    )
+    cores = _cores(inside, lambda p: p.cpu_s)
+    postgres = _cores(inside, lambda p: p.postgres_cpu_s)
+    host = _cores(inside, lambda p: p.host_cpu_s)
+    events = _maintenance_between(points, start_s, end_s)
     return {
         "target_rps": round(timeline.rate, 1),
         "rps": round(load.rps, 1),
@@ -247,7 +280,34 @@ def window(timeline: Timeline, points: list[Point], start_s: float, end_s: float
         "rows_stored_at_end": _rows_from(points, end_s),
         "rows_added": _rows_added(points, start_s, end_s),
         "serve_cores": round(cores, 3) if cores is not None else None,
+        "postgres_cores": round(postgres, 3) if postgres is not None else None,
+        # The host's busy cores that are neither the serving tree nor PostgreSQL: the load
+        # generator (its share is in the saturation row) and whatever else shares the machine.
+        "other_cores": (
+            round(host - cores - postgres, 3)
+            if host is not None and cores is not None and postgres is not None
+            else None
+        ),
+        "checkpoints": events[0] if events else None,
+        "autovacuums": events[1] if events else None,
     }
+
+
+def _cores(inside: list[Point], seconds: Callable[[Point], float]) -> float | None:
+    """Cores busy on average over the samples, from a cumulative CPU-seconds reading."""
+    if len(inside) < 2:
+        return None
+    return (seconds(inside[-1]) - seconds(inside[0])) / (inside[-1].t - inside[0].t)
+
+
+def _maintenance_between(
+    points: list[Point], start_s: float, end_s: float
+) -> tuple[int, int] | None:
+    before = next((p.maintenance for p in points if p.t >= start_s and p.maintenance), None)
+    after = next((p.maintenance for p in points if p.t >= end_s and p.maintenance), None)
+    if before is None or after is None:
+        return None
+    return after[0] - before[0], after[1] - before[1]
 
 
 def per_minute(timeline: Timeline, points: list[Point], plan: Plan) -> list[dict[str, Any]]:
@@ -325,6 +385,10 @@ MINUTE_COLUMNS = (
     "store backlog max",
     "rows stored",
     "serve cores",
+    "PostgreSQL cores",
+    "other cores",
+    "checkpoints",
+    "autovacuums",
 )
 
 
@@ -412,6 +476,10 @@ def _minute_cells(m: dict[str, Any]) -> list[Any]:
         m["store_backlog_max"],
         m["rows_stored_at_end"],
         m["serve_cores"],
+        m["postgres_cores"],
+        m["other_cores"],
+        m["checkpoints"],
+        m["autovacuums"],
     ]
 
 
@@ -434,6 +502,12 @@ def notes(plan: Plan) -> list[str]:
         f"Memory: PSS and RSS of every process `driftline serve` started (the command, its Ray "
         f"head and every Serve replica), sampled every {plan.sample_s:g} s; a minute's figure is "
         "the median of its samples. PSS charges a page shared by N processes 1/N to each.",
+        "CPU: `serve cores` is the serving tree, `PostgreSQL cores` the host's postgres "
+        "processes, `other cores` the rest of the host's busy time (the load generator, whose "
+        "share is in the saturation row, and anything else on the shared machine). "
+        "`checkpoints` and `autovacuums` count PostgreSQL's checkpoints and the prediction "
+        "partitions' autovacuum and autoanalyze runs in the minute (pg_stat_bgwriter, "
+        "pg_stat_user_tables).",
         "Store backlog: the prediction writer's buffered plus spooled records "
         f"({' + '.join(BACKLOG_METRICS)}) read from the ingress's `/metrics`; rows stored "
         "counted at each minute's end. Every prediction is logged to PostgreSQL.",

@@ -47,9 +47,12 @@ def _points(pss: list[float]) -> list[Point]:
             pss=value,
             rss=2 * value,
             cpu_s=0.5 * tick,
+            postgres_cpu_s=0.25 * tick,
+            host_cpu_s=1.0 * tick,
             backlog=float(tick),
             spooled=0.0,
             rows=10 * tick if PLAN.counts_rows(tick) else None,
+            maintenance=(tick // 3, tick) if PLAN.counts_rows(tick) else None,
             kinds={"driftline serve": {"pss": value, "rss": 2 * value}},
         )
         for tick, value in enumerate(pss)
@@ -71,6 +74,10 @@ def test_each_minute_takes_its_own_requests_and_samples() -> None:
     assert (first["rows_stored_at_end"], first["rows_added"]) == (60, 40)
     assert first["store_backlog_max"] == 5.0
     assert first["serve_cores"] == pytest.approx(0.5)
+    assert first["postgres_cores"] == pytest.approx(0.25)
+    assert first["other_cores"] == pytest.approx(0.25)  # the host's 1.0 less both
+    assert (first["checkpoints"], first["autovacuums"]) == (2, 4)  # ticks 2 to 6
+    assert (second["checkpoints"], second["autovacuums"]) == (1, 4)  # ticks 6 to 10
     warmup = window(_timeline(latency), _points(pss), 0.0, PLAN.warmup_s)
     assert warmup["pss_mib"] == 92.5
 
