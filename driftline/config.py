@@ -394,6 +394,24 @@ class ServingSettings(_Section):
     follow_interval_s: float = Field(
         default=5.0, gt=0, description="How often `driftline serve` checks the champion alias."
     )
+    shadow_url: str | None = Field(
+        default=None,
+        description="Base URL of the shadow colour's predictor, where an InferenceService "
+        "predictor mirrors what it answers (the chart's preview Service, which the controller "
+        "points at the shadow colour); unset: it never mirrors.",
+    )
+    shadow_key: SecretStr | None = Field(
+        default=None,
+        description="API key (scope `predict`) a predictor presents when it mirrors; a request "
+        "presenting it is a mirror, answered but not logged (its sender stores the answer as "
+        "the shadow's). Unset: no mirroring.",
+    )
+    shadow_poll_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often an InferenceService predictor reads from the store which colour "
+        "the controller mirrors to.",
+    )
 
     @property
     def tls(self) -> tuple[Path, Path] | None:

@@ -7,16 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from driftline.config import Settings
+from driftline.ids import new_id
 from driftline.registry.predictor import Array
 from driftline.store import PredictionRecord, Store
 from serving.http import REQUEST_ID_HEADERS
 from serving.metrics import ServingMetrics, writer_gauges
 from serving.writer import PredictionWriter
+
+
+class Background(Protocol):
+    """Work beside the app that may log predictions (the shadow mirror): started with the app,
+    closed before the log's last flush."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class PredictionLog:
@@ -48,19 +57,25 @@ class PredictionLog:
         ensemble: Array,
         members: Mapping[str, Array],
         latency_ms: float,
+        slot: str = "live",
+        version: str | None = None,
+        colour: str | None = None,
     ) -> None:
-        """Queue one live prediction (call on the server's event loop)."""
+        """Queue one prediction, this colour's live answer unless told otherwise (the shadow's
+        answer to a mirrored request names its own version and colour); call on the server's
+        event loop."""
         self._current().submit(
             PredictionRecord(
                 request_id=request_id,
                 model_name=self.model_name,
-                model_version=self.version,
+                model_version=version or self.version,
                 endpoint=endpoint,
                 prediction=ensemble.tolist(),
                 member_outputs={k: v.tolist() for k, v in members.items()},
                 latency_ms=latency_ms,
                 features=rows,
-                colour=self.settings.serving.colour,
+                colour=colour or self.settings.serving.colour,
+                slot=slot,
             )
         )
 
@@ -93,30 +108,37 @@ def request_id(headers: Mapping[str, str] | None) -> str:
         value = (headers or {}).get(name.decode())
         if value:
             return value[:64]
-    return uuid.uuid4().hex
+    return new_id()
 
 
-def mount_api(app: Any, log: PredictionLog) -> None:
+def mount_api(app: Any, log: PredictionLog, background: Background | None = None) -> None:
     """Serve the drift and outcomes API under `/api` of KServe's FastAPI `app`, as the ingress
-    does, and flush the prediction log when the app shuts down."""
+    does; run `background` while the app runs, and flush the prediction log when it stops."""
     # FastAPI (the drift API) stays off the import path of the predictor's unit tests.
     from driftline.drift.api import drift_app  # noqa: PLC0415
     from driftline.drift.outcomes import OutcomeRecorder  # noqa: PLC0415
 
     recorder = OutcomeRecorder(log.store, log.settings)
     app.mount("/api", drift_app(log.store, recorder, model_name=log.model_name))
-    app.router.lifespan_context = _flushing(app.router.lifespan_context, log)
+    app.router.lifespan_context = _flushing(app.router.lifespan_context, log, background)
 
 
 def _flushing(
-    inner: Callable[[Any], contextlib.AbstractAsyncContextManager[Any]], log: PredictionLog
+    inner: Callable[[Any], contextlib.AbstractAsyncContextManager[Any]],
+    log: PredictionLog,
+    background: Background | None,
 ) -> Callable[[Any], contextlib.AbstractAsyncContextManager[Any]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[Any]:
         async with inner(app) as state:
+            if background is not None:
+                await background.start()
             try:
                 yield state
             finally:
+                # Work in flight may still log (a mirror's answer): it ends before the flush.
+                if background is not None:
+                    await background.close()
                 await log.close()
 
     return lifespan

@@ -5,10 +5,11 @@ resolved once at start) of `DRIFTLINE_MODEL_NAME` with KServe V1/V2 on `DRIFTLIN
 Members run in the registry's runtime (ONNX Runtime first) inside this process: KServe's raw
 deployment mode scales pods, not Serve replicas. Answers carry the same output names and values
 as the Ray path's. Like the Ray ingress it logs every answer to the store's predictions and
-serves the outcomes and drift API under `/api` (`serving.kserve_contract`); `/metrics` carries
-KServe's own series and Driftline's request, error, member-latency and store-writer metrics under
-the ingress's names and endpoint labels. Every route but the probes and the docs needs an API key
-(`PREDICTOR_ROUTES`, the drift API's under `/api`).
+serves the outcomes and drift API under `/api` (`serving.kserve_contract`); while the controller
+has a shadow colour it mirrors each answered request there and logs the shadow's answer
+(`serving.kserve_shadow`). `/metrics` carries KServe's own series and Driftline's request, error,
+member-latency and store-writer metrics under the ingress's names and endpoint labels. Every route
+but the probes and the docs needs an API key (`PREDICTOR_ROUTES`, the drift API's under `/api`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from serving import protocol
 from serving.errors import BadInputError
 from serving.http import BodyLimit, InferBodyCheck
 from serving.kserve_contract import PredictionLog, mount_api, request_id
+from serving.kserve_shadow import ShadowMirror, is_mirror
 from serving.metrics import _LOCAL, metrics
 
 log = logging.getLogger(__name__)
@@ -99,9 +101,15 @@ def load(settings: Settings) -> ModelBundle:
     return Registry(settings).load_bundle(settings.serving.model_version)
 
 
-def build_model(settings: Settings, bundle: ModelBundle, log: PredictionLog | None = None) -> Any:
+def build_model(
+    settings: Settings,
+    bundle: ModelBundle,
+    log: PredictionLog | None = None,
+    mirror: ShadowMirror | None = None,
+) -> Any:
     """A `kserve.Model` answering V1 and V2 with the ensemble and its members; each answer goes
-    to `log` (the server always passes one; integrity checks and benchmarks only score)."""
+    to `log` (the server always passes one; integrity checks and benchmarks only score) and its
+    rows to `mirror`, except a request another predictor mirrored here (`is_mirror`)."""
     from kserve import InferOutput, InferRequest, InferResponse, Model  # noqa: PLC0415
     from kserve.errors import InvalidInput  # noqa: PLC0415
 
@@ -150,15 +158,18 @@ def build_model(settings: Settings, bundle: ModelBundle, log: PredictionLog | No
             elapsed = time.perf_counter() - started
             serving_metrics.requests.labels(endpoint, *labels, "200").inc()
             serving_metrics.request_duration.labels(endpoint, *labels).observe(elapsed)
-            if log is not None:
+            if log is not None and not is_mirror(headers, settings):
+                rid = request_id(headers)
                 log.record(
-                    request_id=request_id(headers),
+                    request_id=rid,
                     endpoint=endpoint,
                     rows=rows,
                     ensemble=prediction,
                     members=members,
                     latency_ms=elapsed * 1e3,
                 )
+                if mirror is not None:
+                    mirror.mirror(rid, endpoint, rows)
             if isinstance(payload, dict):
                 return {"predictions": prediction.tolist()}
             outputs = named_outputs(prediction, members)
@@ -211,15 +222,16 @@ def main() -> None:
         version=bundle.version,
         metrics=metrics(),
     )
+    mirror = ShadowMirror.from_settings(prediction_log, settings, metrics())
     app = kserve.model_server.app  # KServe's REST app: uvicorn imports it by name
-    mount_api(app, prediction_log)
+    mount_api(app, prediction_log, mirror)
     # Starlette wraps the last middleware added outermost: the body limit, then the guard (no
     # body is parsed for a caller without a key), then the hostile-body check.
     app.add_middleware(InferBodyCheck, model_name=bundle.name)
     guard_kserve_app(app, settings, predictor_guard(settings))
     app.add_middleware(BodyLimit, limit=settings.serving.max_body_bytes)
     server = ModelServer(http_port=settings.serving.predictor_port, enable_grpc=False)
-    server.start([build_model(settings, bundle, prediction_log)])
+    server.start([build_model(settings, bundle, prediction_log, mirror)])
 
 
 if __name__ == "__main__":

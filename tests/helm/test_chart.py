@@ -638,8 +638,14 @@ def _service_urls(objs: list[Obj]) -> Iterator[tuple[str, str, str, int]]:
                         yield where, match[1], match[2], int(match[3])
 
 
-def test_every_in_cluster_url_resolves_to_a_service_port(render_chart: Render) -> None:
-    objs = render_chart("--set", "mlflow.trackingUri=http://driftline-active.driftline.svc:80")
+@pytest.mark.parametrize("runtime", ["RayService", "InferenceService"])
+def test_every_in_cluster_url_resolves_to_a_service_port(
+    render_chart: Render, runtime: str
+) -> None:
+    objs = render_chart(
+        "--set",
+        f"serving.runtime={runtime},mlflow.trackingUri=http://driftline-active.driftline.svc:80",
+    )
     services = {s["metadata"]["name"]: s for s in find(objs, "Service")}
     urls = list(_service_urls(objs))
     assert urls, "no in-cluster URL found: the test would prove nothing"
@@ -653,6 +659,98 @@ def test_every_in_cluster_url_resolves_to_a_service_port(render_chart: Render) -
     assert any(p == 8000 for *_, p in _service_urls(wrong))
     services = {s["metadata"]["name"]: s for s in find(wrong, "Service")}
     assert 8000 not in {p["port"] for p in services["driftline-active"]["spec"]["ports"]}
+
+
+def _allowed(objs: list[Obj], source: dict[str, str], target: dict[str, str], port: int) -> bool:
+    """Whether the rendered NetworkPolicies let a pod labelled `source` reach one labelled
+    `target` on `port` in the release's namespace (podSelector peers; `In` expressions)."""
+
+    def selects(selector: Obj, labels: dict[str, str]) -> bool:
+        expressions = selector.get("matchExpressions", [])
+        assert all(e["operator"] == "In" for e in expressions)
+        return selector.get("matchLabels", {}).items() <= labels.items() and all(
+            labels.get(e["key"]) in e["values"] for e in expressions
+        )
+
+    def direction(kind: str, pod: dict[str, str], peer: dict[str, str], peers: str) -> bool:
+        policies = [
+            p["spec"]
+            for p in find(objs, "NetworkPolicy")
+            if kind in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], pod)
+        ]
+        # A rule without peers admits every peer; a peer in another namespace is not ours.
+        return not policies or any(
+            (
+                peers not in rule
+                or any(
+                    "namespaceSelector" not in q
+                    and "podSelector" in q
+                    and selects(q["podSelector"], peer)
+                    for q in rule[peers]
+                )
+            )
+            and any(r["port"] == port for r in rule.get("ports", [{"port": port}]))
+            for spec in policies
+            for rule in spec.get(kind.lower(), [])
+        )
+
+    return direction("Egress", source, target, "to") and direction(
+        "Ingress", target, source, "from"
+    )
+
+
+@pytest.mark.parametrize(
+    "clients", [(), ("--set-json", 'networkPolicy.clients=[{"ipBlock":{"cidr":"10.9.0.0/16"}}]')]
+)
+def test_inference_service_predictors_mirror_to_the_preview_service(
+    render_chart: Render, clients: tuple[str, ...]
+) -> None:
+    objs = render_chart("--set", "serving.runtime=InferenceService", *clients)
+    (preview,) = find(objs, "Service", "-preview")
+    name = preview["metadata"]["name"]
+    (port,) = [p for p in preview["spec"]["ports"] if p["name"] == SERVICE_PORT_NAME]
+    predictors = find(objs, "InferenceService")
+    assert len(predictors) == 2
+    for isvc in predictors:
+        (container,) = isvc["spec"]["predictor"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        # The controller points the preview Service at the shadow colour; every colour gets the
+        # same address and the store's route says which one mirrors.
+        assert env["DRIFTLINE_SERVE_SHADOW_URL"]["value"] == (
+            f"http://{name}.driftline.svc:{port['port']}"
+        )
+        assert env["DRIFTLINE_SERVE_SHADOW_KEY"]["valueFrom"]["secretKeyRef"] == {
+            "name": "driftline-shadow-key",
+            "key": "key",
+            "optional": True,  # no Secret yet: predictors start and nothing is mirrored
+        }
+        for variable, field in (
+            ("DRIFTLINE_SERVE_SHADOW_URL", "shadow_url"),
+            ("DRIFTLINE_SERVE_SHADOW_KEY", "shadow_key"),
+        ):
+            assert Settings.env_paths()[variable] == ("serving", field)
+    # The preview Service's named port lands on the predictors' own port, which the network
+    # policies open from one colour's predictors to the other's.
+    labels = dict(predictors[0]["spec"]["predictor"]["labels"])
+    target_port = _named_port(predictors[1]["spec"]["predictor"], port["targetPort"])
+    assert target_port is not None
+    other = dict(predictors[1]["spec"]["predictor"]["labels"])
+    assert _allowed(objs, labels, other, target_port)
+    outsider = {"app.kubernetes.io/name": "driftline", "app.kubernetes.io/instance": "driftline"}
+    assert not _allowed(objs, {**outsider, "app.kubernetes.io/component": "training"}, other, 8000)
+    named = render_chart(
+        "--set", "serving.runtime=InferenceService,serving.inferenceService.shadowKeySecret.name=k"
+    )
+    (isvc, _) = find(named, "InferenceService")
+    (container,) = isvc["spec"]["predictor"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DRIFTLINE_SERVE_SHADOW_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "k"
+
+
+def test_ray_serving_pods_are_not_opened_to_each_other(render_chart: Render) -> None:
+    # Only the InferenceService runtime's predictors call one another (the shadow mirror).
+    objs = render_chart("--set", "serving.runtime=RayService")
+    assert not [p for p in find(objs, "NetworkPolicy") if p["metadata"]["name"].endswith("shadow")]
 
 
 def test_the_controller_scrapes_the_active_service_on_its_named_port(

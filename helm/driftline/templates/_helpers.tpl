@@ -156,6 +156,14 @@ DRIFTLINE_AUTH_<NAME>).
 {{- end }}
 
 {{/*
+Where an InferenceService predictor mirrors to: the preview Service, which the controller points
+at the shadow colour, on its port named `http` (the Service's own number, from the same value).
+*/}}
+{{- define "driftline.serving.shadowUrl" -}}
+{{- printf "http://%s.%s.svc:%v" (include "driftline.serving.previewServiceName" .) .Release.Namespace .Values.serving.servicePort }}
+{{- end }}
+
+{{/*
 The colour the active Service selects: a value, never read back from the cluster (Argo CD renders
 with `helm template`, where `lookup` returns nothing). Who owns it after install is written in
 values.yaml (`serving.activeColour`) and docs/architecture.md ("Who owns what").
