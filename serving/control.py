@@ -362,6 +362,10 @@ def ray_env(settings: Settings, *, direct_port_base: int | None = None) -> dict[
         # Serve holds a stopped replica's port back for 150 s (for HAProxy's stale workers, which
         # we do not run); without the hold a restarted ingress takes the printed port again.
         "RAY_SERVE_PORT_QUARANTINE_S": "0",
+        # Serve's controller reconciles every 0.1 s by default: 3.6% of a core on an idle local
+        # stack, the largest idle cost of its 17 processes (7.5% with 0.5 s against 11.4%).
+        # Replica health checks run every 10 s anyway, so failures are seen as soon.
+        "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5",
     }
     if settings.serving.throughput_optimized:
         env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"

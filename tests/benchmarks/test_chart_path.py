@@ -31,6 +31,7 @@ def test_the_head_keeps_the_charts_serve_settings_on_rebased_ports(
     local = head_env(env, base_port=30000)
     assert local["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
     assert local["RAY_worker_niceness"] == env["RAY_worker_niceness"]
+    assert local["RAY_SERVE_CONTROL_LOOP_INTERVAL_S"] == env["RAY_SERVE_CONTROL_LOOP_INTERVAL_S"]
     width = int(env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"]) - int(
         env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"]
     )
