@@ -213,9 +213,15 @@ def _at_rest(spec: RolloutSpec, state: RolloutState, world: World) -> RolloutSta
 def _retraining(spec: RolloutSpec, state: RolloutState, world: World) -> RolloutState:
     rollout = _current(state)
     job = world.job
-    if "jobs" in world.faults or job is None or job.job_id != rollout.job_id:
-        fault = world.faults.get("jobs", "no observation")
-        return _hold(state, f"retraining job {rollout.job_id} unobservable: {fault}")
+    if "jobs" in world.faults:
+        return _hold(state, f"retraining job {rollout.job_id} unobservable: {world.faults['jobs']}")
+    if job is None or job.job_id != rollout.job_id:
+        if state.since == world.now:
+            # The attempt began this round, which submits its job: the round observed jobs
+            # before it existed. Its status counts from the next round; the reason stays why
+            # the attempt began.
+            return state
+        return _hold(state, f"retraining job {rollout.job_id} not observed")
     policy = spec.retraining
     if job.status is JobStatus.SUCCEEDED:
         if job.version is None:

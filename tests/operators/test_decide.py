@@ -190,6 +190,8 @@ def test_drift_to_promotion_walks_every_phase() -> None:
     )
     assert d.state.phase is Phase.RETRAINING
     assert d.state.rollout is not None
+    # The job is submitted this round, so none was observed: the reason stays why it started.
+    assert d.reason == "drift critical in 2 consecutive report(s): retraining"
     job_id = d.state.rollout.job_id
     # The job is not observed yet: the absent job is (re)submitted, idempotently.
     w = replace(base, now=t, drift=(DriftSignal("r2", Severity.CRITICAL, t),))
@@ -386,6 +388,29 @@ def test_retraining_timeout_fails_and_stops_the_job() -> None:
     assert d.state.phase is Phase.FAILED
     assert "over the 60s timeout" in d.reason
     assert d.actions == (StopRetraining(job_id, "not the current rollout's job"),)
+
+
+def test_a_failed_job_is_retried_and_the_new_attempt_is_submitted_in_the_same_round() -> None:
+    spec = RolloutSpec(model_name="m")
+    state = _verifying_state()
+    assert state.rollout is not None
+    state = replace(state, phase=Phase.RETRAINING, active_colour="blue", active_version="1")
+    first = state.rollout.job_id
+    world = World(
+        now=START + timedelta(seconds=30),
+        champion_version="1",
+        routed="blue",
+        colours=_serving(blue="1"),
+        job=JobObservation(first, JobStatus.FAILED, message="exit 1"),
+    )
+    d = decide(spec, Observed(state, world))
+    assert d.state.phase is Phase.RETRAINING
+    assert d.state.rollout is not None
+    second = d.state.rollout.job_id
+    assert second != first
+    # Only the first attempt's job was observable this round; the retry's reason stands.
+    assert d.reason == f"job {first} failed: exit 1; attempt 2 of 2"
+    assert d.actions == (SubmitRetraining(second, d.state.rollout.rollout_id, "drift:r1"),)
 
 
 def test_a_job_the_cluster_cannot_place_fails_within_the_schedule_timeout() -> None:
