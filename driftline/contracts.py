@@ -107,6 +107,13 @@ class RoutingConfig:
         return cls(colours, config.get("active"), config.get("shadow"))
 
 
+# --- requests a version answers (both runtimes' `driftline_requests` endpoint labels) -----------
+PREDICTION_ENDPOINTS = frozenset({"v2_infer", "v1_predict", "forecast", "stream"})
+"""The routes that score rows for a client (the `predict` scope's) and the ingress's stream: a
+rollout's verification counts these. Probes, metadata and `/metrics`, the controller's own
+scrape among them, are not traffic: counted, they would verify a candidate no client called."""
+
+
 # --- environment handed to replicas and jobs --------------------------------------------------
 # OTEL_: a replica exports its spans where the process that deployed it does.
 FORWARDED_PREFIXES = ("DRIFTLINE_", "MLFLOW_", "OTEL_")

@@ -11,6 +11,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from driftline.contracts import PREDICTION_ENDPOINTS
 from operators.observations import Health
 
 REQUESTS = "driftline_requests"
@@ -54,13 +55,16 @@ class RequestCounters:
 
 
 def counters_from_scrape(text: str, *, model: str, version: str) -> RequestCounters:
-    """Counters of `version`, plus requests that failed before any version answered them."""
+    """Prediction requests of `version`, plus those that failed before any version answered
+    them; probes, metadata and scrapes (this one's included) are no one's traffic."""
     requests = errors = 0.0
     buckets: dict[float, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = sample.labels
             if labels.get("model") != model or labels.get("version") not in {version, ""}:
+                continue
+            if labels.get("endpoint") not in PREDICTION_ENDPOINTS:
                 continue
             if sample.name == f"{REQUESTS}_total":
                 code = labels.get("code", "")

@@ -202,10 +202,20 @@ class Ingress:
             if pending is not None:
                 await pending
         start = time.perf_counter()
-        rows, ensemble, members = await router.predict_inputs(
-            route, protocol.Inputs(bars=BarReplay.columns(window))
-        )
-        latency = (time.perf_counter() - start) * 1e3
+        m = router.metrics
+        try:
+            rows, ensemble, members = await router.predict_inputs(
+                route, protocol.Inputs(bars=BarReplay.columns(window))
+            )
+        except Exception:
+            m.requests.labels("stream", router.model_name, route.version, "500").inc()
+            raise
+        elapsed = time.perf_counter() - start
+        latency = elapsed * 1e3
+        # Counted as requests are: a stream prediction is the version's live traffic, which a
+        # rollout's verification needs (under `driftline up` the stream may be all there is).
+        m.request_duration.labels("stream", router.model_name, route.version).observe(elapsed)
+        m.requests.labels("stream", router.model_name, route.version, "200").inc()
         as_of = window.index[-1]
         request_id = new_id()
         router.record(

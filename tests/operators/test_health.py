@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from driftline.contracts import PREDICTION_ENDPOINTS
 from operators.assembly import pod_targets
 from operators.health import ScrapeHealth, counters_from_scrape, endpoint_urls
 from operators.kube.api import ENDPOINT_SLICE, Kind
@@ -201,10 +202,41 @@ def test_client_errors_are_neither_requests_nor_errors() -> None:
     lines = [
         "# TYPE driftline_requests counter",
         *(
-            f'driftline_requests_total{{model="m",version="{v}",code="{c}"}} {n}'
+            f'driftline_requests_total{{endpoint="v2_infer",model="m",version="{v}",code="{c}"}} '
+            f"{n}"
             for v, c, n in (("2", "200", 90), ("2", "500", 10), ("2", "400", 5000), ("", "413", 7))
         ),
     ]
     counters = counters_from_scrape("\n".join(lines) + "\n", model="m", version="2")
     # A flood of bad requests neither fails the version nor dilutes its 10% error rate.
     assert (counters.requests, counters.errors) == (100, 10)
+
+
+def test_only_prediction_requests_count_not_probes_metadata_or_the_scrapes_themselves() -> None:
+    pod = Pod()
+    for endpoint, version in (
+        ("metrics", ""),  # the controller's own scrape, every round
+        ("v2_live", ""),
+        ("v2_model_ready", "2"),  # readiness probes name the version they ask about
+        ("v2_model_metadata", "2"),
+    ):
+        pod.requests.labels(endpoint, "m", version, "200").inc(50)
+        pod.duration.labels(endpoint, "m", version).observe(2.0)
+    counters = counters_from_scrape(pod.text(), model="m", version="2")
+    assert (counters.requests, counters.errors, counters.health().p99_ms) == (0, 0, None)
+    # A prediction that failed before any version answered it still counts, as an error.
+    pod.requests.labels("v1_predict", "m", "", "503").inc()
+    pod.answer(9)
+    counters = counters_from_scrape(pod.text(), model="m", version="2")
+    assert (counters.requests, counters.errors) == (10, 1)
+
+
+def test_prediction_endpoints_are_the_serving_routes_that_score_rows() -> None:
+    from driftline.auth.scopes import Scope  # noqa: PLC0415
+    from serving.endpoints import routes  # noqa: PLC0415
+    from serving.kserve_server import endpoint_of  # noqa: PLC0415
+
+    scoring = {name for _path, name, _fn, _method, scope in routes() if scope is Scope.PREDICT}
+    # The ingress's stream predicts each replayed bar on the active version: live traffic too.
+    assert scoring | {"stream"} == PREDICTION_ENDPOINTS
+    assert {endpoint_of({}), endpoint_of(object())} <= PREDICTION_ENDPOINTS
