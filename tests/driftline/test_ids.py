@@ -11,7 +11,8 @@ from driftline.ids import new_id
 def test_an_id_is_a_uuid7_in_32_hex_digits() -> None:
     ident = new_id()
     parsed = uuid.UUID(hex=ident)
-    assert len(ident) == 32 and ident == parsed.hex
+    assert len(ident) == 32
+    assert ident == parsed.hex
     assert parsed.version == 7
     assert parsed.variant == uuid.RFC_4122
 

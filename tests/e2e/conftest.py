@@ -1,9 +1,11 @@
 """The platform the closed-loop tests drive: real Ray Serve, Ray Jobs, MLflow and PostgreSQL.
 
 One module-scoped platform, wired as `driftline up` wires it: a database of its own, a home with
-MLflow and the S&P 500 bars 2000-2010, a champion trained on bars before 2007 through the Jobs
-API, the three Serve applications on the session's Ray head, and a client on the replay stream
-(serving replays bars only while one is connected). Controllers and load run per test.
+MLflow and the module's bars (by default the S&P 500 2000-2010), a champion trained on the bars
+before a regime change (by default before 2007) through the Jobs API, the three Serve
+applications on the session's Ray head, and a client on the replay stream (serving replays bars
+only while one is connected). A module replays another market or regime change by overriding the
+`scenario` fixture. Controllers and load run per test.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import orjson
@@ -37,17 +39,14 @@ from driftline.store.keys import KeyStore
 from tests.e2e.faults import LOADER
 
 T = TypeVar("T")
+Index = Literal["sp500", "nasdaq"]
 OUTCOME_HOOK = "driftline.drift.outcomes:replay_hook"
 CHAMPION_WINDOW = (date(2001, 1, 1), date(2006, 12, 31))
 # Small windows, short intervals and few trials so the loop closes in minutes. Resources
 # (CPUs, replicas) stay at the defaults `driftline up` runs with: a test that gives training
 # more room than the product has hides the product's scheduling bugs.
-E2E_ENV = {
+LOOP_ENV = {
     "DRIFTLINE_LOG_JSON": "true",
-    # Fault injection wraps a member as a native model (tests/e2e/faults.py); serving and the
-    # gates load native members only when allowed.
-    "DRIFTLINE_ALLOW_NATIVE_MEMBERS": "true",
-    "DRIFTLINE_STREAM_START": "2008-01-01",
     "DRIFTLINE_STREAM_INTERVAL_S": "0.25",
     "DRIFTLINE_DRIFT_WINDOW": "30",
     "DRIFTLINE_DRIFT_INTERVAL_S": "2",
@@ -58,9 +57,6 @@ E2E_ENV = {
     "DRIFTLINE_CONTROLLER_SUSTAINED_REPORTS": "2",
     "DRIFTLINE_CONTROLLER_COOLDOWN_S": "0",
     "DRIFTLINE_CONTROLLER_RETRAIN_TRIALS": "1",
-    # The retraining sees the bars known once 2008 is over; gates, shadow and verification
-    # then judge both versions on later bars, which neither was fitted on.
-    "DRIFTLINE_CONTROLLER_RETRAIN_ARGS": "--members rf,xgb --start 2003-01-01 --end 2008-12-31",
     "DRIFTLINE_CONTROLLER_SHADOW_MIN_PAIRS": "20",
     # The stream settles about 4 pairs a second: a shadow without 20 by then is stuck, and
     # ends the rollout with that reason instead of holding it until the test times out.
@@ -69,8 +65,37 @@ E2E_ENV = {
     # Just over the 10 s serving deadline that bounds a request routed before a switch.
     "DRIFTLINE_CONTROLLER_DRAIN_S": "11",
     "DRIFTLINE_CONTROLLER_VERIFY_MIN_REQUESTS": "10",
-    "DRIFTLINE_CONTROLLER_VERIFY_MAX_P99_MS": "1000",
 }
+E2E_ENV = {
+    **LOOP_ENV,
+    # Fault injection wraps a member as a native model (tests/e2e/faults.py); serving and the
+    # gates load native members only when allowed.
+    "DRIFTLINE_ALLOW_NATIVE_MEMBERS": "true",
+    "DRIFTLINE_STREAM_START": "2008-01-01",
+    # The regression test's injected delay (1.5 s) must be over the limit in every request.
+    "DRIFTLINE_CONTROLLER_VERIFY_MAX_P99_MS": "1000",
+    # The retraining sees the bars known once 2008 is over; gates, shadow and verification
+    # then judge both versions on later bars, which neither was fitted on.
+    "DRIFTLINE_CONTROLLER_RETRAIN_ARGS": "--members rf,xgb --start 2003-01-01 --end 2008-12-31",
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What a module's platform replays: an index's bars, the champion's window, the settings."""
+
+    index: Index
+    bars: tuple[date, date]
+    champion: tuple[date, date]
+    env: Mapping[str, str]
+    # The module's Serve replicas load bundles through this (the fault injector), or as users do.
+    loader: str | None = None
+
+
+# The 2008 crash on the S&P 500, from a champion trained 2001-2006, with faults injectable.
+CRASH_2008 = Scenario(
+    "sp500", (date(2000, 1, 1), date(2010, 12, 31)), CHAMPION_WINDOW, E2E_ENV, LOADER
+)
 
 
 @dataclass
@@ -121,14 +146,23 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-def e2e_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A home of the module's own with the bars it replays, and the E2E settings in the
+def scenario() -> Scenario:
+    """What this module replays; a module overrides this fixture to replay another."""
+    return CRASH_2008
+
+
+@pytest.fixture(scope="module")
+def e2e_environment(tmp_path_factory: pytest.TempPathFactory, scenario: Scenario) -> Iterator[Path]:
+    """A home of the module's own with the bars it replays, and the scenario's settings in the
     environment (Serve replicas and Ray jobs receive them from there)."""
     home = tmp_path_factory.mktemp("e2e-home")
-    bars = home / "spx-2000-2010.csv"
-    _write_bars(bars, date(2000, 1, 1), date(2010, 12, 31))
+    first, last = scenario.bars
+    bars = home / f"{scenario.index}-{first.year}-{last.year}.csv"
+    _write_bars(bars, scenario.index, first, last)
     saved = dict(os.environ)
-    os.environ.update({**E2E_ENV, "DRIFTLINE_HOME": str(home), "DRIFTLINE_DATA_PATH": str(bars)})
+    os.environ.update(
+        {**scenario.env, "DRIFTLINE_HOME": str(home), "DRIFTLINE_DATA_PATH": str(bars)}
+    )
     yield home
     os.environ.clear()
     os.environ.update(saved)
@@ -154,8 +188,11 @@ def e2e_database(e2e_environment: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def platform(ray_cluster: LocalRayCluster, e2e_database: str) -> Iterator[Platform]:
-    """Champion trained before 2007, served on blue, the replay stream flowing."""
+def platform(
+    ray_cluster: LocalRayCluster, e2e_database: str, scenario: Scenario
+) -> Iterator[Platform]:
+    """The scenario's champion trained before its regime change, served on blue, the replay
+    stream flowing."""
     from driftline.contracts import TrainingRequest, forwarded_env  # noqa: PLC0415
     from driftline.training_job import run_training_job  # noqa: PLC0415
     from serving.control import ServingControl  # noqa: PLC0415
@@ -168,7 +205,7 @@ def platform(ray_cluster: LocalRayCluster, e2e_database: str) -> Iterator[Platfo
     timings: dict[str, float] = {}
     started = time.monotonic()
     lines: list[str] = []
-    start, end = CHAMPION_WINDOW
+    start, end = scenario.champion
     outcome = run_training_job(
         ray_cluster.dashboard_url,
         settings,
@@ -183,7 +220,7 @@ def platform(ray_cluster: LocalRayCluster, e2e_database: str) -> Iterator[Platfo
         settings,
         ray_cluster.dashboard_url,
         http_port=port,
-        loader=LOADER,
+        loader=scenario.loader,
         outcome_hook=OUTCOME_HOOK,
         env=forwarded_env(settings),
     )
@@ -358,8 +395,14 @@ def audit(model_name: str, since: str = "3h") -> list[dict[str, Any]]:
     return events
 
 
-def _write_bars(path: Path, first: date, last: date) -> None:
-    from driftline.data import load_bars  # noqa: PLC0415
+def _write_bars(path: Path, index: Index, first: date, last: date) -> None:
+    """`index`'s daily bars, `first` to `last`, as a CSV users point DRIFTLINE_DATA_PATH at."""
+    from driftline.data import load_bars, validate_bars  # noqa: PLC0415
 
-    bars = load_bars(None).loc[first.isoformat() : last.isoformat()]
-    bars.to_csv(path)
+    if index == "sp500":
+        bars = load_bars(None)
+    else:
+        import arch.data.nasdaq  # noqa: PLC0415  (slow to import)
+
+        bars = validate_bars(arch.data.nasdaq.load(), "arch:nasdaq")
+    bars.loc[first.isoformat() : last.isoformat()].to_csv(path)
