@@ -68,10 +68,52 @@ class Timeline:
         }
 
 
-def recovery_s(timeline: Timeline, fault: str, share: float = 0.9) -> float | None:
-    """Seconds from `fault` to the end of the last one-second window (sliding in 0.1 s steps)
-    holding less than `share` of the median per-second rate before it: 0 if none did, None if
-    the run ended below it."""
+# Seconds of full throughput after which a service has recovered from a fault.
+HOLD_S = 5.0
+
+
+def recovery_s(
+    timeline: Timeline, fault: str, share: float = 0.9, hold_s: float = HOLD_S
+) -> float | None:
+    """Seconds from `fault` until throughput is back: the end of the last one-second window
+    (sliding in 0.1 s steps) below `share` of the median per-second rate before it, counting only
+    windows that follow the fault or a slow window by at most `hold_s`. Throughput that holds
+    for `hold_s` has recovered; a later dip is not the fault's (see `dips_after`). 0 if none
+    did, None if the run ended before `hold_s` of full throughput."""
+    short, _full = _short_windows(timeline, fault, share)
+    if short is None:
+        return None
+    at = timeline.faults[fault]
+    end = at
+    for start in short:
+        if start > end + hold_s:
+            break
+        end = start + 1
+    return None if end + hold_s > timeline.duration_s - 0.5 else round(float(end - at), 2)
+
+
+def dips_after(
+    timeline: Timeline, fault: str, share: float = 0.9, hold_s: float = HOLD_S
+) -> list[float]:
+    """When (seconds into the run) each dip below `share` of the rate began after the recovery
+    from `fault`: slow seconds that are not the fault's, shown rather than hidden."""
+    recovered = recovery_s(timeline, fault, share, hold_s)
+    short, _full = _short_windows(timeline, fault, share)
+    if recovered is None or short is None:
+        return []
+    dips: list[float] = []
+    for start in short:
+        if start < timeline.faults[fault] + recovered:
+            continue
+        if not dips or start > dips[-1] + 1 + hold_s:
+            dips.append(round(float(start), 1))
+    return dips
+
+
+def _short_windows(
+    timeline: Timeline, fault: str, share: float
+) -> tuple[list[float] | None, float]:
+    """Starts of the one-second windows after `fault` below `share` of the median rate before it."""
     at = timeline.faults[fault]
     times = np.sort(np.asarray([a.at_s for a in timeline.ok()]))
 
@@ -80,13 +122,10 @@ def recovery_s(timeline: Timeline, fault: str, share: float = 0.9) -> float | No
 
     before = [count(s) for s in np.arange(0, at - 1, 0.5)]
     if not before:
-        return None
+        return None, 0.0
     full = share * float(np.median(before))
-    short = [s for s in np.arange(at, timeline.duration_s - 1, 0.1) if count(s) < full]
-    if not short:
-        return 0.0
-    end = short[-1] + 1
-    return None if end >= timeline.duration_s - 0.5 else round(float(end - at), 2)
+    starts = np.arange(at, timeline.duration_s - 1, 0.1)
+    return [float(s) for s in starts if count(s) < full], full
 
 
 Fault = tuple[float, str, Callable[[], Any]]

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from benchmarks import _fault_processes as fault_processes
 from benchmarks import synthetic
-from benchmarks._timeline import from_open_loop, recovery_s, run_timeline
+from benchmarks._timeline import HOLD_S, dips_after, from_open_loop, recovery_s, run_timeline
 from benchmarks._ws_crowd import Pacing, pacing_argument
 from benchmarks.harness import main_for
 from benchmarks.loadgen import open_loop, run_load
@@ -427,6 +427,8 @@ def _replica_kill_scenario(quick: bool) -> dict[str, Any]:
         "killed_pid": killed[0][0] if killed else None,
         "retries_logged": retries,
         "socket_fallbacks_logged": socket_fallbacks,
+        # Slow seconds after the recovery: the server's own bursts under load, not the kill's.
+        "dips_after_recovery_at_s": dips_after(timeline, "replica_sigkill") if killed else [],
         "targets": {
             "replica_kill_failed_share": round(share, 5),
             "replica_kill_recovery_s": recovered,
@@ -444,8 +446,10 @@ def _replica_kill_scenario(quick: bool) -> dict[str, Any]:
             "the two `member_rf` replicas SIGKILLed (the one that used more CPU over the half "
             "second before: the ingress may send every call to one replica); recovery: from the "
             "kill to the end of the last one-second window answering less than 90% of the median "
-            "rate before it. Failed: any request not answered 2xx (latency is from when each "
-            "was due, so a stall is not hidden)"
+            f"rate before it, after which the rate held for {HOLD_S:g} s (dips after that are "
+            "listed in `dips_after_recovery_at_s`, not counted as the kill's). Failed: any "
+            "request not answered 2xx (latency is from when each was due, so a stall is not "
+            "hidden)"
         ],
     }
 

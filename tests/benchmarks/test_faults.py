@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from benchmarks import synthetic
-from benchmarks._timeline import Answer, Timeline, recovery_s
+from benchmarks._timeline import Answer, Timeline, dips_after, recovery_s
 from benchmarks._ws_crowd import Pacing, _groups, _stalled
 from benchmarks.faults import sigkilled
 from driftline.auth.ratelimit import LOOKUPS, LocalLimiter, Rate
@@ -36,6 +36,18 @@ def test_no_dip_is_an_immediate_recovery_and_a_run_ending_slow_is_none() -> None
     assert recovery_s(Timeline(steady(100, 12, {}), {"kill": 6.0}, 12.0), "kill") == 0.0
     slow_end = Timeline(steady(100, 12, {10: 10, 11: 10}), {"kill": 6.0}, 12.0)
     assert recovery_s(slow_end, "kill") is None
+
+
+def test_a_dip_after_the_rate_held_is_listed_not_counted_as_the_recovery() -> None:
+    # The kill's dip in second 9; the rate holds from 10 s, then dips again in second 30.
+    timeline = Timeline(steady(100, 40, {9: 50, 30: 50}), {"kill": 6.0}, 40.0)
+    assert recovery_s(timeline, "kill") == pytest.approx(4.7, abs=0.15)
+    (dip,) = dips_after(timeline, "kill")
+    assert 29.0 <= dip <= 30.0
+    # Held for less than the hold period between them, both dips are the kill's.
+    close = Timeline(steady(100, 40, {9: 50, 13: 50}), {"kill": 6.0}, 40.0)
+    assert recovery_s(close, "kill") == pytest.approx(8.7, abs=0.15)
+    assert dips_after(close, "kill") == []
 
 
 @pytest.mark.slow
