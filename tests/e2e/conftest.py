@@ -42,6 +42,16 @@ T = TypeVar("T")
 Index = Literal["sp500", "nasdaq"]
 OUTCOME_HOOK = "driftline.drift.outcomes:replay_hook"
 CHAMPION_WINDOW = (date(2001, 1, 1), date(2006, 12, 31))
+# Every e2e module's marks: the whole loop on Ray and PostgreSQL.
+E2E_MARKS = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.ray,
+    pytest.mark.postgres,
+    # MLflow warns, on loading any pyfunc with an untyped predict, that it cannot validate it.
+    pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
+]
+
 # Small windows, short intervals and few trials so the loop closes in minutes. Resources
 # (CPUs, replicas) stay at the defaults `driftline up` runs with: a test that gives training
 # more room than the product has hides the product's scheduling bugs.

@@ -36,6 +36,7 @@ from driftline.store.rollouts import GateRecord, RolloutRecord
 from operators.spec import GatePolicy, required_gates
 from serving.control import ServingControl
 from tests.e2e.conftest import (
+    E2E_MARKS,
     OUTCOME_HOOK,
     Load,
     Platform,
@@ -49,14 +50,7 @@ from tests.e2e.conftest import (
 from tests.e2e.faults import LOADER, set_delay
 from tests.e2e.variants import artifact_files, corrupt, register_variant
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.ray,
-    pytest.mark.postgres,
-    # MLflow warns, on loading any pyfunc with an untyped predict, that it cannot validate it.
-    pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
-]
+pytestmark = E2E_MARKS
 
 MODEL = "market-ensemble"
 BIASED = "market-ensemble-biased"

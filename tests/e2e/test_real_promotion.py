@@ -26,6 +26,7 @@ from driftline.registry import Registry
 from driftline.store.rollouts import RolloutRecord
 from operators.spec import GatePolicy, required_gates
 from tests.e2e.conftest import (
+    E2E_MARKS,
     LOOP_ENV,
     Index,
     Load,
@@ -36,14 +37,7 @@ from tests.e2e.conftest import (
     wait_for,
 )
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.ray,
-    pytest.mark.postgres,
-    # MLflow warns, on loading any pyfunc with an untyped predict, that it cannot validate it.
-    pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning"),
-]
+pytestmark = E2E_MARKS
 
 MODEL = "market-ensemble"
 ROLLOUT_TIMEOUT_S = 900.0
