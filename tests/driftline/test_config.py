@@ -336,23 +336,10 @@ def test_a_flat_variable_sets_its_field_at_its_new_place(
 @pytest.mark.parametrize(
     ("name", "env", "path"), RESOURCE_FIELDS, ids=[f[0] for f in RESOURCE_FIELDS]
 )
-def test_a_resource_variable_reaches_its_field_with_the_default_value(
-    name: str, env: str, path: str
-):
-    default = _read(Settings(), path)
-    # None (trial CPUs sized from the cluster) has no text: the variable's place is still checked.
-    text = "sized-from-the-cluster" if default is None else str(default)
-    assert flat_values({env: text}) == _nested(path, text)
-    if default is not None:
-        assert _read(Settings(**flat_values({env: text})), path) == default
-
-
-def _nested(path: str, value: Any) -> dict[str, Any]:
-    *sections, leaf = path.split(".")
-    tree: dict[str, Any] = {leaf: value}
-    for section in reversed(sections):
-        tree = {section: tree}
-    return tree
+def test_a_resource_variable_reaches_its_field(name: str, env: str, path: str):
+    # No value is given to a CPU reservation here: the row checks where the variable lands, so
+    # nothing is ever parsed with a reservation users do not run.
+    assert Settings.env_paths()[env] == tuple(path.split("."))
 
 
 def test_the_process_environment_wins_over_the_env_file(
