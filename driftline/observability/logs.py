@@ -77,7 +77,7 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
     stream = sys.stderr
     if json is None:
         json = not stream.isatty()
-    handler = logging.StreamHandler(stream)
+    handler = _handler_for(stream)
     handler.setFormatter(JsonFormatter() if json else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -85,6 +85,41 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
     # Client libraries log every HTTP call at INFO; polling Ray's APIs would drown our lines.
     for chatty in ("httpx", "httpcore", "urllib3", "alembic.runtime.plugins", "mlflow"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+
+
+class LoggerHandler(logging.Handler):
+    """Hands each formatted line to `target`, the logger that owns the output, at its level."""
+
+    def __init__(self, target: logging.Logger) -> None:
+        super().__init__()
+        self.target = target
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.target.isEnabledFor(record.levelno):
+            return
+        try:
+            line = self.format(record)
+        except Exception:  # logging.Handler's contract: report, never raise
+            self.handleError(record)
+            return
+        # makeRecord rather than log(): the line is already formatted, and the caller lookup
+        # would name this method.
+        self.target.handle(
+            self.target.makeRecord(
+                self.target.name, record.levelno, record.pathname, record.lineno, line, (), None
+            )
+        )
+
+
+def _handler_for(stream: Any) -> logging.Handler:
+    # Inside a Serve replica, stderr is Serve's StreamToLogger, whose write() extracts the whole
+    # stack (an os.stat per cached source file) for every line: with a line per request that
+    # stalled the event loop for up to 100 ms. Its logger gets the lines directly instead, so
+    # they land in the replica's log file as before.
+    serve_logs = sys.modules.get("ray.serve._private.logging_utils")
+    if serve_logs is not None and isinstance(stream, serve_logs.StreamToLogger):
+        return LoggerHandler(stream._logger)
+    return logging.StreamHandler(stream)
 
 
 @contextmanager

@@ -60,3 +60,37 @@ def test_log_format_reaches_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert os.environ["DRIFTLINE_LOG_JSON"] == "false"
     assert CliRunner().invoke(main, ["--log-format", "json", "drift", "--help"]).exit_code == 0
     assert os.environ["DRIFTLINE_LOG_JSON"] == "true"
+
+
+def test_inside_a_serve_replica_lines_go_to_serves_logger_without_a_stack_walk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ray.serve._private import logging_utils  # noqa: PLC0415
+
+    received: list[logging.LogRecord] = []
+    target = logging.getLogger("test.serve.replica")
+    target.propagate = False
+    target.setLevel(logging.INFO)
+    monkeypatch.setattr(target, "handlers", [_Collect(received)])
+    monkeypatch.setattr(logs.sys, "stderr", logging_utils.StreamToLogger(target, 20, io.StringIO()))
+
+    def walked() -> None:
+        raise AssertionError("a log line walked the stack")
+
+    monkeypatch.setattr(logging_utils.traceback, "extract_stack", walked)
+    configure_logging(json=True)
+    logging.getLogger("serving.ingress").warning("routing updated", extra={"active": "blue"})
+    logging.getLogger("serving.ingress").debug("below the level")
+    [record] = received
+    assert record.levelno == logging.WARNING
+    line = orjson.loads(record.getMessage())
+    assert (line["msg"], line["level"], line["active"]) == ("routing updated", "warning", "blue")
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record)
