@@ -18,11 +18,12 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from purgatory import ContextChanged
 from purgatory.domain.model import CLOSED, HALF_OPENED, OPENED, Context, OpenedState
 
 from driftline.config import BreakerSettings
+from driftline.observability.catalog import by_name
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,22 @@ class Breaker:
     def _notify(self, event: str) -> None:
         for observer in _OBSERVERS:
             observer(self, event)
+
+
+def export_metrics(registry: CollectorRegistry) -> Callable[[], None]:
+    """Keep the catalogue's breaker metrics of every breaker in this process in `registry`;
+    returns the function that stops it."""
+    spec = by_name()
+    state = spec["driftline_circuit_breaker_state"]
+    opens = spec["driftline_circuit_breaker_opens"]
+    rejected = spec["driftline_circuit_breaker_rejected_calls"]
+    return observe(
+        metrics_observer(
+            Gauge(state.name, state.help, state.labels, registry=registry),
+            Counter(opens.name, opens.help, opens.labels, registry=registry),
+            Counter(rejected.name, rejected.help, rejected.labels, registry=registry),
+        )
+    )
 
 
 def metrics_observer(state: Gauge, opens: Counter, rejected: Counter) -> Observer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from driftline.breakers import export_metrics
 from driftline.observability.catalog import by_name
 from operators.decide import Decision
 from operators.observations import World
@@ -18,7 +19,8 @@ _END = {
 
 
 class ControllerMetrics:
-    """State gauge, rollout and retraining-job counters, in their own registry."""
+    """State gauge, rollout and retraining-job counters and the breakers' metrics, in their own
+    registry."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -31,6 +33,8 @@ class ControllerMetrics:
             rollouts.name, rollouts.help, rollouts.labels, registry=self.registry
         )
         self.jobs = Counter(jobs.name, jobs.help, jobs.labels, registry=self.registry)
+        # The controller calls the store and MLflow through breakers too.
+        export_metrics(self.registry)
 
     def record(self, decision: Decision, world: World) -> None:
         """Count what this round decided; transitions happen once, so nothing is counted twice."""

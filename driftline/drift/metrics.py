@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from driftline.breakers import export_metrics
 from driftline.contracts import Severity
 from driftline.drift.report import DriftReport
 from driftline.observability.catalog import by_name
@@ -34,6 +35,8 @@ class DriftMetrics:
         self.alerts = Counter(name, doc, labels, registry=self.registry)
         name, doc, labels = _spec("driftline_live_performance")
         self.performance = Gauge(name, doc, labels, registry=self.registry)
+        # The monitor reads and writes the store through its breakers.
+        export_metrics(self.registry)
 
     def observe(self, report: DriftReport) -> None:
         """Publish one report's scores, severity and live performance."""

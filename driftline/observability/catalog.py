@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["counter", "gauge", "histogram"]
+Component = Literal["serving", "drift", "controller"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +21,13 @@ class MetricSpec:
     kind: Kind
     labels: tuple[str, ...]
     help: str
-    component: Literal["serving", "drift", "controller"]
+    component: Component
+    # Other components that export it too (breakers guard every process's calls).
+    also: tuple[Component, ...] = ()
+
+    def exported_by(self, component: Component) -> bool:
+        """Whether `component`'s /metrics shows this metric."""
+        return component == self.component or component in self.also
 
     def series_names(self) -> tuple[str, ...]:
         """The sample names a scrape shows for this metric."""
@@ -140,6 +147,7 @@ CATALOG: tuple[MetricSpec, ...] = (
             "(trial calls go through), 2 open (calls fail at once)."
         ),
         "serving",
+        also=("drift", "controller"),
     ),
     MetricSpec(
         "driftline_circuit_breaker_opens",
@@ -147,6 +155,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         ("breaker",),
         "Times a circuit breaker opened after repeated failed calls.",
         "serving",
+        also=("drift", "controller"),
     ),
     MetricSpec(
         "driftline_circuit_breaker_rejected_calls",
@@ -154,6 +163,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         ("breaker",),
         "Calls refused at once because their circuit breaker was open.",
         "serving",
+        also=("drift", "controller"),
     ),
     # --- drift ----------------------------------------------------------------------------
     MetricSpec(

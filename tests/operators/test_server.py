@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import httpx
@@ -9,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from driftline.auth.keys import issue_key
 from driftline.auth.scopes import Scope
+from driftline.breakers import Breaker
 from driftline.config import Settings
 from driftline.observability.catalog import CATALOG
 from driftline.observability.server import MetricsServer, server_guard
@@ -28,6 +30,10 @@ def test_endpoints_and_the_catalogued_metrics(tmp_path: Path) -> None:
     metrics.state.labels("m", "stable").set(1)
     metrics.rollouts.labels("m", "promoted").inc()
     metrics.jobs.labels("m", "succeeded").inc()
+    # The controller's calls to the store and MLflow go through breakers: their state shows.
+    breaker = Breaker("controller-test", threshold=1, reset_s=60.0)
+    with contextlib.suppress(ConnectionError), breaker:
+        raise ConnectionError("store down")
     ready = {"ok": False}
     server = MetricsServer(
         "127.0.0.1",
@@ -47,8 +53,10 @@ def test_endpoints_and_the_catalogued_metrics(tmp_path: Path) -> None:
         scrape = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {reader}"}).text
         names = {s.name for f in text_string_to_metric_families(scrape) for s in f.samples}
         for spec in CATALOG:
-            if spec.component == "controller":
+            if spec.exported_by("controller"):
                 assert set(spec.series_names()) <= names, spec.name
+        assert 'driftline_circuit_breaker_state{breaker="controller-test"} 2.0' in scrape
+        assert 'driftline_circuit_breaker_opens_total{breaker="controller-test"} 1.0' in scrape
         assert httpx.get(f"{base}/healthz").status_code == 200
         not_ready = httpx.get(f"{base}/readyz")
         assert (not_ready.status_code, not_ready.text.strip()) == (503, "store unreachable")

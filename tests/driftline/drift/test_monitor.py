@@ -160,7 +160,7 @@ def test_monitor_writes_reports_and_alerts_and_exports_metrics(
     finally:
         server.stop()
     for spec in CATALOG:
-        if spec.component == "drift" and spec.name != "driftline_live_performance":
+        if spec.exported_by("drift") and spec.name != "driftline_live_performance":
             assert all(name in text for name in spec.series_names()), spec.name
     assert 'driftline_drift_severity{model="m"} 4.0' in text
     assert 'driftline_drift_alerts_total{model="m",severity="critical"} 2.0' in text
