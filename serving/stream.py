@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 import pandas as pd
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -90,7 +91,7 @@ class StreamHub:
         self._produce = produce
         self._interval_s = interval_s
         self._queue_size = queue_size
-        self._clients: set[asyncio.Queue[Message]] = set()
+        self._clients: set[asyncio.Queue[str]] = set()
         self._on_clients = on_clients
         self._on_drop = on_drop
         self._task: asyncio.Task[None] | None = None
@@ -107,27 +108,23 @@ class StreamHub:
         offered = websocket.scope.get("subprotocols") or []
         await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         with self._subscription() as queue:
+            # Two tasks for the connection's life, not one per message: a crowd of clients
+            # makes every message that many sends.
+            sender = asyncio.create_task(_send_all(websocket, queue))
             receiver = asyncio.create_task(_until_closed(websocket))
             try:
-                while not receiver.done():
-                    getter = asyncio.create_task(queue.get())
-                    done, _ = await asyncio.wait(
-                        {getter, receiver}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if getter not in done:
-                        getter.cancel()
-                        break
-                    await websocket.send_json(getter.result())
-            except (WebSocketDisconnect, RuntimeError, ConnectionError):
-                pass
+                await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                receiver.cancel()
+                for task in (sender, receiver):
+                    task.cancel()
+                await asyncio.gather(sender, receiver, return_exceptions=True)
 
     def publish(self, message: Message) -> None:
-        """Offer `message` to every client; full queues drop it."""
+        """Offer `message` to every client, encoded once; full queues drop it."""
+        text = orjson.dumps(message, option=orjson.OPT_SERIALIZE_NUMPY).decode()
         for queue in self._clients:
             try:
-                queue.put_nowait(message)
+                queue.put_nowait(text)
             except asyncio.QueueFull:
                 self.dropped += 1
                 self._on_drop()
@@ -141,8 +138,8 @@ class StreamHub:
             self._task = None
 
     @contextlib.contextmanager
-    def _subscription(self) -> Iterator[asyncio.Queue[Message]]:
-        queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=self._queue_size)
+    def _subscription(self) -> Iterator[asyncio.Queue[str]]:
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=self._queue_size)
         self._clients.add(queue)
         self._on_clients(len(self._clients))
         if self._task is None or self._task.done():
@@ -169,6 +166,12 @@ class StreamHub:
             next_at = max(next_at + self._interval_s, loop.time())
             await asyncio.sleep(max(0.0, next_at - loop.time()))
         self._task = None
+
+
+async def _send_all(websocket: WebSocket, queue: asyncio.Queue[str]) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, ConnectionError):
+        while True:
+            await websocket.send_text(await queue.get())
 
 
 async def _until_closed(websocket: WebSocket) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 
+import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
@@ -20,10 +22,20 @@ async def test_full_queue_drops_and_counts_without_blocking_others() -> None:
         for i in range(5):
             hub.publish({"n": i})
             # The reader keeps up; the stalled client never reads.
-            assert (await reader.get())["n"] == i
+            assert orjson.loads(await reader.get())["n"] == i
         assert stalled.qsize() == 2
     assert hub.dropped == 3
     assert len(drops) == 3
+    await hub.close()
+
+
+async def test_a_message_is_encoded_once_for_every_client() -> None:
+    hub = StreamHub(lambda: asyncio.sleep(0), interval_s=10, queue_size=2)
+    with hub._subscription() as a, hub._subscription() as b:
+        hub.publish({"prediction": np.float64(0.25), "as_of": "2024-03-01"})
+        first, second = a.get_nowait(), b.get_nowait()
+    assert first is second
+    assert orjson.loads(first) == {"prediction": 0.25, "as_of": "2024-03-01"}
     await hub.close()
 
 
