@@ -139,12 +139,11 @@ class Ingress:
             await member.close()
 
     async def _route(self, colour: str) -> ColourRoute:
-        handle = self._handles.get(colour)
-        # A colour bound into this application (build_app) shares its name; others are apps.
-        app = serve.get_replica_context().app_name if handle is not None else colour
-        if handle is None:
-            handle = serve.get_app_handle(colour)
-            self._handles[colour] = handle
+        bound = self._handles.get(colour)
+        # A colour bound into this application (build_app) shares its name; others are apps,
+        # looked up each time (a cached app handle would pass for a bound colour next time).
+        app = serve.get_replica_context().app_name if bound is not None else colour
+        handle = bound if bound is not None else serve.get_app_handle(colour)
         info = await handle.info.remote()
         handles = {
             m["name"]: serve.get_deployment_handle(f"member_{m['name']}", app_name=app)
