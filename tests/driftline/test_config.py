@@ -311,13 +311,21 @@ def test_every_flat_variable_is_read_and_nothing_else():
     }
 
 
-# CPU reservations: their rows read back the value users run with, never another one.
+# Resources (CPU reservations, replicas, pools, concurrency limits): their rows only check where
+# the variable lands, so no test ever gives one a value users do not run with.
 RESOURCE_VARIABLES = {
     "DRIFTLINE_RAY_NUM_CPUS",
     "DRIFTLINE_TRAIN_TRIAL_CPUS",
     "DRIFTLINE_SERVE_INGRESS_CPUS",
     "DRIFTLINE_SERVE_MEMBER_CPUS",
     "DRIFTLINE_SERVE_LIGHT_CPUS",
+    "DRIFTLINE_DB_POOL_SIZE",
+    "DRIFTLINE_SERVE_MIN_REPLICAS",
+    "DRIFTLINE_SERVE_MAX_REPLICAS",
+    "DRIFTLINE_SERVE_MAX_ONGOING_REQUESTS",
+    "DRIFTLINE_SERVE_MAX_QUEUED_REQUESTS",
+    "DRIFTLINE_SERVE_TARGET_ONGOING_REQUESTS",
+    "DRIFTLINE_SERVE_MEMBER_TARGET_BUSY",
 }
 VALUE_FIELDS = [f for f in FLAT_FIELDS if f[1] not in RESOURCE_VARIABLES]
 RESOURCE_FIELDS = [f for f in FLAT_FIELDS if f[1] in RESOURCE_VARIABLES]
@@ -337,8 +345,8 @@ def test_a_flat_variable_sets_its_field_at_its_new_place(
     ("name", "env", "path"), RESOURCE_FIELDS, ids=[f[0] for f in RESOURCE_FIELDS]
 )
 def test_a_resource_variable_reaches_its_field(name: str, env: str, path: str):
-    # No value is given to a CPU reservation here: the row checks where the variable lands, so
-    # nothing is ever parsed with a reservation users do not run.
+    # No value is given to a resource here: the row checks where the variable lands, so nothing
+    # is ever parsed with a resource users do not run.
     assert Settings.env_paths()[env] == tuple(path.split("."))
 
 
