@@ -396,9 +396,10 @@ class ServingSettings(_Section):
     )
     shadow_url: str | None = Field(
         default=None,
-        description="Base URL of the shadow colour's predictor, where an InferenceService "
-        "predictor mirrors what it answers (the chart's preview Service, which the controller "
-        "points at the shadow colour); unset: it never mirrors.",
+        description="Base URL of the shadow colour's server, where an InferenceService "
+        "predictor or a one-colour ingress (a RayService) mirrors what it answers over HTTP "
+        "(the chart's preview Service, which the controller points at the shadow colour); "
+        "unset: it never mirrors.",
     )
     shadow_key: SecretStr | None = Field(
         default=None,
@@ -409,7 +410,7 @@ class ServingSettings(_Section):
     shadow_poll_s: float = Field(
         default=5.0,
         gt=0,
-        description="How often an InferenceService predictor reads from the store which colour "
+        description="How often a server that mirrors over HTTP reads from the store which colour "
         "the controller mirrors to.",
     )
 

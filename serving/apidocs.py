@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from driftline.auth.openapi import with_security
 from driftline.auth.routes import RouteTable
+from driftline.symbols import SYMBOL_PATTERN
 
 UI_DIR = Path(__file__).parent / "ui"
 OPENAPI_PATH = "/openapi.json"
@@ -46,7 +47,20 @@ SCHEMAS: dict[str, Any] = {
         "required": ["inputs"],
         "properties": {
             "id": {"type": "string"},
-            "parameters": {"type": "object"},
+            "parameters": {
+                "type": "object",
+                "description": (
+                    "`symbol` and `as_of`, both or neither, key the stored prediction as "
+                    "`POST /api/outcomes` keys an outcome, so an outcome settles it and the "
+                    "controller's shadow gate pairs it; `as_of` (a date or an ISO 8601 time, "
+                    "UTC without an offset) describes the request's last row. Other parameters "
+                    "keep their KServe meaning (`binary_data_output`)."
+                ),
+                "properties": {
+                    "symbol": {"type": "string", "pattern": SYMBOL_PATTERN},
+                    "as_of": {"type": "string", "format": "date-time"},
+                },
+            },
             "inputs": {"type": "array", "items": {"$ref": _REF + "Tensor"}},
             "outputs": {"type": "array", "items": {"type": "object"}},
         },

@@ -27,6 +27,7 @@ from serving import protocol
 from serving.errors import BadInputError, NotReadyError, ServingError
 from serving.http import JSON, correlation, error_response, json_response
 from serving.metrics import exposition
+from serving.mirror import MIRROR_ID_PREFIX, is_mirror, mirror_key
 from serving.routing import Router
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,14 @@ PARSE_INLINE_BYTES = 64 * 1024
 
 
 def wrap(router: Router, name: str, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-    """Add correlation ids, a server span, error mapping and per-endpoint metrics to `endpoint`."""
+    """Add correlation ids, a server span, error mapping and per-endpoint metrics to `endpoint`.
+
+    A request presenting the mirror's key (`serving.mirror`) is answered but neither stored nor
+    mirrored: its sender stores the answer as its shadow's. Without a key nothing is checked; with
+    one, only requests named as mirrors are (`MIRROR_ID_PREFIX`)."""
     m = router.metrics
+    settings = router.settings
+    mirrors = bool(mirror_key(settings))
 
     async def handler(request: Request) -> Response:
         start = time.perf_counter()
@@ -54,7 +61,14 @@ def wrap(router: Router, name: str, endpoint: Endpoint) -> Callable[[Request], A
         ):
             request.state.request_id = cid
             try:
-                response = await endpoint(router, request)
+                if (
+                    mirrors
+                    and cid.startswith(MIRROR_ID_PREFIX)
+                    and is_mirror(request.headers, settings)
+                ):
+                    response = await endpoint(router.unlogged(), request)
+                else:
+                    response = await endpoint(router, request)
             except ServingError as error:
                 m.errors.labels(name, error.kind).inc()
                 response = error_response(error, cid, router.settings.serving.retry_after_s)
@@ -109,13 +123,17 @@ def _elapsed_ms(request: Request) -> float:
 
 # --- KServe V2 ----------------------------------------------------------------------------
 async def v2_infer(router: Router, request: Request) -> Response:
-    """POST /v2/models/{model}[/versions/{version}]/infer."""
+    """POST /v2/models/{model}[/versions/{version}]/infer.
+
+    The request parameters `symbol` and `as_of` key the stored row for outcomes, as a forecast's
+    bars do (`protocol.outcome_key`)."""
     route = router.route_for(request.path_params["model"], request.path_params.get("version"))
     request.state.version = route.version
     body = await request.body()
     length = protocol.json_length_of(request.headers.get(protocol.JSON_LENGTH_HEADER), len(body))
     infer = await parsed(protocol.parse_v2, body, length, router.model_name)
     inputs = protocol.v2_inputs(infer, route.limits)
+    key = protocol.outcome_key(infer.parameters)
     rows, ensemble, members = await router.predict_inputs(route, inputs)
     request_id = request.state.request_id
     router.record(
@@ -126,6 +144,8 @@ async def v2_infer(router: Router, request: Request) -> Response:
         ensemble=ensemble,
         members=members,
         latency_ms=_elapsed_ms(request),
+        symbol=key.symbol,
+        as_of=key.as_of,
     )
     router.mirror(request_id, "v2_infer", rows)
     payload, json_length = protocol.v2_response(

@@ -145,7 +145,9 @@ class InferBodyCheck:
                 raise BadInputError('V1 body must be a JSON object with an "instances" list')
             return
         length = protocol.json_length_of(headers.get(protocol.JSON_LENGTH_HEADER), len(body))
-        protocol.parse_v2(body, length, self.model_name)
+        request = protocol.parse_v2(body, length, self.model_name)
+        # A bad symbol or as_of is the ingress's 400 here too, not KServe's 422 for a null.
+        protocol.outcome_key(request.parameters)
 
 
 def _infer_kind(path: str) -> str | None:

@@ -44,8 +44,9 @@ from serving.channel import endpoints as member_endpoints
 from serving.channel import in_background, socket_dir
 from serving.http import BodyLimit, http_error
 from serving.metrics import enable_multiprocess, metrics, process_exiting, writer_gauges
+from serving.mirror import ShadowMirror
 from serving.replica_grpc import bind_to_node_ip
-from serving.routing import ColourRoute, Router, Routing
+from serving.routing import ColourRoute, Router, Routing, ShadowSink
 from serving.spool import Spool
 from serving.stream import BarReplay, OutcomeHook, StreamHub
 from serving.stream import Message as StreamMessage
@@ -94,6 +95,8 @@ class Ingress:
             spool=_spool(self.settings),
         )
         self.router = Router(model_name, self.settings, self.metrics, writer)
+        self.mirror = self._http_mirror(graphs)
+        self.router.remote = self.mirror
         self._replay: BarReplay | None = None
         self._outcome_hook: OutcomeHook | None = _import(outcome_hook) if outcome_hook else None
         self.stream = StreamHub(
@@ -106,6 +109,18 @@ class Ingress:
 
     def __serve_build_asgi_app__(self) -> ASGIApp:
         return build_app(self)
+
+    def _http_mirror(self, graphs: dict[str, DeploymentHandle[Any]] | None) -> ShadowMirror | None:
+        """The HTTP mirror of an application holding one colour (a RayService per colour in the
+        cluster): its shadow lives behind the other colour's Service, never bound here. It
+        follows the controller's route for the colour bound here, when a URL and key are set."""
+        if not graphs or len(graphs) != 1:
+            return None
+        (colour,) = graphs
+        settings = self.settings.updated({"serving": {"colour": colour}})
+        return ShadowMirror.from_settings(
+            ShadowSink(self.router, self.store), settings, self.metrics
+        )
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         """Apply `{"colours": {colour: version}, "active": colour, "shadow": colour|None}`."""
@@ -169,13 +184,19 @@ class Ingress:
     # --- lifecycle ------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        """Start the store writer; on shutdown stop the stream and flush every prediction."""
+        """Start the store writer and the HTTP mirror; on shutdown stop the stream and the
+        mirror, and flush every prediction."""
         writer = self.router.writer
         writer.start()
+        if self.mirror is not None:
+            await self.mirror.start()
         try:
             yield
         finally:
             await self.stream.close()
+            # Mirrors in flight store the shadow's answers: they end before the last flush.
+            if self.mirror is not None:
+                await self.mirror.close()
             await writer.close(timeout_s=self.settings.serving.request_timeout_s * 3)
             tracing.flush()  # the writes' spans too; the actor may exit before atexit runs
             process_exiting()

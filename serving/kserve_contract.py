@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from driftline.config import Settings
@@ -60,10 +61,12 @@ class PredictionLog:
         slot: str = "live",
         version: str | None = None,
         colour: str | None = None,
+        symbol: str | None = None,
+        as_of: datetime | None = None,
     ) -> None:
         """Queue one prediction, this colour's live answer unless told otherwise (the shadow's
-        answer to a mirrored request names its own version and colour); call on the server's
-        event loop."""
+        answer to a mirrored request names its own version and colour), keyed for outcomes by
+        `symbol` and `as_of` when the request named them; call on the server's event loop."""
         self._current().submit(
             PredictionRecord(
                 request_id=request_id,
@@ -76,6 +79,8 @@ class PredictionLog:
                 features=rows,
                 colour=colour or self.settings.serving.colour,
                 slot=slot,
+                symbol=symbol,
+                as_of=as_of,
             )
         )
 

@@ -4,10 +4,11 @@
 resolved once at start) of `DRIFTLINE_MODEL_NAME` with KServe V1/V2 on `DRIFTLINE_SERVING_PORT`.
 Members run in the registry's runtime (ONNX Runtime first) inside this process: KServe's raw
 deployment mode scales pods, not Serve replicas. Answers carry the same output names and values
-as the Ray path's. Like the Ray ingress it logs every answer to the store's predictions and
+as the Ray path's. Like the Ray ingress it logs every answer to the store's predictions (keyed
+by the V2 request parameters `symbol` and `as_of` when given, `protocol.outcome_key`) and
 serves the outcomes and drift API under `/api` (`serving.kserve_contract`); while the controller
 has a shadow colour it mirrors each answered request there and logs the shadow's answer
-(`serving.kserve_shadow`). `/metrics` carries KServe's own series and Driftline's request, error,
+(`serving.mirror`). `/metrics` carries KServe's own series and Driftline's request, error,
 member-latency and store-writer metrics under the ingress's names and endpoint labels. Every route
 but the probes and the docs needs an API key (`PREDICTOR_ROUTES`, the drift API's under `/api`).
 """
@@ -39,8 +40,8 @@ from serving import protocol
 from serving.errors import BadInputError
 from serving.http import BodyLimit, InferBodyCheck
 from serving.kserve_contract import PredictionLog, mount_api, request_id
-from serving.kserve_shadow import ShadowMirror, is_mirror
 from serving.metrics import _LOCAL, metrics
+from serving.mirror import ShadowMirror, is_mirror
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,7 @@ def build_model(
             endpoint = endpoint_of(payload)
             try:
                 rows = rows_of(payload)
+                key = key_of(payload)
             except BadInputError as error:
                 serving_metrics.errors.labels(endpoint, error.kind).inc()
                 raise InvalidInput(error.message) from None
@@ -167,6 +169,8 @@ def build_model(
                     ensemble=prediction,
                     members=members,
                     latency_ms=elapsed * 1e3,
+                    symbol=key.symbol,
+                    as_of=key.as_of,
                 )
                 if mirror is not None:
                     mirror.mirror(rid, endpoint, rows)
@@ -182,6 +186,14 @@ def build_model(
             )
 
     return Ensemble()
+
+
+def key_of(payload: dict[str, Any] | Any) -> protocol.OutcomeKey:
+    """The (symbol, as_of) a V2 request's parameters key its row by, as on the Ray ingress;
+    V1 requests carry none."""
+    if isinstance(payload, dict):
+        return protocol.UNKEYED
+    return protocol.outcome_key(payload.parameters)
 
 
 def endpoint_of(payload: dict[str, Any] | Any) -> str:

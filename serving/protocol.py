@@ -6,7 +6,8 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -19,8 +20,11 @@ from kserve.protocol.infer_type import (
     InferResponse,
     RequestedOutput,
 )
+from pydantic import TypeAdapter, ValidationError
 
+from driftline.drift.outcomes import AsOf
 from driftline.registry.outputs import named_outputs, output_names
+from driftline.symbols import check_symbol
 from serving.errors import BadInputError
 
 Array = npt.NDArray[np.float64]
@@ -31,6 +35,9 @@ _ITEMSIZE = {"FP16": 2, "FP32": 4, "FP64": 8, "INT8": 1, "INT16": 2, "INT32": 4,
 NUMERIC_DATATYPES = frozenset(_ITEMSIZE)
 # KServe's binary tensor extension: the JSON header's length when binary data follows it.
 JSON_LENGTH_HEADER = "inference-header-content-length"
+# The request parameters naming what an outcome settles, as the outcomes API names them.
+SYMBOL_PARAMETER = "symbol"
+AS_OF_PARAMETER = "as_of"
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,44 @@ def _parameters(document: Mapping[str, Any], where: str) -> dict[str, Any] | Non
     if value is not None and not isinstance(value, dict):
         raise BadInputError(f"{where} parameters must be a JSON object")
     return value
+
+
+class OutcomeKey(NamedTuple):
+    """The (symbol, as of) an outcome settles a request's last row by; both None when the
+    request names neither."""
+
+    symbol: str | None = None
+    as_of: datetime | None = None
+
+
+UNKEYED = OutcomeKey()
+_AS_OF: TypeAdapter[datetime] = TypeAdapter(AsOf)
+
+
+def outcome_key(parameters: Mapping[str, Any] | None) -> OutcomeKey:
+    """The request parameters `symbol` and `as_of`, both or neither, validated as the outcomes
+    API validates them: the live row is stored under them, so an outcome posted for the same
+    (symbol, as_of) settles it and pairs it with the shadow's answer."""
+    if not parameters or (SYMBOL_PARAMETER not in parameters and AS_OF_PARAMETER not in parameters):
+        return UNKEYED
+    for name in (SYMBOL_PARAMETER, AS_OF_PARAMETER):
+        if name not in parameters:
+            raise BadInputError(
+                f'request parameter "{name}" is missing: "symbol" and "as_of" name a row together'
+            )
+    try:
+        symbol = check_symbol(parameters[SYMBOL_PARAMETER])
+    except ValueError as error:
+        raise BadInputError(f'request parameter "symbol": {error}') from None
+    value = parameters[AS_OF_PARAMETER]
+    try:
+        as_of = _AS_OF.validate_python(value)
+    except ValidationError as error:
+        reason = error.errors()[0]["msg"]
+        raise BadInputError(
+            f'request parameter "as_of" {repr(value)[:40]} is not a time: {reason}'
+        ) from None
+    return OutcomeKey(symbol, as_of)
 
 
 def _infer_input(index: int, item: Any) -> InferInput:

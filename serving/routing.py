@@ -1,5 +1,6 @@
 """Routing and scoring: which colour answers a request, its coalesced scoring, the shadow mirror
-and the prediction each answer leaves in the store.
+(to a colour bound here, or over HTTP through `serving.mirror`) and the prediction each answer
+leaves in the store.
 
 The bottom layer of the ingress: the HTTP endpoints and the Serve deployment build on it, and it
 knows neither.
@@ -12,9 +13,9 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 from opentelemetry.trace import SpanContext, SpanKind
@@ -40,12 +41,33 @@ from serving.errors import (
 from serving.metrics import ServingMetrics
 from serving.writer import PredictionWriter
 
+if TYPE_CHECKING:
+    from driftline.store import Store
+    from serving.mirror import ShadowMirror
+
 log = logging.getLogger(__name__)
 
 Array = np.ndarray[Any, Any]
 Scored = tuple[Array, dict[str, Array]]
 # What the coalescer batches: a colour, feature rows and the asking request's span (if traced).
 Item = tuple["ColourRoute", Array, SpanContext | None]
+
+
+class Answerer(Protocol):
+    """The colour and version a stored prediction names: a route here, or a remote shadow."""
+
+    @property
+    def colour(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+
+class RemoteColour(NamedTuple):
+    """A colour served elsewhere, as the HTTP mirror names the shadow that answered."""
+
+    colour: str
+    version: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,6 +139,8 @@ class Router:
             whole=(ReplicaUnavailableError, RayActorError),
         )
         self._shadow_inflight = 0
+        # The HTTP mirror (`serving.mirror`) to a shadow colour not bound here, if configured.
+        self.remote: ShadowMirror | None = None
 
     def route_for(self, model: str, version: str | None) -> ColourRoute:
         """The colour that answers for `model` (and `version`), or NotFoundError/NotReadyError."""
@@ -219,10 +243,10 @@ class Router:
         *,
         request_id: str,
         endpoint: str,
-        route: ColourRoute,
+        route: Answerer,
         rows: Array,
         ensemble: Array,
-        members: dict[str, Array],
+        members: Mapping[str, Array],
         latency_ms: float,
         slot: str = "live",
         symbol: str | None = None,
@@ -248,9 +272,16 @@ class Router:
         )
 
     def mirror(self, request_id: str, endpoint: str, rows: Array) -> None:
-        """Score `rows` on the shadow colour in the background; its answer is only stored."""
+        """Score `rows` on the shadow colour in the background; its answer is only stored. A
+        shadow bound here is asked directly; with none, the HTTP mirror sends them to the shadow
+        the controller's stored route names, if it names one."""
         shadow = self.routing.shadow
-        if shadow is None or self._shadow_inflight >= self.settings.serving.max_ongoing_requests:
+        if shadow is None:
+            # The one check the hot path pays when nothing is mirrored.
+            if self.remote is not None:
+                self.remote.mirror(request_id, endpoint, rows)
+            return
+        if self._shadow_inflight >= self.settings.serving.max_ongoing_requests:
             return
         self._shadow_inflight += 1
         in_background(self._shadow(shadow, request_id, endpoint, rows))
@@ -279,6 +310,59 @@ class Router:
             log.warning("shadow scoring failed: %s", error, extra={"colour": route.colour})
         finally:
             self._shadow_inflight -= 1
+
+    def unlogged(self) -> Router:
+        """This router as a request another colour mirrored here sees it: it scores as any
+        request does (same routing, same batches) but stores and mirrors nothing, since the
+        sender stores the answer as its shadow's (`serving.mirror.is_mirror`)."""
+        view = object.__new__(_Unlogged)
+        vars(view).update(vars(self))
+        return view
+
+
+class _Unlogged(Router):
+    """A Router whose answers leave nothing behind: see `Router.unlogged`."""
+
+    def record(self, **_: Any) -> None:
+        """Store nothing."""
+
+    def mirror(self, request_id: str, endpoint: str, rows: Array) -> None:
+        """Mirror nothing."""
+
+
+class ShadowSink:
+    """The ingress's side of the HTTP mirror: the store it reads the controller's route from,
+    and its own prediction writer for the shadow's answers."""
+
+    def __init__(self, router: Router, store: Store) -> None:
+        self.router = router
+        self.store = store
+        self.model_name = router.model_name
+
+    def record(
+        self,
+        *,
+        request_id: str,
+        endpoint: str,
+        rows: Array,
+        ensemble: Array,
+        members: Mapping[str, Array],
+        latency_ms: float,
+        slot: str,
+        version: str,
+        colour: str,
+    ) -> None:
+        """Queue the remote colour's answer, as the router stores any."""
+        self.router.record(
+            request_id=request_id,
+            endpoint=endpoint,
+            route=RemoteColour(colour, version),
+            rows=rows,
+            ensemble=ensemble,
+            members=members,
+            latency_ms=latency_ms,
+            slot=slot,
+        )
 
 
 def score_span(items: list[Item]) -> contextlib.AbstractContextManager[Any]:

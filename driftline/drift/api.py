@@ -25,14 +25,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from driftline.auth.asgi import principal_of
 from driftline.auth.routes import Route
 from driftline.auth.scopes import Scope
 from driftline.contracts import Severity
 from driftline.drift.html import render_html
-from driftline.drift.outcomes import OutcomeRecorder, UnclosedBarError, utc
+from driftline.drift.outcomes import AsOf, OutcomeRecorder, UnclosedBarError, utc
 from driftline.store import Store, StoreUnavailableError, utcnow
 from driftline.store.drift_records import (
     Alert,
@@ -57,13 +57,8 @@ class OutcomeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     symbol: Symbol
-    as_of: datetime
+    as_of: AsOf
     value: float = Field(allow_inf_nan=False)
-
-    @field_validator("as_of")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return utc(value)
 
 
 class OutcomesIn(BaseModel):
@@ -80,13 +75,8 @@ class ResolveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     symbol: Symbol
-    as_of: datetime
+    as_of: AsOf
     value: float = Field(allow_inf_nan=False)
-
-    @field_validator("as_of")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return utc(value)
 
 
 class AcknowledgeIn(BaseModel):

@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
+from pydantic import AfterValidator
 
 from driftline.config import Settings
 from driftline.store import Store, StoreUnavailableError
@@ -55,6 +57,11 @@ def utc(value: object) -> datetime:
         raise ValueError(f"not a time: {value!r}")
     stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
     return stamp.to_pydatetime()
+
+
+AsOf = Annotated[datetime, AfterValidator(utc)]
+"""An as-of time as every API reads one (the outcomes API, V2 request parameters): pydantic's
+datetime (ISO 8601, a date, Unix seconds) in UTC, so the same text keys the same row everywhere."""
 
 
 def realised(symbol: str, bars: pd.DataFrame, horizon: int, *, source: str) -> list[Outcome]:

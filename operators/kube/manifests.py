@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import yaml
@@ -39,6 +39,8 @@ MAX_LABEL = 63
 # The active and preview Services' inference port is found by this name, never by number: the
 # Service's own port (80 in the chart) differs from the pods' (the direct ingress).
 SERVICE_PORT_NAME = "http"
+# Labels KubeRay sets on its pods itself (a Service may select `ray.io/node-type`).
+KUBERAY_LABELS = "ray.io/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,41 @@ class Target:
         for key in path:
             node = node.get(key) or {} if isinstance(node, dict) else {}
         return node if isinstance(node, dict) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class ColourServices:
+    """What a colour the controller creates takes from the Services that route to it: the labels
+    they select pods by (less the colour), and the preview Service's URL on its port named
+    `http`, where the active colour mirrors to (`DRIFTLINE_SERVE_SHADOW_URL`)."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    shadow_url: str | None = None
+
+
+def colour_services(preview: Body | None, namespace: str) -> ColourServices:
+    """`ColourServices` from the preview Service as it exists (none: no labels, no mirroring)."""
+    if preview is None:
+        return ColourServices()
+    selector = (preview.get("spec") or {}).get("selector") or {}
+    labels = {
+        str(k): str(v)
+        for k, v in selector.items()
+        if k != LABEL_COLOUR and not str(k).startswith(KUBERAY_LABELS)
+    }
+    port = service_port(preview)
+    name = preview["metadata"]["name"]
+    url = None if port is None else f"http://{name}.{namespace}.svc:{port}"
+    return ColourServices(labels, url)
+
+
+def serving_env(target: Target, own: dict[str, str]) -> list[Body]:
+    """A serving container's env: the spec's (`serving.env`, which the chart fills with its own
+    serving pods' env: store, registry, the mirror's key, security), then the controller's own
+    values, which replace entries of the same name."""
+    given = target.section("serving").get("env") or []
+    kept = [dict(e) for e in given if isinstance(e, dict) and e.get("name") not in own]
+    return [*kept, *({"name": k, "value": v} for k, v in own.items())]
 
 
 def label_value(text: str) -> str:
@@ -133,7 +170,7 @@ def rayjob(target: Target, action: SubmitRetraining, *, extra_args: str = "") ->
         "backoffLimit": 0,
         "submissionMode": "K8sJobMode",
         "rayClusterSpec": retraining.get("rayClusterSpec")
-        or _ray_cluster(target, retraining.get("image"), "training", labels, {}),
+        or _ray_cluster(target, retraining.get("image"), "training", labels, []),
     }
     return _object(RAY_JOB, job_name(target, action.job_id), target, labels, spec)
 
@@ -181,11 +218,14 @@ def served_version(config_text: str, app_name: str) -> str | None:
     return None
 
 
-def rayservice(target: Target, colour: Colour, version: str) -> Body:
+def rayservice(
+    target: Target, colour: Colour, version: str, services: ColourServices | None = None
+) -> Body:
     """A RayService for one colour, when the chart did not create one."""
     serving = target.section("serving")
-    labels = {**common_labels(target, "serving"), LABEL_COLOUR: colour}
-    env: dict[str, str] = {"DRIFTLINE_COLOUR": colour}
+    services = services or ColourServices()
+    labels = {**common_labels(target, "serving"), **services.labels, LABEL_COLOUR: colour}
+    env = serving_env(target, {"DRIFTLINE_COLOUR": colour, **_shadow_env(services)})
     spec: Body = {
         "serveConfigV2": serve_config(target, colour, version),
         "rayClusterConfig": _ray_cluster(target, serving.get("image"), "serving", labels, env),
@@ -193,25 +233,34 @@ def rayservice(target: Target, colour: Colour, version: str) -> Body:
     return _object(RAY_SERVICE, colour_name(target, colour), target, labels, spec)
 
 
-def inference_service(target: Target, colour: Colour, version: str) -> Body:
-    """A KServe InferenceService (raw deployment) serving `version` on `colour`."""
+def inference_service(
+    target: Target, colour: Colour, version: str, services: ColourServices | None = None
+) -> Body:
+    """A KServe InferenceService (raw deployment) serving `version` on `colour`, with the env
+    of the chart's predictors: it logs to the same store and mirrors to the preview Service."""
     serving = target.section("serving")
-    labels = {**common_labels(target, "serving"), LABEL_COLOUR: colour}
+    services = services or ColourServices()
+    labels = {**common_labels(target, "serving"), **services.labels, LABEL_COLOUR: colour}
     replicas = serving.get("replicas") or {}
     port = int(serving.get("port", 8000))
+    own = {
+        "DRIFTLINE_MODEL_NAME": target.model_name,
+        "DRIFTLINE_MODEL_VERSION": version,
+        "DRIFTLINE_COLOUR": colour,
+        "DRIFTLINE_SERVING_PORT": str(port),
+        **_shadow_env(services),
+    }
     container = {
         "name": "kserve-container",
         "image": serving.get("image") or "driftline-serving:latest",
         "command": ["python", "-m", "serving.kserve_server"],
-        "env": [
-            {"name": "DRIFTLINE_MODEL_NAME", "value": target.model_name},
-            {"name": "DRIFTLINE_MODEL_VERSION", "value": version},
-            {"name": "DRIFTLINE_COLOUR", "value": colour},
-            {"name": "DRIFTLINE_SERVING_PORT", "value": str(port)},
-        ],
-        "ports": [{"containerPort": port, "protocol": "TCP"}],
+        "env": serving_env(target, own),
+        # The active and preview Services target this port by name.
+        "ports": [{"name": SERVICE_PORT_NAME, "containerPort": port, "protocol": "TCP"}],
         "resources": serving.get("resources") or _DEFAULT_RESOURCES,
         "securityContext": _CONTAINER_SECURITY,
+        # The root filesystem is read-only: the registry's downloads and HOME live in /tmp.
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
     }
     body = _object(
         INFERENCE_SERVICE,
@@ -225,6 +274,7 @@ def inference_service(target: Target, colour: Colour, version: str) -> Body:
                 "labels": labels,
                 "securityContext": _POD_SECURITY,
                 "containers": [container],
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
             }
         },
     )
@@ -284,8 +334,14 @@ _DEFAULT_RESOURCES: Body = {
 }
 
 
+def _shadow_env(services: ColourServices) -> dict[str, str]:
+    """`DRIFTLINE_SERVE_SHADOW_URL` when the preview Service has a port `http`."""
+    url = services.shadow_url
+    return {} if url is None else {"DRIFTLINE_SERVE_SHADOW_URL": url}
+
+
 def _ray_cluster(
-    target: Target, image: object, component: str, labels: dict[str, str], env: dict[str, str]
+    target: Target, image: object, component: str, labels: dict[str, str], env: list[Body]
 ) -> Body:
     """A minimal restricted RayClusterSpec: one head, workers per the spec's replicas."""
     resources = target.section("serving").get("resources") or _DEFAULT_RESOURCES
@@ -301,7 +357,7 @@ def _ray_cluster(
                     {
                         "name": f"ray-{group}",
                         "image": str(image or f"driftline-{component}:latest"),
-                        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+                        "env": env,
                         "resources": resources,
                         "securityContext": _CONTAINER_SECURITY,
                         "volumeMounts": [

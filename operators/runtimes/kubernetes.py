@@ -180,9 +180,13 @@ class KubernetesRuntime:
         return ColourObservation(version, ready, message, retiring=deleting)
 
     def _new_colour(self, colour: Colour, version: str) -> Body:
+        # The Services that will route to it: their selector's labels, and the preview Service's
+        # named port as the address the colour mirrors to.
+        preview = self.api.get(SERVICE, self.target.namespace, self._preview_service)
+        services = m.colour_services(preview, self.target.namespace)
         if self._serving_kind is INFERENCE_SERVICE:
-            return m.inference_service(self.target, colour, version)
-        return m.rayservice(self.target, colour, version)
+            return m.inference_service(self.target, colour, version, services)
+        return m.rayservice(self.target, colour, version, services)
 
     def _version_patch(self, existing: Body, version: str) -> Body:
         if self._serving_kind is INFERENCE_SERVICE:

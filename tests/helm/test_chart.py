@@ -18,6 +18,7 @@ from driftline.config import Settings
 from driftline.store import Store
 from operators.assembly import operator_context
 from operators.health import ScrapeHealth
+from operators.kube.api import INFERENCE_SERVICE, RAY_SERVICE
 from operators.kube.manifests import SERVICE_PORT_NAME, Target
 from operators.runtimes.kubernetes import KubernetesRuntime
 from tests.operators.kube.cluster import FakeKubeApi, Validator
@@ -179,9 +180,11 @@ def test_crd_validation_rejects_unknown_and_mistyped_fields(
     (md,) = find(rendered, "ModelDeployment")
     md["spec"]["servng"] = {}
     md["spec"]["driftPolicy"]["sustainedReports"] = "two"
+    md["spec"]["serving"]["env"].append({"value": "no name"})
     errors = " ".join(crd_validator(md, OWN_CRD))
     assert "servng" in errors
     assert "sustainedReports" in errors
+    assert "env" in errors
 
 
 # --- security ----------------------------------------------------------------------------------
@@ -699,58 +702,119 @@ def _allowed(objs: list[Obj], source: dict[str, str], target: dict[str, str], po
     )
 
 
+def _serving_containers(objs: list[Obj], runtime: str) -> list[tuple[str, Obj, Obj]]:
+    """(where, pod labels, container) of every serving pod of the chart's colours."""
+    return [
+        (where, _pod_labels(obj, where), container)
+        for obj in find(objs, runtime)
+        for where, spec, _ in pod_specs(obj)
+        for container in spec["containers"]
+    ]
+
+
+@pytest.mark.parametrize("runtime", ["RayService", "InferenceService"])
 @pytest.mark.parametrize(
     "clients", [(), ("--set-json", 'networkPolicy.clients=[{"ipBlock":{"cidr":"10.9.0.0/16"}}]')]
 )
-def test_inference_service_predictors_mirror_to_the_preview_service(
-    render_chart: Render, clients: tuple[str, ...]
+def test_serving_pods_mirror_to_the_preview_service(
+    render_chart: Render, runtime: str, clients: tuple[str, ...]
 ) -> None:
-    objs = render_chart("--set", "serving.runtime=InferenceService", *clients)
+    objs = render_chart("--set", f"serving.runtime={runtime}", *clients)
     (preview,) = find(objs, "Service", "-preview")
     name = preview["metadata"]["name"]
     (port,) = [p for p in preview["spec"]["ports"] if p["name"] == SERVICE_PORT_NAME]
-    predictors = find(objs, "InferenceService")
-    assert len(predictors) == 2
-    for isvc in predictors:
-        (container,) = isvc["spec"]["predictor"]["containers"]
+    containers = _serving_containers(objs, runtime)
+    assert {labels["driftline.io/colour"] for _, labels, _ in containers} == {"blue", "green"}
+    for where, _labels, container in containers:
         env = {e["name"]: e for e in container["env"]}
         # The controller points the preview Service at the shadow colour; every colour gets the
-        # same address and the store's route says which one mirrors.
+        # same address and the store's route says which one mirrors. On the RayService runtime
+        # each colour is its own Ray cluster: its ingress mirrors over HTTP like a predictor.
         assert env["DRIFTLINE_SERVE_SHADOW_URL"]["value"] == (
             f"http://{name}.driftline.svc:{port['port']}"
-        )
+        ), where
         assert env["DRIFTLINE_SERVE_SHADOW_KEY"]["valueFrom"]["secretKeyRef"] == {
             "name": "driftline-shadow-key",
             "key": "key",
-            "optional": True,  # no Secret yet: predictors start and nothing is mirrored
-        }
-        for variable, field in (
-            ("DRIFTLINE_SERVE_SHADOW_URL", "shadow_url"),
-            ("DRIFTLINE_SERVE_SHADOW_KEY", "shadow_key"),
-        ):
-            assert Settings.env_paths()[variable] == ("serving", field)
-    # The preview Service's named port lands on the predictors' own port, which the network
-    # policies open from one colour's predictors to the other's.
-    labels = dict(predictors[0]["spec"]["predictor"]["labels"])
-    target_port = _named_port(predictors[1]["spec"]["predictor"], port["targetPort"])
+            "optional": True,  # no Secret yet: the pods start and nothing is mirrored
+        }, where
+    for variable, field in (
+        ("DRIFTLINE_SERVE_SHADOW_URL", "shadow_url"),
+        ("DRIFTLINE_SERVE_SHADOW_KEY", "shadow_key"),
+    ):
+        assert Settings.env_paths()[variable] == ("serving", field)
+    # The preview Service's named port lands on the serving pods' fast path (a Ray worker's
+    # direct ingress, where the ingress replicas run; a predictor's own port), which the network
+    # policies open from one colour's serving pods to the other's.
+    selected = _selected_pods(objs, preview["spec"]["selector"])
+    assert selected
+    target_port = _named_port(selected[0][1], port["targetPort"])
     assert target_port is not None
-    other = dict(predictors[1]["spec"]["predictor"]["labels"])
-    assert _allowed(objs, labels, other, target_port)
+    senders = [labels for where, labels, _ in containers if "head" not in where]
+    blue = next(labels for labels in senders if labels["driftline.io/colour"] == "blue")
+    green = next(labels for labels in senders if labels["driftline.io/colour"] == "green")
+    assert _allowed(objs, blue, green, target_port)
+    assert _allowed(objs, green, blue, target_port)
     outsider = {"app.kubernetes.io/name": "driftline", "app.kubernetes.io/instance": "driftline"}
-    assert not _allowed(objs, {**outsider, "app.kubernetes.io/component": "training"}, other, 8000)
-    named = render_chart(
-        "--set", "serving.runtime=InferenceService,serving.inferenceService.shadowKeySecret.name=k"
+    training = {**outsider, "app.kubernetes.io/component": "training"}
+    assert not _allowed(objs, training, green, target_port)
+    assert find(objs, "NetworkPolicy", "-serving-shadow")
+    named = render_chart("--set", f"serving.runtime={runtime},serving.shadowKeySecret.name=k")
+    for where, _labels, container in _serving_containers(named, runtime):
+        env = {e["name"]: e for e in container["env"]}
+        assert env["DRIFTLINE_SERVE_SHADOW_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "k", where
+
+
+@pytest.mark.parametrize("runtime", ["RayService", "InferenceService"])
+def test_colours_the_controller_creates_get_the_charts_serving_env(
+    render_chart: Render, runtime: str, shared_crds: Path, tmp_path: Path
+) -> None:
+    """The ModelDeployment carries the chart's serving env; a colour the controller creates
+    from it (the real runtime, against the rendered Services) gets what the chart's own gets."""
+    objs = render_chart(
+        "--set",
+        f"serving.runtime={runtime},serving.port=8001,rateLimit.redis.existingSecret=redis,"
+        "auth.settings.jwtIssuer=i",
     )
-    (isvc, _) = find(named, "InferenceService")
-    (container,) = isvc["spec"]["predictor"]["containers"]
-    env = {e["name"]: e for e in container["env"]}
-    assert env["DRIFTLINE_SERVE_SHADOW_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "k"
+    (md,) = find(objs, "ModelDeployment")
+    api = FakeKubeApi(Validator(shared_crds))
+    for service in find(objs, "Service"):
+        api.seed(service)
+    target = Target(md["metadata"]["name"], "driftline", "uid-md", md["spec"])
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    context = operator_context(Settings(home=tmp_path), store, api, gitops=False)
+    kube = getattr(context.runtime_for(target), "delegate", None) or context.runtime_for(target)
+    store.close()
+    assert isinstance(kube, KubernetesRuntime)
+    kube.deploy("green", "7")  # no green colour exists: the controller creates it
+    (created,) = api.of(INFERENCE_SERVICE if runtime == "InferenceService" else RAY_SERVICE)
+    driftline = ("DRIFTLINE_", "MLFLOW_", "HOME", "OTEL_")
 
+    def env_of(where_objs: list[Obj], colour: str) -> dict[str, Obj]:
+        found = [
+            {e["name"]: e for e in container["env"] if e["name"].startswith(driftline)}
+            for where, labels, container in _serving_containers(where_objs, runtime)
+            if labels["driftline.io/colour"] == colour and "head" not in where
+        ]
+        assert found
+        return found[0]
 
-def test_ray_serving_pods_are_not_opened_to_each_other(render_chart: Render) -> None:
-    # Only the InferenceService runtime's predictors call one another (the shadow mirror).
-    objs = render_chart("--set", "serving.runtime=RayService")
-    assert not [p for p in find(objs, "NetworkPolicy") if p["metadata"]["name"].endswith("shadow")]
+    (chart_green,) = [o for o in find(objs, runtime) if o["metadata"]["name"].endswith("-green")]
+    chart = env_of([chart_green], "green")
+    mine = env_of([created], "green")
+    assert "DRIFTLINE_DATABASE_URL" in mine, "the created colour would log nowhere"
+    assert "DRIFTLINE_SERVE_SHADOW_KEY" in mine, "the created colour would mirror nothing"
+    # The same variables with the same values and Secret references; only the version differs
+    # (the chart's idle colour follows the challenger alias, the controller pins one).
+    chart.pop("DRIFTLINE_MODEL_VERSION", None)
+    assert mine.pop("DRIFTLINE_MODEL_VERSION", {"value": "7"})["value"] == "7"
+    assert mine == chart
+    # Pods the chart's Services and NetworkPolicies select.
+    labels = _pod_labels(created, "x.workers" if runtime == "RayService" else "x.predictor")
+    (preview,) = find(objs, "Service", "-preview")
+    selector = {**preview["spec"]["selector"], "driftline.io/colour": "green"}
+    selector.pop("ray.io/node-type", None)  # KubeRay's own label
+    assert selector.items() <= labels.items()
 
 
 def test_the_controller_scrapes_the_active_service_on_its_named_port(

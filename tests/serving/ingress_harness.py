@@ -67,22 +67,30 @@ def ingress_app(
     return BodyLimit(app, settings.serving.max_body_bytes), m
 
 
-def serving_port(settings: Settings, store: Store, keys: KeyLookup) -> Any:
+def serving_port(
+    settings: Settings,
+    store: Store,
+    keys: KeyLookup,
+    router: Router | None = None,
+    lifespan: Any = None,
+) -> Any:
     """The whole serving port as `serving.ingress.assemble` builds it for a replica (guard,
-    docs, the drift and controller API under /api), over the stand-in router: what a client of
-    `driftline serve` reaches, without Ray."""
+    docs, the drift and controller API under /api), over the stand-in router (or `router`):
+    what a client of `driftline serve` reaches, without Ray."""
     from driftline.controller_api import controller_router  # noqa: PLC0415
     from driftline.drift.api import drift_app  # noqa: PLC0415
     from driftline.drift.outcomes import OutcomeRecorder  # noqa: PLC0415
 
-    router, _ = _router(settings)
+    router = router or _router(settings)[0]
     api = drift_app(store, OutcomeRecorder(store, settings), model_name="m")
     api.include_router(controller_router(store, model_name="m"))
     handlers = [
         Route(path, endpoints.wrap(router, name, fn), methods=[method])
         for path, name, fn, method, _scope in endpoints.routes()
     ]
-    return assemble(settings, handlers=handlers, stream=_closed_stream, api=api, keys=keys)
+    return assemble(
+        settings, handlers=handlers, stream=_closed_stream, api=api, keys=keys, lifespan=lifespan
+    )
 
 
 async def _closed_stream(websocket: WebSocket) -> None:
@@ -93,18 +101,35 @@ def _router(
     settings: Settings, members: dict[str, MemberEndpoint] | None = None
 ) -> tuple[Router, ServingMetrics]:
     m = metrics()
-    router = Router("m", settings, m, PredictionWriter(_Sink(), **_writer()))
-    members = members or {"rf": MemberEndpoint("rf", _Member(), list)}
-    info = colour_info(settings, dict.fromkeys(members, 1.0))
-    route = ColourRoute("blue", _Colour(), info, members)
-    router.routing = Routing(active=route, by_version={"1": route})
+    router = colour_router(settings, PredictionWriter(_Sink(), **_writer()), members=members)
     return router, m
 
 
-def colour_info(settings: Settings, weights: dict[str, float]) -> dict[str, Any]:
-    """A colour's `info` (what Combiner.info answers) for version 1 with these member weights."""
+def colour_router(
+    settings: Settings,
+    writer: PredictionWriter,
+    *,
+    colour: str = "blue",
+    version: str = "1",
+    weight: float = 1.0,
+    members: dict[str, MemberEndpoint] | None = None,
+) -> Router:
+    """A Router of model "m" writing to `writer`, whose one colour serves `version`: its rf
+    member answers each row's sum, weighted by `weight` in the ensemble."""
+    router = Router("m", settings, metrics(), writer)
+    members = members or {"rf": MemberEndpoint("rf", _Member(), list)}
+    info = colour_info(settings, dict.fromkeys(members, weight), version)
+    route = ColourRoute(colour, _Colour(), info, members)
+    router.routing = Routing(active=route, by_version={version: route})
+    return router
+
+
+def colour_info(
+    settings: Settings, weights: dict[str, float], version: str = "1"
+) -> dict[str, Any]:
+    """A colour's `info` (what Combiner.info answers) for `version` with these member weights."""
     return {
-        "version": "1",
+        "version": version,
         "n_features": N_FEATURES,
         "window": 3,
         "max_rows": settings.serving.max_rows,

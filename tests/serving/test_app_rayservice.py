@@ -1,4 +1,5 @@
-"""`serving.app:build_app`, the one-colour application each RayService of the chart runs."""
+"""`serving.app:build_app`, the one-colour application each RayService of the chart runs, and
+the HTTP shadow mirror between two of them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ import orjson
 import pytest
 
 from benchmarks import synthetic
+from driftline.auth.keys import issue_key
+from driftline.auth.scopes import Scope
+from driftline.store.keys import KeyStore
+from operators.states import Phase, RolloutState
+from tests.serving.stored_route import in_rollout, set_route
 
 if TYPE_CHECKING:
     from tests.serving.conftest import Served
@@ -26,14 +32,17 @@ def _current_config(served: Served) -> dict[str, Any]:
     return served.control.config(served.control.state())
 
 
-def _wait_for(served: Served, ok: Any, what: str, timeout_s: float = 300) -> None:
+def _wait_for(
+    served: Served, ok: Any, what: str, timeout_s: float = 300, apps: tuple[str, ...] = (APP,)
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        apps = served.control.details().get("applications", {})
-        if ok(apps):
+        found = served.control.details().get("applications", {})
+        if ok(found):
             return
-        failed = apps.get(APP, {})
-        assert failed.get("status") != "DEPLOY_FAILED", failed.get("message")
+        for app in apps:
+            failed = found.get(app, {})
+            assert failed.get("status") != "DEPLOY_FAILED", failed.get("message")
         time.sleep(1)
     pytest.fail(f"{what} after {timeout_s:.0f}s")
 
@@ -80,3 +89,96 @@ def test_build_app_serves_one_colour_behind_its_own_ingress(served: Served) -> N
     finally:
         served.control.client.deploy_applications(_current_config(served))
         _wait_for(served, lambda apps: APP not in apps, f"{APP} not removed")
+
+
+def _application(colour: str, version: str, served: Served, env: dict[str, str]) -> dict[str, Any]:
+    """One colour as the chart's RayService runs it (`serving.app:build_app`), under a prefix."""
+    return {
+        "name": f"mirror-{colour}",
+        "import_path": "serving.app:build_app",
+        "route_prefix": f"/mirror-{colour}",
+        "runtime_env": {"env_vars": {**served.control.env, **env}},
+        "args": {
+            "model_name": MODEL,
+            "model_version": version,
+            "colour": colour,
+            "loader": synthetic.LOADER,
+            "num_cpus": 0.05,
+            "autoscaling_config": {"min_replicas": 1, "max_replicas": 1},
+        },
+    }
+
+
+def test_each_colours_ingress_mirrors_to_the_other_over_http(served: Served) -> None:
+    """In the cluster each colour is its own RayService, so the shadow colour is never bound in
+    the active colour's application: its ingress mirrors over HTTP to the URL the chart gives it
+    (the preview Service; here the other application's prefix), with the mirror's key, and the
+    controller's stored route says who mirrors. The shadow's answers are stored by the sender
+    under the live request's id; the receiver stores nothing of them."""
+    keys = KeyStore.from_settings(served.settings)
+    mirror_key = issue_key(keys, "shadow-mirror", frozenset({Scope.PREDICT})).key
+    keys.close()
+    shared = {"DRIFTLINE_SERVE_SHADOW_KEY": mirror_key, "DRIFTLINE_SERVE_SHADOW_POLL_S": "0.2"}
+    base = served.base_url
+    config = _current_config(served)
+    for colour, version, other in (("blue", "1", "green"), ("green", "2", "blue")):
+        env = {**shared, "DRIFTLINE_SERVE_SHADOW_URL": f"{base}/mirror-{other}"}
+        config["applications"].append(_application(colour, version, served, env))
+    names = ("mirror-blue", "mirror-green")
+    set_route(served.store, in_rollout(Phase.DEPLOYING, "blue"))
+    served.control.client.deploy_applications(config)
+    try:
+        _wait_for(
+            served,
+            lambda apps: all(apps.get(n, {}).get("status") == "RUNNING" for n in names),
+            "the two colours not running",
+            apps=names,
+        )
+        time.sleep(2)  # each ingress has read the controller's route (every 0.2 s)
+        ids = [f"rs-mirror-{time.time_ns()}-{i}" for i in range(3)]
+        for i, request_id in enumerate(ids):
+            x = np.random.default_rng(i).normal(size=(i + 1, 45))
+            body = {"inputs": [{"name": "features", "shape": list(x.shape), "datatype": "FP64"}]}
+            body["inputs"][0]["data"] = x.ravel().tolist()
+            response = httpx.post(
+                f"{base}/mirror-blue/v2/models/{MODEL}/infer",
+                content=orjson.dumps(body),
+                headers={**served.headers, "X-Request-ID": request_id},
+                timeout=30,
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["model_version"] == "1"
+        wanted = {*ids, *(f"shadow-{i}" for i in ids)}
+        deadline = time.monotonic() + 30
+        while True:
+            stored = [
+                r for r in served.store.predictions.predictions(slot=None) if r.request_id in wanted
+            ]
+            if len(stored) >= 2 * len(ids) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        time.sleep(1)  # anything stored twice would be there by now
+        stored = [
+            r for r in served.store.predictions.predictions(slot=None) if r.request_id in wanted
+        ]
+    finally:
+        set_route(served.store, RolloutState(MODEL, phase=Phase.STABLE, active_colour="blue"))
+        served.control.client.deploy_applications(_current_config(served))
+        _wait_for(
+            served,
+            lambda apps: not any(n in apps for n in names),
+            "the two colours not removed",
+            apps=names,
+        )
+    slots = sorted((r.request_id, r.slot, r.colour, r.model_version) for r in stored)
+    assert slots == sorted(
+        [(i, "live", "blue", "1") for i in ids] + [(i, "shadow", "green", "2") for i in ids]
+    )
+    by = {(r.request_id, r.slot): r for r in stored}
+    for request_id in ids:
+        live, shadow = by[(request_id, "live")], by[(request_id, "shadow")]
+        assert live.features is not None
+        assert shadow.features is not None
+        np.testing.assert_allclose(shadow.features, live.features)
+        expected = synthetic.native_predict(served.bundles["2"], np.asarray(live.features))
+        np.testing.assert_allclose(shadow.prediction, expected, atol=1e-5)

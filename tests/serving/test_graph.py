@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import httpx
@@ -274,28 +275,42 @@ async def test_stream_reaches_reader_while_another_client_never_reads(served: Se
 
 
 def test_shadow_mirrors_without_answering(served: Served) -> None:
+    since = datetime.now(UTC)
     state = served.control.set_shadow("2")
     assert state.shadow == "green"
     request_id = "shadow-" + str(time.time_ns())
+    # A V2 batch naming what it predicts (a symbol of this test's own): the shadow gate pairs it.
+    key = {"symbol": f"G{time.time_ns()}", "as_of": "2009-03-09"}
+    body = {**orjson.loads(infer_body(rows(2))), "parameters": key}
     response = httpx.post(
         f"{served.base_url}/v2/models/{MODEL}/infer",
-        content=infer_body(rows(1)),
+        content=orjson.dumps(body),
         headers={**served.headers, "x-request-id": request_id},
         timeout=60,
     )
     assert response.json()["model_version"] == "1"
     deadline = time.monotonic() + 30
     while True:
-        shadows = [
-            r
-            for r in served.store.predictions.predictions(slot="shadow")
+        scored = {
+            r.slot: r
+            for r in served.store.predictions.predictions(since=since, slot=None)
             if r.request_id == request_id
-        ]
-        if shadows:
+        }
+        if "shadow" in scored:
             break
         assert time.monotonic() < deadline, "shadow prediction never stored"
         time.sleep(0.2)
-    assert shadows[0].model_version == "2"
+    live, shadow = scored["live"], scored["shadow"]
+    assert shadow.model_version == "2"
+    assert (live.symbol, live.as_of) == (key["symbol"], datetime(2009, 3, 9, tzinfo=UTC))
+    outcome = {"outcomes": [{**key, "value": 0.02}]}
+    settled = httpx.post(
+        f"{served.base_url}/api/outcomes", json=outcome, headers=served.headers, timeout=60
+    )
+    assert settled.json()["stored"] == 1, settled.text
+    # The gate's pair: the batch's last row, as each version scored it, and the outcome.
+    pairs = served.store.controller.paired_outcomes(MODEL, "2", "1", since=since)
+    assert (shadow.prediction[-1], live.prediction[-1], 0.02) in pairs
 
 
 async def test_alias_switch_under_load_fails_no_request(served: Served) -> None:

@@ -83,6 +83,11 @@ BINARY = (
     b'"parameters": {"binary_data_size": 20}}]}'
 )
 
+KEYED = (
+    b'{"parameters": {"symbol": %s}, '
+    b'"inputs": [{"name": "f", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]}'
+)
+
 
 def _checked(limit: int = 1 << 20) -> httpx.AsyncClient:
     async def downstream(request: Request) -> Response:
@@ -107,6 +112,9 @@ def _checked(limit: int = 1 << 20) -> httpx.AsyncClient:
         ("/v2/models/m/infer", b"\xff\xfe", {}, "UTF-8"),
         ("/v2/models/m/infer", BINARY + b"x" * 20, {LENGTH: str(len(BINARY))}, "does not fit"),
         ("/v1/models/m:predict", b'{"instances": 5}', {}, '"instances" list'),
+        # KServe's own decoder would answer 422 for a null parameter: the ingress's 400 instead.
+        ("/v2/models/m/infer", KEYED % b'null, "as_of": "2024-03-01"', {}, 'parameter "symbol"'),
+        ("/v2/models/m/infer", KEYED % b'"SPX", "as_of": "March"', {}, 'parameter "as_of"'),
     ],
 )
 async def test_the_predictors_infer_bodies_are_checked_before_kserve_sees_them(

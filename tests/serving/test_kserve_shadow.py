@@ -1,10 +1,11 @@
-"""The InferenceService predictor's shadow mirror: the controller's stored route decides which
-colour mirrors to which; the live colour's predictor stores the shadow's answer under its own
-request id, and a shadow that fails or never answers costs the live caller nothing."""
+"""The InferenceService predictor's shadow mirror (`serving.mirror`, whose own tests are in
+test_mirror.py), two predictor processes as the chart runs them: the controller's stored route
+decides which colour mirrors to which; the live colour's predictor stores the shadow's answer
+under its own request id, and a shadow that fails or never answers costs the live caller
+nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -27,21 +28,16 @@ from xgboost import XGBRegressor
 from driftline.auth.keys import issue_key
 from driftline.auth.scopes import Scope
 from driftline.config import Settings
-from driftline.contracts import Colour, other_colour
 from driftline.features import default_spec
 from driftline.raycluster import free_port
 from driftline.registry import Registry
 from driftline.store import PredictionRecord, Store
 from driftline.store.keys import KeyStore
-from operators.codec import encode_state
-from operators.states import Phase, Rollout, RolloutKind, RolloutState
-from serving.kserve_contract import PredictionLog
-from serving.kserve_shadow import ShadowMirror, is_mirror, shadow_answer, shadow_colour
-from serving.metrics import _LOCAL, metrics
+from operators.states import Phase, RolloutState
 from tests.driftline.registry.conftest import make_contents
+from tests.serving.stored_route import MODEL, in_rollout, set_route
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODEL = "market-ensemble"
 N_FEATURES = len(default_spec().names)
 # Shortened for the tests (5 s and 10 s by default): how often a predictor re-reads the
 # controller's route, and the mirror's deadline.
@@ -51,178 +47,6 @@ START_TIMEOUT_S = 180.0
 
 # MLflow warns, on registering a pyfunc with an untyped predict, that it cannot validate it.
 QUIET = pytest.mark.filterwarnings("ignore:.*Any type hint is inferred as AnyType:UserWarning")
-
-
-# --- which colour mirrors to which: the controller's stored state ------------------------------
-
-
-def in_rollout(
-    phase: Phase, active: Colour, kind: RolloutKind = RolloutKind.PROMOTE
-) -> RolloutState:
-    """A rollout of version 2 in `phase` with `active` taking traffic."""
-    other = other_colour(active)
-    # Deploying: the candidate waits on the other colour; verifying: it took traffic.
-    champion, candidate = (active, other) if phase is Phase.DEPLOYING else (other, active)
-    rollout = Rollout(
-        rollout_id="r1",
-        kind=kind,
-        trigger="tests",
-        started_at=datetime.now(UTC),
-        champion_version="1",
-        champion_colour=champion,
-        candidate_colour=candidate,
-        candidate_version="2",
-    )
-    return RolloutState(MODEL, phase=phase, active_colour=active, rollout=rollout)
-
-
-def set_route(store: Store, state: RolloutState) -> None:
-    """Store `state` as the controller does, under its lease."""
-    now = datetime.now(UTC)
-    record = store.controller.acquire_controller_lease(MODEL, "tests", ttl_s=60, now=now)
-    assert record is not None
-    store.controller.save_controller_state(
-        MODEL,
-        encode_state(state),
-        phase=state.phase.value,
-        revision=record.revision,
-        holder="tests",
-        now=now,
-    )
-    store.controller.release_controller_lease(MODEL, "tests")
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    store.upgrade()
-    yield store
-    store.close()
-
-
-def test_the_controllers_stored_route_decides_who_mirrors_to_whom(sqlite_store: Store) -> None:
-    def route() -> tuple[str | None, str | None]:
-        """Where blue mirrors to, and where green does."""
-        blue, green = (shadow_colour(sqlite_store, MODEL, c) for c in ("blue", "green"))
-        return blue, green
-
-    assert route() == (None, None)  # no controller yet
-    set_route(sqlite_store, in_rollout(Phase.DEPLOYING, "blue"))
-    assert route() == ("green", None)  # the candidate is judged in shadow
-    set_route(sqlite_store, in_rollout(Phase.VERIFYING, "green"))
-    assert route() == (None, "blue")  # after the switch the old champion scores in shadow
-    set_route(sqlite_store, in_rollout(Phase.DEPLOYING, "blue", RolloutKind.ROLLBACK))
-    assert route() == (None, None)  # a rollback shadows nothing
-    set_route(sqlite_store, RolloutState(MODEL, phase=Phase.STABLE, active_colour="green"))
-    assert route() == (None, None)
-
-
-def test_only_the_mirror_key_marks_a_request_as_mirrored() -> None:
-    settings = Settings(serving={"shadow_key": "dl_mirror"})
-    assert is_mirror({"authorization": "Bearer dl_mirror"}, settings)
-    assert is_mirror({"authorization": "bearer  dl_mirror "}, settings)
-    for headers in ({"authorization": "Bearer dl_other"}, {"authorization": "dl_mirror"}, {}):
-        assert not is_mirror(headers, settings)
-    assert not is_mirror(None, settings)
-    assert not is_mirror({"authorization": "Bearer dl_mirror"}, Settings())
-    # An empty Secret value is no key: "Bearer " must not pass for it.
-    assert not is_mirror({"authorization": "Bearer "}, Settings(serving={"shadow_key": ""}))
-
-
-def _answer(version: str | None, rows: int, members: tuple[str, ...] = ("rf",)) -> dict[str, Any]:
-    names = ["prediction", *(f"member_{m}" for m in members)]
-    outputs = [
-        {"name": n, "shape": [rows], "datatype": "FP64", "data": [0.5] * rows} for n in names
-    ]
-    return {"model_name": MODEL, "model_version": version, "id": "x", "outputs": outputs}
-
-
-def test_the_shadows_answer_must_be_an_ensemble_answer_for_every_row() -> None:
-    version, ensemble, members = shadow_answer(_answer("2", 3), 3)
-    assert (version, ensemble.tolist(), list(members)) == ("2", [0.5] * 3, ["rf"])
-    for document, rows in (
-        (_answer("2", 2), 3),  # too few rows
-        (_answer(None, 3), 3),  # no version to store
-        ({"outputs": [{"name": "member_rf", "shape": [1], "datatype": "FP64", "data": [1]}]}, 1),
-        ({"error": "no"}, 1),
-        ([], 1),
-    ):
-        with pytest.raises(ValueError, match="the shadow's answer"):
-            shadow_answer(document, rows)
-
-
-def test_without_a_url_and_a_key_nothing_mirrors(
-    sqlite_store: Store, caplog: pytest.LogCaptureFixture
-) -> None:
-    def mirror(**serving: Any) -> ShadowMirror | None:
-        settings = Settings(serving=serving)
-        log = PredictionLog(
-            sqlite_store, settings, model_name=MODEL, version="1", metrics=metrics()
-        )
-        return ShadowMirror.from_settings(log, settings, metrics())
-
-    assert mirror() is None
-    assert mirror(shadow_key="dl_mirror") is None
-    assert mirror(shadow_url="http://driftline-preview.driftline.svc:80") is None
-    assert mirror(shadow_url="http://driftline-preview.driftline.svc:80", shadow_key="") is None
-    assert "DRIFTLINE_SERVE_SHADOW_KEY is not" in caplog.text
-    found = mirror(shadow_url="http://preview:80/", shadow_key="dl_mirror")
-    assert found is not None
-    assert found.url == f"http://preview:80/v2/models/{MODEL}/infer"
-
-
-def _errors(kind: str) -> float:
-    labels = {"endpoint": "shadow", "kind": kind}
-    return _LOCAL.get_sample_value("driftline_request_errors_total", labels) or 0.0
-
-
-async def _until(what: str, check: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
-async def test_a_dead_shadow_is_counted_and_stores_nothing(sqlite_store: Store) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    settings = Settings(
-        serving={
-            "shadow_url": dead,
-            "shadow_key": "dl_mirror",
-            "shadow_poll_s": POLL_S,
-            "write_interval_s": 0.05,
-        }
-    )
-    log = PredictionLog(sqlite_store, settings, model_name=MODEL, version="1", metrics=metrics())
-    mirror = ShadowMirror(log, settings, metrics())
-    set_route(sqlite_store, in_rollout(Phase.DEPLOYING, "blue"))
-    before = _errors("unavailable")
-    await mirror.start()
-    try:
-        await _until("the controller's route", lambda: mirror.shadow == "green")
-        mirror.mirror("dead-1", "v2_infer", np.zeros((2, N_FEATURES)))
-        await _until("the failed mirror", lambda: _errors("unavailable") == before + 1)
-    finally:
-        await mirror.close()
-        await log.close()
-    assert sqlite_store.predictions.count_predictions(["dead-1"]) == 0
-
-
-async def test_with_no_shadow_in_the_route_nothing_is_sent(sqlite_store: Store) -> None:
-    settings = Settings(
-        serving={"shadow_url": "http://127.0.0.1:9", "shadow_key": "k", "shadow_poll_s": POLL_S}
-    )
-    log = PredictionLog(sqlite_store, settings, model_name=MODEL, version="1", metrics=metrics())
-    mirror = ShadowMirror(log, settings, metrics())
-    set_route(sqlite_store, RolloutState(MODEL, phase=Phase.STABLE, active_colour="blue"))
-    await mirror.start()
-    try:
-        await asyncio.sleep(POLL_S * 3)
-        mirror.mirror("none-1", "v2_infer", np.zeros((1, N_FEATURES)))
-        assert not mirror._tasks  # nothing in flight: the route has no shadow
-    finally:
-        await mirror.close()
-        await log.close()
 
 
 # --- two predictors, as the chart runs them, against one PostgreSQL store ----------------------

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
 import pytest
 from kserve.protocol.infer_type import InferInput, InferRequest
 
+from driftline.drift.api import OutcomeIn
 from serving import protocol
 from serving.errors import BadInputError
 
@@ -151,3 +153,62 @@ def test_the_direct_json_response_is_kserves_own(request_id: str | None, n: int)
         members={"rf": outputs["member_rf"]},
     )
     assert direct == protocol.kserve_response(request, "m", "7", outputs)[0]
+
+
+# --- the request parameters that key a V2 row for outcomes ---------------------------------
+
+
+def key_of(parameters: dict[str, object] | None) -> protocol.OutcomeKey:
+    """The outcome key of a V2 body with these request parameters, as each runtime reads it."""
+    extra = {} if parameters is None else {"parameters": parameters}
+    request = protocol.parse_v2(v2([features([[1, 2, 3]], [1, 3])], **extra), None, "m")
+    return protocol.outcome_key(request.parameters)
+
+
+def test_symbol_and_as_of_parameters_key_the_row_in_utc() -> None:
+    midnight = datetime(2024, 3, 1, tzinfo=UTC)
+    for as_of in ("2024-03-01", "2024-03-01T00:00:00Z", "2024-03-01T02:00:00+02:00", 1709251200):
+        key = key_of({"symbol": "^GSPC", "as_of": as_of})
+        assert key == ("^GSPC", midnight), as_of
+        assert key.as_of is not None
+        assert key.as_of.utcoffset() == timedelta(0)
+
+
+def test_without_symbol_and_as_of_a_request_is_unkeyed() -> None:
+    assert key_of(None) is protocol.UNKEYED
+    assert key_of({}) is protocol.UNKEYED
+    # KServe's own request parameters pass through untouched.
+    assert key_of({"binary_data_output": False}) is protocol.UNKEYED
+    assert protocol.UNKEYED == (None, None)
+
+
+def test_an_as_of_means_what_it_means_to_the_outcomes_api() -> None:
+    # The same text must key the live row and the outcome that settles it.
+    for as_of in ("2024-03-01", "2024-03-01T12:30:00-05:00", 1709251200, "2024-03-01T00:00"):
+        outcome = OutcomeIn.model_validate({"symbol": "SPX", "as_of": as_of, "value": 0.0})
+        assert key_of({"symbol": "SPX", "as_of": as_of}).as_of == outcome.as_of, as_of
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"symbol": "SPX"}, 'request parameter "as_of" is missing'),
+        ({"as_of": "2024-03-01"}, 'request parameter "symbol" is missing'),
+        ({"symbol": "S P X", "as_of": "2024-03-01"}, 'parameter "symbol": symbol .S P X.'),
+        ({"symbol": None, "as_of": "2024-03-01"}, 'request parameter "symbol": symbol None'),
+        ({"symbol": 7, "as_of": "2024-03-01"}, 'request parameter "symbol": symbol 7'),
+        ({"symbol": "x" * 33, "as_of": "2024-03-01"}, 'request parameter "symbol"'),
+        ({"symbol": "SPX", "as_of": "yesterday"}, "request parameter \"as_of\" 'yesterday'"),
+        ({"symbol": "SPX", "as_of": "2024-13-01"}, 'request parameter "as_of" .* month value'),
+        ({"symbol": "SPX", "as_of": None}, 'request parameter "as_of" None is not a time'),
+        ({"symbol": "SPX", "as_of": True}, 'request parameter "as_of" True is not a time'),
+        ({"symbol": "SPX", "as_of": [2024, 3, 1]}, 'request parameter "as_of" \\[2024'),
+        ({"symbol": "SPX", "as_of": 1e300}, 'request parameter "as_of" .* after 9999'),
+    ],
+)
+def test_a_bad_symbol_or_as_of_is_refused_naming_the_parameter(
+    parameters: dict[str, object], message: str
+) -> None:
+    with pytest.raises(BadInputError, match=message) as refused:
+        key_of(parameters)
+    assert refused.value.status == 400

@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -166,14 +167,17 @@ async def test_both_runtimes_log_the_same_rows_and_take_outcomes(  # noqa: PLR09
     reference: tuple[pd.DataFrame, pd.DataFrame],
     headers: dict[str, str],
 ) -> None:
-    """Issue 13, item 3: the same requests to both runtimes leave the same rows in the store."""
+    """Issue 13, item 3: the same requests to both runtimes leave the same rows in the store;
+    a V2 request naming its symbol and as-of time in its parameters is stored under them on both,
+    and an outcome for them settles it."""
     x = reference[0].to_numpy(dtype=np.float64)
     tensor = {"name": "features", "shape": list(x.shape), "datatype": "FP64", "data": x.tolist()}
+    run = uuid.uuid4().hex[:8]
+    key = {"symbol": f"V2{run}", "as_of": "2001-01-02"}  # a symbol of this run's own
     requests = {
-        "v2_infer": ("/v2/models/market-ensemble/infer", {"inputs": [tensor]}),
+        "v2_infer": ("/v2/models/market-ensemble/infer", {"parameters": key, "inputs": [tensor]}),
         "v1_predict": ("/v1/models/market-ensemble:predict", {"instances": x.tolist()}),
     }
-    run = uuid.uuid4().hex[:8]
     transport = httpx.ASGITransport(app=kserve_app)
     async with (
         httpx.AsyncClient(base_url=registry_served, timeout=60, headers=headers) as ray,
@@ -187,11 +191,12 @@ async def test_both_runtimes_log_the_same_rows_and_take_outcomes(  # noqa: PLR09
                 assert response.status_code == 200, response.text
         ids = [f"{run}-{r}-{e}" for r in clients for e in requests]
         rows = await _stored(served.store, ids)
-        outcome = {"outcomes": [{"symbol": "^GSPC", "as_of": "2001-01-02", "value": 0.01}]}
+        outcome = {"outcomes": [{**key, "value": 0.01}]}
         answers = [await c.post("/api/outcomes", json=outcome) for c in clients.values()]
+    fields = ("endpoint", "model_name", "model_version", "colour", "slot", "n_rows")
     for endpoint in requests:
         ours, theirs = rows[f"{run}-ray-{endpoint}"], rows[f"{run}-kserve-{endpoint}"]
-        for field in ("endpoint", "model_name", "model_version", "colour", "slot", "n_rows"):
+        for field in (*fields, "symbol", "as_of"):
             assert getattr(ours, field) == getattr(theirs, field), (endpoint, field)
         assert theirs.endpoint == endpoint
         assert theirs.model_version == registered_model.version
@@ -202,10 +207,15 @@ async def test_both_runtimes_log_the_same_rows_and_take_outcomes(  # noqa: PLR09
         assert ours.member_outputs.keys() == theirs.member_outputs.keys()
         for member, values in ours.member_outputs.items():
             np.testing.assert_allclose(values, theirs.member_outputs[member], atol=1e-6)
-    # The same outcomes API on both (not a framework's 404): the same kind of answer.
+    v2 = rows[f"{run}-kserve-v2_infer"]
+    assert (v2.symbol, v2.as_of) == (key["symbol"], datetime(2001, 1, 2, tzinfo=UTC))
+    assert rows[f"{run}-kserve-v1_predict"].symbol is None
+    # The same outcomes API on both, and the V2 rows are what it settles: stored through one,
+    # a duplicate through the other.
     ray_answer, kserve_answer = answers
-    assert ray_answer.status_code == kserve_answer.status_code, kserve_answer.text
+    assert ray_answer.status_code == kserve_answer.status_code == 200, kserve_answer.text
     assert ray_answer.json().keys() == kserve_answer.json().keys()
+    assert (ray_answer.json()["stored"], kserve_answer.json()["duplicate"]) == (1, 1)
 
 
 async def _stored(store: Store, ids: list[str], timeout_s: float = 30.0) -> dict[str, Any]:

@@ -156,11 +156,35 @@ DRIFTLINE_AUTH_<NAME>).
 {{- end }}
 
 {{/*
-Where an InferenceService predictor mirrors to: the preview Service, which the controller points
-at the shadow colour, on its port named `http` (the Service's own number, from the same value).
+Where the active colour mirrors to on either runtime (serving/mirror.py): the preview Service,
+which the controller points at the shadow colour, on its port named `http` (the Service's own
+number, from the same value). The controller derives the same URL, from that Service's named
+port, for the colours it creates (operators/kube/manifests.py).
 */}}
 {{- define "driftline.serving.shadowUrl" -}}
 {{- printf "http://%s.%s.svc:%v" (include "driftline.serving.previewServiceName" .) .Release.Namespace .Values.serving.servicePort }}
+{{- end }}
+
+{{/*
+Environment of every serving container on either runtime, and the ModelDeployment's
+`spec.serving.env`, so the colours the controller creates get the same: the store, the registry,
+the request deadline, the mirror's key (serving/mirror.py; optional: without the Secret nothing
+is mirrored) and the API's security. Per colour (version, colour, port) and the shadow URL are set
+beside it, by the templates and by the controller.
+*/}}
+{{- define "driftline.serving.env" -}}
+{{ include "driftline.commonEnv" . }}
+- name: DRIFTLINE_SERVE_REQUEST_TIMEOUT_S
+  value: {{ .Values.serving.requestTimeoutSeconds | quote }}
+- name: DRIFTLINE_SERVE_SHADOW_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.serving.shadowKeySecret.name | default (printf "%s-shadow-key" (include "driftline.fullname" .)) }}
+      key: {{ .Values.serving.shadowKeySecret.key }}
+      optional: true
+{{- with (include "driftline.serving.securityEnv" .) }}
+{{ . }}
+{{- end }}
 {{- end }}
 
 {{/*

@@ -35,7 +35,11 @@ spec:
       image: {{ .image }}
       imagePullPolicy: {{ $root.Values.image.pullPolicy }}
       env:
+        {{- if eq .kind "serving" }}
+        {{- include "driftline.serving.env" $root | nindent 8 }}
+        {{- else }}
         {{- include "driftline.commonEnv" $root | nindent 8 }}
+        {{- end }}
         {{- with .extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -58,9 +62,10 @@ spec:
           value: "0"
         - name: RAY_SERVE_CONTROL_LOOP_INTERVAL_S
           value: "0.5"
-        - name: DRIFTLINE_SERVE_REQUEST_TIMEOUT_S
-          value: {{ $root.Values.serving.requestTimeoutSeconds | quote }}
-        {{- include "driftline.serving.securityEnv" $root | nindent 8 }}
+        # Each colour is its own Ray cluster: the ingress mirrors to the shadow colour over HTTP
+        # (serving/mirror.py), through the preview Service, when the controller's route says so.
+        - name: DRIFTLINE_SERVE_SHADOW_URL
+          value: {{ include "driftline.serving.shadowUrl" $root | quote }}
         {{- end }}
       ports:
         {{- if eq .group "head" }}

@@ -134,6 +134,24 @@ def test_inference_service_mode(kube: FakeKubeApi) -> None:
     assert runtime.observe_serving().colours["green"].retiring is True
 
 
+def test_a_colour_it_creates_gets_the_specs_env_and_mirrors_to_the_preview_service(
+    kube: FakeKubeApi,
+) -> None:
+    database = {"secretKeyRef": {"name": "driftline-database", "key": "url"}}
+    env = [{"name": "DRIFTLINE_DATABASE_URL", "valueFrom": database}]
+    runtime = _runtime(kube, FakeRegistry(), serving={"runtime": "InferenceService", "env": env})
+    runtime.deploy("green", "3")
+    (isvc,) = kube.of(INFERENCE_SERVICE)
+    (container,) = isvc["spec"]["predictor"]["containers"]
+    found = {e["name"]: e for e in container["env"]}
+    assert found["DRIFTLINE_DATABASE_URL"]["valueFrom"] == database
+    preview = kube.get(SERVICE, "ml", "driftline-preview")
+    assert preview is not None
+    # The preview Service's port named `http`, read from the Service the chart rendered.
+    port = m.service_port(preview)
+    assert found["DRIFTLINE_SERVE_SHADOW_URL"]["value"] == f"http://driftline-preview.ml.svc:{port}"
+
+
 def test_stop_deletes_the_job_and_failed_jobs_are_not_running(kube: FakeKubeApi) -> None:
     runtime = _runtime(kube, FakeRegistry())
     runtime.submit_retraining(SubmitRetraining("abc-1", "abc", "drift:r"))

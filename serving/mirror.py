@@ -1,17 +1,21 @@
-"""The InferenceService predictor's shadow mirror: what the Ray ingress's `Router.mirror` does,
-between two predictors over HTTP.
+"""The shadow mirror over HTTP, one for both runtimes: the active colour sends what it answered
+to the shadow colour's server and stores the answer.
 
-After the active colour answers, the same rows go in the background to the shadow colour's
-predictor (V2 at `DRIFTLINE_SERVE_SHADOW_URL`: the chart's preview Service, which the controller
-points at the shadow colour), at most `max_ongoing_requests` at once and each within
-`request_timeout_s`. The shadow's answer is stored through the same `PredictionLog` with slot
-`shadow` under the live request's id: the pairs the controller's shadow gate compares. A failure
-is logged and counted (`driftline_request_errors{endpoint="shadow"}`); the caller never sees it.
+Where the shadow colour is out of this process's reach it is mirrored to over HTTP: the
+InferenceService predictor (each colour its own pods) and the RayService ingress in the cluster
+(each colour its own Ray cluster, so the shadow is not bound in its application; a shadow bound
+in the same application is scored directly, `serving.routing.Router.mirror`). After the active
+colour answers, the same rows go in the background to the shadow colour (V2 at
+`DRIFTLINE_SERVE_SHADOW_URL`: the chart's preview Service, which the controller points at the
+shadow colour), at most `max_ongoing_requests` at once and each within `request_timeout_s`. The
+shadow's answer is stored through the sender's prediction log with slot `shadow` under the live
+request's id: the pairs the controller's shadow gate compares. A failure is logged and counted
+(`driftline_request_errors{endpoint="shadow"}`); the caller never sees it.
 
 Which colour is mirrored to is the controller's decision, read from the store every
 `shadow_poll_s`: `desired_route` of its stored state, the route it converges the Services to.
-A mirrored request presents `DRIFTLINE_SERVE_SHADOW_KEY`; the predictor that receives it answers
-without logging or mirroring it again (`is_mirror`).
+A mirrored request presents `DRIFTLINE_SERVE_SHADOW_KEY`; the server that receives it (either
+runtime) answers without logging or mirroring it again (`is_mirror`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import hmac
 import logging
 import time
 from collections.abc import Coroutine, Mapping
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import httpx
 import numpy as np
@@ -34,13 +38,41 @@ from driftline.registry.predictor import Array
 from driftline.store import Store
 from operators.codec import decode_state
 from operators.decide import desired_route
-from serving.kserve_contract import PredictionLog
 from serving.metrics import ServingMetrics
 from serving.protocol import FEATURES_INPUT
 
 log = logging.getLogger(__name__)
 
 ENDPOINT = "shadow"  # the errors metric's endpoint label for mirrored requests
+# Each mirrored request is named `shadow-<live id>` (X-Request-ID): a receiver checks the key only
+# on requests so named, so a live request costs it a prefix test, not a header lookup.
+MIRROR_ID_PREFIX = "shadow-"
+
+
+class PredictionSink(Protocol):
+    """The sender's side: the store it reads the controller's route from, its model, and its
+    prediction log (the predictor's `PredictionLog`, the ingress's writer)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def model_name(self) -> str: ...
+
+    def record(
+        self,
+        *,
+        request_id: str,
+        endpoint: str,
+        rows: Array,
+        ensemble: Array,
+        members: Mapping[str, Array],
+        latency_ms: float,
+        slot: str,
+        version: str,
+        colour: str,
+    ) -> None:
+        """Queue one prediction for the store (call on the server's event loop)."""
 
 
 def shadow_colour(store: Store, model_name: str, colour: str) -> str | None:
@@ -72,16 +104,14 @@ def mirror_key(settings: Settings) -> str:
 class ShadowMirror:
     """Sends each answered request's rows to the shadow colour and logs what it answers."""
 
-    def __init__(
-        self, prediction_log: PredictionLog, settings: Settings, metrics: ServingMetrics
-    ) -> None:
+    def __init__(self, sink: PredictionSink, settings: Settings, metrics: ServingMetrics) -> None:
         serving = settings.serving
         if serving.shadow_url is None or not mirror_key(settings):
             raise ValueError("mirroring needs DRIFTLINE_SERVE_SHADOW_URL and _SHADOW_KEY")
-        self.log = prediction_log
+        self.sink = sink
         self.settings = settings
         self.metrics = metrics
-        self.url = f"{serving.shadow_url.rstrip('/')}/v2/models/{prediction_log.model_name}/infer"
+        self.url = f"{serving.shadow_url.rstrip('/')}/v2/models/{sink.model_name}/infer"
         self._auth = f"Bearer {mirror_key(settings)}"
         # None until the first read of the controller's route, and whenever it has no shadow.
         self.shadow: str | None = None
@@ -94,7 +124,7 @@ class ShadowMirror:
 
     @classmethod
     def from_settings(
-        cls, prediction_log: PredictionLog, settings: Settings, metrics: ServingMetrics
+        cls, sink: PredictionSink, settings: Settings, metrics: ServingMetrics
     ) -> ShadowMirror | None:
         """A mirror when both its URL and key are set; a URL without a key is logged, not used."""
         serving = settings.serving
@@ -106,7 +136,7 @@ class ShadowMirror:
                 "DRIFTLINE_SERVE_SHADOW_KEY is not (an API key with scope predict)"
             )
             return None
-        return cls(prediction_log, settings, metrics)
+        return cls(sink, settings, metrics)
 
     def mirror(self, request_id: str, endpoint: str, rows: Array) -> None:
         """Score `rows` on the shadow colour in the background (call on the server's loop)."""
@@ -141,7 +171,7 @@ class ShadowMirror:
             self._client = None
 
     async def _follow(self) -> None:
-        store, model, colour = self.log.store, self.log.model_name, self.settings.serving.colour
+        store, model, colour = self.sink.store, self.sink.model_name, self.settings.serving.colour
         while True:
             try:
                 shadow = await asyncio.to_thread(shadow_colour, store, model, colour)
@@ -162,16 +192,19 @@ class ShadowMirror:
             async with asyncio.timeout(self.settings.serving.request_timeout_s):
                 response = await client.post(
                     self.url,
-                    json=request_body(self.log.model_name, request_id, rows),
+                    json=request_body(self.sink.model_name, request_id, rows),
                     # Its own id: a shadow that logged it anyway could not displace the live row.
-                    headers={"Authorization": self._auth, "X-Request-ID": f"shadow-{request_id}"},
+                    headers={
+                        "Authorization": self._auth,
+                        "X-Request-ID": f"{MIRROR_ID_PREFIX}{request_id}",
+                    },
                 )
             response.raise_for_status()
             version, ensemble, members = shadow_answer(response.json(), len(rows))
         except Exception as error:  # the live answer is out: a failure is only counted
             self._failed(shadow, error)
         else:
-            self.log.record(
+            self.sink.record(
                 request_id=request_id,
                 endpoint=endpoint,
                 rows=rows,
