@@ -13,7 +13,7 @@ import click
 
 from driftline.config import Settings
 from driftline.observability.logs import configure_logging
-from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster
+from driftline.raycluster import LOOPBACK_ENV
 
 
 @click.command()
@@ -68,7 +68,7 @@ def serve(  # noqa: PLR0917 (click passes one argument per option)
     # Ray reads this when it is imported: set it first so every socket stays on loopback.
     os.environ.update(LOOPBACK_ENV)
     from driftline.store import Store  # noqa: PLC0415  (heavy imports after the env is set)
-    from serving.control import ServingControl, proxy_port, ray_env  # noqa: PLC0415
+    from serving.control import ServingControl, local_head, proxy_port  # noqa: PLC0415
     from serving.follow import ChampionFollower, registry_alias  # noqa: PLC0415
 
     Store.from_settings(settings).upgrade()
@@ -81,7 +81,7 @@ def serve(  # noqa: PLR0917 (click passes one argument per option)
     cluster = None
     dashboard = os.environ.get("RAY_DASHBOARD_ADDRESS")
     if settings.ray.address is None or dashboard is None:
-        cluster = LocalRayCluster.from_settings(settings, env=ray_env(settings))
+        cluster = local_head(settings)
         cluster.start()
         # This command's Ray clients use the head it started, whatever the shell points at
         # (RAY_API_SERVER_ADDRESS outranks the address a client is given).

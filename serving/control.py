@@ -25,7 +25,7 @@ from driftline.contracts import (
     RoutingConfig,
     forwarded_env,
 )
-from driftline.raycluster import free_port
+from driftline.raycluster import LocalRayCluster, free_port
 from serving.serve_api import ServeApi, ServeApiError
 from serving.serve_config import http_options, serve_config
 
@@ -370,6 +370,12 @@ def ray_env(settings: Settings, *, direct_port_base: int | None = None) -> dict[
     if settings.serving.throughput_optimized:
         env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
     return env
+
+
+def local_head(settings: Settings, **placement: object) -> LocalRayCluster:
+    """The local Ray head `driftline up` and `driftline serve` start: sized by `settings`, with
+    the Serve environment of `ray_env`; `placement` overrides where it runs (ports, log)."""
+    return LocalRayCluster.from_settings(settings, env=ray_env(settings), **placement)
 
 
 def one_ingress_replica(config: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -79,7 +79,9 @@ def mlflow_env_restored() -> Iterator[None]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """End-to-end tests are opt-in locally and always on in CI."""
+    """End-to-end tests run last (they stop the shared Ray head for their own); they are opt-in
+    locally and always on in CI."""
+    items.sort(key=lambda item: "e2e" in item.keywords)  # stable: each part keeps its order
     if RUN_E2E:
         return
     skip = pytest.mark.skip(reason="end-to-end: set DRIFTLINE_E2E=1 (always on in CI)")
@@ -107,15 +109,31 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
+# The shared head while it runs, so that the end-to-end tests can stop it before they start
+# the head `driftline up` starts: two heads at once would share the machine's cores.
+_SHARED_HEADS: list[LocalRayCluster] = []
+
+
 @pytest.fixture(scope="session")
 def ray_cluster(isolated_environment: Path) -> Iterator[LocalRayCluster]:
     """One local Ray head (dashboard, Jobs and Serve APIs) shared by the whole session."""
     cluster = LocalRayCluster(num_cpus=2, log_path=isolated_environment / "ray-head.log")
-    with cluster:
-        os.environ.update(cluster.client_env())
+    _SHARED_HEADS.append(cluster.start())
+    os.environ.update(cluster.client_env())
+    try:
         yield cluster
-    for name in cluster.client_env():
-        os.environ.pop(name, None)
+    finally:
+        stop_shared_head()
+
+
+def stop_shared_head() -> None:
+    """Stop the shared head if it runs (the end-to-end tests, ordered last, need it no more)."""
+    while _SHARED_HEADS:
+        cluster = _SHARED_HEADS.pop()
+        cluster.stop()
+        # Ray's loopback switch stays: this process set it for every head (pytest_configure).
+        for name in cluster.client_env().keys() - LOOPBACK_ENV.keys():
+            os.environ.pop(name, None)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import click
 
 from driftline.config import Settings
 from driftline.observability.logs import configure_logging
-from driftline.raycluster import LOOPBACK_ENV, LocalRayCluster
+from driftline.raycluster import LOOPBACK_ENV
 
 # The demo streams faster than production's 30 s so that drift has data within minutes.
 DEMO_ENV = {
@@ -93,13 +93,13 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
 
     # The in-process controller's rounds; the replicas export their own spans.
     configure_tracing("driftline-up", settings.observability.otlp_endpoint)
-    from serving.control import ServingControl, proxy_port, ray_env  # noqa: PLC0415
+    from serving.control import ServingControl, local_head, proxy_port  # noqa: PLC0415
 
     store = Store.from_settings(settings)
     store.upgrade()
     click.echo(f"store: {_redact(settings.store_url)} (migrated)")
     keys = UpKeys.ensure(settings)
-    cluster = LocalRayCluster.from_settings(settings, env=ray_env(settings))
+    cluster = local_head(settings)
     stop = _stop_on_signals()
     background: Background | None = None
     control: ServingControl | None = None

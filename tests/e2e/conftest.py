@@ -3,15 +3,19 @@
 One module-scoped platform, wired as `driftline up` wires it: a database of its own, a home with
 MLflow and the module's bars (by default the S&P 500 2000-2010), a champion trained on the bars
 before a regime change (by default before 2007) through the Jobs API, the three Serve
-applications on the session's Ray head, and a client on the replay stream (serving replays bars
-only while one is connected). A module replays another market or regime change by overriding the
-`scenario` fixture. Controllers and load run per test.
+applications, and a client on the replay stream (serving replays bars only while one is
+connected). Everything runs on one Ray head per session, started as `driftline up` starts its
+own (`serving.control.local_head`: up's size and Serve environment), and tests call the address
+`up` prints: the ingress replica's own server, not Serve's proxy. A module replays another
+market or regime change by overriding the `scenario` fixture. Controllers and load run per test.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
+import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +29,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 import orjson
+import psutil
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -32,10 +37,12 @@ from click.testing import CliRunner
 from driftline.auth.keys import issue_key
 from driftline.auth.scopes import Scope
 from driftline.config import Settings
-from driftline.raycluster import LocalRayCluster, free_port
+from driftline.contracts import INGRESS_APP, INGRESS_DEPLOYMENT
+from driftline.raycluster import LocalRayCluster
 from driftline.store import Store
 from driftline.store.engine import normalise_url
 from driftline.store.keys import KeyStore
+from tests.conftest import stop_shared_head
 from tests.e2e.faults import LOADER
 
 T = TypeVar("T")
@@ -115,8 +122,10 @@ class Platform:
     settings: Settings
     store: Store
     dashboard_url: str
+    # What `driftline up` prints: the ingress replica's own server (direct ingress).
     base_url: str
     champion: str
+    stream: StreamClient
     timings: dict[str, float] = field(default_factory=dict)
     key: str = ""
 
@@ -124,6 +133,13 @@ class Platform:
     def headers(self) -> dict[str, str]:
         """A client's `Authorization` (auth is on, as in production)."""
         return {"Authorization": f"Bearer {self.key}"}
+
+    def call_at(self, base_url: str) -> None:
+        """Call `base_url` from now on, the stream too: what `up` would print after a restart."""
+        from serving.cli import stream_url  # noqa: PLC0415
+
+        self.base_url = base_url
+        self.stream.url = stream_url(base_url)
 
     def with_model(self, name: str) -> Settings:
         """These settings for another registered model."""
@@ -155,6 +171,37 @@ class Platform:
         }
 
 
+@pytest.fixture(scope="session")
+def serve_port() -> int:
+    """The session's serving port, as `driftline up --port` takes one: free, and below Linux's
+    ephemeral range like the default 8080, so the head's own free-port picks cannot take it."""
+    for port in random.sample(range(20000, 32000), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port in 20000-32000")
+
+
+@pytest.fixture(scope="session")
+def up_head(isolated_environment: Path, serve_port: int) -> Iterator[LocalRayCluster]:
+    """The Ray head `driftline up` starts (its size and Serve environment: direct ingress on
+    `serve_port`, niceness, Serve's control loop), shared by the e2e modules. The suite's shared
+    head stops first (e2e tests run last): one head at a time on the machine's cores."""
+    from serving.control import local_head  # noqa: PLC0415
+
+    stop_shared_head()
+    settings = Settings(serving={"port": serve_port})
+    cluster = local_head(settings, log_path=isolated_environment / "ray-up-head.log")
+    with cluster:
+        os.environ.update(cluster.client_env())
+        yield cluster
+    for name in cluster.client_env():
+        os.environ.pop(name, None)
+
+
 @pytest.fixture(scope="module")
 def scenario() -> Scenario:
     """What this module replays; a module overrides this fixture to replay another."""
@@ -162,7 +209,9 @@ def scenario() -> Scenario:
 
 
 @pytest.fixture(scope="module")
-def e2e_environment(tmp_path_factory: pytest.TempPathFactory, scenario: Scenario) -> Iterator[Path]:
+def e2e_environment(
+    tmp_path_factory: pytest.TempPathFactory, scenario: Scenario, serve_port: int
+) -> Iterator[Path]:
     """A home of the module's own with the bars it replays, and the scenario's settings in the
     environment (Serve replicas and Ray jobs receive them from there)."""
     home = tmp_path_factory.mktemp("e2e-home")
@@ -171,7 +220,13 @@ def e2e_environment(tmp_path_factory: pytest.TempPathFactory, scenario: Scenario
     _write_bars(bars, scenario.index, first, last)
     saved = dict(os.environ)
     os.environ.update(
-        {**scenario.env, "DRIFTLINE_HOME": str(home), "DRIFTLINE_DATA_PATH": str(bars)}
+        {
+            **scenario.env,
+            "DRIFTLINE_HOME": str(home),
+            "DRIFTLINE_DATA_PATH": str(bars),
+            # The port the head's direct ingress starts at (as `DRIFTLINE_SERVE_PORT=... up`).
+            "DRIFTLINE_SERVE_PORT": str(serve_port),
+        }
     )
     yield home
     os.environ.clear()
@@ -198,26 +253,25 @@ def e2e_database(e2e_environment: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def platform(
-    ray_cluster: LocalRayCluster, e2e_database: str, scenario: Scenario
-) -> Iterator[Platform]:
-    """The scenario's champion trained before its regime change, served on blue, the replay
-    stream flowing."""
-    from driftline.contracts import TrainingRequest, forwarded_env  # noqa: PLC0415
+def platform(up_head: LocalRayCluster, e2e_database: str, scenario: Scenario) -> Iterator[Platform]:
+    """The scenario's champion trained before its regime change, served on blue as `driftline up`
+    serves it, the replay stream flowing from the address `up` prints."""
+    from driftline.contracts import TrainingRequest  # noqa: PLC0415
     from driftline.training_job import run_training_job  # noqa: PLC0415
-    from serving.control import ServingControl  # noqa: PLC0415
+    from serving.cli import stream_url  # noqa: PLC0415
+    from serving.control import ServingControl, proxy_port  # noqa: PLC0415
 
     settings = Settings()
     store = Store.from_settings(settings)
     store.upgrade()
-    details = ServingControl(settings, ray_cluster.dashboard_url, http_port=0).details()
+    details = ServingControl(settings, up_head.dashboard_url, http_port=0).details()
     assert not details.get("applications"), "another test left Serve applications running"
     timings: dict[str, float] = {}
     started = time.monotonic()
     lines: list[str] = []
     start, end = scenario.champion
     outcome = run_training_job(
-        ray_cluster.dashboard_url,
+        up_head.dashboard_url,
         settings,
         TrainingRequest(trials=1, start=start, end=end, members="rf,xgb"),
         echo=lines.append,
@@ -225,31 +279,68 @@ def platform(
     if outcome.exit_code != 0 or outcome.version is None:
         pytest.fail(f"champion training {outcome.status}: {outcome.message}\n" + "\n".join(lines))
     timings["champion_training_s"] = time.monotonic() - started
-    port = free_port()
+    # As `driftline up` serves (only the loader differs, where the scenario injects faults).
     control = ServingControl(
         settings,
-        ray_cluster.dashboard_url,
-        http_port=port,
+        up_head.dashboard_url,
+        http_port=proxy_port(settings),
         loader=scenario.loader,
         outcome_hook=OUTCOME_HOOK,
-        env=forwarded_env(settings),
     )
     started = time.monotonic()
     control.deploy(outcome.version)
     timings["serve_deploy_s"] = time.monotonic() - started
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = control.front_url()  # the address `up` prints
     # A client key, issued as `driftline keys create` does.
     scopes = frozenset({Scope.PREDICT, Scope.STREAM, Scope.READ, Scope.OUTCOMES_WRITE})
     key = issue_key(KeyStore.from_settings(settings), f"e2e-{uuid.uuid4().hex[:8]}", scopes).key
-    stream = StreamClient(f"ws://127.0.0.1:{port}/ws/predictions", key).start()
+    stream = StreamClient(stream_url(base_url), key).start()
     try:
         yield Platform(
-            settings, store, ray_cluster.dashboard_url, base_url, outcome.version, timings, key
+            settings,
+            store,
+            up_head.dashboard_url,
+            base_url,
+            outcome.version,
+            stream,
+            timings,
+            key,
         )
     finally:
         stream.stop()
         control.shutdown()
         store.close()
+
+
+def assert_served_as_up(platform: Platform) -> None:
+    """Tests call what `driftline up` prints: the ingress replica's own server, not Serve's
+    proxy, in a replica started with up's Serve environment (`ray_env`)."""
+    from serving.control import ServingControl, ray_env  # noqa: PLC0415
+
+    control = ServingControl(platform.settings, platform.dashboard_url, http_port=0)
+    front = control.front_url()
+    assert platform.base_url == front, f"the ingress left the printed address for {front}"
+    port = int(platform.base_url.rsplit(":", 1)[1])
+    assert port != control.details()["http_options"]["port"], "tests call Serve's proxy"
+    replica = _listener(port)
+    assert f"ServeReplica:{INGRESS_APP}:{INGRESS_DEPLOYMENT}" in " ".join(replica.cmdline())
+    wanted = ray_env(platform.settings)
+    environ = replica.environ()
+    assert {name: environ.get(name) for name in wanted} == wanted
+    # Without up's environment Ray runs replicas at nice 15 (relative to the head): serving
+    # would yield the cores to training, which up's users never see.
+    assert replica.nice() == psutil.Process().nice()
+    ready = httpx.get(f"{platform.base_url}/v2/health/ready", timeout=30)
+    assert ready.status_code == 200
+
+
+def _listener(port: int) -> psutil.Process:
+    """The process listening on 127.0.0.1:`port`."""
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
+            assert connection.pid is not None
+            return psutil.Process(connection.pid)
+    raise AssertionError(f"nothing listens on {port}")
 
 
 # --- running things ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The closed loop on the real local runtime: drift, retraining, gates, blue/green, restarts.
 
-Real Ray Serve and Ray Jobs on the session's head, MLflow under the module's home, PostgreSQL.
-The tests run in file order on one platform (tests/e2e/conftest.py):
+Real Ray Serve and Ray Jobs on a head started as `driftline up` starts its own, MLflow under the
+module's home, PostgreSQL; clients call the address `up` prints. The tests run in file order on
+one platform (tests/e2e/conftest.py):
 
 1. 2008 drifts from a champion trained before 2007; the controller retrains on Ray, gates the
    candidate and either rolls it out or rejects it, and `driftline audit` shows the chain.
@@ -23,6 +24,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,12 +36,13 @@ from driftline.contracts import forwarded_env
 from driftline.registry import EnsemblePredictor, ModelBundle, Registry
 from driftline.store.rollouts import GateRecord, RolloutRecord
 from operators.spec import GatePolicy, required_gates
-from serving.control import ServingControl
+from serving.control import ServingControl, proxy_port
 from tests.e2e.conftest import (
     E2E_MARKS,
     OUTCOME_HOOK,
     Load,
     Platform,
+    assert_served_as_up,
     audit,
     cli,
     controller_process,
@@ -170,6 +173,10 @@ def _job_status(platform: Platform, events: list[dict[str, Any]], rollout_id: st
     }
     info = JobSubmissionClient(platform.dashboard_url).get_job_info(JOB_PREFIX + job_id)
     return str(info.status)
+
+
+def test_clients_call_the_ingress_replica_driftline_up_starts(platform: Platform) -> None:
+    assert_served_as_up(platform)
 
 
 # --- 1. drift -> retraining -> gates -> rollout or rejection ------------------------------------
@@ -378,12 +385,19 @@ def biased(
     control = ServingControl(
         settings,
         platform.dashboard_url,
-        http_port=int(platform.base_url.rsplit(":", 1)[1]),
+        http_port=proxy_port(settings),
         loader=LOADER,
         outcome_hook=OUTCOME_HOOK,
         env=forwarded_env(settings),
     )
+    printed = platform.base_url
     control.deploy(champion)
+    # The ingress restarts for the other model and may bind another port than the one printed
+    # before: once one replica serves, call what `up` would print now.
+    wait_for("one ingress replica", lambda: len(control.direct_urls()) == 1, 60)
+    platform.call_at(control.front_url())
+    assert_served_as_up(platform)
+    print(f"e2e biased: serving at {platform.base_url} (printed before: {printed})")
     # Served is what was registered under this name, bias included (not the same version
     # number of the first model).
     row = load_rows[0]
@@ -504,6 +518,28 @@ def _finished_promotion(platform: Platform, version: str, since: set[str]) -> Ro
     return rollout if rollout is not None and rollout.result else None
 
 
+def _until(
+    platform: Platform, reached: Callable[[], bool], version: str, since: set[str]
+) -> Callable[[], str | None]:
+    """A `wait_for` check: "reached" once `reached()` holds, else how a rollout of `version`
+    ended first (so the test fails at once with its reason, not at its timeout)."""
+
+    def check() -> str | None:
+        if reached():
+            return "reached"
+        ended = _finished_promotion(platform, version, since)
+        return f"{ended.result}: {ended.reason}" if ended else None
+
+    return check
+
+
+def _reached(platform: Platform, outcome: str) -> None:
+    """Fail with the reason when the rollout ended before the step the test waited for."""
+    if outcome != "reached":
+        assert_served_as_up(platform)  # an ingress that crashed has left the printed address
+        pytest.fail(f"the rollout ended before the step: {outcome}")
+
+
 def _action_done(platform: Platform, rollout: RolloutRecord | None, action: str) -> bool:
     if rollout is None:
         return False
@@ -527,24 +563,25 @@ def test_a_controller_killed_mid_rollout_resumes_the_one_rollout(
     with load:
         # First process: killed once green is being deployed, before any switch.
         with controller_process(env, log) as first:
-            wait_for(
-                "green to be deployed",
+            deployed = _until(
+                platform,
                 lambda: (
                     _phase(platform, BIASED) == "deploying"
                     and _action_done(platform, _promotion(platform, candidate, earlier), "Deploy")
                 ),
-                ROLLOUT_TIMEOUT_S,
+                candidate,
+                earlier,
             )
+            _reached(platform, wait_for("green to be deployed", deployed, ROLLOUT_TIMEOUT_S))
             os.kill(first.pid, signal.SIGKILL)
             first.wait()
             kills.append(("deploying", first.pid))
         # Second process: killed after the switch, during verification.
         with controller_process(env, log) as second:
-            wait_for(
-                "the switch",
-                lambda: _phase(platform, BIASED) == "verifying",
-                ROLLOUT_TIMEOUT_S,
+            switched = _until(
+                platform, lambda: _phase(platform, BIASED) == "verifying", candidate, earlier
             )
+            _reached(platform, wait_for("the switch", switched, ROLLOUT_TIMEOUT_S))
             os.kill(second.pid, signal.SIGKILL)
             second.wait()
             kills.append(("verifying", second.pid))

@@ -32,6 +32,7 @@ from tests.e2e.conftest import (
     Load,
     Platform,
     Scenario,
+    assert_served_as_up,
     audit,
     controller_thread,
     wait_for,
@@ -136,6 +137,10 @@ def _gate(events: list[dict[str, Any]], rollout_id: str, name: str) -> dict[str,
         if e["kind"] == "gate" and e["rollout"] == rollout_id and e["details"]["gate"] == name
     ]
     return found
+
+
+def test_clients_call_the_ingress_replica_driftline_up_starts(platform: Platform) -> None:
+    assert_served_as_up(platform)
 
 
 def test_a_candidate_retrained_after_a_regime_change_is_promoted_by_the_default_gates(
