@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
-import socket
 import subprocess
 import sys
 import threading
@@ -44,6 +42,7 @@ from driftline.store.engine import normalise_url
 from driftline.store.keys import KeyStore
 from tests.conftest import stop_shared_head
 from tests.e2e.faults import LOADER
+from tests.ports import user_port
 
 T = TypeVar("T")
 Index = Literal["sp500", "nasdaq"]
@@ -175,14 +174,7 @@ class Platform:
 def serve_port() -> int:
     """The session's serving port, as `driftline up --port` takes one: free, and below Linux's
     ephemeral range like the default 8080, so the head's own free-port picks cannot take it."""
-    for port in random.sample(range(20000, 32000), 200):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port in 20000-32000")
+    return user_port()
 
 
 @pytest.fixture(scope="session")

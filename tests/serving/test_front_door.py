@@ -8,8 +8,6 @@ printed URL, so this is the address the benchmark loads.
 from __future__ import annotations
 
 import os
-import random
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from driftline.config import Settings
 from driftline.contracts import INGRESS_APP, INGRESS_DEPLOYMENT
 from driftline.raycluster import LocalRayCluster
 from serving.control import ServingControl, ray_env
+from tests.ports import user_port
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -37,25 +36,12 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A home holding two small versions, and a serving port of this test's own."""
     saved = dict(os.environ)
     os.environ.update(ENV)
-    settings = Settings(home=tmp_path_factory.mktemp("front-door"), serving={"port": _user_port()})
+    settings = Settings(home=tmp_path_factory.mktemp("front-door"), serving={"port": user_port()})
     for version in ("1", "2"):
         synthetic.make_bundle(settings, version, trees=(10, 10), depths=(3, 3), rows=300)
     yield settings
     os.environ.clear()
     os.environ.update(saved)
-
-
-def _user_port() -> int:
-    """A free port below Linux's ephemeral range, like the default 8080: the head's own
-    `free_port()` picks (GCS, agent, metrics) come from that range and could take it."""
-    for port in random.sample(range(20000, 32000), 200):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port in 20000-32000")
 
 
 @pytest.fixture(scope="module")
