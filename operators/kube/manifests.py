@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import shlex
@@ -12,13 +13,13 @@ import yaml
 
 from driftline.contracts import (
     JOB_ID_ENV,
-    RAYSERVICE_IMPORT_PATH,
     ROLLOUT_ID_ENV,
     TRAINING_ENTRYPOINT,
     Colour,
     TrainingRequest,
 )
 from operators.actions import SubmitRetraining
+from operators.kube import fallback
 from operators.kube.api import (
     INFERENCE_SERVICE,
     MODEL_DEPLOYMENT,
@@ -91,13 +92,18 @@ def colour_services(preview: Body | None, namespace: str) -> ColourServices:
     return ColourServices(labels, url)
 
 
-def serving_env(target: Target, own: dict[str, str]) -> list[Body]:
-    """A serving container's env: the spec's (`serving.env`, which the chart fills with its own
-    serving pods' env: store, registry, the mirror's key, security), then the controller's own
-    values, which replace entries of the same name."""
-    given = target.section("serving").get("env") or []
-    kept = [dict(e) for e in given if isinstance(e, dict) and e.get("name") not in own]
-    return [*kept, *({"name": k, "value": v} for k, v in own.items())]
+def colour_env(base: list[Body], *overrides: list[Body]) -> list[Body]:
+    """A container's env: `base`, then each list of `overrides` in turn, an entry replacing the
+    one of the same name where it stands or else added at the end."""
+    env = [dict(e) for e in base]
+    for entries in overrides:
+        for entry in entries:
+            names = [e.get("name") for e in env]
+            if entry.get("name") in names:
+                env[names.index(entry.get("name"))] = dict(entry)
+            else:
+                env.append(dict(entry))
+    return env
 
 
 def label_value(text: str) -> str:
@@ -170,7 +176,9 @@ def rayjob(target: Target, action: SubmitRetraining, *, extra_args: str = "") ->
         "backoffLimit": 0,
         "submissionMode": "K8sJobMode",
         "rayClusterSpec": retraining.get("rayClusterSpec")
-        or _ray_cluster(target, retraining.get("image"), "training", labels, []),
+        or fallback.ray_cluster(
+            target.section("serving"), retraining.get("image"), "training", labels, []
+        ),
     }
     return _object(RAY_JOB, job_name(target, action.job_id), target, labels, spec)
 
@@ -181,31 +189,9 @@ def colour_name(target: Target, colour: Colour) -> str:
     return dns_name(target.name, colour)
 
 
-def serve_config(target: Target, colour: Colour, version: str) -> str:
-    """RayService serveConfigV2 (YAML text) serving `version` on `colour`."""
-    serving = target.section("serving")
-    app = {
-        "name": serving.get("appName", "driftline"),
-        "import_path": serving.get("importPath", RAYSERVICE_IMPORT_PATH),
-        "route_prefix": "/",
-        "args": {"model_name": target.model_name, "model_version": version, "colour": colour},
-    }
-    config = {
-        "proxy_location": "EveryNode",
-        "http_options": {"host": "0.0.0.0", "port": int(serving.get("port", 8000))},  # noqa: S104
-        "applications": [app],
-    }
-    return yaml.safe_dump(config, sort_keys=False)
-
-
 def pin_version(config_text: str, app_name: str, version: str) -> str:
     """An existing serveConfigV2 with `version` in the named application's args."""
-    config = yaml.safe_load(config_text) or {}
-    for app in config.get("applications", []):
-        if app.get("name") == app_name:
-            app.setdefault("args", {})["model_version"] = version
-            return yaml.safe_dump(config, sort_keys=False)
-    raise ValueError(f"serveConfigV2 has no application named {app_name!r}")
+    return _set_args(config_text, app_name, model_version=version)
 
 
 def served_version(config_text: str, app_name: str) -> str | None:
@@ -218,68 +204,55 @@ def served_version(config_text: str, app_name: str) -> str | None:
     return None
 
 
+def serving_template(target: Target, kind: Kind) -> Body:
+    """The colour-neutral `kind` object a colour is made from: the spec's `serving.template`
+    (the chart renders its own there), or the fallback built from the spec's few fields."""
+    given = target.section("serving", "template")
+    if given.get("spec"):
+        return copy.deepcopy(given)
+    serving, labels = target.section("serving"), common_labels(target, "serving")
+    build = fallback.inference_service if kind is INFERENCE_SERVICE else fallback.rayservice
+    return build(serving, target.model_name, labels)
+
+
 def rayservice(
     target: Target, colour: Colour, version: str, services: ColourServices | None = None
 ) -> Body:
-    """A RayService for one colour, when the chart did not create one."""
-    serving = target.section("serving")
+    """One colour's RayService: the template with the colour's labels, serve args and env."""
     services = services or ColourServices()
-    labels = {**common_labels(target, "serving"), **services.labels, LABEL_COLOUR: colour}
-    env = serving_env(target, {"DRIFTLINE_COLOUR": colour, **_shadow_env(services)})
-    spec: Body = {
-        "serveConfigV2": serve_config(target, colour, version),
-        "rayClusterConfig": _ray_cluster(target, serving.get("image"), "serving", labels, env),
-    }
-    return _object(RAY_SERVICE, colour_name(target, colour), target, labels, spec)
+    template = serving_template(target, RAY_SERVICE)
+    spec = template["spec"]
+    app = str(target.section("serving").get("appName", "driftline"))
+    spec["serveConfigV2"] = _set_args(
+        spec.get("serveConfigV2", ""), app, model_version=version, colour=colour
+    )
+    own = {"DRIFTLINE_COLOUR": colour, **_shadow_env(services)}
+    cluster = spec.get("rayClusterConfig") or {}
+    groups = [cluster.get("headGroupSpec") or {}, *(cluster.get("workerGroupSpecs") or [])]
+    for group in groups:
+        pod = group.get("template") or {}
+        metadata = pod.setdefault("metadata", {})
+        metadata["labels"] = _colour_labels(metadata.get("labels"), services, colour)
+        _colour_containers(target, (pod.get("spec") or {}).get("containers"), own)
+    return _colour_object(RAY_SERVICE, target, colour, services, template)
 
 
 def inference_service(
     target: Target, colour: Colour, version: str, services: ColourServices | None = None
 ) -> Body:
-    """A KServe InferenceService (raw deployment) serving `version` on `colour`, with the env
-    of the chart's predictors: it logs to the same store and mirrors to the preview Service."""
-    serving = target.section("serving")
+    """One colour's KServe InferenceService: the template with the colour's labels and env
+    (version, colour, where it mirrors to)."""
     services = services or ColourServices()
-    labels = {**common_labels(target, "serving"), **services.labels, LABEL_COLOUR: colour}
-    replicas = serving.get("replicas") or {}
-    port = int(serving.get("port", 8000))
+    template = serving_template(target, INFERENCE_SERVICE)
+    predictor = template["spec"].setdefault("predictor", {})
+    predictor["labels"] = _colour_labels(predictor.get("labels"), services, colour)
     own = {
-        "DRIFTLINE_MODEL_NAME": target.model_name,
         "DRIFTLINE_MODEL_VERSION": version,
         "DRIFTLINE_COLOUR": colour,
-        "DRIFTLINE_SERVING_PORT": str(port),
         **_shadow_env(services),
     }
-    container = {
-        "name": "kserve-container",
-        "image": serving.get("image") or "driftline-serving:latest",
-        "command": ["python", "-m", "serving.kserve_server"],
-        "env": serving_env(target, own),
-        # The active and preview Services target this port by name.
-        "ports": [{"name": SERVICE_PORT_NAME, "containerPort": port, "protocol": "TCP"}],
-        "resources": serving.get("resources") or _DEFAULT_RESOURCES,
-        "securityContext": _CONTAINER_SECURITY,
-        # The root filesystem is read-only: the registry's downloads and HOME live in /tmp.
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
-    }
-    body = _object(
-        INFERENCE_SERVICE,
-        colour_name(target, colour),
-        target,
-        labels,
-        {
-            "predictor": {
-                "minReplicas": int(replicas.get("min", 1)),
-                "maxReplicas": int(replicas.get("max", 4)),
-                "labels": labels,
-                "securityContext": _POD_SECURITY,
-                "containers": [container],
-                "volumes": [{"name": "tmp", "emptyDir": {}}],
-            }
-        },
-    )
-    body["metadata"]["annotations"] = {"serving.kserve.io/deploymentMode": "RawDeployment"}
-    return body
+    _colour_containers(target, predictor.get("containers"), own)
+    return _colour_object(INFERENCE_SERVICE, target, colour, services, template)
 
 
 def isvc_version(body: Body) -> str | None:
@@ -317,77 +290,47 @@ def selector_patch(colour: Colour) -> Body:
 
 
 # --- shared pieces ------------------------------------------------------------------------------
-_POD_SECURITY: Body = {
-    "runAsNonRoot": True,
-    "runAsUser": 10001,
-    "fsGroup": 10001,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-_CONTAINER_SECURITY: Body = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-}
-_DEFAULT_RESOURCES: Body = {
-    "requests": {"cpu": "500m", "memory": "2Gi"},
-    "limits": {"cpu": "2", "memory": "4Gi"},
-}
+def _set_args(config_text: str, app_name: str, **args: str) -> str:
+    """A serveConfigV2 with `args` set in the named application's args."""
+    config = yaml.safe_load(config_text or "") or {}
+    for app in config.get("applications", []):
+        if app.get("name") == app_name:
+            app.setdefault("args", {}).update(args)
+            return yaml.safe_dump(config, sort_keys=True)
+    raise ValueError(f"serveConfigV2 has no application named {app_name!r}")
+
+
+def _colour_labels(
+    given: dict[str, str] | None, services: ColourServices, colour: Colour
+) -> dict[str, str]:
+    """A colour's pod labels: the template's, the Services' selector labels and the colour."""
+    return {**(given or {}), **services.labels, LABEL_COLOUR: colour}
+
+
+def _colour_containers(target: Target, containers: list[Body] | None, own: dict[str, str]) -> None:
+    """Give each container the spec's `serving.env` and the controller's own values."""
+    extra = [e for e in target.section("serving").get("env") or [] if isinstance(e, dict)]
+    mine = [{"name": name, "value": value} for name, value in own.items()]
+    for container in containers or []:
+        container["env"] = colour_env(container.get("env") or [], extra, mine)
+
+
+def _colour_object(
+    kind: Kind, target: Target, colour: Colour, services: ColourServices, template: Body
+) -> Body:
+    """The colour's object: the controller's labels, the template's annotations and spec."""
+    labels = {**common_labels(target, "serving"), **services.labels, LABEL_COLOUR: colour}
+    body = _object(kind, colour_name(target, colour), target, labels, template["spec"])
+    annotations = (template.get("metadata") or {}).get("annotations")
+    if annotations:
+        body["metadata"]["annotations"] = dict(annotations)
+    return body
 
 
 def _shadow_env(services: ColourServices) -> dict[str, str]:
     """`DRIFTLINE_SERVE_SHADOW_URL` when the preview Service has a port `http`."""
     url = services.shadow_url
     return {} if url is None else {"DRIFTLINE_SERVE_SHADOW_URL": url}
-
-
-def _ray_cluster(
-    target: Target, image: object, component: str, labels: dict[str, str], env: list[Body]
-) -> Body:
-    """A minimal restricted RayClusterSpec: one head, workers per the spec's replicas."""
-    resources = target.section("serving").get("resources") or _DEFAULT_RESOURCES
-    replicas = target.section("serving", "replicas")
-
-    def template(group: str) -> Body:
-        return {
-            "metadata": {"labels": labels},
-            "spec": {
-                "securityContext": _POD_SECURITY,
-                "automountServiceAccountToken": False,
-                "containers": [
-                    {
-                        "name": f"ray-{group}",
-                        "image": str(image or f"driftline-{component}:latest"),
-                        "env": env,
-                        "resources": resources,
-                        "securityContext": _CONTAINER_SECURITY,
-                        "volumeMounts": [
-                            # Volumes for Ray's session dir and object store: the root
-                            # filesystem is read-only.
-                            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
-                            {"name": "shm", "mountPath": "/dev/shm"},  # noqa: S108
-                        ],
-                    }
-                ],
-                "volumes": [
-                    {"name": "tmp", "emptyDir": {}},
-                    {"name": "shm", "emptyDir": {"medium": "Memory"}},
-                ],
-            },
-        }
-
-    return {
-        "headGroupSpec": {"rayStartParams": {}, "template": template("head")},
-        "workerGroupSpecs": [
-            {
-                "groupName": "workers",
-                "replicas": int(replicas.get("min", 1)),
-                "minReplicas": int(replicas.get("min", 1)),
-                "maxReplicas": int(replicas.get("max", 4)),
-                "rayStartParams": {},
-                "template": template("worker"),
-            }
-        ],
-    }
 
 
 def _object(kind: Kind, name: str, target: Target, labels: dict[str, str], spec: Body) -> Body:

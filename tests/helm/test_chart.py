@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from driftline.config import Settings
 from driftline.store import Store
 from operators.assembly import operator_context
 from operators.health import ScrapeHealth
+from operators.kube import manifests
 from operators.kube.api import INFERENCE_SERVICE, RAY_SERVICE
 from operators.kube.manifests import SERVICE_PORT_NAME, Target
 from operators.runtimes.kubernetes import KubernetesRuntime
@@ -180,7 +182,7 @@ def test_crd_validation_rejects_unknown_and_mistyped_fields(
     (md,) = find(rendered, "ModelDeployment")
     md["spec"]["servng"] = {}
     md["spec"]["driftPolicy"]["sustainedReports"] = "two"
-    md["spec"]["serving"]["env"].append({"value": "no name"})
+    md["spec"]["serving"]["env"] = [{"value": "no name"}]
     errors = " ".join(crd_validator(md, OWN_CRD))
     assert "servng" in errors
     assert "sustainedReports" in errors
@@ -765,56 +767,122 @@ def test_serving_pods_mirror_to_the_preview_service(
         assert env["DRIFTLINE_SERVE_SHADOW_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "k", where
 
 
-@pytest.mark.parametrize("runtime", ["RayService", "InferenceService"])
-def test_colours_the_controller_creates_get_the_charts_serving_env(
-    render_chart: Render, runtime: str, shared_crds: Path, tmp_path: Path
-) -> None:
-    """The ModelDeployment carries the chart's serving env; a colour the controller creates
-    from it (the real runtime, against the rendered Services) gets what the chart's own gets."""
-    objs = render_chart(
-        "--set",
-        f"serving.runtime={runtime},serving.port=8001,rateLimit.redis.existingSecret=redis,"
-        "auth.settings.jwtIssuer=i",
-    )
+# What a colour the controller creates may differ in from the chart's own, and nothing else:
+# - the version: the chart's colours follow an alias (`champion` on the active colour,
+#   `challenger` on the other), the controller pins the version it deploys (RayService: the
+#   serve app's `model_version` arg; InferenceService: DRIFTLINE_MODEL_VERSION);
+# - serveConfigV2 is compared as the YAML it is, not as text (Helm's and PyYAML's emitters differ);
+# - the object's metadata: its labels are the controller's (`managed-by: driftline-controller`,
+#   `driftline.io/model`, no `helm.sh/chart`) plus the labels the Services select, and it has an
+#   ownerReference to the ModelDeployment (garbage-collected with it). Its name, namespace and
+#   annotations are the chart's.
+CREATED_COLOUR_CASES = [
+    ("RayService", ()),
+    ("RayService", ("serving.activeColour=green", "nameOverride=market")),
+    ("InferenceService", ("serving.hpa.enabled=false",)),
+    ("InferenceService", ("serving.hpa.enabled=true", "nameOverride=market")),
+    ("InferenceService", ("serving.hpa.enabled=false", "nameOverride=market")),
+    ("InferenceService", ("serving.hpa.enabled=true",)),
+]
+
+
+def _versionless(kind: str, spec: Obj) -> tuple[Obj, str | None]:
+    """`spec` without the version it serves (serveConfigV2 parsed), and that version."""
+    spec = json.loads(json.dumps(spec))
+    if kind == "RayService":
+        config = yaml.safe_load(spec["serveConfigV2"])
+        spec["serveConfigV2"] = config
+        (app,) = config["applications"]
+        return spec, app["args"].pop("model_version", None)
+    (container,) = spec["predictor"]["containers"]
+    (entry,) = [e for e in container["env"] if e["name"] == "DRIFTLINE_MODEL_VERSION"]
+    entry["value"] = "<version>"
+    return spec, None
+
+
+def _version_of(kind: str, body: Obj) -> str | None:
+    if kind == "RayService":
+        return yaml.safe_load(body["spec"]["serveConfigV2"])["applications"][0]["args"].get(
+            "model_version"
+        )
+    (container,) = body["spec"]["predictor"]["containers"]
+    return next(e["value"] for e in container["env"] if e["name"] == "DRIFTLINE_MODEL_VERSION")
+
+
+def _create_colour(objs: list[Obj], colour: str, shared_crds: Path, home: Path) -> Obj:
+    """The colour the controller creates (the real runtime, through a validating API holding the
+    rendered Services and the other colour) from the rendered ModelDeployment."""
     (md,) = find(objs, "ModelDeployment")
+    runtime = md["spec"]["serving"]["runtime"]
+    (chart,) = find(objs, runtime, f"-{colour}")
     api = FakeKubeApi(Validator(shared_crds))
-    for service in find(objs, "Service"):
-        api.seed(service)
+    for obj in [*find(objs, "Service"), *find(objs, runtime)]:
+        if obj is not chart:
+            api.seed(obj)  # every rendered Service and serving object but the deleted colour
     target = Target(md["metadata"]["name"], "driftline", "uid-md", md["spec"])
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    context = operator_context(Settings(home=tmp_path), store, api, gitops=False)
+    store = Store(f"sqlite:///{home / 'store.db'}")
+    context = operator_context(Settings(home=home), store, api, gitops=False)
     kube = getattr(context.runtime_for(target), "delegate", None) or context.runtime_for(target)
     store.close()
     assert isinstance(kube, KubernetesRuntime)
-    kube.deploy("green", "7")  # no green colour exists: the controller creates it
-    (created,) = api.of(INFERENCE_SERVICE if runtime == "InferenceService" else RAY_SERVICE)
-    driftline = ("DRIFTLINE_", "MLFLOW_", "HOME", "OTEL_")
+    kube.deploy(colour, "7")  # the colour is missing: the controller creates it
+    kind = {"RayService": RAY_SERVICE, "InferenceService": INFERENCE_SERVICE}[runtime]
+    created = api.get(kind, "driftline", chart["metadata"]["name"])
+    assert created is not None, "the controller created no object under the chart's name"
+    assert f"{runtime}/{chart['metadata']['name']}" in api.validate.validated
+    return created
 
-    def env_of(where_objs: list[Obj], colour: str) -> dict[str, Obj]:
-        found = [
-            {e["name"]: e for e in container["env"] if e["name"].startswith(driftline)}
-            for where, labels, container in _serving_containers(where_objs, runtime)
-            if labels["driftline.io/colour"] == colour and "head" not in where
-        ]
-        assert found
-        return found[0]
 
-    (chart_green,) = [o for o in find(objs, runtime) if o["metadata"]["name"].endswith("-green")]
-    chart = env_of([chart_green], "green")
-    mine = env_of([created], "green")
-    assert "DRIFTLINE_DATABASE_URL" in mine, "the created colour would log nowhere"
-    assert "DRIFTLINE_SERVE_SHADOW_KEY" in mine, "the created colour would mirror nothing"
-    # The same variables with the same values and Secret references; only the version differs
-    # (the chart's idle colour follows the challenger alias, the controller pins one).
-    chart.pop("DRIFTLINE_MODEL_VERSION", None)
-    assert mine.pop("DRIFTLINE_MODEL_VERSION", {"value": "7"})["value"] == "7"
-    assert mine == chart
-    # Pods the chart's Services and NetworkPolicies select.
-    labels = _pod_labels(created, "x.workers" if runtime == "RayService" else "x.predictor")
+@pytest.mark.parametrize(("runtime", "values"), CREATED_COLOUR_CASES)
+def test_a_colour_the_controller_creates_is_the_charts_own(
+    render_chart: Render,
+    runtime: str,
+    values: tuple[str, ...],
+    shared_crds: Path,
+    crd_validator: Callable[[Obj, Path], list[str]],
+) -> None:
+    """Render the chart, delete one colour, let the controller create it from the rendered
+    ModelDeployment: it is the chart's colour, but for the version it pins."""
+    objs = render_chart(
+        "--set",
+        ",".join(
+            (
+                f"serving.runtime={runtime}",
+                # Values that reach the serving pods, so a copy that drops one would show.
+                "serving.port=8001,serving.directIngressPort=8200,rateLimit.redis.existingSecret=r",
+                "auth.settings.jwtIssuer=i,tracing.otlpEndpoint=http://otel:4318",
+                "serving.nodeSelector.pool=serving,imagePullSecrets[0].name=regcred",
+                "serving.serveApp.name=ensemble,serving.serveApp.args.batch=8",
+                *values,
+            )
+        ),
+    )
+    (md,) = find(objs, "ModelDeployment")
     (preview,) = find(objs, "Service", "-preview")
-    selector = {**preview["spec"]["selector"], "driftline.io/colour": "green"}
-    selector.pop("ray.io/node-type", None)  # KubeRay's own label
-    assert selector.items() <= labels.items()
+    for colour in ("blue", "green"):
+        (chart,) = find(objs, runtime, f"-{colour}")
+        crd = shared_crds / SHARED_CRD_FILES[(group_of(chart), runtime)]
+        with tempfile.TemporaryDirectory() as home:
+            created = _create_colour(objs, colour, shared_crds, Path(home))
+        assert crd_validator(created, crd) == []
+        mine, my_version = _versionless(runtime, created["spec"])
+        theirs, _ = _versionless(runtime, chart["spec"])
+        assert mine == theirs, colour
+        assert my_version in {"7", None}
+        assert _version_of(runtime, created) == "7"
+        assert _version_of(runtime, chart) in {"champion", "challenger"}
+        assert created["metadata"].get("annotations") == chart["metadata"].get("annotations")
+        assert created["metadata"]["ownerReferences"][0]["uid"] == "uid-md"
+        selector = {**preview["spec"]["selector"], "driftline.io/colour": colour}
+        selector.pop("ray.io/node-type", None)  # KubeRay's own label
+        assert selector.items() <= created["metadata"]["labels"].items()
+        # The comparison has teeth: without the chart's template the controller's fallback
+        # colour is usable but not the chart's.
+        serving = {k: v for k, v in md["spec"]["serving"].items() if k != "template"}
+        bare = Target(md["metadata"]["name"], "driftline", "u", {**md["spec"], "serving": serving})
+        build = manifests.rayservice if runtime == "RayService" else manifests.inference_service
+        fallback = build(bare, colour, "7", manifests.colour_services(preview, "driftline"))
+        assert _versionless(runtime, fallback["spec"])[0] != theirs
 
 
 def test_the_controller_scrapes_the_active_service_on_its_named_port(

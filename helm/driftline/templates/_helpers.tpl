@@ -166,11 +166,11 @@ port, for the colours it creates (operators/kube/manifests.py).
 {{- end }}
 
 {{/*
-Environment of every serving container on either runtime, and the ModelDeployment's
-`spec.serving.env`, so the colours the controller creates get the same: the store, the registry,
-the request deadline, the mirror's key (serving/mirror.py; optional: without the Secret nothing
-is mirrored) and the API's security. Per colour (version, colour, port) and the shadow URL are set
-beside it, by the templates and by the controller.
+Environment of every serving container on either runtime (and so of the ModelDeployment's
+`spec.serving.template`, which the colours the controller creates are made from): the store, the
+registry, the request deadline, the mirror's key (serving/mirror.py; optional: without the Secret
+nothing is mirrored) and the API's security. Per colour (version, colour) and the shadow URL are
+set after it, by the colour templates and by the controller.
 */}}
 {{- define "driftline.serving.env" -}}
 {{ include "driftline.commonEnv" . }}
@@ -274,6 +274,113 @@ lifecycle:
 {{- define "driftline.imagePullSecrets" -}}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Annotations of each colour's InferenceService, and of the ModelDeployment's template. */}}
+{{- define "driftline.serving.isvcAnnotations" -}}
+serving.kserve.io/deploymentMode: RawDeployment
+{{- if .Values.serving.hpa.enabled }}
+# The chart's HorizontalPodAutoscaler (CPU and requests per second) replaces KServe's own.
+serving.kserve.io/autoscalerClass: external
+{{- end }}
+{{- end }}
+
+{{/*
+The predictor of one colour's InferenceService: pass (dict "root" $ "colour" "blue"|"green"). With
+"colour" "" it is the colour-neutral template the ModelDeployment carries
+(`spec.serving.template.spec.predictor`): no colour label, no DRIFTLINE_MODEL_VERSION,
+DRIFTLINE_COLOUR or DRIFTLINE_SERVE_SHADOW_URL. A colour the controller creates is that template
+with those filled in, last in the env as here (operators/kube/manifests.py `inference_service`).
+*/}}
+{{- define "driftline.serving.predictor" -}}
+{{- $root := .root -}}
+{{- if not $root.Values.serving.hpa.enabled -}}
+minReplicas: {{ $root.Values.serving.inferenceService.minReplicas }}
+maxReplicas: {{ $root.Values.serving.inferenceService.maxReplicas }}
+{{ end -}}
+labels:
+  {{- if .colour }}
+  {{- include "driftline.colourSelectorLabels" . | nindent 2 }}
+  {{- else }}
+  {{- include "driftline.componentSelectorLabels" (dict "root" $root "component" "serving") | nindent 2 }}
+  {{- end }}
+serviceAccountName: {{ include "driftline.serving.serviceAccountName" $root }}
+automountServiceAccountToken: false
+{{- with (include "driftline.imagePullSecrets" $root) }}
+{{ . }}
+{{- end }}
+{{- include "driftline.serving.checkShutdown" $root }}
+terminationGracePeriodSeconds: {{ $root.Values.serving.shutdown.terminationGracePeriodSeconds }}
+securityContext:
+  {{- toYaml $root.Values.podSecurityContext | nindent 2 }}
+containers:
+  - name: kserve-container
+    image: {{ include "driftline.image" (dict "root" $root "name" $root.Values.serving.imageName "digest" $root.Values.serving.imageDigest) }}
+    imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+    command:
+      {{- toYaml $root.Values.serving.inferenceService.command | nindent 6 }}
+    env:
+      {{- include "driftline.serving.env" $root | nindent 6 }}
+      - name: DRIFTLINE_SERVING_PORT
+        value: {{ $root.Values.serving.port | quote }}
+      {{- if .colour }}
+      - name: DRIFTLINE_MODEL_VERSION
+        value: {{ include "driftline.serving.modelRef" . | quote }}
+      - name: DRIFTLINE_COLOUR
+        value: {{ .colour }}
+      # Shadow mirroring (serving/mirror.py): the controller's route, read from the store,
+      # says whether this colour mirrors; the key in the env above marks what it sends.
+      - name: DRIFTLINE_SERVE_SHADOW_URL
+        value: {{ include "driftline.serving.shadowUrl" $root | quote }}
+      {{- end }}
+    ports:
+      - name: http
+        containerPort: {{ $root.Values.serving.port }}
+        protocol: TCP
+    startupProbe:
+      httpGet:
+        path: /v2/health/live
+        port: http
+      periodSeconds: 5
+      failureThreshold: 60
+    livenessProbe:
+      httpGet:
+        path: /v2/health/live
+        port: http
+      periodSeconds: 10
+      timeoutSeconds: 2
+      failureThreshold: 3
+    readinessProbe:
+      httpGet:
+        path: /v2/health/ready
+        port: http
+      periodSeconds: 5
+      timeoutSeconds: 2
+      failureThreshold: 3
+    {{- include "driftline.serving.preStop" $root | nindent 4 }}
+    resources:
+      {{- toYaml $root.Values.serving.resources | nindent 6 }}
+    securityContext:
+      {{- toYaml $root.Values.containerSecurityContext | nindent 6 }}
+    volumeMounts:
+      - name: tmp
+        mountPath: /tmp
+volumes:
+  - name: tmp
+    emptyDir:
+      sizeLimit: {{ $root.Values.serving.ray.tmpSize }}
+{{- with $root.Values.serving.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $root.Values.serving.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $root.Values.serving.affinity }}
+affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}

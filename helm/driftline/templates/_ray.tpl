@@ -37,13 +37,6 @@ spec:
       env:
         {{- if eq .kind "serving" }}
         {{- include "driftline.serving.env" $root | nindent 8 }}
-        {{- else }}
-        {{- include "driftline.commonEnv" $root | nindent 8 }}
-        {{- end }}
-        {{- with .extraEnv }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
-        {{- if eq .kind "serving" }}
         {{- $direct := int $root.Values.serving.directIngressPort }}
         # Serve reads these when Ray starts (serving/control.py ray_env): direct ingress on a
         # known port is the fast path the Services target; replicas at normal priority; the
@@ -62,10 +55,13 @@ spec:
           value: "0"
         - name: RAY_SERVE_CONTROL_LOOP_INTERVAL_S
           value: "0.5"
-        # Each colour is its own Ray cluster: the ingress mirrors to the shadow colour over HTTP
-        # (serving/mirror.py), through the preview Service, when the controller's route says so.
-        - name: DRIFTLINE_SERVE_SHADOW_URL
-          value: {{ include "driftline.serving.shadowUrl" $root | quote }}
+        {{- else }}
+        {{- include "driftline.commonEnv" $root | nindent 8 }}
+        {{- end }}
+        {{- /* Last, so a colour the controller creates from the colour-neutral template gets
+        them in the same place (operators/kube/manifests.py colour_env). */}}
+        {{- with .extraEnv }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
       ports:
         {{- if eq .group "head" }}
@@ -230,4 +226,57 @@ workerGroupSpecs:
       {{- include "driftline.ray.startParams" (dict "group" "worker") | nindent 6 }}
     template:
       {{- include "driftline.ray.podTemplate" (dict "root" . "labels" $labels "group" "worker" "kind" "training" "image" $image "resources" .Values.training.workers.resources "extraEnv" list) | nindent 6 }}
+{{- end }}
+
+{{/*
+The spec of one serving colour's RayService: pass (dict "root" $ "colour" "blue"|"green"). With
+"colour" "" it is the colour-neutral template the ModelDeployment carries
+(`spec.serving.template.spec`): no colour label, no `model_version`/`colour` args, no
+DRIFTLINE_COLOUR or DRIFTLINE_SERVE_SHADOW_URL. A colour the controller creates is that template
+with those filled in (operators/kube/manifests.py `rayservice`), so both come from here.
+*/}}
+{{- define "driftline.serving.rayServiceSpec" -}}
+{{- $root := .root }}
+{{- $labels := include "driftline.componentLabels" (dict "root" $root "component" "serving") }}
+{{- $image := include "driftline.image" (dict "root" $root "name" $root.Values.serving.imageName "digest" $root.Values.serving.imageDigest) }}
+{{- $app := $root.Values.serving.serveApp }}
+{{- $own := dict "model_name" $root.Values.model.name "num_cpus" $app.numCpus "autoscaling_config" $app.autoscaling }}
+{{- $colourEnv := list }}
+{{- if .colour }}
+{{- $labels = printf "%s\ndriftline.io/colour: %s" $labels .colour }}
+{{- $_ := set $own "model_version" (include "driftline.serving.modelRef" .) }}
+{{- $_ := set $own "colour" .colour }}
+{{- /* Each colour is its own Ray cluster: its ingress mirrors to the shadow colour over HTTP
+(serving/mirror.py), through the preview Service, when the controller's route says so. */}}
+{{- $colourEnv = list (dict "name" "DRIFTLINE_COLOUR" "value" .colour) (dict "name" "DRIFTLINE_SERVE_SHADOW_URL" "value" (include "driftline.serving.shadowUrl" $root)) }}
+{{- end }}
+{{- $args := merge $own $app.args }}
+{{- $serveConfig := dict "proxy_location" "EveryNode" "http_options" (dict "host" "0.0.0.0" "port" $root.Values.serving.port) "applications" (list (dict "name" $app.name "import_path" $app.importPath "route_prefix" $app.routePrefix "args" $args)) -}}
+# Serve config as YAML text, the form KubeRay reconciles; args reach serving's app builder.
+serveConfigV2: |
+  {{- toYaml $serveConfig | nindent 2 }}
+rayClusterConfig:
+  rayVersion: {{ $root.Values.serving.ray.version | quote }}
+  {{- with (include "driftline.ray.authOptions" $root) }}
+  {{- . | nindent 2 }}
+  {{- end }}
+  enableInTreeAutoscaling: {{ $root.Values.serving.ray.enableInTreeAutoscaling }}
+  {{- if $root.Values.serving.ray.enableInTreeAutoscaling }}
+  autoscalerOptions:
+    {{- include "driftline.ray.autoscalerOptions" $root | nindent 4 }}
+  {{- end }}
+  headGroupSpec:
+    rayStartParams:
+      {{- include "driftline.ray.startParams" (dict "group" "head") | nindent 6 }}
+    template:
+      {{- include "driftline.ray.podTemplate" (dict "root" $root "labels" $labels "group" "head" "kind" "serving" "image" $image "resources" $root.Values.serving.resources "extraEnv" $colourEnv) | nindent 6 }}
+  workerGroupSpecs:
+    - groupName: serve
+      replicas: {{ $root.Values.serving.ray.workers.replicas }}
+      minReplicas: {{ $root.Values.serving.ray.workers.minReplicas }}
+      maxReplicas: {{ $root.Values.serving.ray.workers.maxReplicas }}
+      rayStartParams:
+        {{- include "driftline.ray.startParams" (dict "group" "worker") | nindent 8 }}
+      template:
+        {{- include "driftline.ray.podTemplate" (dict "root" $root "labels" $labels "group" "worker" "kind" "serving" "image" $image "resources" $root.Values.serving.ray.workers.resources "extraEnv" $colourEnv) | nindent 8 }}
 {{- end }}

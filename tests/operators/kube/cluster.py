@@ -393,7 +393,8 @@ def chart_objects(namespace: str = "ml", release: str = "driftline") -> Iterator
 
 
 def model_deployment(namespace: str = "ml", release: str = "driftline", **spec: Any) -> Body:
-    """A ModelDeployment as the chart renders it."""
+    """A ModelDeployment with the chart's names but no `serving.template` (as a hand-written one:
+    colours the controller creates come from its fallback)."""
     return {
         "apiVersion": "driftline.io/v1alpha1",
         "kind": "ModelDeployment",

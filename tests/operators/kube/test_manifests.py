@@ -1,9 +1,12 @@
 """operators.kube.manifests: the Service port the controller scrapes is found by name, and the
-colours the controller creates carry the chart's serving env."""
+colours the controller creates are the chart's template (or the fallback) with their colour."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import pytest
+import yaml
 
 from driftline.config import Settings
 from operators.kube.manifests import (
@@ -11,12 +14,15 @@ from operators.kube.manifests import (
     SERVICE_PORT_NAME,
     ColourServices,
     Target,
+    colour_env,
     colour_services,
     inference_service,
+    isvc_version,
     isvc_version_patch,
     rayservice,
     service_port,
 )
+from tests.operators.kube.cluster import Validator
 
 
 def test_service_port_is_found_by_name_not_position() -> None:
@@ -36,8 +42,9 @@ def test_service_port_is_found_by_name_not_position() -> None:
 
 # --- the colours the controller creates carry the chart's serving env (issue 13) ----------------
 
-# What the chart renders into `spec.serving.env` (helm/driftline/templates/_helpers.tpl,
-# `driftline.serving.env`), shortened: the store, the request deadline and the mirror's key.
+# The env the chart gives its serving pods (helm/driftline/templates/_helpers.tpl,
+# `driftline.serving.env`), shortened: the store, the request deadline and the mirror's key. A
+# hand-written ModelDeployment may give it as `spec.serving.env`.
 CHART_ENV: list[dict[str, Any]] = [
     {"name": "DRIFTLINE_MODEL_NAME", "value": "market-ensemble"},
     {
@@ -149,3 +156,180 @@ def test_a_rayservice_it_creates_carries_the_same_env() -> None:
             "http://prod-driftline-preview.ml.svc:80"
         )
         assert RELEASE.items() <= template["metadata"]["labels"].items()
+
+
+# --- the template the chart renders, coloured; the fallback without one (issue 13) ---------------
+
+TEMPLATE_RAY: dict[str, Any] = {
+    "spec": {
+        "serveConfigV2": yaml.safe_dump(
+            {
+                "applications": [
+                    {
+                        "name": "ensemble",
+                        "import_path": "serving.app:build_app",
+                        "args": {"model_name": "market-ensemble", "num_cpus": 0.25},
+                    }
+                ]
+            }
+        ),
+        "rayClusterConfig": {
+            "rayVersion": "2.60.0",
+            "headGroupSpec": {
+                "rayStartParams": {"num-cpus": "0"},
+                "template": {
+                    "metadata": {"labels": {**RELEASE, "driftline.io/ray": "true"}},
+                    "spec": {
+                        "nodeSelector": {"pool": "serving"},
+                        "containers": [{"name": "ray-head", "env": CHART_ENV}],
+                    },
+                },
+            },
+            "workerGroupSpecs": [
+                {
+                    "groupName": "serve",
+                    "template": {
+                        "metadata": {"labels": dict(RELEASE)},
+                        "spec": {"containers": [{"name": "ray-worker", "env": CHART_ENV}]},
+                    },
+                }
+            ],
+        },
+    }
+}
+
+
+def test_a_rayservice_is_the_template_with_its_colour() -> None:
+    target = _target(appName="ensemble", template=TEMPLATE_RAY)
+    body = rayservice(target, "green", "3", colour_services(PREVIEW, "ml"))
+    cluster = body["spec"]["rayClusterConfig"]
+    # Everything the controller does not own is the template's, copied.
+    assert cluster["rayVersion"] == "2.60.0"
+    assert cluster["headGroupSpec"]["rayStartParams"] == {"num-cpus": "0"}
+    head = cluster["headGroupSpec"]["template"]
+    assert head["spec"]["nodeSelector"] == {"pool": "serving"}
+    assert head["metadata"]["labels"] == {
+        **RELEASE,
+        "driftline.io/ray": "true",
+        "app.kubernetes.io/component": "serving",  # the preview Service selects it
+        LABEL_COLOUR: "green",
+    }
+    # The template's env, then the colour's own, last.
+    (worker,) = cluster["workerGroupSpecs"][0]["template"]["spec"]["containers"]
+    assert worker["env"] == [
+        *CHART_ENV,
+        {"name": "DRIFTLINE_COLOUR", "value": "green"},
+        {"name": "DRIFTLINE_SERVE_SHADOW_URL", "value": "http://prod-driftline-preview.ml.svc:80"},
+    ]
+    (app,) = yaml.safe_load(body["spec"]["serveConfigV2"])["applications"]
+    assert app["args"] == {
+        "model_name": "market-ensemble",
+        "num_cpus": 0.25,
+        "model_version": "3",
+        "colour": "green",
+    }
+    # The template itself is untouched (the next colour starts from it again).
+    head = TEMPLATE_RAY["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]
+    assert head["spec"]["containers"][0]["env"] == CHART_ENV
+    assert LABEL_COLOUR not in head["metadata"]["labels"]
+    assert "colour" not in TEMPLATE_RAY["spec"]["serveConfigV2"]
+
+
+def test_an_inference_service_is_the_template_with_its_colour_and_version() -> None:
+    predictor = {
+        "labels": dict(RELEASE),
+        "serviceAccountName": "prod-driftline-serving",
+        "containers": [{"name": "kserve-container", "env": CHART_ENV}],
+    }
+    template = {
+        "metadata": {"annotations": {"serving.kserve.io/autoscalerClass": "external"}},
+        "spec": {"predictor": predictor},
+    }
+    body = inference_service(_target(template=template), "blue", "4")
+    assert body["metadata"]["annotations"] == {"serving.kserve.io/autoscalerClass": "external"}
+    built = body["spec"]["predictor"]
+    assert built["serviceAccountName"] == "prod-driftline-serving"
+    assert "minReplicas" not in built  # the template's HPA owns the replicas
+    assert built["labels"] == {**RELEASE, LABEL_COLOUR: "blue"}
+    (container,) = built["containers"]
+    assert container["env"] == [
+        *CHART_ENV,
+        {"name": "DRIFTLINE_MODEL_VERSION", "value": "4"},
+        {"name": "DRIFTLINE_COLOUR", "value": "blue"},
+    ]
+    assert isvc_version(body) == "4"
+
+
+def test_spec_env_goes_over_the_templates_and_the_controllers_values_win() -> None:
+    base = [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    extra = [{"name": "B", "value": "two"}, {"name": "C", "value": "3"}]
+    own = [{"name": "C", "value": "mine"}, {"name": "DRIFTLINE_COLOUR", "value": "blue"}]
+    assert colour_env(base, extra, own) == [
+        {"name": "A", "value": "1"},
+        {"name": "B", "value": "two"},  # replaced where it stands
+        {"name": "C", "value": "mine"},
+        {"name": "DRIFTLINE_COLOUR", "value": "blue"},
+    ]
+    assert base == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+
+
+def _ports(container: dict[str, Any]) -> dict[str, int]:
+    return {p["name"]: p["containerPort"] for p in container["ports"]}
+
+
+def test_the_fallback_rayservice_serves_on_the_ports_the_services_target() -> None:
+    target = _target(env=CHART_ENV, directIngressPort=8200, importPath="serving.app:x")
+    body = rayservice(target, "blue", "3", colour_services(PREVIEW, "ml"))
+    cluster = body["spec"]["rayClusterConfig"]
+    head = cluster["headGroupSpec"]
+    (worker,) = cluster["workerGroupSpecs"]
+    assert head["rayStartParams"]["num-cpus"] == "0"  # Serve replicas run on workers
+    for group in (head, worker):
+        (container,) = group["template"]["spec"]["containers"]
+        ports = _ports(container)
+        # The preview Service targets `ingress` (Ray's direct ingress) by name: the port exists
+        # and Serve is told to serve there.
+        assert ports["ingress"] == 8200
+        assert ports["serve"] == 8000
+        assert ports["metrics"] == 8080
+        env = _env(container)
+        assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"]["value"] == "1"
+        assert env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"]["value"] == "8200"
+        assert env["DRIFTLINE_DATABASE_URL"] == CHART_ENV[1]
+        assert env["DRIFTLINE_COLOUR"]["value"] == "blue"
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["httpGet"]["path"], probe
+            port = container[probe]["httpGet"]["port"]
+            assert port in ports or isinstance(port, int), (probe, port)
+    assert {"gcs", "dashboard", "client"} <= set(_ports(head["template"]["spec"]["containers"][0]))
+    # A worker takes traffic only once its ingress replica answers on the fast path.
+    (container,) = worker["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "ingress"}
+    config = yaml.safe_load(body["spec"]["serveConfigV2"])
+    assert config["http_options"]["port"] == 8000
+    (app,) = config["applications"]
+    assert app["import_path"] == "serving.app:x"
+    assert app["args"] == {"model_name": "market-ensemble", "model_version": "3", "colour": "blue"}
+
+
+def test_the_fallback_inference_service_has_its_named_port_and_probes() -> None:
+    body = inference_service(_target(port=8001), "green", "3", colour_services(PREVIEW, "ml"))
+    assert body["metadata"]["annotations"] == {"serving.kserve.io/deploymentMode": "RawDeployment"}
+    predictor = body["spec"]["predictor"]
+    assert predictor["automountServiceAccountToken"] is False
+    (container,) = predictor["containers"]
+    assert _ports(container) == {SERVICE_PORT_NAME: 8001}
+    assert _env(container)["DRIFTLINE_SERVING_PORT"]["value"] == "8001"
+    probes = {p: container[p]["httpGet"] for p in ("startupProbe", "livenessProbe")}
+    assert probes == {p: {"path": "/v2/health/live", "port": "http"} for p in probes}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+
+
+@pytest.mark.parametrize("runtime", ["RayService", "InferenceService"])
+def test_the_fallback_colours_are_schema_valid(runtime: str, validator: Validator) -> None:
+    build = rayservice if runtime == "RayService" else inference_service
+    body = build(
+        _target(runtime=runtime, env=CHART_ENV), "green", "3", colour_services(PREVIEW, "ml")
+    )
+    validator(body)
+    assert validator.validated == [f"{runtime}/prod-driftline-green"]
