@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 RUN_E2E = IN_CI or os.environ.get("DRIFTLINE_E2E", "") == "1"
 SHARED_CRDS = Path(__file__).resolve().parents[1].parent / "shared" / "crds"
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -79,9 +81,11 @@ def mlflow_env_restored() -> Iterator[None]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """End-to-end tests run last (they stop the shared Ray head for their own); they are opt-in
-    locally and always on in CI."""
-    items.sort(key=lambda item: "e2e" in item.keywords)  # stable: each part keeps its order
+    """The modules under tests/e2e run last (they stop the shared Ray head for their own);
+    end-to-end tests are opt-in locally and always on in CI."""
+    # By place, not by marker: an e2e-marked test elsewhere uses the shared head, which the
+    # modules under tests/e2e stop. The sort is stable: each part keeps its order.
+    items.sort(key=lambda item: E2E_DIR in item.path.resolve().parents)
     if RUN_E2E:
         return
     skip = pytest.mark.skip(reason="end-to-end: set DRIFTLINE_E2E=1 (always on in CI)")
@@ -93,20 +97,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this session, dropped at the end."""
+    with _database("driftline_test") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def scratch_postgres_url() -> Iterator[str]:
+    """The `store` fixture's own database: it downgrades to nothing after each test, which
+    would wipe what session fixtures keep in `postgres_url` (served's keys, for one)."""
+    with _database("driftline_scratch") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _database(prefix: str) -> Iterator[str]:
     admin_url = os.environ.get("DRIFTLINE_TEST_DATABASE_URL")
     if not admin_url:
         if IN_CI:
             pytest.fail("DRIFTLINE_TEST_DATABASE_URL is unset: run the tests through `make test`")
         pytest.skip("PostgreSQL tests need DRIFTLINE_TEST_DATABASE_URL (`make test` sets it)")
     admin = sa.create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
-    name = f"driftline_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = sa.make_url(normalise_url(admin_url)).set(database=name)
-    yield url.render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 # The shared head while it runs, so that the end-to-end tests can stop it before they start
@@ -158,7 +178,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A migrated store on each backend (fast retries), downgraded to nothing afterwards."""
     if request.param == "postgres":
         request.applymarker(pytest.mark.postgres)
-        url = request.getfixturevalue("postgres_url")
+        url = request.getfixturevalue("scratch_postgres_url")
     else:
         url = f"sqlite:///{tmp_path / 'store.db'}"
     store = Store(url, retries=2, backoff_s=0.01)

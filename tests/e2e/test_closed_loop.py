@@ -39,6 +39,7 @@ from operators.spec import GatePolicy, required_gates
 from serving.control import ServingControl, proxy_port
 from tests.e2e.conftest import (
     E2E_MARKS,
+    LOOP_LIMIT_S,
     OUTCOME_HOOK,
     Load,
     Platform,
@@ -256,6 +257,7 @@ def test_drift_retrains_on_ray_gates_the_candidate_and_the_audit_shows_the_chain
     assert run.rollout.kind == "retrain"
     assert run.rollout.trigger.startswith("drift:")
     assert run.severity in {"high", "critical"}
+    assert platform.timings["loop_total_s"] < LOOP_LIMIT_S, platform.timings
     # The retraining ran as a Ray job and registered a new version trained through 2008.
     assert run.job_status == "SUCCEEDED"
     assert run.rollout.champion_version == platform.champion

@@ -8,9 +8,13 @@ candidate must have a significantly lower squared error than the champion (Diebo
 alpha 0.05) and lose to no naive baseline the champion beats; then shadow, the switch under load,
 verification and promotion, with both gate facts in `driftline audit`.
 
-The same scenario runs on both indices `arch` ships. Nothing here sets a gate or a resource: the
-offline gates' tests, levels and window, the shadow and live tests and the verification limits
-are the defaults `driftline up` runs with; only intervals and counts are shortened (LOOP_ENV).
+The same scenario runs on both indices `arch` ships, with `driftline up`'s resources and gates:
+the offline gates' tests, levels and window, the shadow and live tests and the verification's
+error-rate and latency limits are the defaults. LOOP_ENV (tests/e2e/conftest.py) shortens
+intervals, durations, the drift window and the trial and sustained-report counts, and lowers two
+sample sizes below their defaults: the paired outcomes the shadow needs
+(`DRIFTLINE_CONTROLLER_SHADOW_MIN_PAIRS`) and the requests verification needs
+(`DRIFTLINE_CONTROLLER_VERIFY_MIN_REQUESTS`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from operators.spec import GatePolicy, required_gates
 from tests.e2e.conftest import (
     E2E_MARKS,
     LOOP_ENV,
+    LOOP_LIMIT_S,
     Index,
     Load,
     Platform,
@@ -154,6 +159,7 @@ def test_a_candidate_retrained_after_a_regime_change_is_promoted_by_the_default_
     gates = {g.name: g for g in platform.store.controller.gate_results(rid)}
     assert rollout.result == "promoted", f"{rollout.reason}; gates: {gates}"
     assert rollout.trigger.startswith("drift:")
+    assert platform.timings["promotion_loop_s"] < LOOP_LIMIT_S, platform.timings
     assert rollout.champion_version == platform.champion
     candidate = Registry(platform.settings).load_bundle(str(rollout.candidate_version))
     assert candidate.data_window["last"] == "2005-06-30"
