@@ -306,12 +306,21 @@ async def models(router: Router, _request: Request) -> Response:
     document = {
         "model": router.model_name,
         "active": {**routing.active.info, "colour": routing.active.colour},
-        "shadow": None
-        if routing.shadow is None
-        else {**routing.shadow.info, "colour": routing.shadow.colour},
+        "shadow": _shadow(router),
         "deployed_versions": sorted(routing.by_version),
     }
     return json_response(document)
+
+
+def _shadow(router: Router) -> dict[str, Any] | None:
+    """The shadow bound here, or the colour this one mirrors to over HTTP (its own RayService
+    in the cluster, whose version only its answers tell)."""
+    shadow, remote = router.routing.shadow, router.remote
+    if shadow is not None:
+        return {**shadow.info, "colour": shadow.colour}
+    if remote is not None and remote.shadow is not None:
+        return {"colour": remote.shadow, "mirrored_to": remote.url}
+    return None
 
 
 async def prometheus(_router: Router, _request: Request) -> Response:

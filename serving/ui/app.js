@@ -64,7 +64,9 @@ function showModels(doc) {
   text("model", `model ${doc.model}`);
   const active = doc.active;
   text("active", `version ${active.version} on ${active.colour}`, `colour-${active.colour}`);
-  text("candidate", doc.shadow ? `version ${doc.shadow.version} on ${doc.shadow.colour} (shadow)` : "none");
+  text("candidate", !doc.shadow ? "none" : doc.shadow.version
+    ? `version ${doc.shadow.version} on ${doc.shadow.colour} (shadow)`
+    : `${doc.shadow.colour} (shadow, mirrored over HTTP)`);
 }
 
 let reportId = null;

@@ -148,6 +148,11 @@ def test_each_colours_ingress_mirrors_to_the_other_over_http(served: Served) -> 
             )
             assert response.status_code == 200, response.text
             assert response.json()["model_version"] == "1"
+        models = httpx.get(f"{base}/mirror-blue/api/models", headers=served.headers, timeout=30)
+        assert models.json()["shadow"] == {
+            "colour": "green",
+            "mirrored_to": f"{base}/mirror-green/v2/models/{MODEL}/infer",
+        }
         wanted = {*ids, *(f"shadow-{i}" for i in ids)}
         deadline = time.monotonic() + 30
         while True:
