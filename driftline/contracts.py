@@ -107,6 +107,25 @@ class RoutingConfig:
         return cls(colours, config.get("active"), config.get("shadow"))
 
 
+def serve_ray_env(direct_port_base: int) -> dict[str, str]:
+    """What Serve reads when Ray starts, on every Driftline Ray cluster (local head, the chart's
+    pods, a colour the controller builds): direct-ingress HTTP ports from `direct_port_base`,
+    replicas at normal priority, Serve's controller reconciling every 0.5 s."""
+    return {
+        # Serve's replicas run at nice 15 by default: on a shared host that hands their CPU to
+        # any neighbour; serving is the latency-critical work here.
+        "RAY_worker_niceness": "0",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(direct_port_base),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(direct_port_base + 99),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(direct_port_base + 100),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(direct_port_base + 199),
+        # Serve's controller reconciles every 0.1 s by default: 3.6% of a core on an idle local
+        # stack, the largest idle cost of its 17 processes (7.5% with 0.5 s against 11.4%).
+        # Replica health checks run every 10 s anyway, so failures are seen as soon.
+        "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5",
+    }
+
+
 # --- requests a version answers (both runtimes' `driftline_requests` endpoint labels) -----------
 PREDICTION_ENDPOINTS = frozenset({"v2_infer", "v1_predict", "forecast", "stream"})
 """The routes that score rows for a client (the `predict` scope's) and the ingress's stream: a

@@ -24,6 +24,7 @@ from driftline.contracts import (
     INGRESS_DEPLOYMENT,
     RoutingConfig,
     forwarded_env,
+    serve_ray_env,
 )
 from driftline.raycluster import LocalRayCluster, free_port
 from serving.serve_api import ServeApi, ServeApiError
@@ -349,23 +350,13 @@ def ray_env(settings: Settings, *, direct_port_base: int | None = None) -> dict[
     """
     base = settings.serving.port if direct_port_base is None else direct_port_base
     env = {
-        # Serve's replicas run at nice 15 by default: on a shared host that hands their CPU to
-        # any neighbour; serving is the latency-critical work here.
-        "RAY_worker_niceness": "0",
+        **serve_ray_env(base),
         # Direct ingress replicas drain for 30 s by default before stopping; ours flush
         # predictions on shutdown themselves and tests restart apps often.
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
-        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(base),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(base + 99),
-        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(base + 100),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(base + 199),
         # Serve holds a stopped replica's port back for 150 s (for HAProxy's stale workers, which
         # we do not run); without the hold a restarted ingress takes the printed port again.
         "RAY_SERVE_PORT_QUARANTINE_S": "0",
-        # Serve's controller reconciles every 0.1 s by default: 3.6% of a core on an idle local
-        # stack, the largest idle cost of its 17 processes (7.5% with 0.5 s against 11.4%).
-        # Replica health checks run every 10 s anyway, so failures are seen as soon.
-        "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5",
     }
     if settings.serving.throughput_optimized:
         env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"

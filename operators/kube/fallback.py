@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from driftline.contracts import RAYSERVICE_IMPORT_PATH
+from driftline.contracts import RAYSERVICE_IMPORT_PATH, serve_ray_env
 from operators.kube.api import Body
 
 # The Services target pods by these port names (helm/driftline/templates/serving/services.yaml).
@@ -208,15 +208,7 @@ def _ray_probes(group: str, is_serving: bool) -> Body:
 
 def _direct_ingress_env(port: int) -> list[Body]:
     """What Serve reads when Ray starts to serve HTTP on `port` itself (the chart's Ray env)."""
-    values = {
-        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(port),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(port + 99),
-        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(port + 100),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(port + 199),
-        "RAY_worker_niceness": "0",
-        "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5",
-    }
+    values = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", **serve_ray_env(port)}
     return [{"name": name, "value": value} for name, value in values.items()]
 
 
