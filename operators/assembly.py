@@ -18,16 +18,16 @@ from operators.kube.manifests import SERVICE_PORT_NAME, Target, dns_name, servic
 from operators.metrics import ControllerMetrics
 from operators.observe import Observer
 from operators.registry_records import RegistryRecords
-from operators.runtimes.base import Runtime
+from operators.runtimes.base import Runtime, RuntimeOperationError
 from operators.runtimes.gitops import GitOpsRuntime
 from operators.runtimes.local import LocalRayRuntime
 from operators.sources import StoreDriftSource, StorePairedLosses
-from operators.spec import RolloutSpec
+from operators.spec import RolloutSpec, gitops_enabled
 
 if TYPE_CHECKING:
     # The in-cluster parts import the Kubernetes client and kopf (about 35 MiB); the local
     # controller of `driftline up` runs without them.
-    from operators.kube.api import KubeApi
+    from operators.kube.api import Body, KubeApi
     from operators.kube.handlers import OperatorContext
 
 
@@ -48,7 +48,7 @@ def local_controller(
     gitops: bool = False,
 ) -> Controller:
     """A controller for the configured model on the local Ray runtime (optionally via GitOps)."""
-    spec = RolloutSpec.from_settings(settings)
+    spec = RolloutSpec.from_settings(settings, gitops=gitops)
     records = RegistryRecords(settings)
     runtime: Runtime = LocalRayRuntime(
         settings,
@@ -110,27 +110,44 @@ def gitops_repository(
     )
 
 
-def pod_targets(
-    api: KubeApi, namespace: str, service: str, service_url: str
-) -> Callable[[], list[str]]:
-    """Every ready pod's `/metrics` behind `service`, read from its EndpointSlices at each look
-    (the Service's own URL when it has none, e.g. a Service without a selector)."""
+def pod_targets(api: KubeApi, namespace: str, service: str) -> Callable[[], list[str]]:
+    """Every ready pod's `/metrics` behind `service`, read from its EndpointSlices at each look;
+    the Service's own URL on its port named `http` when no endpoint has one listed (e.g. a
+    Service without a selector). RuntimeOperationError naming the Service when it has no such
+    port or does not exist: the controller never guesses a number."""
 
-    from operators.kube.api import ENDPOINT_SLICE  # noqa: PLC0415
+    from operators.kube.api import ENDPOINT_SLICE, SERVICE  # noqa: PLC0415
 
     def targets() -> list[str]:
         selector = f"kubernetes.io/service-name={service}"
-        slices = api.select(ENDPOINT_SLICE, namespace, selector)
-        return endpoint_urls(slices, SERVICE_PORT_NAME) or [f"{service_url}/metrics"]
+        urls = endpoint_urls(api.select(ENDPOINT_SLICE, namespace, selector), SERVICE_PORT_NAME)
+        if urls:
+            return urls
+        port = _named_port(api.get(SERVICE, namespace, service), f"{namespace}/{service}")
+        return [f"http://{service}.{namespace}.svc:{port}/metrics"]
 
     return targets
+
+
+def _named_port(live: Body | None, where: str) -> int:
+    if live is None:
+        raise RuntimeOperationError(
+            f"Service {where} does not exist: the controller reads serving's metrics through it "
+            "(spec.serving.activeServiceName)"
+        )
+    port = service_port(live)
+    if port is None:
+        raise RuntimeOperationError(
+            f"Service {where} has no port named {SERVICE_PORT_NAME!r}: the controller finds "
+            "serving's metrics by that name, never by a number"
+        )
+    return port
 
 
 def operator_context(
     settings: Settings, store: Store, api: KubeApi, *, gitops: bool
 ) -> OperatorContext:
     """The kopf handlers' context: a Kubernetes runtime per ModelDeployment, GitOps when asked."""
-    from operators.kube.api import SERVICE  # noqa: PLC0415
     from operators.kube.handlers import OperatorContext  # noqa: PLC0415
     from operators.runtimes.kubernetes import KubernetesRuntime  # noqa: PLC0415
 
@@ -147,14 +164,10 @@ def operator_context(
         scoped, records = records_for(target)
         serving = target.section("serving")
         service = serving.get("activeServiceName") or dns_name(target.name, "active")
-        # The Service's own port by name (the chart's listens on 80 and targets the pods' port).
-        live = api.get(SERVICE, target.namespace, service)
-        port = service_port(live) or int(serving.get("port", 8000))
         key = scoped.controller.api_key
         health = ScrapeHealth(
-            pod_targets(
-                api, target.namespace, service, f"http://{service}.{target.namespace}.svc:{port}"
-            ),
+            # By port name at each look: the chart's Service listens on 80, its pods elsewhere.
+            pod_targets(api, target.namespace, service),
             target.model_name,
             api_key=None if key is None else key.get_secret_value(),
         )
@@ -162,7 +175,7 @@ def operator_context(
             api, target, records, records, health, extra_args=scoped.controller.retrain_args
         )
         spec_gitops = target.section("gitops")
-        if gitops or spec_gitops.get("enabled"):
+        if gitops_enabled(target.spec, operator_gitops=gitops):
             runtime = GitOpsRuntime(
                 runtime,
                 gitops_repository(
@@ -182,6 +195,7 @@ def operator_context(
     drift, losses = sources(store)
     return OperatorContext(
         settings=settings,
+        gitops=gitops,
         store=store,
         runtime_for=runtime_for,
         gates_for=gates_for,

@@ -25,6 +25,7 @@ from driftline.config import Settings
 if TYPE_CHECKING:
     from driftline.store import Store
     from driftline.store.rollouts import ControllerRequest
+    from operators.controller import Controller
 
 RUNTIMES = ("local", "kubernetes", "gitops")
 
@@ -78,11 +79,9 @@ def step(runtime: str, as_json: bool) -> None:
     Example:
       driftline controller step --json
     """
-    from operators.assembly import local_controller  # noqa: PLC0415
-
     settings = Settings()
     store = _store(settings, migrate=True)
-    ctl = local_controller(settings, store, gitops=runtime == "gitops")
+    ctl = _local_controller(settings, store, gitops=runtime == "gitops")
     try:
         report = ctl.step()
     except Exception as error:
@@ -477,11 +476,10 @@ def _check_version(settings: Settings, version: str) -> None:
 def _run_local(settings: Settings, store: Store, stop: threading.Event) -> int:
     from driftline.observability.server import MetricsServer, server_guard  # noqa: PLC0415
     from driftline.store import utcnow  # noqa: PLC0415
-    from operators.assembly import local_controller  # noqa: PLC0415
     from operators.metrics import ControllerMetrics  # noqa: PLC0415
 
     metrics = ControllerMetrics()
-    ctl = local_controller(settings, store, metrics=metrics)
+    ctl = _local_controller(settings, store, metrics=metrics)
     interval = settings.controller.interval_s
 
     def ready() -> tuple[bool, str]:
@@ -553,6 +551,18 @@ def _actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
+
+
+def _local_controller(settings: Settings, store: Store, **options: Any) -> Controller:
+    """`assembly.local_controller`; a policy it cannot follow (approval without GitOps) is a
+    one-line error, not a failure every round."""
+    from operators.assembly import local_controller  # noqa: PLC0415
+    from operators.spec import ApprovalNeedsGitOpsError  # noqa: PLC0415
+
+    try:
+        return local_controller(settings, store, **options)
+    except ApprovalNeedsGitOpsError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _line(error: BaseException) -> str:

@@ -126,6 +126,15 @@ def build_model(
     def timer(member: str, seconds: float) -> None:
         serving_metrics.member_duration.labels(*labels, member).observe(seconds)
 
+    def answered(endpoint: str, code: str, started: float) -> float:
+        """Count an answer as `serving.endpoints.wrap` does: every code, and the latency of all
+        but client errors (theirs says nothing of the service). Returns the seconds taken."""
+        elapsed = time.perf_counter() - started
+        serving_metrics.requests.labels(endpoint, *labels, code).inc()
+        if not code.startswith("4"):
+            serving_metrics.request_duration.labels(endpoint, *labels).observe(elapsed)
+        return elapsed
+
     def score(rows: Array) -> tuple[Array, dict[str, Array]]:
         return predictor.predict_rows(rows, timer=timer)
 
@@ -155,11 +164,17 @@ def build_model(
                 key = key_of(payload)
             except BadInputError as error:
                 serving_metrics.errors.labels(endpoint, error.kind).inc()
+                answered(endpoint, str(error.status), started)
                 raise InvalidInput(error.message) from None
-            prediction, members = score(rows)
-            elapsed = time.perf_counter() - started
-            serving_metrics.requests.labels(endpoint, *labels, "200").inc()
-            serving_metrics.request_duration.labels(endpoint, *labels).observe(elapsed)
+            try:
+                prediction, members = score(rows)
+            except Exception:
+                # Counted as the Ray ingress counts a server error, so the controller's error
+                # rate reads it on this runtime too; KServe's handlers log it and answer 500.
+                serving_metrics.errors.labels(endpoint, "internal").inc()
+                answered(endpoint, "500", started)
+                raise
+            elapsed = answered(endpoint, "200", started)
             if log is not None and not is_mirror(headers, settings):
                 rid = request_id(headers)
                 log.record(

@@ -86,6 +86,8 @@ def up(trials: int, no_controller: bool, port: int | None) -> None:
     # Ray reads this when it is imported: set it first so every socket stays on loopback.
     os.environ.update(LOOPBACK_ENV)
     settings = Settings(serving={"port": port} if port else {})
+    if not no_controller:
+        check_controller_policy(settings)
     settings.ensure_home()
     configure_logging(settings.observability.log_level, json=settings.observability.log_json)
     from driftline.observability.tracing import configure_tracing  # noqa: PLC0415
@@ -222,6 +224,17 @@ def _start_background(
         )
         threads.append(_thread("controller", loop))
     return Background(stop, threads)
+
+
+def check_controller_policy(settings: Settings) -> None:
+    """Refuse, before anything starts, a rollout policy this controller cannot follow: it
+    promotes without GitOps, so approval could never be given."""
+    from operators.spec import ApprovalNeedsGitOpsError, RolloutSpec  # noqa: PLC0415
+
+    try:
+        RolloutSpec.from_settings(settings, gitops=False)
+    except ApprovalNeedsGitOpsError as error:
+        raise click.ClickException(f"{error} (or run with --no-controller)") from None
 
 
 def _controller_loop(

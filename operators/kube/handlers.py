@@ -25,7 +25,7 @@ from operators.kube.status import desired_status, invalid_spec_conditions, statu
 from operators.metrics import ControllerMetrics
 from operators.observe import DriftSource, Observer, PairedLosses, one_line
 from operators.runtimes.base import Runtime
-from operators.spec import RolloutSpec
+from operators.spec import ApprovalNeedsGitOpsError, RolloutSpec
 
 log = logging.getLogger(__name__)
 FINALIZER = "driftline.io/finalizer"
@@ -43,6 +43,8 @@ class OperatorContext:
     drift: DriftSource
     losses: PairedLosses
     holder: str
+    # The operator commits every object's promotions to Git (`--runtime gitops`).
+    gitops: bool = False
     metrics: ControllerMetrics = field(default_factory=ControllerMetrics)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _faults: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -73,8 +75,8 @@ def reconcile(context: OperatorContext, body: Mapping[str, Any], patch: kopf.Pat
     status: Mapping[str, Any] = body.get("status") or {}
     generation = int(meta.get("generation", 1))
     try:
-        rollout_spec = RolloutSpec.from_resource(spec)
-    except (ValidationError, KeyError, TypeError) as error:
+        rollout_spec = RolloutSpec.from_resource(spec, gitops=context.gitops)
+    except (ValidationError, KeyError, TypeError, ApprovalNeedsGitOpsError) as error:
         message = f"invalid spec: {_validation_line(error)}"
         conditions = invalid_spec_conditions(
             message, generation, list(status.get("conditions") or []), utcnow()
@@ -83,9 +85,9 @@ def reconcile(context: OperatorContext, body: Mapping[str, Any], patch: kopf.Pat
         raise kopf.PermanentError(message) from None
     target = Target(meta["name"], meta["namespace"], meta["uid"], spec)
     with context.lock(target.uid):
-        controller = context.controller(rollout_spec, target)
         try:
-            report = controller.step()
+            # Building the runtime may fail too (e.g. GitOps without a repository).
+            report = context.controller(rollout_spec, target).step()
         except Exception as error:
             raise kopf.TemporaryError(
                 f"controller round failed: {one_line(error)}",

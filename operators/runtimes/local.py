@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from serving.control import ServingControl
 
 JOB_PREFIX = "driftline-retrain-"
+# How much of a job's message the audit keeps: Ray appends up to 20,000 characters of log.
+REASON_CHARS = 500
 _JOB_STATUS = {
     "PENDING": JobStatus.PENDING,
     "RUNNING": JobStatus.RUNNING,
@@ -165,7 +167,7 @@ class LocalRayRuntime:
         version = None
         if status is JobStatus.SUCCEEDED:
             version = self.versions.version_for(job_id, _ms(info.start_time), _ms(info.end_time))
-        return JobObservation(job_id, status, version, str(info.message or "")[:500])
+        return JobObservation(job_id, status, version, job_reason(str(info.message or "")))
 
     def running_jobs(self) -> tuple[str, ...]:
         jobs = self._jobs().list_jobs()
@@ -194,6 +196,21 @@ class LocalRayRuntime:
         from ray.job_submission import JobSubmissionClient  # noqa: PLC0415
 
         return JobSubmissionClient(self.dashboard_url)
+
+
+def job_reason(message: str, limit: int = REASON_CHARS) -> str:
+    """At most `limit` characters of a Ray job's message that say why it ended: Ray's first line
+    (the exit code) and the job's last `error:` line, else the log's tail. Ray appends the log
+    after its first line, and the training job prints its reason last (`training.job`)."""
+    message = message.strip()
+    if len(message) <= limit:
+        return message
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    errors = [line for line in lines[1:] if line.startswith("error:")]
+    tail = errors[-1] if errors else message
+    head = lines[0][: limit // 3]
+    room = limit - len(head) - len(" ... ")
+    return f"{head} ... {tail[-room:]}"
 
 
 def _ms(value: int | None) -> datetime | None:

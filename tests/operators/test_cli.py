@@ -226,3 +226,13 @@ def _pending(home: Path) -> Any:
         "t", callback=lambda: follow_rollout(settings, request, timeout_s=1, poll_s=0.1)
     )
     return CliRunner().invoke(command, [])
+
+
+def test_approval_without_gitops_stops_the_local_controller_with_one_line(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRIFTLINE_CONTROLLER_REQUIRE_APPROVAL", "true")
+    result = CliRunner().invoke(main, ["controller", "step"])
+    assert result.exit_code == 1
+    assert "requireApproval needs the GitOps runtime" in result.output
+    assert "Traceback" not in result.output

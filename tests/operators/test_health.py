@@ -12,8 +12,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from driftline.contracts import PREDICTION_ENDPOINTS
 from operators.assembly import pod_targets
 from operators.health import ScrapeHealth, counters_from_scrape, endpoint_urls
-from operators.kube.api import ENDPOINT_SLICE, Kind
+from operators.kube.api import ENDPOINT_SLICE, SERVICE, Kind
 from operators.kube.manifests import SERVICE_PORT_NAME
+from operators.runtimes.base import RuntimeOperationError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LABELS = ("endpoint", "model", "version")
@@ -178,24 +179,44 @@ def test_every_ready_pod_behind_the_service_by_port_name() -> None:
 
 
 class SliceApi:
-    """The one call pod_targets makes: list a Service's EndpointSlices by label."""
+    """The calls pod_targets makes: list a Service's EndpointSlices by label, get the Service."""
 
-    def __init__(self, slices: list[dict[str, object]]) -> None:
+    def __init__(self, slices: list[dict[str, object]], ports: list[dict[str, object]]) -> None:
         self.slices = slices
+        self.service: dict[str, object] | None = {"spec": {"ports": ports}}
         self.asked: list[tuple[Kind, str, str]] = []
 
     def select(self, kind: Kind, namespace: str, label_selector: str) -> list[dict[str, object]]:
         self.asked.append((kind, namespace, label_selector))
         return self.slices
 
+    def get(self, kind: Kind, namespace: str, name: str) -> dict[str, object] | None:
+        self.asked.append((kind, namespace, name))
+        return self.service
+
+
+HTTP_80 = {"name": SERVICE_PORT_NAME, "port": 80, "targetPort": "serve"}
+
 
 def test_pod_targets_read_the_service_endpoints_or_fall_back_to_the_service() -> None:
-    api = SliceApi(SLICES)
-    targets = pod_targets(api, "ns", "m-active", "http://m-active.ns.svc:80")  # type: ignore[arg-type]
+    api = SliceApi(SLICES, [HTTP_80])
+    targets = pod_targets(api, "ns", "m-active")  # type: ignore[arg-type]
     assert len(targets()) == 3
     assert api.asked == [(ENDPOINT_SLICE, "ns", "kubernetes.io/service-name=m-active")]
     api.slices = []
     assert targets() == ["http://m-active.ns.svc:80/metrics"]
+    assert api.asked[-1] == (SERVICE, "ns", "m-active")
+
+
+def test_pod_targets_refuse_a_service_without_a_port_named_http() -> None:
+    # No number is guessed (the chart's Services listen on 80, the pods elsewhere).
+    api = SliceApi([], [{"name": "web", "port": 8000}])
+    targets = pod_targets(api, "ns", "m-active")  # type: ignore[arg-type]
+    with pytest.raises(RuntimeOperationError, match="Service ns/m-active has no port named 'http'"):
+        targets()
+    api.service = None
+    with pytest.raises(RuntimeOperationError, match="Service ns/m-active does not exist"):
+        targets()
 
 
 def test_client_errors_are_neither_requests_nor_errors() -> None:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import joblib
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from kserve import InferInput, InferRequest
 from kserve.errors import InvalidInput
+from prometheus_client import CollectorRegistry, generate_latest
 
+from driftline.config import Settings
+from driftline.features import default_spec
 from driftline.registry import member_output, output_names
-from serving.kserve_server import build_model
+from driftline.registry.bundle import MemberArtifact, ModelBundle
+from operators.health import counters_from_scrape
+from serving.kserve_server import _DriftlineMetrics, build_model
 
 if TYPE_CHECKING:
     from tests.conftest import RegisteredModel
@@ -94,3 +102,57 @@ async def test_bad_input_over_http_is_a_400_naming_the_problem(
     )
     assert response.status_code == 400
     assert "expected [n, 45]" in response.text
+
+
+class _Failing:
+    """A member model that raises on every call (pickled into the member's file)."""
+
+    def predict(self, rows: Any) -> Any:
+        raise RuntimeError("member failed")
+
+
+def _failing_bundle(home: Path) -> ModelBundle:
+    path = home / "failing.joblib"
+    joblib.dump(_Failing(), path)
+    return ModelBundle(
+        name="failing-ensemble",
+        version="7",
+        spec=default_spec(),
+        members=(MemberArtifact("broken", "sklearn", path, None),),
+        weights={"broken": 1.0},
+        intercept=0.0,
+        horizon=1,
+        evaluation={},
+        data_window={},
+        reference=pd.DataFrame(),
+        importances={},
+        local_dir=home,
+    )
+
+
+def _scrape() -> str:
+    """What the predictor's /metrics adds to KServe's own series (`kserve_server.main`)."""
+    registry = CollectorRegistry()
+    registry.register(_DriftlineMetrics())
+    return generate_latest(registry).decode()
+
+
+def test_a_failed_scoring_is_counted_as_a_server_error_with_its_latency(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # The controller's error-rate check reads these counters on both runtimes alike.
+    bundle = _failing_bundle(tmp_path)
+    settings = settings.updated({"registry": {"allow_native_members": True}})
+    model = build_model(settings, bundle)
+    n = len(bundle.spec.features)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="member failed"):
+            model.predict(_request(np.zeros((1, n))))
+    with pytest.raises(InvalidInput):
+        model.predict(_request(np.zeros((1, 3))))
+    counters = counters_from_scrape(_scrape(), model=bundle.name, version=bundle.version)
+    assert (counters.requests, counters.errors) == (2, 2)
+    # Both failures' latency is in the histogram; the client error's is not.
+    assert counters.buckets[float("inf")] == 2
+    refused = 'code="400",endpoint="v2_infer",model="failing-ensemble",version="7"} 1.0'
+    assert f"driftline_requests_total{{{refused}" in _scrape()

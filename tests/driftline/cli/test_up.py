@@ -6,12 +6,13 @@ import os
 from datetime import date
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from sklearn.ensemble import RandomForestRegressor
 
-from driftline.cli.up import replay_from_holdout, status_page_url
+from driftline.cli.up import check_controller_policy, replay_from_holdout, status_page_url
 from driftline.config import Settings
 from driftline.features import default_spec
 from driftline.registry import Registry
@@ -77,3 +78,11 @@ def test_a_version_without_a_holdout_replays_from_the_first_window(settings: Set
 def test_the_status_link_carries_the_key_in_its_fragment() -> None:
     url = status_page_url("http://127.0.0.1:8080", "dl_ab/c+d")
     assert url == "http://127.0.0.1:8080/ui/#key=dl_ab%2Fc%2Bd"
+
+
+def test_approval_without_gitops_is_refused_before_anything_starts(settings: Settings) -> None:
+    # `driftline up`'s controller promotes without GitOps: no reviewer could ever approve.
+    approving = settings.updated({"rollout": {"require_approval": True}})
+    with pytest.raises(click.ClickException, match=r"GitOps runtime.*--no-controller"):
+        check_controller_policy(approving)
+    check_controller_policy(settings)

@@ -110,6 +110,33 @@ def test_an_invalid_spec_is_a_permanent_error_with_a_condition(
     assert (degraded["type"], degraded["reason"]) == ("Degraded", "InvalidSpec")
 
 
+def test_approval_without_gitops_is_an_invalid_spec_not_a_failing_round(
+    context: OperatorContext, kube: FakeKubeApi
+) -> None:
+    body = model_deployment(rollout={"requireApproval": True})
+    patch = kopf.Patch()
+    with pytest.raises(kopf.PermanentError, match="requireApproval needs the GitOps runtime"):
+        reconcile(context, body, patch)
+    body = _apply(body, patch)
+    kube.validate(body)
+    (degraded,) = body["status"]["conditions"]
+    assert (degraded["type"], degraded["reason"]) == ("Degraded", "InvalidSpec")
+    assert "spec.gitops.enabled" in degraded["message"]
+    # An operator that commits every object's promotions to Git follows the same spec.
+    context.gitops = True
+    reconcile(context, model_deployment(rollout={"requireApproval": True}), kopf.Patch())
+
+
+def test_a_runtime_that_cannot_be_built_is_a_temporary_error(context: OperatorContext) -> None:
+    def broken(_target: m.Target) -> KubernetesRuntime:
+        raise ValueError("GitOps needs a repository: set DRIFTLINE_CONTROLLER_GITOPS_REPO")
+
+    context.runtime_for = broken
+    with pytest.raises(kopf.TemporaryError, match="GitOps needs a repository") as error:
+        reconcile(context, model_deployment(), kopf.Patch())
+    assert error.value.delay == 7
+
+
 def test_a_store_outage_is_a_temporary_error(context: OperatorContext) -> None:
     # Unreachable, and no retries: the store's retry policy has its own tests.
     context.store = Store("sqlite:////nonexistent/dir/store.db", retries=0)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from driftline.config import Settings
 from driftline.contracts import INGRESS_APP
-from operators.observations import ColourObservation
+from operators.observations import ColourObservation, JobStatus
 from operators.runtimes.base import RuntimeOperationError
-from operators.runtimes.local import LocalRayRuntime, colour_observation
+from operators.runtimes.local import REASON_CHARS, LocalRayRuntime, colour_observation, job_reason
 from serving.control import ServingControl
 from tests.serving.test_control import FakeServe
 
@@ -74,3 +75,49 @@ def test_routing_to_an_undeployed_colour_is_a_runtime_operation_error() -> None:
     runtime = _runtime(FakeServe())
     with pytest.raises(RuntimeOperationError, match="not deployed"):
         runtime.route("green", None)
+
+
+def _failed_job(log: str) -> str:
+    """A failed job's message as Ray's job supervisor writes it: a summary line, then the log."""
+    return (
+        "Job entrypoint command failed with exit code 4, last available logs "
+        "(truncated to 20,000 chars):\n" + log
+    )
+
+
+def test_a_failed_job_keeps_its_error_line_however_long_its_log() -> None:
+    reason = (
+        "error: no tuning trial could be scheduled in 61s: each asks for 1 CPUs and the "
+        "cluster has 0.30 of 2.00 CPUs free"
+    )
+    log = "".join(f"[features] step {i} of a long training log\n" for i in range(200))
+    message = _failed_job(f"{log}{reason}\nINFO ray: shutting down the driver\n")
+    kept = job_reason(message)
+    assert len(kept) <= REASON_CHARS
+    assert kept.startswith("Job entrypoint command failed with exit code 4")
+    assert kept.endswith(reason)
+
+
+def test_the_observed_failure_of_an_unschedulable_job_names_the_free_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log = "".join(f"[features] step {i}\n" for i in range(100))
+    message = _failed_job(f"{log}error: the cluster has 0.30 of 2.00 CPUs free\n")
+    info = SimpleNamespace(status="FAILED", message=message, start_time=1, end_time=2)
+    jobs = SimpleNamespace(get_job_info=lambda _submission_id: info)
+    runtime = _runtime(FakeServe())
+    monkeypatch.setattr(runtime, "_jobs", lambda: jobs)
+    observed = runtime.observe_job("j1")
+    assert observed.status is JobStatus.FAILED
+    assert observed.message.endswith("error: the cluster has 0.30 of 2.00 CPUs free")
+
+
+def test_a_failed_job_without_an_error_line_keeps_the_end_of_its_log() -> None:
+    log = "".join(f"line {i}\n" for i in range(500)) + "Killed"
+    kept = job_reason(_failed_job(log))
+    assert len(kept) <= REASON_CHARS
+    assert kept.endswith("line 499\nKilled")
+
+
+def test_a_short_job_message_is_kept_whole() -> None:
+    assert job_reason(" Job finished successfully. ") == "Job finished successfully."
