@@ -620,6 +620,7 @@ POLICY_ENV: Mapping[str, Path_] = {
     "DRIFTLINE_CONTROLLER_COOLDOWN_S": ("drift_policy", "cooldown_seconds"),
     "DRIFTLINE_CONTROLLER_RETRAIN_TRIALS": ("retraining", "trials"),
     "DRIFTLINE_CONTROLLER_RETRAIN_TIMEOUT_S": ("retraining", "timeout_seconds"),
+    "DRIFTLINE_CONTROLLER_JOB_START_S": ("retraining", "start_timeout_seconds"),
     "DRIFTLINE_CONTROLLER_RETRAIN_ATTEMPTS": ("retraining", "max_attempts"),
     "DRIFTLINE_CONTROLLER_DEPLOY_TIMEOUT_S": ("rollout", "deploy_timeout_seconds"),
     "DRIFTLINE_CONTROLLER_DRAIN_S": ("rollout", "drain_seconds"),

@@ -47,6 +47,9 @@ class RetrainingPolicy(PolicySection):
     timeout_seconds: float = Field(default=3600, gt=0)
     # A job the cluster cannot place fails fast with the reason, not at the timeout above.
     schedule_timeout_seconds: float = Field(default=60, gt=0)
+    # Before that, on Kubernetes, the job's own Ray cluster starts: node scale-up and image pulls
+    # take minutes, so a cold start has its own, longer bound.
+    start_timeout_seconds: float = Field(default=600, gt=0)
     max_attempts: int = Field(default=2, ge=1)
 
 

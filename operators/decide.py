@@ -244,16 +244,30 @@ def _retraining(spec: RolloutSpec, state: RolloutState, world: World) -> Rollout
             Phase.RETRAINING,
             world,
             f"{why}; attempt {rollout.attempt + 1} of {policy.max_attempts}",
-            rollout=replace(rollout, attempt=rollout.attempt + 1),
+            rollout=replace(rollout, attempt=rollout.attempt + 1, job_starting_seen_at=None),
         )
     elapsed = _elapsed(state, world)
-    if job.status is JobStatus.PENDING and elapsed > policy.schedule_timeout_seconds:
+    detail = job.message or "no message"
+    if job.status is JobStatus.STARTING and elapsed > policy.start_timeout_seconds:
         return _end(
             state,
             world,
             Result.FAILED,
-            f"job {job.job_id} could not be scheduled within "
-            f"{policy.schedule_timeout_seconds:.0f}s ({job.message or 'no message'}); stopping it",
+            f"job {job.job_id} did not start: its Ray cluster was not up and the job not "
+            f"submitted after {elapsed:.0f}s, over the {policy.start_timeout_seconds:.0f}s start "
+            f"timeout (retraining.startTimeoutSeconds): {detail}; stopping it",
+        )
+    # Pending counts from the job's submission: after its own cluster started, if it needed one.
+    submitted = rollout.job_starting_seen_at or state.since or world.now
+    pending = (world.now - submitted).total_seconds()
+    if job.status is JobStatus.PENDING and pending > policy.schedule_timeout_seconds:
+        return _end(
+            state,
+            world,
+            Result.FAILED,
+            f"job {job.job_id} could not be scheduled: pending {pending:.0f}s after submission, "
+            f"over the {policy.schedule_timeout_seconds:.0f}s schedule timeout "
+            f"(retraining.scheduleTimeoutSeconds): {detail}; stopping it",
         )
     if elapsed > policy.timeout_seconds:
         return _end(
@@ -261,8 +275,13 @@ def _retraining(spec: RolloutSpec, state: RolloutState, world: World) -> Rollout
             world,
             Result.FAILED,
             f"job {job.job_id} {job.status.value} after {elapsed:.0f}s, "
-            f"over the {policy.timeout_seconds:.0f}s timeout; stopping it",
+            f"over the {policy.timeout_seconds:.0f}s timeout "
+            f"(retraining.timeoutSeconds): {detail}; stopping it",
         )
+    if job.status is JobStatus.STARTING:
+        seen = replace(rollout, job_starting_seen_at=world.now)
+        reason = f"job {job.job_id} starting for {elapsed:.0f}s: {detail}"
+        return _hold(replace(state, rollout=seen), reason)
     return _hold(state, f"job {job.job_id} {job.status.value} for {elapsed:.0f}s")
 
 

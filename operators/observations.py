@@ -18,6 +18,9 @@ class JobStatus(StrEnum):
     """A retraining job's status as the runtime reports it."""
 
     ABSENT = "absent"
+    # Not yet submitted to Ray: its own Ray cluster is starting (a KubeRay RayJob's cold start).
+    STARTING = "starting"
+    # Submitted, waiting for Ray to place it.
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"

@@ -82,6 +82,9 @@ class Rollout:
     candidate_colour: Colour
     candidate_version: str | None = None
     attempt: int = 1
+    # The last round this attempt's job was seen starting (its Ray cluster coming up): it was
+    # submitted after this, so the schedule timeout counts from here.
+    job_starting_seen_at: datetime | None = None
     switched_at: datetime | None = None
     gates: tuple[GateResult, ...] = ()
     result: Result | None = None

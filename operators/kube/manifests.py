@@ -18,6 +18,7 @@ from driftline.contracts import (
     Colour,
     TrainingRequest,
 )
+from driftline.rollout_policy import RetrainingPolicy
 from operators.actions import SubmitRetraining
 from operators.kube import fallback
 from operators.kube.api import (
@@ -42,6 +43,11 @@ MAX_LABEL = 63
 SERVICE_PORT_NAME = "http"
 # Labels KubeRay sets on its pods itself (a Service may select `ray.io/node-type`).
 KUBERAY_LABELS = "ray.io/"
+# An InferenceService colour's version lives in this predictor (pod) annotation, which the
+# container reads through the downward API: a map key Argo CD can leave alone on sync, where an
+# entry of the predictor's `containers` list would make it keep the whole list from the cluster.
+VERSION_ANNOTATION = "driftline.io/model-version"
+VERSION_ENV = "DRIFTLINE_MODEL_VERSION"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +156,10 @@ def job_name(target: Target, job_id: str) -> str:
 def rayjob(target: Target, action: SubmitRetraining, *, extra_args: str = "") -> Body:
     """The KubeRay RayJob that retrains the model for one rollout attempt."""
     retraining = target.section("retraining")
+    limits = RetrainingPolicy.model_validate(retraining)
+    # KubeRay's own deadlines stop the job when no controller is running; a minute past the
+    # controller's limits, so the controller's verdict (audited, with the limit) comes first.
+    grace = 60
     request = TrainingRequest(
         trials=int(retraining.get("trials", 20)), extra=tuple(shlex.split(extra_args))
     )
@@ -172,7 +182,9 @@ def rayjob(target: Target, action: SubmitRetraining, *, extra_args: str = "") ->
         "runtimeEnvYAML": yaml.safe_dump({"env_vars": env}, sort_keys=True),
         "shutdownAfterJobFinishes": True,
         "ttlSecondsAfterFinished": 600,
-        "activeDeadlineSeconds": int(retraining.get("timeoutSeconds", 3600)),
+        "activeDeadlineSeconds": int(limits.timeout_seconds) + grace,
+        # KubeRay >= 1.6: fails a job whose cluster is not up and job not submitted in time.
+        "preRunningDeadlineSeconds": int(limits.start_timeout_seconds) + grace,
         "backoffLimit": 0,
         "submissionMode": "K8sJobMode",
         "rayClusterSpec": retraining.get("rayClusterSpec")
@@ -192,6 +204,18 @@ def colour_name(target: Target, colour: Colour) -> str:
 def pin_version(config_text: str, app_name: str, version: str) -> str:
     """An existing serveConfigV2 with `version` in the named application's args."""
     return _set_args(config_text, app_name, model_version=version)
+
+
+def serve_config(target: Target, colour: Colour, version: str, live: str) -> str:
+    """The serveConfigV2 an existing colour gets when the controller deploys or retires it: the
+    template's (the chart's serve app, as Argo CD or Helm last applied the ModelDeployment) with
+    the colour's version and colour, so a chart change reaches the colour at its next rollout;
+    without a template, the `live` text with only the version pinned."""
+    app = str(target.section("serving").get("appName", "driftline"))
+    given = target.section("serving", "template", "spec").get("serveConfigV2")
+    if not given:
+        return pin_version(live, app, version)
+    return _set_args(str(given), app, model_version=version, colour=colour)
 
 
 def served_version(config_text: str, app_name: str) -> str | None:
@@ -226,7 +250,7 @@ def rayservice(
     spec["serveConfigV2"] = _set_args(
         spec.get("serveConfigV2", ""), app, model_version=version, colour=colour
     )
-    own = {"DRIFTLINE_COLOUR": colour, **_shadow_env(services)}
+    own = _values({"DRIFTLINE_COLOUR": colour, **_shadow_env(services)})
     cluster = spec.get("rayClusterConfig") or {}
     groups = [cluster.get("headGroupSpec") or {}, *(cluster.get("workerGroupSpecs") or [])]
     for group in groups:
@@ -240,40 +264,47 @@ def rayservice(
 def inference_service(
     target: Target, colour: Colour, version: str, services: ColourServices | None = None
 ) -> Body:
-    """One colour's KServe InferenceService: the template with the colour's labels and env
-    (version, colour, where it mirrors to)."""
+    """One colour's KServe InferenceService: the template with the colour's labels, version
+    annotation and env (the version read from it, colour, where it mirrors to)."""
     services = services or ColourServices()
     template = serving_template(target, INFERENCE_SERVICE)
     predictor = template["spec"].setdefault("predictor", {})
     predictor["labels"] = _colour_labels(predictor.get("labels"), services, colour)
-    own = {
-        "DRIFTLINE_MODEL_VERSION": version,
-        "DRIFTLINE_COLOUR": colour,
-        **_shadow_env(services),
-    }
+    predictor["annotations"] = {**(predictor.get("annotations") or {}), VERSION_ANNOTATION: version}
+    own = [version_env(), *_values({"DRIFTLINE_COLOUR": colour, **_shadow_env(services)})]
     _colour_containers(target, predictor.get("containers"), own)
     return _colour_object(INFERENCE_SERVICE, target, colour, services, template)
 
 
+def version_env() -> Body:
+    """The predictor's DRIFTLINE_MODEL_VERSION, read from its version annotation."""
+    path = f"metadata.annotations['{VERSION_ANNOTATION}']"
+    return {"name": VERSION_ENV, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
 def isvc_version(body: Body) -> str | None:
-    """The version an InferenceService's predictor serves."""
-    for container in body.get("spec", {}).get("predictor", {}).get("containers", []):
-        for env in container.get("env", []):
-            if env.get("name") == "DRIFTLINE_MODEL_VERSION":
-                return str(env.get("value"))
-    return None
+    """The version an InferenceService's predictor serves: its version annotation, or the
+    literal env value of an object made before the annotation."""
+    predictor = body.get("spec", {}).get("predictor", {})
+    annotated = (predictor.get("annotations") or {}).get(VERSION_ANNOTATION)
+    if annotated is not None:
+        return str(annotated)
+    literal = _literal_versions(predictor)
+    return literal[0] if literal else None
 
 
 def isvc_version_patch(body: Body, version: str) -> Body:
-    """A merge patch setting the predictor's version (containers are replaced as a list)."""
-    containers = []
-    for container in body["spec"]["predictor"]["containers"]:
-        env = [
-            {**e, "value": version} if e.get("name") == "DRIFTLINE_MODEL_VERSION" else e
-            for e in container.get("env", [])
+    """A merge patch setting the predictor's version annotation; an object made before the
+    annotation also gets its env entry turned into the annotation's reader (containers are
+    replaced as a list)."""
+    predictor = body["spec"]["predictor"]
+    patch: Body = {"annotations": {VERSION_ANNOTATION: version}}
+    if _literal_versions(predictor):
+        patch["containers"] = [
+            {**c, "env": colour_env(c.get("env") or [], [version_env()])}
+            for c in predictor["containers"]
         ]
-        containers.append({**container, "env": env})
-    return {"spec": {"predictor": {"containers": containers}}}
+    return {"spec": {"predictor": patch}}
 
 
 def service_port(service: Body | None, name: str = SERVICE_PORT_NAME) -> int | None:
@@ -307,12 +338,27 @@ def _colour_labels(
     return {**(given or {}), **services.labels, LABEL_COLOUR: colour}
 
 
-def _colour_containers(target: Target, containers: list[Body] | None, own: dict[str, str]) -> None:
-    """Give each container the spec's `serving.env` and the controller's own values."""
+def _colour_containers(target: Target, containers: list[Body] | None, own: list[Body]) -> None:
+    """Give each container the spec's `serving.env` and the controller's own entries."""
     extra = [e for e in target.section("serving").get("env") or [] if isinstance(e, dict)]
-    mine = [{"name": name, "value": value} for name, value in own.items()]
     for container in containers or []:
-        container["env"] = colour_env(container.get("env") or [], extra, mine)
+        container["env"] = colour_env(container.get("env") or [], extra, own)
+
+
+def _values(env: dict[str, str]) -> list[Body]:
+    """Env entries with literal values."""
+    return [{"name": name, "value": value} for name, value in env.items()]
+
+
+def _literal_versions(predictor: Body) -> list[str]:
+    """The literal DRIFTLINE_MODEL_VERSION values in a predictor's containers (objects made
+    before the version annotation)."""
+    return [
+        str(e["value"])
+        for c in predictor.get("containers") or []
+        for e in c.get("env") or []
+        if e.get("name") == VERSION_ENV and "value" in e
+    ]
 
 
 def _colour_object(

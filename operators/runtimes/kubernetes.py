@@ -21,13 +21,19 @@ from operators.runtimes.base import (
 )
 
 SHADOW_ANNOTATION = "driftline.io/shadow-colour"
+# A RayJob's `status.jobStatus` is the Ray job's, once KubeRay has submitted it; before that it
+# is empty ("New") while the job's own RayCluster starts and the submitter runs.
 _JOB_STATUS = {
+    "": JobStatus.STARTING,
     "PENDING": JobStatus.PENDING,
     "RUNNING": JobStatus.RUNNING,
     "SUCCEEDED": JobStatus.SUCCEEDED,
     "FAILED": JobStatus.FAILED,
     "STOPPED": JobStatus.STOPPED,
 }
+# KubeRay's terminal failures of the RayJob itself (its deadlines, a failed submitter, a spec it
+# refused), whatever the Ray job's own status.
+_DEPLOYMENT_FAILED = frozenset({"Failed", "ValidationFailed"})
 
 
 class KubernetesRuntime:
@@ -72,9 +78,7 @@ class KubernetesRuntime:
             times = body.get("status") or {}
             started, ended = _time(times.get("startTime")), _time(times.get("endTime"))
             version = self.versions.version_for(job_id, started, ended)
-        return JobObservation(
-            job_id, status, version, str(body.get("status", {}).get("message", ""))
-        )
+        return JobObservation(job_id, status, version, _job_message(body, status))
 
     def running_jobs(self) -> tuple[str, ...]:
         selector = f"{m.LABEL_MODEL}={m.label_value(self.target.model_name)}"
@@ -108,7 +112,8 @@ class KubernetesRuntime:
         if existing is None:
             self.api.create(kind, self.target.namespace, self._new_colour(colour, version))
             return
-        self.api.patch(kind, self.target.namespace, name, self._version_patch(existing, version))
+        patch = self._version_patch(colour, existing, version)
+        self.api.patch(kind, self.target.namespace, name, patch)
 
     def route(self, active: Colour, shadow: Colour | None) -> None:
         namespace = self.target.namespace
@@ -128,7 +133,7 @@ class KubernetesRuntime:
             self.api.delete(kind, self.target.namespace, name)
         else:
             # The chart owns this colour: leave it following the challenger alias (idle).
-            patch = self._version_patch(existing, CHALLENGER)
+            patch = self._version_patch(colour, existing, CHALLENGER)
             self.api.patch(kind, self.target.namespace, name, patch)
 
     def set_champion(self, action: SetChampion) -> None:
@@ -188,11 +193,14 @@ class KubernetesRuntime:
             return m.inference_service(self.target, colour, version, services)
         return m.rayservice(self.target, colour, version, services)
 
-    def _version_patch(self, existing: Body, version: str) -> Body:
+    def _version_patch(self, colour: Colour, existing: Body, version: str) -> Body:
+        # The controller's fields only (the Argo CD Applications ignore exactly these): the
+        # predictor's version annotation, or the whole serveConfigV2, one YAML string, rebuilt
+        # from the ModelDeployment's template so the chart's serve app reaches this colour now.
         if self._serving_kind is INFERENCE_SERVICE:
             return m.isvc_version_patch(existing, version)
-        config = existing.get("spec", {}).get("serveConfigV2", "")
-        return {"spec": {"serveConfigV2": m.pin_version(config, self._app_name, version)}}
+        live = existing.get("spec", {}).get("serveConfigV2", "")
+        return {"spec": {"serveConfigV2": m.serve_config(self.target, colour, version, live)}}
 
 
 def _colour(value: object) -> Colour | None:
@@ -201,9 +209,39 @@ def _colour(value: object) -> Colour | None:
 
 def _job_status(body: Body) -> JobStatus:
     status: Mapping[str, Any] = body.get("status") or {}
-    if status.get("jobDeploymentStatus") == "Failed":
+    if status.get("jobDeploymentStatus") in _DEPLOYMENT_FAILED:
         return JobStatus.FAILED
-    return _JOB_STATUS.get(str(status.get("jobStatus", "")).upper(), JobStatus.PENDING)
+    return _JOB_STATUS.get(str(status.get("jobStatus") or "").upper(), JobStatus.PENDING)
+
+
+def _job_message(body: Body, status: JobStatus) -> str:
+    """What KubeRay says about the job: its failure reason, or how far its cluster got."""
+    observed: Mapping[str, Any] = body.get("status") or {}
+    message, reason = str(observed.get("message") or ""), str(observed.get("reason") or "")
+    if status is JobStatus.STARTING:
+        return _starting_message(observed)
+    return f"{reason}: {message}" if reason and message else reason or message
+
+
+def _starting_message(status: Mapping[str, Any]) -> str:
+    deployment = status.get("jobDeploymentStatus") or ""
+    if not deployment:
+        return "RayJob not yet picked up by the KubeRay operator"
+    if deployment == "Running":
+        return "Ray cluster ready; the submitter has not submitted the job yet"
+    if deployment != "Initializing":
+        return f"RayJob {deployment}; the job is not submitted yet"
+    cluster: Mapping[str, Any] = status.get("rayClusterStatus") or {}
+    waiting = [
+        f"{c.get('type')}: {c.get('message') or c.get('reason') or c.get('status')}"
+        for c in cluster.get("conditions") or []
+        if c.get("status") != "True"
+    ]
+    desired = cluster.get("desiredWorkerReplicas")
+    if desired:
+        waiting.append(f"{cluster.get('readyWorkerReplicas', 0)} of {desired} workers ready")
+    name = status.get("rayClusterName") or "not created yet"
+    return f"Ray cluster {name} starting" + (f": {'; '.join(waiting)}" if waiting else "")
 
 
 def _readiness(kind: Kind, status: Mapping[str, Any]) -> tuple[bool, str]:

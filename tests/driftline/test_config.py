@@ -157,6 +157,11 @@ FLAT_FIELDS: list[tuple[str, str, str]] = [
         "retraining.timeout_seconds",
     ),
     (
+        "controller_job_start_s",
+        "DRIFTLINE_CONTROLLER_JOB_START_S",
+        "retraining.start_timeout_seconds",
+    ),
+    (
         "controller_retrain_attempts",
         "DRIFTLINE_CONTROLLER_RETRAIN_ATTEMPTS",
         "retraining.max_attempts",

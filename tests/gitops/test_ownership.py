@@ -3,7 +3,8 @@
 The chart is rendered as Argo CD renders it (`helm template`), the real KubernetesRuntime then
 deploys, routes and retires on those objects through a validating in-memory API, and every field
 that differs afterwards must be listed in the Application's ignoreDifferences; otherwise Argo CD's
-self-heal would revert a rollout.
+self-heal would revert a rollout. And nothing more: a chart upgrade rendered afterwards must reach
+the colours, through Argo CD's sync or the controller's next deploy.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from operators.kube import manifests as m
 from operators.kube.api import INFERENCE_SERVICE, RAY_SERVICE
 from operators.kube.manifests import Target
 from operators.runtimes.kubernetes import KubernetesRuntime
@@ -53,6 +55,10 @@ def key_of(obj: Obj) -> Key:
 
 def ignored(app: Obj) -> dict[Key, tuple[str, ...]]:
     """The JSON pointers an Application ignores, by resource."""
+    for entry in app["spec"]["ignoreDifferences"]:
+        # jqPathExpressions or managedFieldsManagers would go unchecked here; and with
+        # RespectIgnoreDifferences a jq path into a list keeps that whole list from the cluster.
+        assert set(entry) <= {"group", "kind", "name", "jsonPointers"}, entry
     return {
         (d.get("group", ""), d["kind"], d["name"]): tuple(d.get("jsonPointers", ()))
         for d in app["spec"]["ignoreDifferences"]
@@ -96,28 +102,53 @@ def unignored(
     return found
 
 
-def two_rollouts(objs: list[Obj], shared_crds: Path) -> list[dict[Key, Obj]]:
-    """The chart's objects after each step of two rollouts by the controller (blue→green→blue)."""
+def controller_on(objs: list[Obj], shared_crds: Path) -> tuple[FakeKubeApi, KubernetesRuntime]:
+    """A validating API holding the chart's Services and colours, and the real runtime acting on
+    them for the rendered ModelDeployment."""
     api = FakeKubeApi(Validator(shared_crds))
-    (md,) = [o for o in objs if o["kind"] == "ModelDeployment"]
+    md = model_deployment(objs)
     runtime_kind = RUNTIMES[md["spec"]["serving"]["runtime"]]
     for obj in objs:
         if obj["kind"] == "Service" or (obj["kind"] == runtime_kind.kind):
             api.seed(copy.deepcopy(obj))
+    return api, runtime_for(api, md)
+
+
+def model_deployment(objs: list[Obj]) -> Obj:
+    (md,) = [o for o in objs if o["kind"] == "ModelDeployment"]
+    return md
+
+
+def runtime_for(api: FakeKubeApi, md: Obj) -> KubernetesRuntime:
+    """The runtime for a ModelDeployment as Argo CD last synced it."""
     target = Target(
         md["metadata"]["name"], md["metadata"]["namespace"], "uid-md", copy.deepcopy(md["spec"])
     )
-    runtime = KubernetesRuntime(api, target, Champion(), None, None)  # type: ignore[arg-type]
+    return KubernetesRuntime(api, target, Champion(), None, None)  # type: ignore[arg-type]
+
+
+def rollout(runtime: KubernetesRuntime, old: str, new: str, version: str) -> Iterator[None]:
+    """One blue/green rollout by the controller, yielding after each step."""
+    for verb, args in (
+        ("deploy", (new, version)),
+        ("route", (old, new)),  # the shadow phase: the preview Service mirrors the candidate
+        ("route", (new, None)),
+        ("retire", (old,)),
+    ):
+        getattr(runtime, verb)(*args)
+        yield
+
+
+def snapshot(api: FakeKubeApi) -> dict[Key, Obj]:
+    return {key_of(body): copy.deepcopy(body) for body in api.objects.values()}
+
+
+def two_rollouts(objs: list[Obj], shared_crds: Path) -> list[dict[Key, Obj]]:
+    """The chart's objects after each step of two rollouts by the controller (blue→green→blue)."""
+    api, runtime = controller_on(objs, shared_crds)
     states = []
     for old, new, version in (("blue", "green", "7"), ("green", "blue", "8")):
-        for verb, args in (
-            ("deploy", (new, version)),
-            ("route", (old, new)),  # the shadow phase: the preview Service mirrors the candidate
-            ("route", (new, None)),
-            ("retire", (old,)),
-        ):
-            getattr(runtime, verb)(*args)
-            states.append({key_of(body): copy.deepcopy(body) for body in api.objects.values()})
+        states.extend(snapshot(api) for _ in rollout(runtime, old, new, version))
     assert api.writes(), "the runtime changed nothing: the test would prove nothing"
     return states
 
@@ -204,3 +235,162 @@ def test_a_promotion_commit_changes_only_controller_owned_fields(
     assert any("42" in str(after[key_of(o)]["spec"]) for o in before if o["kind"] == "RayService")
     (active,) = [o for o in after.values() if o["kind"] == "Service" and "-active" in key_of(o)[2]]
     assert active["spec"]["selector"]["driftline.io/colour"] == "green"
+
+
+# --- a chart upgrade after a rollout ------------------------------------------------------------
+# A later chart version changes the image tag and the serving container's resources (values), a
+# readiness probe (a template change: made on the rendered colours and the ModelDeployment's
+# template alike, as their shared helpers would) and a serve arg (RayService: `num_cpus`).
+UPGRADE = ("--set", "image.tag=9.9.9,serving.resources.requests.cpu=3,serving.serveApp.numCpus=1")
+PROBE_TIMEOUT = 7
+
+
+def containers(kind: str, spec: Obj) -> list[Obj]:
+    """The containers of a serving object's spec (both Ray groups, or the predictor)."""
+    if kind == "InferenceService":
+        return list(spec["predictor"]["containers"])
+    cluster = spec["rayClusterConfig"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    return [c for group in groups for c in group["template"]["spec"]["containers"]]
+
+
+def upgraded(objs: list[Obj], runtime: str) -> list[Obj]:
+    """`objs` with the upgrade's new readiness probe timeout on every serving container."""
+    objs = copy.deepcopy(objs)
+    specs = [o["spec"] for o in objs if o["kind"] == runtime]
+    specs.append(model_deployment(objs)["spec"]["serving"]["template"]["spec"])
+    for spec in specs:
+        for container in containers(runtime, spec):
+            container["readinessProbe"]["timeoutSeconds"] = PROBE_TIMEOUT
+    return objs
+
+
+def parts(pointer: str) -> list[str]:
+    """A JSON pointer's keys, unescaped."""
+    return [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+
+
+def at(doc: Any, pointer: str) -> tuple[bool, Any]:
+    """Whether a JSON pointer resolves in `doc`, and to what."""
+    for part in parts(pointer):
+        assert not isinstance(doc, list), f"{pointer} runs through a list"
+        if not isinstance(doc, dict) or part not in doc:
+            return False, None
+        doc = doc[part]
+    return True, doc
+
+
+def argo_applies(rendered: Obj, live: Obj, pointers: tuple[str, ...]) -> Obj:
+    """What Argo CD applies on a sync with RespectIgnoreDifferences=true: the rendered object with
+    each ignored field's live value. It copies them with a JSON merge patch, which replaces a
+    custom resource's list whole, so a pointer through a list is refused rather than modelled."""
+    applied = copy.deepcopy(rendered)
+    for pointer in pointers:
+        found, value = at(live, pointer)
+        *parents, leaf = parts(pointer)
+        node = applied
+        for part in parents:
+            node = node.setdefault(part, {}) if found else node.get(part) or {}
+            assert isinstance(node, dict), f"{pointer} runs through a list"
+        if found:
+            node[leaf] = copy.deepcopy(value)
+        else:
+            node.pop(leaf, None)
+    return applied
+
+
+def serve_app(body: Obj) -> tuple[Obj, str | None]:
+    """A RayService's serve config without the version arg, and that version."""
+    config = yaml.safe_load(body["spec"]["serveConfigV2"])
+    (app,) = config["applications"]
+    return config, app["args"].pop("model_version", None)
+
+
+def upgrade_problems(
+    values: Path, runtime: str, ignore: dict[Key, tuple[str, ...]], render: Render, crds: Path
+) -> list[str]:
+    """Render, roll out blue→green, render a chart upgrade and let Argo CD sync it, then roll out
+    green→blue: what of the upgrade never reaches a colour, or what of the controller's the sync
+    reverts."""
+    base = ("-f", str(values), "--set", f"serving.runtime={runtime}")
+    api, controller = controller_on(render(*base), crds)
+    for _ in rollout(controller, "blue", "green", "7"):
+        pass
+    served = controller.observe_serving()
+    chart = upgraded(render(*base, *UPGRADE), runtime)
+    problems = []
+    live = snapshot(api)
+    for obj in chart:
+        key = key_of(obj)
+        if key not in live or obj["kind"] not in {"Service", runtime}:
+            continue
+        applied = argo_applies(obj, live[key], ignore.get(key, ()))
+        api.seed(applied)
+        if obj["kind"] != runtime:
+            continue
+        wanted = containers(runtime, obj["spec"])
+        assert wanted != containers(runtime, live[key]["spec"]), "the upgrade changed nothing"
+        # (a) Argo CD applies the image, resources and probe to both colours at once.
+        if containers(runtime, applied["spec"]) != wanted:
+            problems.append(f"{key[1]}/{key[2]}: the sync keeps the old containers")
+    # (b) ... and leaves what the controller set: routing and each colour's version.
+    if controller.observe_serving() != served:
+        problems.append(f"the sync reverts the controller: {controller.observe_serving()}")
+    # (c) The next rollout, with the ModelDeployment as Argo CD synced it, carries the chart's
+    # serve app to the colour it deploys and the one it retires, and keeps Argo CD's containers.
+    after_sync = snapshot(api)
+    for _ in rollout(runtime_for(api, model_deployment(chart)), "green", "blue", "8"):
+        pass
+    for obj in chart:
+        key = key_of(obj)
+        if obj["kind"] != runtime:
+            continue
+        body = snapshot(api)[key]
+        if containers(runtime, body["spec"]) != containers(runtime, obj["spec"]):
+            problems.append(f"{key[1]}/{key[2]}: the rollout reverts the chart's containers")
+        if runtime == "RayService":
+            config, version = serve_app(body)
+            expected = {"blue": "8", "green": "challenger"}[
+                body["metadata"]["labels"]["driftline.io/colour"]
+            ]
+            if (config, version) != (serve_app(obj)[0], expected):
+                problems.append(f"{key[1]}/{key[2]}: serve app {config} version {version}")
+            # Until that rollout the colour kept the serve app it had: the controller's field.
+            assert serve_app(after_sync[key])[0] != serve_app(obj)[0], "no serve app change"
+    return problems
+
+
+@pytest.mark.parametrize("runtime", sorted(RUNTIMES))
+def test_a_chart_upgrade_reaches_both_colours(
+    app: Obj, runtime: str, render_chart: Render, shared_crds: Path
+) -> None:
+    values = (
+        REPO_ROOT / app["spec"]["source"]["path"] / app["spec"]["source"]["helm"]["valueFiles"][0]
+    )
+    assert upgrade_problems(values, runtime, ignored(app), render_chart, shared_crds) == []
+
+
+def test_ignoring_the_whole_containers_list_is_caught(
+    app: Obj, render_chart: Render, shared_crds: Path
+) -> None:
+    # The list the version's env entry used to live in: Argo CD would keep the old image.
+    broad = {
+        k: (*v, "/spec/predictor/containers") if k[1] == "InferenceService" else v
+        for k, v in ignored(app).items()
+    }
+    values = REPO_ROOT / "helm" / "driftline" / "values.yaml"
+    problems = upgrade_problems(values, "InferenceService", broad, render_chart, shared_crds)
+    assert any("keeps the old containers" in p for p in problems), problems
+
+
+def test_pinning_only_the_version_is_caught(
+    app: Obj, render_chart: Render, shared_crds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The controller's old deploy: the version pinned into whatever serve config is live.
+    def pin_only(target: Target, colour: str, version: str, live: str) -> str:
+        return m.pin_version(live, str(target.spec["serving"]["appName"]), version)
+
+    monkeypatch.setattr(m, "serve_config", pin_only)
+    values = REPO_ROOT / "helm" / "driftline" / "values.yaml"
+    problems = upgrade_problems(values, "RayService", ignored(app), render_chart, shared_crds)
+    assert any("serve app" in p for p in problems), problems

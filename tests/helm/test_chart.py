@@ -476,6 +476,9 @@ def test_training_rayjob_runs_the_training_entrypoint(render_chart: Render) -> N
     assert job["spec"]["shutdownAfterJobFinishes"] is True
     (md,) = find(objs, "ModelDeployment")
     assert md["spec"]["retraining"]["rayClusterSpec"] == job["spec"]["rayClusterSpec"]
+    # One cold-start bound: KubeRay's on this job, the controller's on the ones it creates.
+    assert md["spec"]["retraining"]["startTimeoutSeconds"] == 600
+    assert job["spec"]["preRunningDeadlineSeconds"] == 600
 
 
 def test_smoke_test_hook_posts_to_the_active_service(rendered: list[Obj], mode: str) -> None:
@@ -770,7 +773,8 @@ def test_serving_pods_mirror_to_the_preview_service(
 # What a colour the controller creates may differ in from the chart's own, and nothing else:
 # - the version: the chart's colours follow an alias (`champion` on the active colour,
 #   `challenger` on the other), the controller pins the version it deploys (RayService: the
-#   serve app's `model_version` arg; InferenceService: DRIFTLINE_MODEL_VERSION);
+#   serve app's `model_version` arg; InferenceService: the predictor's annotation
+#   `driftline.io/model-version`, which DRIFTLINE_MODEL_VERSION reads);
 # - serveConfigV2 is compared as the YAML it is, not as text (Helm's and PyYAML's emitters differ);
 # - the object's metadata: its labels are the controller's (`managed-by: driftline-controller`,
 #   `driftline.io/model`, no `helm.sh/chart`) plus the labels the Services select, and it has an
@@ -794,10 +798,7 @@ def _versionless(kind: str, spec: Obj) -> tuple[Obj, str | None]:
         spec["serveConfigV2"] = config
         (app,) = config["applications"]
         return spec, app["args"].pop("model_version", None)
-    (container,) = spec["predictor"]["containers"]
-    (entry,) = [e for e in container["env"] if e["name"] == "DRIFTLINE_MODEL_VERSION"]
-    entry["value"] = "<version>"
-    return spec, None
+    return spec, spec["predictor"]["annotations"].pop("driftline.io/model-version", None)
 
 
 def _version_of(kind: str, body: Obj) -> str | None:
@@ -805,8 +806,7 @@ def _version_of(kind: str, body: Obj) -> str | None:
         return yaml.safe_load(body["spec"]["serveConfigV2"])["applications"][0]["args"].get(
             "model_version"
         )
-    (container,) = body["spec"]["predictor"]["containers"]
-    return next(e["value"] for e in container["env"] if e["name"] == "DRIFTLINE_MODEL_VERSION")
+    return body["spec"]["predictor"]["annotations"].get("driftline.io/model-version")
 
 
 def _create_colour(objs: list[Obj], colour: str, shared_crds: Path, home: Path) -> Obj:

@@ -116,7 +116,8 @@ class SimWorld:
         match action:
             case SubmitRetraining(job_id=job_id):
                 assert not self.running(), f"second job {job_id} while {self.running()} runs"
-                self.jobs.setdefault(job_id, JobObservation(job_id, JobStatus.PENDING))
+                # Its own Ray cluster starts first, as a KubeRay RayJob's does.
+                self.jobs.setdefault(job_id, JobObservation(job_id, JobStatus.STARTING))
                 self.submitted.append(job_id)
             case StopRetraining(job_id=job_id):
                 self.jobs[job_id] = JobObservation(job_id, JobStatus.STOPPED, message="stopped")
@@ -232,7 +233,7 @@ def changes(*, hostile: bool) -> st.SearchStrategy[Change]:
         seconds=st.sampled_from([0, 30, 120, 400, 400, 2000, 7000]),
         report=st.sampled_from([None, None, None, *Severity]),
         job_outcome=st.sampled_from(
-            ["stay", "running", "succeeded", "succeeded", "failed", "empty"]
+            ["stay", "pending", "running", "succeeded", "succeeded", "failed", "empty"]
         ),
         colours_ready=st.booleans(),
         paired=st.one_of(_PAIRED, _PAIRED, st.none()),
@@ -245,7 +246,7 @@ def changes(*, hostile: bool) -> st.SearchStrategy[Change]:
     )
 
 
-_JOB_OUTCOMES = ("stay", "running", "succeeded", "succeeded", "failed", "empty")
+_JOB_OUTCOMES = ("stay", "pending", "running", "succeeded", "succeeded", "failed", "empty")
 _FAULTS = st.frozensets(st.sampled_from(FAULT_SOURCES), min_size=1)
 _FAILURES = st.frozensets(st.integers(0, 6), min_size=1)
 
@@ -257,7 +258,9 @@ def evolve(sim: SimWorld, change: Change, spec: RolloutSpec) -> dict[str, bool]:
         sim.reports += 1
         sim.reports_seen.append(DriftSignal(f"r{sim.reports}", change.report, sim.now))
     for job_id in sim.running():
-        if change.job_outcome == "running":
+        if change.job_outcome == "pending":
+            sim.jobs[job_id] = JobObservation(job_id, JobStatus.PENDING)
+        elif change.job_outcome == "running":
             sim.jobs[job_id] = JobObservation(job_id, JobStatus.RUNNING)
         elif change.job_outcome in {"succeeded", "empty"}:
             version = None if change.job_outcome == "empty" else str(sim.next_version)

@@ -10,7 +10,7 @@ from prometheus_client import generate_latest
 from driftline.store import Store
 from operators.controller import Controller
 from operators.metrics import ControllerMetrics
-from operators.observations import Health, JobStatus
+from operators.observations import Health, JobObservation, JobStatus
 from operators.observe import Observer
 from operators.spec import RolloutSpec
 from operators.states import Phase
@@ -202,6 +202,54 @@ def test_a_job_that_hangs_is_stopped_and_the_rollout_fails(store: Store) -> None
     (job,) = w.runtime.submitted
     assert w.runtime.jobs[job].status is JobStatus.STOPPED
     assert w.runtime.routed == "blue"
+
+
+def _starting_rollout(w: World) -> tuple[Controller, str]:
+    """A controller whose retraining job's own Ray cluster is starting (a RayJob cold start)."""
+    c = w.controller()
+    w.drift.add("critical", w.clock.now)
+    w.drift.add("critical", w.clock.advance(1))
+    _until(c, Phase.RETRAINING)
+    (job,) = w.runtime.submitted
+    w.runtime.jobs[job] = JobObservation(job, JobStatus.STARTING, message="pulling image")
+    return c, job
+
+
+def _failure_reason(store: Store) -> str:
+    events = store.controller.audit_events(model_name="market-ensemble")
+    (failed,) = [e for e in events if e.kind == "transition" and e.state_to == "failed"]
+    return failed.reason
+
+
+def test_a_cold_start_over_the_start_timeout_is_stopped_with_the_reason(store: Store) -> None:
+    w = World(store)
+    c, job = _starting_rollout(w)
+    w.clock.advance(300)  # minutes of image pulls: not a scheduling failure
+    assert c.step().decision.state.phase is Phase.RETRAINING  # type: ignore[union-attr]
+    w.clock.advance(301)
+    _until(c, Phase.FAILED)
+    c.step()
+    assert w.runtime.jobs[job].status is JobStatus.STOPPED
+    assert "over the 600s start timeout (retraining.startTimeoutSeconds): pulling image" in (
+        _failure_reason(store)
+    )
+
+
+def test_a_started_job_left_pending_is_stopped_after_the_schedule_timeout(store: Store) -> None:
+    w = World(store)
+    c, job = _starting_rollout(w)
+    w.clock.advance(300)
+    c.step()
+    w.runtime.jobs[job] = JobObservation(job, JobStatus.PENDING, message="waiting for 1 CPU")
+    w.clock.advance(30)
+    assert c.step().decision.state.phase is Phase.RETRAINING  # type: ignore[union-attr]
+    w.clock.advance(31)
+    _until(c, Phase.FAILED)
+    c.step()
+    assert w.runtime.jobs[job].status is JobStatus.STOPPED
+    assert "over the 60s schedule timeout (retraining.scheduleTimeoutSeconds): waiting for 1" in (
+        _failure_reason(store)
+    )
 
 
 def test_run_waits_out_a_store_outage_and_records_it(store: Store) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -440,9 +441,110 @@ def test_a_job_the_cluster_cannot_place_fails_within_the_schedule_timeout() -> N
     d = decide(spec, Observed(state, world(61, JobStatus.PENDING)))
     assert d.state.phase is Phase.FAILED
     assert d.reason == (
-        f"job {job_id} could not be scheduled within 60s (waiting for 0.5 CPU); stopping it"
+        f"job {job_id} could not be scheduled: pending 61s after submission, over the 60s "
+        "schedule timeout (retraining.scheduleTimeoutSeconds): waiting for 0.5 CPU; stopping it"
     )
     assert d.actions == (StopRetraining(job_id, "not the current rollout's job"),)
+
+
+def _starting_job() -> tuple[RolloutState, str, Callable[..., World]]:
+    """A retraining state since START and a world of its job at some second and status."""
+    state = _verifying_state()
+    assert state.rollout is not None
+    state = replace(state, phase=Phase.RETRAINING, active_colour="blue", active_version="1")
+    job_id = state.rollout.job_id
+
+    def world(seconds: float, status: JobStatus, message: str) -> World:
+        return World(
+            now=START + timedelta(seconds=seconds),
+            champion_version="1",
+            routed="blue",
+            colours=_serving(blue="1"),
+            job=JobObservation(job_id, status, message=message),
+            running_jobs=(job_id,),
+        )
+
+    return state, job_id, world
+
+
+def _run(spec: RolloutSpec, state: RolloutState, *worlds: World) -> Decision:
+    """Decide round after round, each from the state the last one stored."""
+    decision = None
+    for world in worlds:
+        decision = decide(spec, Observed(state, world))
+        state = decision.state
+    assert decision is not None
+    return decision
+
+
+def test_a_cold_start_is_bounded_by_the_start_timeout_not_the_schedule_timeout() -> None:
+    spec = RolloutSpec(model_name="m")
+    state, job_id, world = _starting_job()
+    pulling = "Ray cluster rt-1 starting: HeadPodReady: ContainerCreating"
+    # Minutes of node scale-up and image pulls: well past the 60 s schedule timeout, still fine.
+    d = _run(spec, state, *(world(s, JobStatus.STARTING, pulling) for s in (30, 300, 590)))
+    assert d.state.phase is Phase.RETRAINING
+    assert d.reason == f"job {job_id} starting for 590s: {pulling}"
+    assert d.actions == ()
+    d = decide(spec, Observed(d.state, world(601, JobStatus.STARTING, pulling)))
+    assert d.state.phase is Phase.FAILED
+    assert d.reason == (
+        f"job {job_id} did not start: its Ray cluster was not up and the job not submitted "
+        "after 601s, over the 600s start timeout (retraining.startTimeoutSeconds): "
+        f"{pulling}; stopping it"
+    )
+    assert [(t.phase_from, t.phase_to, t.reason) for t in d.transitions] == [
+        (Phase.RETRAINING, Phase.FAILED, d.reason)
+    ]
+    assert d.actions == (StopRetraining(job_id, "not the current rollout's job"),)
+
+
+def test_the_start_timeout_is_its_own_setting() -> None:
+    spec = RolloutSpec.model_validate(
+        {"modelName": "m", "retraining": {"startTimeoutSeconds": 120}}
+    )
+    state, _, world = _starting_job()
+    d = _run(spec, state, world(100, JobStatus.STARTING, ""), world(121, JobStatus.STARTING, ""))
+    assert d.state.phase is Phase.FAILED
+    assert "over the 120s start timeout (retraining.startTimeoutSeconds): no message" in d.reason
+
+
+def test_after_a_cold_start_the_schedule_timeout_counts_from_submission() -> None:
+    spec = RolloutSpec(model_name="m")
+    state, job_id, world = _starting_job()
+    waiting = "Job has not started yet; waiting for 0.5 CPU"
+    starting = [world(s, JobStatus.STARTING, "Ray cluster starting") for s in (100, 400)]
+    # Last seen starting at 400 s: submitted after that, so pending is counted from there.
+    d = _run(spec, state, *starting, world(415, JobStatus.PENDING, waiting))
+    assert d.state.phase is Phase.RETRAINING
+    assert d.reason == f"job {job_id} pending for 415s"
+    d = _run(spec, d.state, world(445, JobStatus.PENDING, waiting))
+    assert d.state.phase is Phase.RETRAINING
+    d = _run(spec, d.state, world(461, JobStatus.PENDING, waiting))
+    assert d.state.phase is Phase.FAILED
+    assert d.reason == (
+        f"job {job_id} could not be scheduled: pending 61s after submission, over the 60s "
+        f"schedule timeout (retraining.scheduleTimeoutSeconds): {waiting}; stopping it"
+    )
+    assert d.actions == (StopRetraining(job_id, "not the current rollout's job"),)
+
+
+def test_a_retry_starts_its_cold_start_afresh() -> None:
+    spec = RolloutSpec(model_name="m")
+    state, _, world = _starting_job()
+    d = _run(spec, state, world(300, JobStatus.STARTING, ""), world(900, JobStatus.FAILED, "x"))
+    assert d.state.phase is Phase.RETRAINING
+    assert d.state.rollout is not None
+    assert d.state.rollout.attempt == 2
+    assert d.state.rollout.job_starting_seen_at is None
+    # The retry's job pending 61 s after the retry began: the first attempt's start is forgotten.
+    second = d.state.rollout.job_id
+    late = replace(
+        world(961, JobStatus.PENDING, ""),
+        job=JobObservation(second, JobStatus.PENDING),
+        running_jobs=(second,),
+    )
+    assert decide(spec, Observed(d.state, late)).state.phase is Phase.FAILED
 
 
 def test_operator_promote_runs_the_gates_and_rollback_needs_history() -> None:

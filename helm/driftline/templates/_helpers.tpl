@@ -290,9 +290,13 @@ serving.kserve.io/autoscalerClass: external
 {{/*
 The predictor of one colour's InferenceService: pass (dict "root" $ "colour" "blue"|"green"). With
 "colour" "" it is the colour-neutral template the ModelDeployment carries
-(`spec.serving.template.spec.predictor`): no colour label, no DRIFTLINE_MODEL_VERSION,
+(`spec.serving.template.spec.predictor`): no colour label, no version annotation, no
 DRIFTLINE_COLOUR or DRIFTLINE_SERVE_SHADOW_URL. A colour the controller creates is that template
 with those filled in, last in the env as here (operators/kube/manifests.py `inference_service`).
+The version is the predictor's annotation `driftline.io/model-version`, read by the container
+through the downward API: the controller patches that one map key, which Argo CD's
+RespectIgnoreDifferences can leave alone while it syncs the rest of the predictor (an ignored
+entry of the `containers` list would make it keep the whole list from the cluster).
 */}}
 {{- define "driftline.serving.predictor" -}}
 {{- $root := .root -}}
@@ -306,6 +310,10 @@ labels:
   {{- else }}
   {{- include "driftline.componentSelectorLabels" (dict "root" $root "component" "serving") | nindent 2 }}
   {{- end }}
+{{- if .colour }}
+annotations:
+  driftline.io/model-version: {{ include "driftline.serving.modelRef" . | quote }}
+{{- end }}
 serviceAccountName: {{ include "driftline.serving.serviceAccountName" $root }}
 automountServiceAccountToken: false
 {{- with (include "driftline.imagePullSecrets" $root) }}
@@ -325,9 +333,11 @@ containers:
       {{- include "driftline.serving.env" $root | nindent 6 }}
       - name: DRIFTLINE_SERVING_PORT
         value: {{ $root.Values.serving.port | quote }}
-      {{- if .colour }}
       - name: DRIFTLINE_MODEL_VERSION
-        value: {{ include "driftline.serving.modelRef" . | quote }}
+        valueFrom:
+          fieldRef:
+            fieldPath: metadata.annotations['driftline.io/model-version']
+      {{- if .colour }}
       - name: DRIFTLINE_COLOUR
         value: {{ .colour }}
       # Shadow mirroring (serving/mirror.py): the controller's route, read from the store,

@@ -12,6 +12,7 @@ from driftline.config import Settings
 from operators.kube.manifests import (
     LABEL_COLOUR,
     SERVICE_PORT_NAME,
+    VERSION_ANNOTATION,
     ColourServices,
     Target,
     colour_env,
@@ -20,7 +21,9 @@ from operators.kube.manifests import (
     isvc_version,
     isvc_version_patch,
     rayservice,
+    serve_config,
     service_port,
+    version_env,
 )
 from tests.operators.kube.cluster import Validator
 
@@ -98,8 +101,11 @@ def test_an_inference_service_it_creates_logs_to_the_store_and_mirrors() -> None
     # The store, the deadline and the mirror's key, as the chart's own predictors get them.
     for given in CHART_ENV:
         assert env[given["name"]] == given, given["name"]
-    # The per-colour values are the controller's.
-    assert env["DRIFTLINE_MODEL_VERSION"]["value"] == "3"
+    # The per-colour values are the controller's; the version is the predictor's annotation,
+    # which the container reads through the downward API.
+    assert predictor["annotations"] == {VERSION_ANNOTATION: "3"}
+    assert env["DRIFTLINE_MODEL_VERSION"] == version_env()
+    assert "value" not in env["DRIFTLINE_MODEL_VERSION"]
     assert env["DRIFTLINE_COLOUR"]["value"] == "blue"
     assert env["DRIFTLINE_SERVING_PORT"]["value"] == "8000"
     # It mirrors to the preview Service, on the port named `http` (80), not the pods' 8000.
@@ -117,14 +123,34 @@ def test_an_inference_service_it_creates_logs_to_the_store_and_mirrors() -> None
     assert {"name": "tmp", "emptyDir": {}} in predictor["volumes"]
 
 
-def test_a_version_patch_keeps_the_rest_of_the_env() -> None:
+def test_a_version_patch_sets_only_the_version_annotation() -> None:
+    # One map key: Argo CD ignores it and syncs the containers (image, probes) as the chart says.
     body = inference_service(_target(env=CHART_ENV), "green", "3", colour_services(PREVIEW, "ml"))
-    patch = isvc_version_patch(body, "4")
-    (container,) = patch["spec"]["predictor"]["containers"]
-    env = _env(container)
-    assert env["DRIFTLINE_MODEL_VERSION"]["value"] == "4"
+    assert isvc_version_patch(body, "4") == {
+        "spec": {"predictor": {"annotations": {VERSION_ANNOTATION: "4"}}}
+    }
+
+
+def test_a_version_patch_moves_an_older_objects_literal_version_to_the_annotation() -> None:
+    body = inference_service(_target(env=CHART_ENV), "green", "3", colour_services(PREVIEW, "ml"))
+    predictor = body["spec"]["predictor"]
+    del predictor["annotations"]
+    (container,) = predictor["containers"]
+    container["env"] = [
+        {"name": "DRIFTLINE_MODEL_VERSION", "value": "3"}
+        if e["name"] == "DRIFTLINE_MODEL_VERSION"
+        else e
+        for e in container["env"]
+    ]
+    assert isvc_version(body) == "3"
+    patch = isvc_version_patch(body, "4")["spec"]["predictor"]
+    assert patch["annotations"] == {VERSION_ANNOTATION: "4"}
+    (patched,) = patch["containers"]
+    env = _env(patched)
+    assert env["DRIFTLINE_MODEL_VERSION"] == version_env()
     assert env["DRIFTLINE_DATABASE_URL"] == CHART_ENV[1]
     assert "DRIFTLINE_SERVE_SHADOW_URL" in env
+    assert [e["name"] for e in patched["env"]] == [e["name"] for e in container["env"]]
 
 
 def test_without_a_preview_service_or_env_nothing_is_invented() -> None:
@@ -235,6 +261,26 @@ def test_a_rayservice_is_the_template_with_its_colour() -> None:
     assert "colour" not in TEMPLATE_RAY["spec"]["serveConfigV2"]
 
 
+def test_an_existing_colours_serve_config_is_rebuilt_from_the_template() -> None:
+    # The chart's serve app reaches the colour at its next deploy, whatever the live text says.
+    live = yaml.safe_dump(
+        {"applications": [{"name": "ensemble", "args": {"num_cpus": 9, "stale": True}}]}
+    )
+    rebuilt = serve_config(_target(appName="ensemble", template=TEMPLATE_RAY), "blue", "5", live)
+    (app,) = yaml.safe_load(rebuilt)["applications"]
+    assert app["import_path"] == "serving.app:build_app"
+    assert app["args"] == {
+        "model_name": "market-ensemble",
+        "num_cpus": 0.25,
+        "model_version": "5",
+        "colour": "blue",
+    }
+    # Without a template (a hand-written ModelDeployment) only the version is pinned.
+    pinned = serve_config(_target(appName="ensemble"), "blue", "5", live)
+    (app,) = yaml.safe_load(pinned)["applications"]
+    assert app["args"] == {"num_cpus": 9, "stale": True, "model_version": "5"}
+
+
 def test_an_inference_service_is_the_template_with_its_colour_and_version() -> None:
     predictor = {
         "labels": dict(RELEASE),
@@ -254,9 +300,10 @@ def test_an_inference_service_is_the_template_with_its_colour_and_version() -> N
     (container,) = built["containers"]
     assert container["env"] == [
         *CHART_ENV,
-        {"name": "DRIFTLINE_MODEL_VERSION", "value": "4"},
+        version_env(),
         {"name": "DRIFTLINE_COLOUR", "value": "blue"},
     ]
+    assert built["annotations"] == {VERSION_ANNOTATION: "4"}
     assert isvc_version(body) == "4"
 
 

@@ -12,6 +12,7 @@ from operators.actions import SubmitRetraining
 from operators.controller import Controller
 from operators.kube import manifests as m
 from operators.kube.api import INFERENCE_SERVICE, RAY_JOB, RAY_SERVICE, SERVICE
+from operators.observations import JobStatus
 from operators.observe import Observer
 from operators.runtimes.kubernetes import SHADOW_ANNOTATION, KubernetesRuntime
 from operators.spec import RolloutSpec
@@ -167,6 +168,107 @@ def test_stop_deletes_the_job_and_failed_jobs_are_not_running(kube: FakeKubeApi)
     assert (observed.status.value, observed.message) == ("failed", "OOMKilled")
     runtime.stop_retraining("abc-1")
     assert runtime.observe_job("abc-1").status.value == "absent"
+
+
+_HEAD_NOT_READY = {
+    "type": "HeadPodReady",
+    "status": "False",
+    "reason": "HeadPodNotReady",
+    "message": "containers with unready status: [ray-head]",
+    "lastTransitionTime": "2026-12-06T10:00:00Z",
+}
+_PROVISIONING = {
+    "type": "RayClusterProvisioned",
+    "status": "False",
+    "reason": "RayClusterPodsProvisioning",
+    "message": "",
+    "lastTransitionTime": "2026-12-06T10:00:00Z",
+}
+_PRE_RUNNING = "The RayJob has passed the preRunningDeadlineSeconds. PreRunningDeadlineSeconds: 660"
+
+
+@pytest.mark.parametrize(
+    ("status", "expected", "message"),
+    [
+        # Created, not yet reconciled: KubeRay has not set a deployment status.
+        (None, JobStatus.STARTING, "RayJob not yet picked up by the KubeRay operator"),
+        # Its RayCluster coming up (node scale-up, image pulls): the job is not submitted yet.
+        (
+            {
+                "jobDeploymentStatus": "Initializing",
+                "jobStatus": "",
+                "rayClusterName": "driftline-rt-abc-1-x7k2p",
+                "rayClusterStatus": {
+                    "conditions": [
+                        _PROVISIONING,
+                        _HEAD_NOT_READY,
+                    ],
+                    "desiredWorkerReplicas": 2,
+                },
+            },
+            JobStatus.STARTING,
+            "Ray cluster driftline-rt-abc-1-x7k2p starting: RayClusterProvisioned: "
+            "RayClusterPodsProvisioning; HeadPodReady: containers with unready status: "
+            "[ray-head]; 0 of 2 workers ready",
+        ),
+        (
+            {"jobDeploymentStatus": "Initializing"},
+            JobStatus.STARTING,
+            "Ray cluster not created yet starting",
+        ),
+        # Cluster ready, the submitter pod not through `ray job submit` yet.
+        (
+            {"jobDeploymentStatus": "Running", "jobStatus": ""},
+            JobStatus.STARTING,
+            "Ray cluster ready; the submitter has not submitted the job yet",
+        ),
+        # Submitted: from here Ray's own status, and the 60 s schedule bound.
+        (
+            {"jobDeploymentStatus": "Running", "jobStatus": "PENDING", "message": "waiting"},
+            JobStatus.PENDING,
+            "waiting",
+        ),
+        ({"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"}, JobStatus.RUNNING, ""),
+        # KubeRay's own deadline: its reason and message, whatever the Ray job's status.
+        (
+            {
+                "jobDeploymentStatus": "Failed",
+                "jobStatus": "",
+                "reason": "PreRunningDeadlineExceeded",
+                "message": _PRE_RUNNING,
+            },
+            JobStatus.FAILED,
+            f"PreRunningDeadlineExceeded: {_PRE_RUNNING}",
+        ),
+        (
+            {"jobDeploymentStatus": "ValidationFailed", "reason": "ValidationFailed"},
+            JobStatus.FAILED,
+            "ValidationFailed",
+        ),
+    ],
+)
+def test_kuberay_statuses_map_to_job_statuses(
+    kube: FakeKubeApi, status: dict[str, object] | None, expected: JobStatus, message: str
+) -> None:
+    runtime = _runtime(kube, FakeRegistry())
+    runtime.submit_retraining(SubmitRetraining("abc-1", "abc", "drift:r"))
+    (job,) = kube.of(RAY_JOB)
+    if status is not None:
+        job["status"] = status
+        kube.seed(job)
+    observed = runtime.observe_job("abc-1")
+    assert (observed.status, observed.message) == (expected, message)
+    assert runtime.running_jobs() == (() if expected.finished else ("abc-1",))
+
+
+def test_kuberays_deadlines_back_up_the_controllers_limits(kube: FakeKubeApi) -> None:
+    retraining = {"timeoutSeconds": 1800, "startTimeoutSeconds": 300}
+    runtime = _runtime(kube, FakeRegistry(), retraining=retraining)
+    runtime.submit_retraining(SubmitRetraining("abc-1", "abc", "drift:r"))
+    (job,) = kube.of(RAY_JOB)  # written through the validating API: KubeRay's schema has both
+    # A minute past the controller's own limits, so its audited verdict comes first.
+    assert job["spec"]["preRunningDeadlineSeconds"] == 360
+    assert job["spec"]["activeDeadlineSeconds"] == 1860
 
 
 def test_the_charts_training_cluster_is_used_verbatim(kube: FakeKubeApi) -> None:
