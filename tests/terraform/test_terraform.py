@@ -126,6 +126,9 @@ def test_cluster_module_has_eks_a_ray_pool_and_autoscaling() -> None:
     assert "k8s.io/cluster-autoscaler/enabled" in ray["tags"]
     assert ray["taints"]["ray"]["effect"] == "NO_SCHEDULE"
     assert modules["cluster_autoscaler_irsa"]["attach_cluster_autoscaler_policy"] is True
+    # The chart renders NetworkPolicies by default; the VPC CNI enforces them only when asked.
+    vpc_cni = modules["eks"]["cluster_addons"]["vpc-cni"]
+    assert "enableNetworkPolicy" in str(vpc_cni["configuration_values"])
 
 
 def test_platform_module_installs_every_release() -> None:

@@ -49,9 +49,13 @@ module "eks" {
   create_kms_key = true
 
   cluster_addons = {
-    coredns                = {}
-    kube-proxy             = {}
-    vpc-cni                = { before_compute = true }
+    coredns    = {}
+    kube-proxy = {}
+    vpc-cni = {
+      before_compute = true
+      # The VPC CNI enforces NetworkPolicies (the chart renders them by default) only when asked.
+      configuration_values = jsonencode({ enableNetworkPolicy = "true" })
+    }
     eks-pod-identity-agent = {}
     # The Resource Metrics API the chart's CPU HorizontalPodAutoscalers read.
     metrics-server = {}
