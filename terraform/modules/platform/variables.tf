@@ -33,7 +33,7 @@ variable "chart_versions" {
   })
   default = {
     cluster_autoscaler    = "9.46.6"
-    kuberay_operator      = "1.4.2"
+    kuberay_operator      = "1.7.0"
     kserve                = "v0.15.0"
     kube_prometheus_stack = "72.9.1"
     argo_cd               = "8.0.17"
