@@ -148,6 +148,11 @@ class LocalRayCluster:
         self._wait_until_ready()
         return self
 
+    @property
+    def running(self) -> bool:
+        """Whether this object's head process is alive."""
+        return self._process is not None and self._process.poll() is None
+
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop the head and every worker it started."""
         process, self._process = self._process, None

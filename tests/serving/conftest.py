@@ -112,9 +112,13 @@ def served(
     )
     control.deploy("1")
     key = client_key(serving_settings)
-    yield Served(serving_settings, control, store, f"http://127.0.0.1:{port}", bundles, key)
-    control.shutdown()
-    store.close()
+    try:
+        yield Served(serving_settings, control, store, f"http://127.0.0.1:{port}", bundles, key)
+    finally:
+        # The e2e modules, last, stop the shared head before this ends: its apps went with it.
+        if ray_cluster.running:
+            control.shutdown()
+        store.close()
 
 
 @pytest.fixture(scope="session")

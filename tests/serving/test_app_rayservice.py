@@ -4,6 +4,7 @@ the HTTP shadow mirror between two of them."""
 from __future__ import annotations
 
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -116,7 +117,8 @@ def test_each_colours_ingress_mirrors_to_the_other_over_http(served: Served) -> 
     controller's stored route says who mirrors. The shadow's answers are stored by the sender
     under the live request's id; the receiver stores nothing of them."""
     keys = KeyStore.from_settings(served.settings)
-    mirror_key = issue_key(keys, "shadow-mirror", frozenset({Scope.PREDICT})).key
+    name = f"shadow-mirror-{uuid.uuid4().hex[:8]}"  # the session's database holds others
+    mirror_key = issue_key(keys, name, frozenset({Scope.PREDICT})).key
     keys.close()
     shared = {"DRIFTLINE_SERVE_SHADOW_KEY": mirror_key, "DRIFTLINE_SERVE_SHADOW_POLL_S": "0.2"}
     base = served.base_url

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -151,8 +152,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iter
     store = Store.from_settings(settings)
     store.upgrade()
     keys = KeyStore.from_settings(settings)
-    client = issue_key(keys, "tests-client", frozenset({Scope.PREDICT, Scope.READ})).key
-    mirror = issue_key(keys, "shadow-mirror", frozenset({Scope.PREDICT})).key
+    # Named apart: the session's database holds other modules' keys too.
+    suffix = uuid.uuid4().hex[:8]
+    client = issue_key(keys, f"tests-client-{suffix}", frozenset({Scope.PREDICT, Scope.READ})).key
+    mirror = issue_key(keys, f"shadow-mirror-{suffix}", frozenset({Scope.PREDICT})).key
     keys.close()
     started: list[Predictor] = []
 
