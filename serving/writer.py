@@ -82,6 +82,10 @@ class PredictionWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._spilling: asyncio.Task[None] | None = None
+        # Records at the buffer's front being written now, and those a spill left in memory
+        # because they are older than everything it spooled: a spill never takes either.
+        self._inflight = 0
+        self._held = 0
         self._closing = False
         self._degraded = False
         self._dropped = 0
@@ -100,6 +104,7 @@ class PredictionWriter:
         while self._rows > limit and len(self._buffer) > 1:
             self._rows -= self._buffer.popleft().n_rows
             self._dropped += 1
+            self._held = max(0, self._held - 1)
         if self._rows > self._max_rows and self._spool is not None and self._spilling is None:
             # Spill while the drain task may be stuck in a write to a dead store.
             self._spilling = asyncio.get_running_loop().create_task(self._spill())
@@ -156,10 +161,12 @@ class PredictionWriter:
                     return
                 await self._sleep(self._interval_s)
                 continue
+            self._inflight = 0 if spooled else len(batch)
             try:
                 with write_span(batch):
                     await asyncio.to_thread(self._write, batch)
             except Exception as error:
+                self._inflight = 0
                 self._set_degraded(str(error).splitlines()[0] if str(error) else repr(error))
                 if self._closing and backoff >= self._max_backoff_s:
                     log.error("prediction writer: store unavailable during shutdown: %s", error)
@@ -167,6 +174,7 @@ class PredictionWriter:
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
                 continue
+            self._inflight = 0
             backoff = self._interval_s
             if spooled:
                 assert self._spool is not None
@@ -188,6 +196,8 @@ class PredictionWriter:
             # Records on their way to the spool are older than any left in memory: writing
             # memory first would put newer records in the table before them.
             await asyncio.wait({spilling})
+        if self._held:
+            return [], 0, self._next_batch(self._held)
         if self._spool is not None and len(self._spool):
             spooled, position = await asyncio.to_thread(self._spool.peek, self._batch_size)
             return spooled, position, spooled
@@ -217,26 +227,37 @@ class PredictionWriter:
     async def _spill(self) -> None:
         assert self._spool is not None
         try:
-            while self._rows > self._max_rows and len(self._buffer) > 1:
-                spill: list[PredictionRecord] = []
-                while self._rows > self._max_rows and len(self._buffer) > 1:
-                    record = self._buffer.popleft()
-                    self._rows -= record.n_rows
-                    spill.append(record)
+            while spill := self._take_spill():
                 written = await asyncio.to_thread(self._spool.append, spill)
                 self._dropped += len(spill) - written
                 self._on_change(self.status())
         finally:
             self._spilling = None
 
+    def _take_spill(self) -> list[PredictionRecord]:
+        """The oldest records past the bound, off the buffer, but for those being written or
+        held: a record spilled while its write succeeds would be written twice."""
+        keep = min(max(self._inflight, self._held), len(self._buffer))
+        kept = [self._buffer.popleft() for _ in range(keep)]
+        spill: list[PredictionRecord] = []
+        while self._rows > self._max_rows and len(self._buffer) > 1:
+            record = self._buffer.popleft()
+            self._rows -= record.n_rows
+            spill.append(record)
+        self._buffer.extendleft(reversed(kept))
+        if spill:
+            # What stayed is older than what the spool now holds: it is written first.
+            self._held = keep
+        return spill
+
     def _spool_pending(self) -> bool:
         return self._spool is not None and len(self._spool) > 0
 
-    def _next_batch(self) -> list[PredictionRecord]:
+    def _next_batch(self, limit: int | None = None) -> list[PredictionRecord]:
         batch: list[PredictionRecord] = []
         rows = 0
         for record in self._buffer:
-            if batch and rows + record.n_rows > self._batch_size:
+            if batch and (rows + record.n_rows > self._batch_size or len(batch) == limit):
                 break
             batch.append(record)
             rows += record.n_rows
@@ -249,6 +270,7 @@ class PredictionWriter:
         while self._buffer and id(self._buffer[0]) in written:
             self._rows -= self._buffer.popleft().n_rows
             self._written += 1
+            self._held = max(0, self._held - 1)
         self._on_change(self.status())
 
     def _set_degraded(self, error: str | None) -> None:

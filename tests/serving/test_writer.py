@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -209,6 +210,62 @@ async def test_a_full_buffer_spills_to_the_spool_and_drains_in_order(tmp_path: P
     await writer.close()
     assert sink.written == ids
     assert not spool.path.exists()
+
+
+class GatedStore:
+    """Holds each write until the test lets it through, then writes it or fails it."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.fail = False
+        self.written: list[str] = []
+
+    def record_predictions(self, records: Sequence[PredictionRecord]) -> int:
+        self.entered.set()
+        self.release.wait(10)
+        if self.fail:
+            raise sa.exc.OperationalError("INSERT", {}, Exception("connection refused"))
+        self.written.extend(r.request_id for r in records)
+        return len(records)
+
+
+@pytest.mark.parametrize("write_fails", [False, True])
+async def test_a_spill_during_a_write_writes_each_record_once_in_order(
+    tmp_path: Path, write_fails: bool
+) -> None:
+    # The bound is passed while a batch from memory is being written: a spill then must not
+    # take that batch (written, then spooled and written again), and what it leaves in memory
+    # goes before the spool.
+    sink = GatedStore()
+    sink.fail = write_fails
+    writer = PredictionWriter(
+        sink,
+        batch_size=5,
+        interval_s=0.01,
+        max_buffer=10,
+        max_backoff_s=0.05,
+        spool=Spool(tmp_path / "spool", max_bytes=1 << 20),
+    )
+    writer.start()
+    ids: list[str] = []
+
+    async def submit(n: int) -> None:
+        for _ in range(n):
+            item = record()
+            ids.append(item.request_id)
+            writer.submit(item)
+            await asyncio.sleep(0.001)  # requests arrive apart: the spill keeps up
+
+    await submit(5)
+    await wait_for(sink.entered.is_set)  # the first five are being written
+    await submit(30)
+    await wait_for(lambda: writer.status().spooled > 0)
+    sink.fail = False
+    sink.release.set()
+    await wait_for(lambda: writer.status().backlog == 0 and writer.status().spooled == 0)
+    await writer.close()
+    assert sink.written == ids
 
 
 async def test_a_full_spool_drops_the_oldest_and_counts(tmp_path: Path) -> None:
