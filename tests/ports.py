@@ -1,9 +1,11 @@
-"""Ports for servers the tests start the way users do."""
+"""Ports for servers the tests start the way users do, and who listens on them."""
 
 from __future__ import annotations
 
 import random
 import socket
+
+import psutil
 
 
 def user_port() -> int:
@@ -17,3 +19,12 @@ def user_port() -> int:
                 continue
             return port
     raise AssertionError("no free port in 20000-32000")
+
+
+def listener(port: int) -> psutil.Process:
+    """The process listening on 127.0.0.1:`port`."""
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
+            assert connection.pid is not None
+            return psutil.Process(connection.pid)
+    raise AssertionError(f"nothing listens on {port}")

@@ -42,7 +42,7 @@ from driftline.store.engine import normalise_url
 from driftline.store.keys import KeyStore
 from tests.conftest import stop_shared_head
 from tests.e2e.faults import LOADER
-from tests.ports import user_port
+from tests.ports import listener, user_port
 
 T = TypeVar("T")
 Index = Literal["sp500", "nasdaq"]
@@ -318,7 +318,7 @@ def assert_served_as_up(platform: Platform) -> None:
     assert platform.base_url == front, f"the ingress left the printed address for {front}"
     port = int(platform.base_url.rsplit(":", 1)[1])
     assert port != control.details()["http_options"]["port"], "tests call Serve's proxy"
-    replica = _listener(port)
+    replica = listener(port)
     assert f"ServeReplica:{INGRESS_APP}:{INGRESS_DEPLOYMENT}" in " ".join(replica.cmdline())
     wanted = ray_env(platform.settings)
     environ = replica.environ()
@@ -328,15 +328,6 @@ def assert_served_as_up(platform: Platform) -> None:
     assert replica.nice() == psutil.Process().nice()
     ready = httpx.get(f"{platform.base_url}/v2/health/ready", timeout=30)
     assert ready.status_code == 200
-
-
-def _listener(port: int) -> psutil.Process:
-    """The process listening on 127.0.0.1:`port`."""
-    for connection in psutil.net_connections(kind="tcp"):
-        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
-            assert connection.pid is not None
-            return psutil.Process(connection.pid)
-    raise AssertionError(f"nothing listens on {port}")
 
 
 # --- running things ---------------------------------------------------------------------------

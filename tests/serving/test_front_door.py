@@ -23,7 +23,7 @@ from driftline.config import Settings
 from driftline.contracts import INGRESS_APP, INGRESS_DEPLOYMENT
 from driftline.raycluster import LocalRayCluster
 from serving.control import ServingControl, ray_env
-from tests.ports import user_port
+from tests.ports import listener, user_port
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -61,15 +61,6 @@ def test_the_head_runs_no_log_monitor(cluster: LocalRayCluster) -> None:
     assert not [c for c in commands if "log_monitor" in c]
 
 
-def _listener(port: int) -> psutil.Process:
-    """The process listening on 127.0.0.1:`port`."""
-    for connection in psutil.net_connections(kind="tcp"):
-        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port:
-            assert connection.pid is not None
-            return psutil.Process(connection.pid)
-    raise AssertionError(f"nothing listens on {port}")
-
-
 def _infer(url: str, headers: dict[str, str]) -> httpx.Response:
     body = {"inputs": [{"name": "features", "shape": [1, 45], "datatype": "FP64"}]}
     body["inputs"][0]["data"] = [[0.1] * 45]
@@ -88,7 +79,7 @@ def test_the_printed_url_is_the_ingress_replica_and_survives_a_blue_green_switch
     with driftline_serve("1", env, tmp_path / "serve.log") as url:
         # The default address, bound by the ingress replica itself, not by Serve's proxy.
         assert url == f"http://127.0.0.1:{settings.serving.port}"
-        process = " ".join(_listener(settings.serving.port).cmdline())
+        process = " ".join(listener(settings.serving.port).cmdline())
         assert f"ServeReplica:{INGRESS_APP}:{INGRESS_DEPLOYMENT}" in process, process
         ready = httpx.get(f"{url}/v2/health/ready", timeout=30)
         assert ready.status_code == 200
@@ -105,7 +96,7 @@ def test_the_printed_url_is_the_ingress_replica_and_survives_a_blue_green_switch
         )
         proxy_port = control.details()["http_options"]["port"]
         assert proxy_port != settings.serving.port
-        assert "ProxyActor" in " ".join(_listener(proxy_port).cmdline())
+        assert "ProxyActor" in " ".join(listener(proxy_port).cmdline())
         ingress = control.details()["applications"][INGRESS_APP]["deployments"][INGRESS_DEPLOYMENT]
         assert ingress["deployment_config"]["autoscaling_config"]["max_replicas"] == 1
 
