@@ -316,8 +316,9 @@ def test_every_flat_variable_is_read_and_nothing_else():
     }
 
 
-# Resources (CPU reservations, replicas, pools, concurrency limits): their rows only check where
-# the variable lands, so no test ever gives one a value users do not run with.
+# Resources (CPU reservations, replicas, pools, concurrency and connection limits, memory and
+# disk bounds): their rows only check where the variable lands, so no test ever gives one a
+# value users do not run with.
 RESOURCE_VARIABLES = {
     "DRIFTLINE_RAY_NUM_CPUS",
     "DRIFTLINE_TRAIN_TRIAL_CPUS",
@@ -331,6 +332,11 @@ RESOURCE_VARIABLES = {
     "DRIFTLINE_SERVE_MAX_QUEUED_REQUESTS",
     "DRIFTLINE_SERVE_TARGET_ONGOING_REQUESTS",
     "DRIFTLINE_SERVE_MEMBER_TARGET_BUSY",
+    "DRIFTLINE_SERVE_WRITE_BUFFER",
+    "DRIFTLINE_SERVE_WRITE_SPOOL_BYTES",
+    "DRIFTLINE_STREAM_CLIENT_QUEUE",
+    "DRIFTLINE_WS_MAX_CONNECTIONS",
+    "DRIFTLINE_WS_MAX_PER_PRINCIPAL",
 }
 VALUE_FIELDS = [f for f in FLAT_FIELDS if f[1] not in RESOURCE_VARIABLES]
 RESOURCE_FIELDS = [f for f in FLAT_FIELDS if f[1] in RESOURCE_VARIABLES]
